@@ -1,0 +1,27 @@
+"""robatch_opt: joint routing and batch prompting of LLM queries under a money budget.
+
+One front door (:func:`solve`), one solver-independent grader (:func:`evaluate`), backends
+registered by name (``greedy``, ``cpsat``, ``milp``).
+"""
+
+from __future__ import annotations
+
+from .errors import (AssignmentError, FormatError, InfeasibleBudgetError, InstanceError, RobatchError,
+                     SolverError, SolverUnavailableError, UnknownMethodError)
+from .evaluate import Call, CallTable, CostBreakdown, Evaluation, evaluate
+from .instance import Instance, Model, Task
+from .options import OptionTable, compile_options
+from .plan import Plan, Status
+from .solve import budget_from_fraction, reference_costs, solve
+from .solvers import available_methods, register_backend, registered_methods
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model", "Task", "Instance", "OptionTable", "compile_options",
+    "evaluate", "Evaluation", "Call", "CallTable", "CostBreakdown",
+    "solve", "Plan", "Status", "budget_from_fraction", "reference_costs",
+    "available_methods", "registered_methods", "register_backend",
+    "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",
+    "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
+]

@@ -1,0 +1,245 @@
+"""The one solver-independent grader of plans: exact cost, utility, concrete calls."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from .errors import AssignmentError
+from .instance import Instance
+from .options import compile_options
+
+__all__ = ["Call", "CallTable", "CostBreakdown", "Evaluation", "evaluate", "validate_assignment",
+           "pack_calls"]
+
+
+class Call(NamedTuple):
+    """One LLM call: ``len(query_ids) <= batch_size`` queries of one task on one model."""
+
+    task: int
+    model: int
+    batch_size: int
+    query_ids: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class CallTable:
+    """All calls of a plan, stored as arrays (compact for millions of queries).
+
+    Attributes
+    ----------
+    task, model, batch_size : ndarray, shape (m,)
+        Task, model and nominal batch size of each call.
+    offsets : ndarray, shape (m + 1,)
+        Call ``c`` holds ``query_ids[offsets[c]:offsets[c + 1]]``.
+    query_ids : ndarray, shape (n,)
+        Query indices, grouped by call.
+
+    Iterating yields :class:`Call` tuples.
+    """
+
+    task: np.ndarray
+    model: np.ndarray
+    batch_size: np.ndarray
+    offsets: np.ndarray
+    query_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.task.shape[0])
+
+    def __getitem__(self, c: int) -> Call:
+        if not -len(self) <= c < len(self):
+            raise IndexError(f"call {c} out of range for {len(self)} calls")
+        c %= len(self)
+        return Call(int(self.task[c]), int(self.model[c]), int(self.batch_size[c]),
+                    self.query_ids[self.offsets[c]:self.offsets[c + 1]])
+
+    def __iter__(self) -> Iterator[Call]:
+        for c in range(len(self)):
+            yield self[c]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of queries in each call, shape (m,)."""
+        return np.diff(self.offsets)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """Exact cost split by what is paid for, all in USD."""
+
+    system_usd: float
+    input_usd: float
+    output_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return self.system_usd + self.input_usd + self.output_usd
+
+
+def validate_assignment(inst: Instance, option) -> np.ndarray:
+    """Check an option-per-query array; return it as a read-only int64 array.
+
+    Raises
+    ------
+    AssignmentError
+        Wrong shape, a non-integer or out-of-range option, or an option that is not
+        admissible for its query (the message names the query).
+    """
+    arr = np.asarray(option)
+    n, J = inst.n_queries, inst.n_options
+    if arr.shape != (n,):
+        raise AssignmentError("option", f"must have shape ({n},), got {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        f = np.asarray(arr, dtype=np.float64)
+        bad = ~np.isfinite(f) | (f != np.round(f))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AssignmentError(f"option[{i}]", f"must be an integer option index, got {arr[i]!r}")
+    arr = np.array(arr, dtype=np.int64, copy=True)
+    bad = (arr < 0) | (arr >= J)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise AssignmentError(f"option[{i}]", f"option {int(arr[i])} is out of range for {J} options")
+    ok = inst.admissible[np.arange(n), arr]
+    if not ok.all():
+        i = int(np.argmin(ok))
+        k, b = inst.options[arr[i]]
+        raise AssignmentError(f"option[{i}]", f"option {int(arr[i])} = ({inst.models[k].name}, b={b}) "
+                                              f"does not fit query {i} in the context window")
+    arr.flags.writeable = False
+    return arr
+
+
+def pack_calls(inst: Instance, option: np.ndarray) -> CallTable:
+    """Pack each group's queries into calls: full calls first, then one partial call.
+
+    Queries inside a group keep ascending index order; groups are ordered by
+    ``(task, option)``. O(n log n) for the stable sort.
+    """
+    J = inst.n_options
+    group = inst.query_task * J + option
+    order = np.argsort(group, kind="stable")
+    g_sorted = group[order]
+    n = order.shape[0]
+    if n == 0:
+        e = np.zeros(0, np.int64)
+        return CallTable(e, e, e, np.zeros(1, np.int64), e)
+    # Position of each query inside its group.
+    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+    group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.arange(n) - group_start
+    b = inst.option_batch[g_sorted % J]
+    new_call = rank % b == 0
+    call_start = np.flatnonzero(new_call)
+    g_call = g_sorted[call_start]
+    j_call = g_call % J
+    return CallTable(
+        task=g_call // J,
+        model=inst.option_model[j_call].copy(),
+        batch_size=inst.option_batch[j_call].copy(),
+        offsets=np.r_[call_start, n].astype(np.int64),
+        query_ids=order.astype(np.int64),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """What :func:`evaluate` measured of one assignment.
+
+    Attributes
+    ----------
+    option : ndarray, shape (n,)
+        The graded assignment.
+    cost_usd : float
+        Exact cost: ``ceil(n_g / b)`` calls per group.
+    utility, mean_utility : float
+        ``sum_i u[i, j(i)]`` (nominal batch size, also for partial calls) and its mean.
+    n_calls : int
+    breakdown : CostBreakdown
+    amortized_cost_usd : float
+        ``sum_i c[i, j(i)]``; ``cost_usd - amortized_cost_usd`` is the price of partial calls.
+    group_counts : ndarray, shape (T * J,)
+        Queries per group ``g = t * J + j``.
+    """
+
+    option: np.ndarray
+    cost_usd: float
+    utility: float
+    mean_utility: float
+    n_calls: int
+    breakdown: CostBreakdown
+    amortized_cost_usd: float
+    group_counts: np.ndarray
+    _inst: Instance
+
+    @functools.cached_property
+    def calls(self) -> CallTable:
+        """Concrete calls (computed on first access)."""
+        return pack_calls(self._inst, self.option)
+
+    def model_usage(self) -> np.ndarray:
+        """Queries served by each model, shape (K,)."""
+        return np.bincount(self._inst.option_model[self.option], minlength=self._inst.n_models)
+
+
+def evaluate(inst: Instance, option) -> Evaluation:
+    """Grade an assignment exactly, independently of any solver.
+
+    Parameters
+    ----------
+    inst : Instance
+    option : array_like of int, shape (n,)
+        Option index (into ``inst.options``) of every query.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    AssignmentError
+        If the assignment is malformed or uses an inadmissible option.
+
+    Notes
+    -----
+    O(n) apart from call packing, which is done lazily on ``Evaluation.calls``.
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2))],
+    ...                    tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
+    ...                    input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
+    ...                    utility=[[0.9, 0.8]] * 3)
+    >>> ev = ro.evaluate(inst, [1, 1, 1])      # two calls of batch size 2: one full, one partial
+    >>> ev.n_calls, round(ev.cost_usd, 6), round(ev.utility, 6)
+    (2, 0.00236, 2.4)
+    """
+    opt = validate_assignment(inst, option)
+    table = compile_options(inst)
+    J, T = inst.n_options, inst.n_tasks
+    n = inst.n_queries
+    counts = np.bincount(inst.query_task * J + opt, minlength=T * J)
+    calls = -(-counts // table.group_batch)                      # ceil for non-negative ints
+    system_usd = float(np.dot(calls, table.group_fixed_cost))
+    k = inst.option_model[opt]
+    input_usd = float(np.dot(inst.input_tokens, inst.price_in[k]) / 1e6)
+    output_usd = float(np.dot(inst.output_tokens[np.arange(n), k], inst.price_out[k]) / 1e6)
+    utility = float(table.utility[np.arange(n), opt].sum())
+    amortized = float(table.cost[np.arange(n), opt].sum())
+    counts.flags.writeable = False
+    return Evaluation(
+        option=opt,
+        cost_usd=system_usd + input_usd + output_usd,
+        utility=utility,
+        mean_utility=utility / n if n else 0.0,
+        n_calls=int(calls.sum()),
+        breakdown=CostBreakdown(system_usd, input_usd, output_usd),
+        amortized_cost_usd=amortized,
+        group_counts=counts,
+        _inst=inst,
+    )

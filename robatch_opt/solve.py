@@ -1,0 +1,240 @@
+"""The front door: :func:`solve` validates, dispatches to a backend, grades with ``evaluate``."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import InfeasibleBudgetError, InstanceError, SolverError
+from .evaluate import evaluate
+from .instance import Instance
+from .options import compile_options
+from .plan import Plan, Status
+from .solvers import AUTO, get_backend, registered_methods
+from .solvers.base import Problem, SolverResult
+from .errors import UnknownMethodError
+
+__all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_CELLS"]
+
+#: ``method="auto"`` runs CP-SAT when ``n * J`` is at most this, the greedy otherwise.
+#: Chosen by measurement (see benchmarks/RESULTS.md and the exact-solver benchmark).
+AUTO_EXACT_MAX_CELLS = 4_000
+
+#: Relative tolerance for "the plan meets its bound" (status OPTIMAL without an exact engine).
+OPTIMAL_RTOL = 1e-9
+
+
+def reference_costs(inst: Instance) -> tuple[float, float]:
+    """Exact costs of two reference plans, in USD.
+
+    Returns
+    -------
+    cheapest_usd : float
+        Every query on its cheapest amortized option.
+    max_utility_usd : float
+        Every query on its most useful option (ties: cheaper).
+    """
+    table = compile_options(inst)
+    return (evaluate(inst, table.cheapest_option).cost_usd,
+            evaluate(inst, table.most_useful_option).cost_usd)
+
+
+def budget_from_fraction(inst: Instance, fraction: float) -> float:
+    """``cheapest + fraction * (max_utility - cheapest)`` with the costs of :func:`reference_costs`.
+
+    ``fraction = 0`` affords the cheapest plan; ``fraction = 1`` affords the most useful one.
+    """
+    f = float(fraction)
+    if not math.isfinite(f) or f < 0:
+        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fraction!r}")
+    lo, hi = reference_costs(inst)
+    return lo + f * max(hi - lo, 0.0)
+
+
+def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
+    if max_queries_per_model is None:
+        return None
+    K = inst.n_models
+    cap = np.full(K, inst.n_queries, dtype=np.int64)
+    if isinstance(max_queries_per_model, Mapping):
+        items = [(inst.model_index(name), v) for name, v in max_queries_per_model.items()]
+    else:
+        vals = list(max_queries_per_model)
+        if len(vals) != K:
+            raise InstanceError("max_queries_per_model", f"must have one entry per model ({K}), got {len(vals)}")
+        items = list(enumerate(vals))
+    for k, v in items:
+        if v is None:
+            continue
+        if isinstance(v, bool) or not float(v).is_integer() or v < 0:
+            raise InstanceError(f"max_queries_per_model[{inst.models[k].name!r}]",
+                                f"must be an integer >= 0 or None, got {v!r}")
+        cap[k] = min(int(v), inst.n_queries)
+    if cap.sum() < inst.n_queries:
+        raise InfeasibleBudgetError(
+            f"`max_queries_per_model`: capacities sum to {int(cap.sum())} < {inst.n_queries} queries",
+            budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
+    return cap
+
+
+def solve(instance: Instance, budget: float | None = None, *, method: str = "auto",
+          min_mean_utility: float | None = None,
+          max_queries_per_model: Sequence[int | None] | Mapping[str, int | None] | None = None,
+          time_limit_s: float = 60.0, seed: int = 0, **options: Any) -> Plan:
+    """Plan a workload: pick a model and a batch size for every query.
+
+    Parameters
+    ----------
+    instance : Instance
+    budget : float, optional
+        Budget form (RwB): maximise total utility with exact cost <= ``budget`` USD.
+    method : {"auto", "greedy", "cpsat", "milp"} or a registered name
+        ``"auto"`` proves optimality with CP-SAT on small instances
+        (``n * J <= AUTO_EXACT_MAX_CELLS``) and runs the greedy otherwise.
+    min_mean_utility : float, optional
+        Quality form: minimise exact cost subject to mean utility >= this.
+        Exactly one of ``budget`` and ``min_mean_utility`` must be given.
+    max_queries_per_model : sequence (one per model) or mapping of name to int, optional
+        Per-model capacity; ``None`` entries are unlimited.
+    time_limit_s : float
+        Limit for exact engines (seconds). A time-limited answer is FEASIBLE, never OPTIMAL.
+    seed : int
+        Seed for engines that use randomness; the same input and seed give the same plan.
+    **options
+        Backend-specific settings, e.g. ``solver="highs"`` for ``method="milp"``.
+
+    Returns
+    -------
+    Plan
+        Graded by :func:`robatch_opt.evaluate`, with a proven bound and the gap to it.
+
+    Raises
+    ------
+    UnknownMethodError, SolverUnavailableError
+        Before any work, for a method that is not registered or not installed.
+    InfeasibleBudgetError
+        No plan within the budget (or reaching the target); carries the cheapest cost found.
+    InstanceError
+        Bad budget, target or capacity.
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> inst = ro.workloads.synthetic(n=200, family="uncorrelated", seed=1)
+    >>> plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.5), method="greedy")
+    >>> plan.cost_usd <= plan.budget_usd and plan.utility <= plan.upper_bound
+    True
+    """
+    t0 = time.perf_counter()
+    if not isinstance(method, str):
+        raise UnknownMethodError(f"`method`: must be a string; valid: {', '.join(registered_methods())}")
+    if method == AUTO:
+        # Resolved before any work too: small instances go to an exact engine.
+        cells = instance.n_queries * instance.n_options
+        chosen = "cpsat" if cells <= AUTO_EXACT_MAX_CELLS else "greedy"
+        try:
+            backend = get_backend(chosen)
+        except Exception:
+            chosen, backend = "greedy", get_backend("greedy")
+    else:
+        chosen, backend = method, get_backend(method)
+    if not isinstance(instance, Instance):
+        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(instance).__name__}")
+    if (budget is None) == (min_mean_utility is None):
+        raise InstanceError("budget", "give exactly one of `budget` (USD) and `min_mean_utility`")
+    tl = float(time_limit_s)
+    if not math.isfinite(tl) or tl <= 0:
+        raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {time_limit_s!r}")
+
+    table = compile_options(instance)
+    n = instance.n_queries
+    lower_bound = table.min_cost_usd
+    budget_usd = target = None
+    if budget is not None:
+        try:
+            budget_usd = float(budget)
+        except (TypeError, ValueError) as exc:
+            raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
+        if not math.isfinite(budget_usd) or budget_usd < 0:
+            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+        if budget_usd < lower_bound * (1 - 1e-12):
+            cheapest = evaluate(instance, table.cheapest_option).cost_usd
+            raise InfeasibleBudgetError(
+                f"`budget`: ${budget_usd:.6g} is below the cost of every plan "
+                f"(lower bound ${lower_bound:.6g}; cheapest plan found ${cheapest:.6g})",
+                budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
+    else:
+        a = float(min_mean_utility)
+        if not math.isfinite(a) or not 0 <= a <= 1:
+            raise InstanceError("min_mean_utility", f"must be in [0, 1], got {min_mean_utility!r}")
+        target = a * n
+        best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
+        if target > best * (1 + 1e-12) + 1e-12:
+            raise InfeasibleBudgetError(
+                f"`min_mean_utility`: {a:.6g} exceeds the best attainable mean utility {best / n:.6g}",
+                budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
+    cap = _capacity(instance, max_queries_per_model)
+
+    problem = Problem(instance=instance, table=table, budget_usd=budget_usd, min_total_utility=target,
+                      max_queries=cap, time_limit_s=tl, seed=int(seed), options=dict(options))
+    result: SolverResult = backend.solve(problem)
+    if result.option is None:
+        cheapest = float(result.info.get("cheapest_cost_usd", math.inf))
+        what = (f"budget ${budget_usd:.6g}" if budget_usd is not None
+                else f"mean utility {min_mean_utility:.6g}")
+        proven = result.status == Status.INFEASIBLE
+        raise InfeasibleBudgetError(
+            f"`budget`: no plan meets {what} ({'proven by ' + chosen if proven else chosen + ' found none'}; "
+            f"cheapest plan found ${cheapest:.6g}, lower bound ${lower_bound:.6g})",
+            budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
+    return _grade(problem, result, chosen, t0)
+
+
+def _grade(problem: Problem, result: SolverResult, method: str, t0: float) -> Plan:
+    """Turn a backend's assignment into a Plan using only the shared evaluator."""
+    inst = problem.instance
+    try:
+        ev = evaluate(inst, result.option)
+    except ValueError as exc:
+        raise SolverError(f"backend {method!r} returned an invalid assignment: {exc}") from exc
+    status = result.status
+    if problem.budget_usd is not None:
+        if ev.cost_usd > problem.budget_usd * (1 + 1e-12) + 1e-15:
+            raise SolverError(f"backend {method!r} exceeded the budget: exact cost ${ev.cost_usd!r} "
+                              f"> ${problem.budget_usd!r}")
+        ub = max(float(result.bound), ev.utility)
+        gap = (ub - ev.utility) / ub if ub > 0 else 0.0
+        upper_bound, cost_lb = ub, None
+    else:
+        if ev.utility < problem.min_total_utility - 1e-9 * max(1.0, problem.min_total_utility):
+            raise SolverError(f"backend {method!r} missed the quality target: utility {ev.utility!r} "
+                              f"< {problem.min_total_utility!r}")
+        lb = min(float(result.bound), ev.cost_usd)
+        gap = (ev.cost_usd - lb) / ev.cost_usd if ev.cost_usd > 0 else 0.0
+        upper_bound, cost_lb = None, lb
+    if problem.max_queries is not None:
+        over = ev.model_usage() > problem.max_queries
+        if over.any():
+            k = int(np.argmax(over))
+            raise SolverError(f"backend {method!r} exceeded the capacity of model {inst.models[k].name!r}")
+    if status == Status.FEASIBLE and gap <= OPTIMAL_RTOL:
+        status = Status.OPTIMAL          # the plan meets a proven bound: optimal by certificate
+    n = inst.n_queries
+    return Plan(
+        option=ev.option, model=_ro(inst.option_model[ev.option]), batch_size=_ro(inst.option_batch[ev.option]),
+        query_task=inst.query_task, cost_usd=ev.cost_usd, utility=ev.utility, upper_bound=upper_bound,
+        cost_lower_bound_usd=cost_lb, gap=float(max(gap, 0.0)), status=status, method=method,
+        wall_time_s=time.perf_counter() - t0, budget_usd=problem.budget_usd,
+        min_mean_utility=None if problem.min_total_utility is None else problem.min_total_utility / max(n, 1),
+        n_calls=ev.n_calls, breakdown=ev.breakdown, options=inst.options,
+        model_names=tuple(m.name for m in inst.models), info=dict(result.info),
+    )
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a

@@ -1,0 +1,88 @@
+"""Reusable hypothesis strategies that build *valid* RwB instances by construction.
+
+Sizes are drawn first, then arrays of those sizes; context windows are set from the drawn
+token counts so that every query has an admissible option without ``assume``. Budgets are
+drawn as a fraction between the cheapest and the most useful plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+import robatch_opt as ro
+
+__all__ = ["instances", "instance_and_budget", "instance_and_target", "budget_between"]
+
+_SIZE_SETS = [(1,), (1, 2), (1, 3), (2,), (1, 2, 4), (2, 3), (1, 4), (3,)]
+
+
+@st.composite
+def instances(draw, *, max_queries: int = 7, max_models: int = 3, max_tasks: int = 2,
+              max_options: int = 6, min_queries: int = 1, tight_windows: bool = True) -> ro.Instance:
+    """A small valid instance: n <= max_queries, J <= max_options.
+
+    Windows are sometimes tight, so that some (model, batch size) options are inadmissible
+    for some queries; batch size 1 of the model with the largest window always fits.
+    """
+    n = draw(st.integers(min_queries, max_queries))
+    T = draw(st.integers(1, max_tasks))
+    K = draw(st.integers(1, max_models))
+    sizes = []
+    budget_j = max_options
+    for k in range(K):
+        remaining_models = K - k - 1
+        allowed = [s for s in _SIZE_SETS if len(s) <= budget_j - remaining_models]
+        s = draw(st.sampled_from(allowed))
+        sizes.append(s)
+        budget_j -= len(s)
+    system = draw(st.lists(st.integers(0, 400), min_size=T, max_size=T))
+    query_task = draw(st.lists(st.integers(0, T - 1), min_size=n, max_size=n))
+    inp = draw(st.lists(st.integers(1, 200), min_size=n, max_size=n))
+    out = draw(st.lists(st.lists(st.integers(0, 100), min_size=K, max_size=K), min_size=n, max_size=n))
+    prices = draw(st.lists(st.tuples(st.sampled_from([0.0, 0.05, 0.1, 0.5, 1.0, 2.0, 3.7]),
+                                     st.sampled_from([0.0, 0.1, 0.2, 1.0, 4.0, 7.3])),
+                           min_size=K, max_size=K))
+    out_a = np.asarray(out, dtype=float)
+    need1 = np.asarray(system, float)[np.asarray(query_task)][:, None] + np.asarray(inp, float)[:, None] + out_a
+    windows = []
+    for k in range(K):
+        roomy = int(np.max(np.asarray(system, float)[np.asarray(query_task)] + max(sizes[k]) *
+                           (np.asarray(inp, float) + out_a[:, k]))) + 1
+        if tight_windows and draw(st.booleans()):
+            # Between "fits b = 1 for all" and "fits every size for all": some options drop out.
+            lo = int(np.max(need1[:, k]))
+            windows.append(draw(st.integers(lo, max(lo, roomy))))
+        else:
+            windows.append(roomy)
+    J = sum(len(s) for s in sizes)
+    util = draw(st.lists(st.lists(st.floats(0, 1, allow_nan=False, width=32), min_size=J, max_size=J),
+                         min_size=n, max_size=n))
+    models = [ro.Model(f"m{k}", prices[k][0], prices[k][1], windows[k], sizes[k]) for k in range(K)]
+    tasks = [ro.Task(f"t{t}", system[t]) for t in range(T)]
+    return ro.Instance(models=models, tasks=tasks, query_task=query_task, input_tokens=inp,
+                       output_tokens=out, utility=util)
+
+
+def budget_between(inst: ro.Instance, fraction: float) -> float:
+    """Budget at ``fraction`` of the way from the cheapest to the most useful plan."""
+    return ro.budget_from_fraction(inst, fraction)
+
+
+@st.composite
+def instance_and_budget(draw, **kwargs) -> tuple[ro.Instance, float]:
+    """An instance and a feasible budget (at least the cheapest plan's exact cost)."""
+    inst = draw(instances(**kwargs))
+    frac = draw(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.3]) | st.floats(0, 1.2))
+    return inst, budget_between(inst, frac)
+
+
+@st.composite
+def instance_and_target(draw, **kwargs) -> tuple[ro.Instance, float]:
+    """An instance and an attainable mean-utility target (quality form)."""
+    inst = draw(instances(**kwargs))
+    table = ro.compile_options(inst)
+    lo = float(table.utility[np.arange(inst.n_queries), table.cheapest_option].mean())
+    hi = float(np.where(table.admissible, table.utility, -1).max(axis=1).mean())
+    frac = draw(st.floats(0, 1))
+    return inst, lo + frac * (hi - lo)
