@@ -167,7 +167,10 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
                 f"(lower bound ${lower_bound:.6g}; cheapest plan found ${cheapest:.6g})",
                 budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
     else:
-        a = float(min_mean_utility)
+        try:
+            a = float(min_mean_utility)
+        except (TypeError, ValueError) as exc:
+            raise InstanceError("min_mean_utility", f"must be a number, got {min_mean_utility!r}") from exc
         if not math.isfinite(a) or not 0 <= a <= 1:
             raise InstanceError("min_mean_utility", f"must be in [0, 1], got {min_mean_utility!r}")
         target = a * n
@@ -190,10 +193,12 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             f"`budget`: no plan meets {what} ({'proven by ' + chosen if proven else chosen + ' found none'}; "
             f"cheapest plan found ${cheapest:.6g}, lower bound ${lower_bound:.6g})",
             budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
-    return _grade(problem, result, chosen, t0)
+    return _grade(problem, result, chosen, t0,
+                  None if min_mean_utility is None else float(min_mean_utility))
 
 
-def _grade(problem: Problem, result: SolverResult, method: str, t0: float) -> Plan:
+def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
+           min_mean_utility: float | None) -> Plan:
     """Turn a backend's assignment into a Plan using only the shared evaluator."""
     inst = problem.instance
     try:
@@ -222,13 +227,12 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float) -> Pl
             raise SolverError(f"backend {method!r} exceeded the capacity of model {inst.models[k].name!r}")
     if status == Status.FEASIBLE and gap <= OPTIMAL_RTOL:
         status = Status.OPTIMAL          # the plan meets a proven bound: optimal by certificate
-    n = inst.n_queries
     return Plan(
         option=ev.option, model=_ro(inst.option_model[ev.option]), batch_size=_ro(inst.option_batch[ev.option]),
         query_task=inst.query_task, cost_usd=ev.cost_usd, utility=ev.utility, upper_bound=upper_bound,
         cost_lower_bound_usd=cost_lb, gap=float(max(gap, 0.0)), status=status, method=method,
         wall_time_s=time.perf_counter() - t0, budget_usd=problem.budget_usd,
-        min_mean_utility=None if problem.min_total_utility is None else problem.min_total_utility / max(n, 1),
+        min_mean_utility=min_mean_utility,
         n_calls=ev.n_calls, breakdown=ev.breakdown, options=inst.options,
         model_names=tuple(m.name for m in inst.models), info=dict(result.info),
     )

@@ -23,7 +23,7 @@ def instances(draw, *, max_queries: int = 7, max_models: int = 3, max_tasks: int
     """A small valid instance: n <= max_queries, J <= max_options.
 
     Windows are sometimes tight, so that some (model, batch size) options are inadmissible
-    for some queries; batch size 1 of the model with the largest window always fits.
+    for some queries; every model's smallest batch size always fits every query.
     """
     n = draw(st.integers(min_queries, max_queries))
     T = draw(st.integers(1, max_tasks))
@@ -44,14 +44,14 @@ def instances(draw, *, max_queries: int = 7, max_models: int = 3, max_tasks: int
                                      st.sampled_from([0.0, 0.1, 0.2, 1.0, 4.0, 7.3])),
                            min_size=K, max_size=K))
     out_a = np.asarray(out, dtype=float)
-    need1 = np.asarray(system, float)[np.asarray(query_task)][:, None] + np.asarray(inp, float)[:, None] + out_a
+    s_q = np.asarray(system, float)[np.asarray(query_task)]
+    per_query = np.asarray(inp, float)[:, None] + out_a                     # (n, K)
     windows = []
     for k in range(K):
-        roomy = int(np.max(np.asarray(system, float)[np.asarray(query_task)] + max(sizes[k]) *
-                           (np.asarray(inp, float) + out_a[:, k]))) + 1
+        roomy = int(np.max(s_q + max(sizes[k]) * per_query[:, k])) + 1
         if tight_windows and draw(st.booleans()):
-            # Between "fits b = 1 for all" and "fits every size for all": some options drop out.
-            lo = int(np.max(need1[:, k]))
+            # Between "smallest size fits every query" and "every size fits": some options drop out.
+            lo = int(np.ceil(np.max(s_q + min(sizes[k]) * per_query[:, k])))
             windows.append(draw(st.integers(lo, max(lo, roomy))))
         else:
             windows.append(roomy)

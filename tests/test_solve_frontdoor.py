@@ -1,0 +1,120 @@
+"""The front door: method checked before any work, budgets validated, every answer graded."""
+
+import numpy as np
+import pytest
+
+import robatch_opt as ro
+from robatch_opt.errors import InfeasibleBudgetError, InstanceError, SolverError, UnknownMethodError
+from robatch_opt.solvers import SolverResult, register_backend
+
+
+def small():
+    return ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2)), ro.Model("n", 3.0, 6.0, 4096, (1,))],
+                       tasks=[ro.Task("t", 500)], query_task=[0, 0, 0],
+                       input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
+                       utility=[[0.6, 0.5, 0.9]] * 3)
+
+
+class FixedBackend:
+    """A test backend returning a fixed assignment and bound (to test the grading)."""
+
+    def __init__(self, option, bound, status=ro.Status.FEASIBLE):
+        self.option, self.bound, self.status = option, bound, status
+        self.name = "fixed"
+        self.calls = 0
+
+    def available(self):
+        return True
+
+    def solve(self, problem):
+        self.calls += 1
+        return SolverResult(np.asarray(self.option), self.status, self.bound, {"engine": "fixed"})
+
+
+def test_unknown_method_fails_before_any_work():
+    with pytest.raises(UnknownMethodError, match="valid: auto, greedy"):
+        ro.solve("not even an instance", budget=1.0, method="simplex")
+
+
+def test_budget_and_target_validation():
+    inst = small()
+    with pytest.raises(InstanceError, match="exactly one"):
+        ro.solve(inst, method="greedy")
+    with pytest.raises(InstanceError, match="exactly one"):
+        ro.solve(inst, 1.0, min_mean_utility=0.5, method="greedy")
+    for bad in (float("nan"), -1.0, "lots"):
+        with pytest.raises(InstanceError, match="`budget`"):
+            ro.solve(inst, bad, method="greedy")
+    with pytest.raises(InstanceError, match="`min_mean_utility`"):
+        ro.solve(inst, min_mean_utility=1.5, method="greedy")
+    with pytest.raises(InstanceError, match="`time_limit_s`"):
+        ro.solve(inst, 1.0, method="greedy", time_limit_s=0)
+
+
+def test_budget_below_every_plan_carries_cheapest_cost():
+    inst = small()
+    cheapest, _ = ro.reference_costs(inst)
+    with pytest.raises(InfeasibleBudgetError) as err:
+        ro.solve(inst, budget=1e-9, method="greedy")
+    assert err.value.proven
+    assert err.value.cheapest_cost_usd == pytest.approx(cheapest)
+    assert err.value.lower_bound_usd <= cheapest
+    with pytest.raises(InfeasibleBudgetError, match="best attainable"):
+        ro.solve(inst, min_mean_utility=0.95, method="greedy")
+
+
+def test_plan_is_graded_by_evaluate_not_by_backend():
+    inst = small()
+    backend = FixedBackend([2, 0, 0], bound=2.5)
+    register_backend("fixed_ok", lambda: backend)
+    plan = ro.solve(inst, budget=1.0, method="fixed_ok")
+    ev = ro.evaluate(inst, [2, 0, 0])
+    assert plan.cost_usd == ev.cost_usd and plan.utility == ev.utility
+    assert plan.upper_bound == 2.5 and plan.gap == pytest.approx((2.5 - 2.1) / 2.5)
+    assert plan.status == ro.Status.FEASIBLE and plan.method == "fixed_ok"
+    np.testing.assert_array_equal(plan.model, [1, 0, 0])
+    np.testing.assert_array_equal(plan.batch_size, [1, 1, 1])
+    # A bound that the plan meets proves optimality.
+    register_backend("fixed_tight", lambda: FixedBackend([2, 0, 0], bound=ev.utility))
+    assert ro.solve(inst, budget=1.0, method="fixed_tight").status == ro.Status.OPTIMAL
+
+
+def test_backend_over_budget_or_invalid_is_caught():
+    inst = small()
+    register_backend("over", lambda: FixedBackend([2, 2, 2], bound=3.0))
+    with pytest.raises(SolverError, match="exceeded the budget"):
+        ro.solve(inst, budget=ro.evaluate(inst, [2, 2, 2]).cost_usd * 0.99, method="over")
+    register_backend("broken", lambda: FixedBackend([9, 0, 0], bound=3.0))
+    with pytest.raises(SolverError, match="invalid assignment"):
+        ro.solve(inst, budget=1.0, method="broken")
+
+
+def test_capacity_validation():
+    inst = small()
+    with pytest.raises(InstanceError, match="one entry per model"):
+        ro.solve(inst, 1.0, method="greedy", max_queries_per_model=[1])
+    with pytest.raises(InfeasibleBudgetError, match="capacities sum"):
+        ro.solve(inst, 1.0, method="greedy", max_queries_per_model={"m": 1, "n": 1})
+    register_backend("cap", lambda: FixedBackend([2, 2, 0], bound=3.0))
+    with pytest.raises(SolverError, match="capacity"):
+        ro.solve(inst, 1.0, method="cap", max_queries_per_model={"n": 1})
+
+
+def test_plan_json_round_trip():
+    inst = small()
+    register_backend("fixed_json", lambda: FixedBackend([2, 1, 1], bound=2.5))
+    plan = ro.solve(inst, budget=1.0, method="fixed_json")
+    back = ro.Plan.from_json(plan.to_json())
+    for name in ("cost_usd", "utility", "upper_bound", "gap", "status", "method", "budget_usd", "n_calls",
+                 "breakdown", "options", "model_names"):
+        assert getattr(back, name) == getattr(plan, name), name
+    np.testing.assert_array_equal(back.option, plan.option)
+    assert [c.query_ids.tolist() for c in back.calls] == [c.query_ids.tolist() for c in plan.calls]
+    assert "mean utility" in plan.summary()
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"format": "robatch_opt.plan/1"', "[1, 2]",
+                                  '{"format": "something else"}', '{"format": "robatch_opt.plan/1"}'])
+def test_plan_from_bad_json(text):
+    with pytest.raises(ro.FormatError):
+        ro.Plan.from_json(text)
