@@ -10,6 +10,7 @@ from .errors import (AssignmentError, FormatError, InfeasibleBudgetError, Instan
                      SolverError, SolverUnavailableError, UnknownMethodError)
 from .evaluate import Call, CallTable, CostBreakdown, Evaluation, evaluate
 from .instance import Instance, Model, Task
+from .io import load, save
 from .options import OptionTable, compile_options
 from .plan import Plan, Status
 from .solve import budget_from_fraction, reference_costs, solve
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Model", "Task", "Instance", "OptionTable", "compile_options",
     "evaluate", "Evaluation", "Call", "CallTable", "CostBreakdown",
+    "save", "load",
     "solve", "Plan", "Status", "budget_from_fraction", "reference_costs",
     "available_methods", "registered_methods", "register_backend",
     "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",

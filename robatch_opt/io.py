@@ -1,0 +1,383 @@
+"""Saving and loading instances: lossless JSON and a compact binary ``.npz`` form.
+
+The format is chosen by the file suffix (``.json`` or ``.npz``) unless ``format=`` is given.
+
+JSON (``robatch_opt.instance/1``) is one object::
+
+    {"format": "robatch_opt.instance/1",
+     "models": [{"name", "price_in", "price_out", "context_window", "batch_sizes"}, ...],
+     "tasks": [{"name", "system_tokens"}, ...],
+     "options": [[model index, batch size], ...],      # informative, checked on load
+     "n_queries": n,
+     "query_task": [n ints], "input_tokens": [n numbers],
+     "output_tokens": [n lists of K numbers], "utility": [n lists of J numbers]}
+
+Floats are written by ``repr`` (what :mod:`json` does), which reads back to the same bits.
+
+NPZ is :func:`numpy.savez` (never pickled: it is read with ``allow_pickle=False``) holding
+the same model and task metadata as a JSON string in the array ``meta`` and one array per
+per-query field. Integer-valued token counts and task indices are stored in the narrowest
+unsigned integer type that holds them exactly (they read back as the same float64 bits),
+which is what makes the form compact; utilities stay float64.
+
+Errors: a file that cannot be read as an instance (malformed, truncated, wrong format key,
+missing or mistyped field) raises :class:`~robatch_opt.errors.FormatError` whose one-line
+message names the file and the field; readable but invalid contents (a utility above 1, an
+array of the wrong shape...) raise the :class:`~robatch_opt.errors.InstanceError` of the
+:class:`~robatch_opt.Instance` constructor; a missing file raises :class:`OSError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .errors import FormatError
+from .instance import Instance, Model, Task
+
+__all__ = ["save", "load", "instance_to_json", "instance_from_json", "INSTANCE_FORMAT", "SUFFIXES"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Value of the ``format`` key; the part after ``/`` is the version.
+INSTANCE_FORMAT = "robatch_opt.instance/1"
+_FORMAT_PREFIX = "robatch_opt.instance/"
+
+#: Suffix -> format name understood by :func:`save` and :func:`load`.
+SUFFIXES = {".json": "json", ".npz": "npz"}
+
+# Arrays of the npz form, with the dtype kinds accepted on load.
+_NPZ_ARRAYS = {"query_task": "iu", "input_tokens": "iuf", "output_tokens": "iuf", "utility": "iuf"}
+
+
+# ---------------------------------------------------------------------------- front doors
+def save(inst: Instance, path: PathLike, *, format: str | None = None, compress: bool = False) -> Path:
+    """Write an instance to ``path`` (``.json`` or ``.npz``).
+
+    Parameters
+    ----------
+    inst : Instance
+    path : str or path-like
+        Target file; its suffix chooses the format unless ``format`` is given. The file is
+        written to a temporary name in the same directory and renamed, so a crash never
+        leaves a truncated file under ``path``.
+    format : {"json", "npz"}, optional
+        Overrides the suffix.
+    compress : bool
+        npz only: use :func:`numpy.savez_compressed` (smaller, slower; utilities drawn from
+        continuous distributions barely compress).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FormatError
+        Unknown suffix or format name.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import robatch_opt as ro
+    >>> inst = ro.Instance(models=[ro.Model("m", 0.1, 0.2, 4096, (1, 2))], tasks=[ro.Task("t", 100)],
+    ...                    query_task=[0, 0], input_tokens=[10, 20], output_tokens=[5, 5],
+    ...                    utility=[[0.7, 0.6], [0.1, 1 / 3]])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     back = ro.load(ro.save(inst, os.path.join(d, "x.json")))
+    >>> back.models == inst.models and bool((back.utility == inst.utility).all())
+    True
+    """
+    if not isinstance(inst, Instance):
+        raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
+    path = Path(path)
+    fmt = _resolve_format(path, format)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if fmt == "json":
+                fh.write(instance_to_json(inst).encode("utf-8"))
+            else:
+                _write_npz(inst, fh, compress=compress)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def load(path: PathLike, *, format: str | None = None) -> Instance:
+    """Read an instance written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    format : {"json", "npz"}, optional
+        Overrides the suffix.
+
+    Returns
+    -------
+    Instance
+
+    Raises
+    ------
+    FormatError
+        Unknown suffix; malformed or truncated file; wrong or unsupported ``format`` key;
+        a missing or mistyped field. The message names the file and the field.
+    InstanceError
+        The file is well formed but its contents are not a valid instance.
+    OSError
+        The file cannot be opened (e.g. it does not exist).
+    """
+    path = Path(path)
+    fmt = _resolve_format(path, format)
+    if fmt == "json":
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{path}: not a JSON text (byte {exc.start} is not UTF-8)") from exc
+        return instance_from_json(text, source=str(path))
+    return _read_npz(path)
+
+
+# ---------------------------------------------------------------------------------- JSON
+def instance_to_json(inst: Instance) -> str:
+    """The JSON text of an instance (format ``robatch_opt.instance/1``); see the module notes."""
+    d = _meta(inst)
+    d.update({
+        "query_task": inst.query_task.tolist(),
+        "input_tokens": inst.input_tokens.tolist(),
+        "output_tokens": inst.output_tokens.tolist(),
+        "utility": inst.utility.tolist(),
+    })
+    # Validated instances hold only finite numbers, so strict JSON is always possible.
+    return json.dumps(d, allow_nan=False, separators=(",", ":"))
+
+
+def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
+    """Inverse of :func:`instance_to_json`.
+
+    Parameters
+    ----------
+    text : str
+    source : str
+        Named in error messages (the file name, when reading a file).
+
+    Raises
+    ------
+    FormatError, InstanceError
+        As :func:`load`.
+    """
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{source}: malformed or truncated JSON at line {exc.lineno} column {exc.colno} "
+                          f"(char {exc.pos}): {exc.msg}") from exc
+    except (TypeError, RecursionError) as exc:
+        raise FormatError(f"{source}: not a JSON text: {exc}") from exc
+    if not isinstance(d, dict):
+        raise FormatError(f"{source}: expected a JSON object at the top level, got {_type_name(d)}")
+    models, tasks = _check_meta(d, source)
+    arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
+    return _build(models, tasks, arrays, d, source)
+
+
+# ----------------------------------------------------------------------------------- NPZ
+def _write_npz(inst: Instance, fh, *, compress: bool) -> None:
+    meta = _meta(inst)
+    arrays: dict[str, np.ndarray] = {}
+    encodings: dict[str, str] = {}
+    for name in _NPZ_ARRAYS:
+        arr = getattr(inst, name)
+        small = _narrow(arr, allow=name != "utility")
+        arrays[name] = small
+        encodings[name] = f"{small.dtype.str} as {arr.dtype.str}"
+    meta["encoding"] = encodings
+    writer = np.savez_compressed if compress else np.savez
+    writer(fh, meta=np.array(json.dumps(meta, allow_nan=False)), **arrays)
+
+
+def _narrow(arr: np.ndarray, *, allow: bool) -> np.ndarray:
+    """The narrowest unsigned integer copy of ``arr`` that casts back to the same bits.
+
+    Only non-negative integer values qualify, and not ``-0.0`` (whose sign an integer
+    cannot keep); anything else is returned unchanged.
+    """
+    if not allow or arr.size == 0:
+        return arr
+    if arr.dtype.kind == "f":
+        if not (np.all(arr == np.floor(arr)) and not np.signbit(arr).any()):
+            return arr
+    top = float(arr.max())
+    if arr.min() < 0:
+        return arr
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dt).max:
+            return arr.astype(dt)
+    return arr
+
+
+def _read_npz(path: Path) -> Instance:
+    src = str(path)
+    # Look at the magic bytes first: np.load would otherwise guess (and talk about pickles).
+    with open(path, "rb") as fh:          # OSError (e.g. a missing file) propagates as is
+        head = fh.read(6)
+    if not head:
+        raise FormatError(f"{src}: file is empty (not a robatch_opt npz archive)")
+    if head.startswith(b"\x93NUMPY"):
+        raise FormatError(f"{src}: is a single .npy array, not a robatch_opt npz archive")
+    if not head.startswith(b"PK\x03\x04"):
+        raise FormatError(f"{src}: not a zip archive (starts with {head[:4]!r}), so not a robatch_opt npz")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"{src}: npz archive is truncated or corrupt: {_one_line(exc)}") from exc
+    with npz:
+        try:
+            if "meta" not in npz.files:
+                raise FormatError(f"{src}: npz archive has no `meta` array (not a robatch_opt instance)")
+            meta_arr = _npz_array(npz, "meta", src)
+            if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+                raise FormatError(f"{src}: npz array `meta` must be a JSON string, got "
+                                  f"{meta_arr.dtype} of shape {meta_arr.shape}")
+            try:
+                d = json.loads(str(meta_arr[()]))
+            except json.JSONDecodeError as exc:
+                raise FormatError(f"{src}: npz array `meta` is malformed JSON at char {exc.pos}: "
+                                  f"{exc.msg}") from exc
+            if not isinstance(d, dict):
+                raise FormatError(f"{src}: npz array `meta` must hold a JSON object, got {_type_name(d)}")
+            models, tasks = _check_meta(d, src)
+            arrays = {}
+            for name, kinds in _NPZ_ARRAYS.items():
+                if name not in npz.files:
+                    raise FormatError(f"{src}: npz archive is missing array `{name}`")
+                arr = _npz_array(npz, name, src)
+                if arr.dtype.kind not in kinds:
+                    expected = "an integer" if kinds == "iu" else "a real numeric"
+                    raise FormatError(f"{src}: npz array `{name}` has dtype {arr.dtype}; "
+                                      f"expected {expected} type")
+                arrays[name] = arr
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"{src}: npz archive is truncated or corrupt: {_one_line(exc)}") from exc
+    return _build(models, tasks, arrays, d, src)
+
+
+def _npz_array(npz, name: str, src: str) -> np.ndarray:
+    try:
+        return npz[name]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise FormatError(f"{src}: npz array `{name}` cannot be read: "
+                          f"{_one_line(exc)}") from exc
+
+
+# ------------------------------------------------------------------------- shared helpers
+def _resolve_format(path: Path, format: str | None) -> str:
+    if format is not None:
+        if format not in SUFFIXES.values():
+            raise FormatError(f"`format`: unknown format {format!r}; valid: {', '.join(SUFFIXES.values())}")
+        return format
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FormatError(f"{path}: unknown file suffix {path.suffix or '(none)'!r}; "
+                          f"use {' or '.join(SUFFIXES)}")
+    return SUFFIXES[suffix]
+
+
+def _meta(inst: Instance) -> dict[str, Any]:
+    return {
+        "format": INSTANCE_FORMAT,
+        "models": [{"name": m.name, "price_in": m.price_in, "price_out": m.price_out,
+                    "context_window": m.context_window, "batch_sizes": list(m.batch_sizes)}
+                   for m in inst.models],
+        "tasks": [{"name": t.name, "system_tokens": t.system_tokens} for t in inst.tasks],
+        "options": [list(o) for o in inst.options],
+        "n_queries": inst.n_queries,
+    }
+
+
+def _field(d: dict, key: str, where: str, *, prefix: str = ""):
+    try:
+        return d[key]
+    except KeyError:
+        raise FormatError(f"{where}: missing field `{prefix}{key}`") from None
+
+
+def _check_meta(d: dict, src: str) -> tuple[list[Model], list[Task]]:
+    """Check the format key and build models and tasks (their own checks raise InstanceError)."""
+    fmt = d.get("format")
+    if fmt is None:
+        raise FormatError(f"{src}: missing field `format` (not a robatch_opt instance)")
+    if fmt != INSTANCE_FORMAT:
+        if isinstance(fmt, str) and fmt.startswith(_FORMAT_PREFIX):
+            raise FormatError(f"{src}: unsupported instance format version {fmt!r}; "
+                              f"this robatch_opt reads {INSTANCE_FORMAT!r}")
+        raise FormatError(f"{src}: `format` is {fmt!r}, not a robatch_opt instance ({INSTANCE_FORMAT!r})")
+    models = []
+    for pos, kw in enumerate(_records(d, "models", ("name", "price_in", "price_out", "context_window",
+                                                    "batch_sizes"), src)):
+        if not isinstance(kw["batch_sizes"], list):
+            raise FormatError(f"{src}: `models[{pos}].batch_sizes` must be a list, "
+                              f"got {_type_name(kw['batch_sizes'])}")
+        models.append(Model(**{**kw, "batch_sizes": tuple(kw["batch_sizes"])}))
+    tasks = [Task(**kw) for kw in _records(d, "tasks", ("name", "system_tokens"), src)]
+    return models, tasks
+
+
+def _records(d: dict, what: str, keys: tuple[str, ...], src: str) -> list[dict[str, Any]]:
+    """The list ``d[what]`` of objects, each reduced to ``keys`` (all required)."""
+    raw = _field(d, what, src)
+    if not isinstance(raw, list):
+        raise FormatError(f"{src}: field `{what}` must be a list, got {_type_name(raw)}")
+    out = []
+    for pos, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise FormatError(f"{src}: `{what}[{pos}]` must be an object, got {_type_name(entry)}")
+        out.append({key: _field(entry, key, src, prefix=f"{what}[{pos}].") for key in keys})
+    return out
+
+
+def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str) -> Instance:
+    # JSON cannot say how wide an empty 2-D array is; the models say it.
+    width = {"output_tokens": len(models), "utility": sum(len(m.batch_sizes) for m in models)}
+    for name, cols in width.items():
+        if isinstance(arrays[name], list) and not arrays[name]:
+            arrays[name] = np.zeros((0, cols))
+    inst = Instance(models=models, tasks=tasks, **arrays)
+    # The informative fields must agree with what the data says, or the file was edited
+    # inconsistently (e.g. batch sizes changed without the utility columns).
+    if "n_queries" in d and d["n_queries"] != inst.n_queries:
+        raise FormatError(f"{src}: `n_queries` is {d['n_queries']!r} but the arrays hold "
+                          f"{inst.n_queries} queries")
+    if "options" in d:
+        try:
+            stored = tuple((int(k), int(b)) for k, b in d["options"])
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"{src}: `options` must be a list of [model index, batch size] pairs") from exc
+        if stored != inst.options:
+            raise FormatError(f"{src}: `options` {[list(o) for o in stored]} disagree with the models' batch "
+                              f"sizes, which give {[list(o) for o in inst.options]}")
+    return inst
+
+
+def _type_name(x) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null", bool: "a boolean",
+            int: "a number", float: "a number"}.get(type(x), type(x).__name__)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
