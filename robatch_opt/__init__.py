@@ -15,6 +15,7 @@ from .options import OptionTable, compile_options
 from .plan import Plan, Status
 from .solve import budget_from_fraction, reference_costs, solve
 from .solvers import available_methods, register_backend, registered_methods
+from . import workloads
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "available_methods", "registered_methods", "register_backend",
     "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
+    "workloads",
 ]
