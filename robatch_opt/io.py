@@ -41,7 +41,8 @@ import numpy as np
 from .errors import FormatError
 from .instance import Instance, Model, Task
 
-__all__ = ["save", "load", "instance_to_json", "instance_from_json", "INSTANCE_FORMAT", "SUFFIXES"]
+__all__ = ["save", "load", "format_of", "instance_to_json", "instance_from_json", "INSTANCE_FORMAT",
+           "SUFFIXES"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -98,7 +99,7 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     if not isinstance(inst, Instance):
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
     path = Path(path)
-    fmt = _resolve_format(path, format)
+    fmt = format_of(path, format)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -140,7 +141,7 @@ def load(path: PathLike, *, format: str | None = None) -> Instance:
         The file cannot be opened (e.g. it does not exist).
     """
     path = Path(path)
-    fmt = _resolve_format(path, format)
+    fmt = format_of(path, format)
     if fmt == "json":
         raw = path.read_bytes()
         try:
@@ -285,7 +286,20 @@ def _npz_array(npz, name: str, src: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- shared helpers
-def _resolve_format(path: Path, format: str | None) -> str:
+def format_of(path: PathLike, format: str | None = None) -> str:
+    """The format (``"json"`` or ``"npz"``) :func:`save` and :func:`load` use for ``path``.
+
+    Raises
+    ------
+    FormatError
+        ``format`` is not a known name, or (without ``format``) the suffix is unknown.
+
+    Examples
+    --------
+    >>> format_of("runs/x.NPZ"), format_of("x.dat", "json")
+    ('npz', 'json')
+    """
+    path = Path(path)
     if format is not None:
         if format not in SUFFIXES.values():
             raise FormatError(f"`format`: unknown format {format!r}; valid: {', '.join(SUFFIXES.values())}")
