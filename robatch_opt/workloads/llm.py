@@ -34,7 +34,8 @@ What is assumed
 - **Free-only models under** ``price="api"``: Qwen3-0.6B, Qwen3-1.7B and gemma-3-1b have
   no paid price (they are listed free, rate-limited). By default they are **dropped** from
   the pool (``free_models="drop"``): a free listing is not a service one can buy capacity
-  of, and pricing it at 0 would make every budget trivially stretchable. Pass
+  of, and pricing it at 0 would let a plan send any number of queries to a rate-limited
+  endpoint at no cost. Pass
   ``free_models="zero"`` to keep them at price 0 instead.
 - Queries are split across tasks in proportion to the task weights (uniform by default;
   exact counts by largest remainder) and then shuffled.
