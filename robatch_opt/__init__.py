@@ -16,6 +16,7 @@ from .plan import Plan, Status
 from .solve import budget_from_fraction, reference_costs, solve
 from .solvers import available_methods, register_backend, registered_methods
 from . import workloads
+from . import reductions
 
 __version__ = "0.1.0"
 
@@ -28,4 +29,5 @@ __all__ = [
     "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
     "workloads",
+    "reductions",
 ]
