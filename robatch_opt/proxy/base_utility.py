@@ -1,0 +1,359 @@
+"""Base (unbatched) utility predictors ``u0[i, k]``: retrieval-based and training-based.
+
+Both follow the scikit-learn convention: ``fit(features, outcomes, task=...)`` returns the
+predictor, ``predict(features, task=...)`` returns probabilities in [0, 1] of shape (n, K).
+``outcomes`` is an (n, K) array of observed outcomes in [0, 1] (0/1 correctness or a
+score), NaN where query ``i`` was not observed on model ``k``; :meth:`fit_log` takes an
+:class:`~robatch_opt.proxy.logs.ObservationLog` and uses its unbatched rows.
+
+- :class:`KNNUtility` (retrieval-based, as ECCOS's retrieval predictor): the ``k`` nearest
+  training queries of the same task in standardised feature space, weighted by a Gaussian
+  kernel whose width adapts to the ``k``-th neighbour's distance; per model, the weighted
+  outcome rate shrunk towards the model's task-level rate (a Beta-style prior of
+  ``prior_strength`` pseudo-observations), which keeps the estimates calibrated and away
+  from 0 and 1 where neighbours are few.
+- :class:`LogisticUtility` (training-based): per model, an L2-regularised logistic
+  regression on the standardised features with one intercept per task, fitted by Newton's
+  method (iteratively reweighted least squares). Soft outcomes in [0, 1] are fine (the
+  cross-entropy is defined for them).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import RobatchError
+
+__all__ = ["KNNUtility", "LogisticUtility", "PredictorError", "brier_score", "roc_auc",
+           "expected_calibration_error"]
+
+
+class PredictorError(RobatchError, ValueError):
+    """Bad input to a predictor (shapes, NaN features, outcomes outside [0, 1], unfitted)."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"`{field_name}`: {message}")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _check_features(features, n: int | None = None, d: int | None = None) -> np.ndarray:
+    try:
+        x = np.array(features, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PredictorError("features", f"must be numeric: {exc}") from exc
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise PredictorError("features", f"must be 2-D (n, d), got shape {x.shape}")
+    if n is not None and x.shape[0] != n:
+        raise PredictorError("features", f"must have {n} rows, got {x.shape[0]}")
+    if d is not None and x.shape[1] != d:
+        raise PredictorError("features", f"must have {d} columns (as in fit), got {x.shape[1]}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+        raise PredictorError(f"features[{i}, {j}]", f"must be finite, got {x[i, j]!r}")
+    return x
+
+
+def _check_outcomes(outcomes, n: int) -> np.ndarray:
+    y = np.array(outcomes, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[0] != n:
+        raise PredictorError("outcomes", f"must have shape ({n}, K), got {y.shape}")
+    bad = ~np.isnan(y) & ((y < 0) | (y > 1) | ~np.isfinite(y))
+    if bad.any():
+        i, k = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+        raise PredictorError(f"outcomes[{i}, {k}]", f"must be in [0, 1] or NaN (unobserved), got {y[i, k]!r}")
+    empty = np.isnan(y).all(axis=0)
+    if empty.any():
+        raise PredictorError(f"outcomes[:, {int(np.argmax(empty))}]", "model has no observed outcome")
+    return y
+
+
+def _task_codes(task, n: int, known: tuple | None):
+    """Task labels -> integer codes; ``known`` fixes the code order (from fit)."""
+    if task is None:
+        labels = np.zeros(n, dtype=np.int64).astype(str)
+    else:
+        labels = np.asarray(task).astype(str)
+        if labels.shape != (n,):
+            raise PredictorError("task", f"must have shape ({n},), got {labels.shape}")
+    if known is None:
+        known = tuple(dict.fromkeys(labels.tolist()))
+    lookup = {t: c for c, t in enumerate(known)}
+    codes = np.array([lookup.get(t, -1) for t in labels.tolist()], dtype=np.int64)
+    bad = codes < 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise PredictorError(f"task[{i}]", f"unknown task {labels[i]!r}; fitted tasks: {list(known)}")
+    return codes, known
+
+
+class _BasePredictor:
+    model_names: tuple
+    tasks_: tuple
+
+    def _check_fitted(self):
+        if not hasattr(self, "tasks_"):
+            raise PredictorError("predictor", f"{type(self).__name__} is not fitted; call fit first")
+
+    def fit_log(self, log, model_names: Sequence[str] | None = None):
+        """Fit on the unbatched rows (``batch_size == 1``) of an observation log.
+
+        Parameters
+        ----------
+        log : ObservationLog
+        model_names : sequence of str, optional
+            Column order of :meth:`predict`; default the log's models in order of appearance.
+        """
+        names = log.model_names if model_names is None else tuple(model_names)
+        _, task, feats, y = log.outcome_matrix(names, batch_size=1)
+        seen = ~np.isnan(y).all(axis=1)
+        return self.fit(feats[seen], y[seen], task=task[seen], model_names=names)
+
+
+class LogisticUtility(_BasePredictor):
+    """Training-based base utility: an L2-regularised logistic regression per model.
+
+    Parameters
+    ----------
+    l2 : float
+        Ridge penalty on the feature weights (standardised features), > 0 recommended.
+    max_iter : int
+        Newton iterations per model.
+    tol : float
+        Stop when the largest Newton step is below ``tol``.
+
+    Attributes
+    ----------
+    coef_ : ndarray, shape (K, d)
+        Weights of the standardised features per model.
+    intercept_ : ndarray, shape (K, T)
+        One intercept per (model, task).
+
+    Notes
+    -----
+    ``logit u0[i, k] = b[k, t(i)] + w_k . z_i`` with ``z`` the standardised features. Each
+    Newton step solves a ``(T + d)``-square system: O(n (T + d)^2) per step and model.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(2000, 1))
+    >>> y = (rng.random((2000, 1)) < 1 / (1 + np.exp(-2 * x))).astype(float)
+    >>> p = LogisticUtility().fit(x, y).predict([[0.0], [3.0]])
+    >>> bool(abs(p[0, 0] - 0.5) < 0.05 and p[1, 0] > 0.95)
+    True
+    """
+
+    def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8):
+        self.l2 = float(l2)
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+
+    def fit(self, features, outcomes, *, task=None, model_names: Sequence[str] | None = None):
+        """Fit one regularised logistic model per column of ``outcomes`` (NaN = unobserved).
+
+        Returns
+        -------
+        LogisticUtility
+            ``self``.
+        """
+        x = _check_features(features)
+        n, d = x.shape
+        y = _check_outcomes(outcomes, n)
+        codes, tasks = _task_codes(task, n, None)
+        K, T = y.shape[1], len(tasks)
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        z = (x - self.mean_) / self.scale_
+        onehot = np.zeros((n, T))
+        onehot[np.arange(n), codes] = 1.0
+        design = np.hstack([onehot, z])                                   # (n, T + d)
+        # Intercepts get a tiny penalty only, so an all-0 or all-1 task stays finite.
+        penalty = np.r_[np.full(T, 1e-6), np.full(d, self.l2)]
+        coef = np.zeros((K, T + d))
+        for k in range(K):
+            seen = ~np.isnan(y[:, k])
+            a, t = design[seen], y[seen, k]
+            rate = np.clip([t[codes[seen] == c].mean() if (codes[seen] == c).any() else 0.5
+                            for c in range(T)], 0.01, 0.99)
+            beta = np.r_[np.log(rate / (1 - rate)), np.zeros(d)]
+            for _ in range(self.max_iter):
+                p = _sigmoid(a @ beta)
+                grad = a.T @ (p - t) + penalty * beta
+                hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty)
+                step = np.linalg.solve(hess, grad)
+                beta = beta - step
+                if np.max(np.abs(step)) < self.tol:
+                    break
+            coef[k] = beta
+        self.intercept_ = coef[:, :T]
+        self.coef_ = coef[:, T:]
+        self.tasks_ = tasks
+        self.model_names = tuple(model_names) if model_names is not None else tuple(f"model{k}" for k in range(K))
+        if len(self.model_names) != K:
+            raise PredictorError("model_names", f"must have {K} names, got {len(self.model_names)}")
+        return self
+
+    def predict(self, features, *, task=None) -> np.ndarray:
+        """Probabilities ``u0[i, k]`` in [0, 1], shape (n, K)."""
+        self._check_fitted()
+        x = _check_features(features, d=self.coef_.shape[1])
+        codes, _ = _task_codes(task, x.shape[0], self.tasks_)
+        z = (x - self.mean_) / self.scale_
+        return _sigmoid(self.intercept_[:, codes].T + z @ self.coef_.T)
+
+
+class KNNUtility(_BasePredictor):
+    """Retrieval-based base utility: similarity-weighted outcome rates of the nearest queries.
+
+    Parameters
+    ----------
+    k : int
+        Neighbours per query (searched among training queries of the same task).
+    prior_strength : float
+        Pseudo-observations of the (model, task) mean outcome added to every estimate.
+    metric : {"euclidean", "cosine"}
+        Distance on standardised features; ``"cosine"`` suits embeddings.
+    chunk_size : int
+        Test queries per block of the distance computation (bounds memory at
+        ``chunk_size * n_train_task`` floats).
+
+    Notes
+    -----
+    Brute force, vectorised per task and chunk: O(n_test * n_train_task * d) time.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(3000, 1))
+    >>> y = (rng.random((3000, 1)) < 1 / (1 + np.exp(-2 * x))).astype(float)
+    >>> p = KNNUtility(k=100).fit(x, y).predict([[0.0], [3.0]])
+    >>> bool(abs(p[0, 0] - 0.5) < 0.1 and p[1, 0] > 0.9)
+    True
+    """
+
+    def __init__(self, k: int = 50, prior_strength: float = 2.0, metric: str = "euclidean",
+                 chunk_size: int = 1024):
+        if metric not in ("euclidean", "cosine"):
+            raise PredictorError("metric", f"must be 'euclidean' or 'cosine', got {metric!r}")
+        if int(k) < 1:
+            raise PredictorError("k", f"must be >= 1, got {k!r}")
+        self.k = int(k)
+        self.prior_strength = float(prior_strength)
+        self.metric = metric
+        self.chunk_size = int(chunk_size)
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean_) / self.scale_
+        if self.metric == "cosine":
+            norm = np.linalg.norm(z, axis=1, keepdims=True)
+            z = z / np.where(norm > 0, norm, 1.0)
+        return z
+
+    def fit(self, features, outcomes, *, task=None, model_names: Sequence[str] | None = None):
+        """Store the standardised training queries and outcomes (NaN = unobserved).
+
+        Returns
+        -------
+        KNNUtility
+            ``self``.
+        """
+        x = _check_features(features)
+        n = x.shape[0]
+        y = _check_outcomes(outcomes, n)
+        codes, tasks = _task_codes(task, n, None)
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        z = self._transform(x)
+        K = y.shape[1]
+        observed = ~np.isnan(y)
+        y0 = np.where(observed, y, 0.0)
+        self.train_ = []
+        self.prior_ = np.empty((len(tasks), K))
+        for c in range(len(tasks)):
+            sel = codes == c
+            cnt = observed[sel].sum(axis=0)
+            overall = y0.sum(axis=0) / observed.sum(axis=0)
+            self.prior_[c] = np.where(cnt > 0, y0[sel].sum(axis=0) / np.maximum(cnt, 1), overall)
+            self.train_.append((np.ascontiguousarray(z[sel]), y0[sel], observed[sel].astype(np.float64)))
+        self.tasks_ = tasks
+        self.n_features_ = x.shape[1]
+        self.model_names = tuple(model_names) if model_names is not None else tuple(f"model{k}" for k in range(K))
+        if len(self.model_names) != K:
+            raise PredictorError("model_names", f"must have {K} names, got {len(self.model_names)}")
+        return self
+
+    def predict(self, features, *, task=None) -> np.ndarray:
+        """Probabilities ``u0[i, k]`` in [0, 1], shape (n, K)."""
+        self._check_fitted()
+        x = _check_features(features, d=self.n_features_)
+        codes, _ = _task_codes(task, x.shape[0], self.tasks_)
+        z = self._transform(x)
+        K = self.prior_.shape[1]
+        out = np.empty((x.shape[0], K))
+        for c in range(len(self.tasks_)):
+            rows = np.flatnonzero(codes == c)
+            ztr, ytr, otr = self.train_[c]
+            kk = min(self.k, ztr.shape[0])
+            sq_tr = (ztr * ztr).sum(axis=1)
+            for s in range(0, rows.shape[0], self.chunk_size):
+                blk = rows[s:s + self.chunk_size]
+                zq = z[blk]
+                d2 = np.maximum((zq * zq).sum(axis=1)[:, None] + sq_tr[None, :] - 2.0 * zq @ ztr.T, 0.0)
+                nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]            # (b, kk)
+                dn = np.take_along_axis(d2, nn, axis=1)
+                # Gaussian kernel, width = distance of the k-th neighbour (adaptive bandwidth).
+                h2 = np.maximum(dn.max(axis=1, keepdims=True), 1e-12)
+                w = np.exp(-0.5 * dn / h2)                                  # (b, kk), in (e^-0.5, 1]
+                wy = np.einsum("bn,bnk->bk", w, ytr[nn])
+                wo = np.einsum("bn,bnk->bk", w, otr[nn])
+                m = self.prior_strength
+                out[blk] = (wy + m * self.prior_[c]) / (wo + m)
+        return np.clip(out, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------ metrics
+def brier_score(prob, outcome) -> float:
+    """Mean squared difference between predicted probabilities and outcomes (lower is better)."""
+    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome, np.float64).ravel()
+    return float(np.mean((p - y) ** 2))
+
+
+def roc_auc(prob, outcome) -> float:
+    """Area under the ROC curve of binary outcomes (Mann-Whitney U, ties averaged).
+
+    Returns NaN when only one class is present.
+    """
+    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome).ravel() > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    ps = p[order]
+    ranks = np.empty(p.shape[0])
+    # Average rank within runs of equal scores.
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    ends = np.r_[starts[1:], ps.shape[0]]
+    avg = (starts + ends - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:
+    """Expected calibration error: bin-size-weighted ``|mean outcome - mean prob|`` over equal-width bins."""
+    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome, np.float64).ravel()
+    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    cnt = np.bincount(idx, minlength=n_bins)
+    sp = np.bincount(idx, weights=p, minlength=n_bins)
+    sy = np.bincount(idx, weights=y, minlength=n_bins)
+    return float(np.abs(sy - sp).sum() / max(p.shape[0], 1))
