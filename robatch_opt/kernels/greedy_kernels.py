@@ -1,0 +1,543 @@
+"""Numba kernels of the greedy Pareto-frontier upgrader (private; see ``solvers/greedy.py``).
+
+Every kernel takes only contiguous numeric arrays and scalars; the Python wrapper in
+:mod:`robatch_opt.solvers.greedy` validates and casts first, so users never see a Numba
+typing error. Parallel kernels split the queries into ``n_chunks`` contiguous chunks (one
+per thread) and merge per-chunk results in chunk order, so results are deterministic for a
+given thread count.
+
+Vocabulary
+----------
+hull
+    Per query, the options of its upper convex hull in (amortized cost, utility), starting
+    at a given option: ``hull_opt[i, :hull_len[i]]``, costs and utilities strictly
+    increasing, increment ratios ``du / dc`` strictly decreasing.
+increment ``(i, h)``
+    The step from ``hull_opt[i, h]`` to ``hull_opt[i, h + 1]`` (``0 <= h < hull_len[i] - 1``).
+bin
+    A monotone integer key of a positive ratio (exponent and 8 mantissa bits: bins are at
+    most 0.4 % wide). Ratios fall in non-increasing bins along every hull, so "every
+    increment above a bin" is a per-query prefix.
+group
+    ``g = t * J + j``: the queries of task t on option j.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+#: Number of ratio bins: binary exponents -1100..1099 times 256 mantissa slots.
+N_BINS = 2200 * 256
+
+# Modes of the exact-cost local moves (see _best_moves).
+MODE_UPGRADE = 0    # budget form: raise utility, exact cost stays within the limit
+MODE_TRIM = 1       # quality form: lower exact cost, utility stays above the target
+MODE_REPAIR = 2     # lower the exact cost at any utility (start plan over budget)
+MODE_CAPACITY = 3   # move queries off over-full models at the least exact cost increase
+
+
+@njit(cache=True, inline="always")
+def _ratio(cost, util, i, a, b):
+    # One expression everywhere, so that every pass computes bit-identical ratios.
+    return (util[i, b] - util[i, a]) / (cost[i, b] - cost[i, a])
+
+
+@njit(cache=True, inline="always")
+def _bin(r):
+    if not r < 1e300:          # also catches inf from a subnormal cost step
+        return N_BINS - 1
+    if r < 1e-300:
+        return 0
+    m, e = math.frexp(r)       # r = m * 2**e with 0.5 <= m < 1
+    return (e + 1100) * 256 + int((2.0 * m - 1.0) * 256.0)
+
+
+# ----------------------------------------------------------------------------- hulls
+@njit(cache=True, parallel=True)
+def _build_hulls(cost, util, start, hull_opt, hull_len, n_chunks):
+    """Fill ``hull_opt``/``hull_len`` with each query's upper hull starting at ``start[i]``.
+
+    Candidates are the start and every admissible option that costs strictly more and is
+    strictly more useful; they are sorted by (cost ascending, utility descending, index),
+    dominated ones dropped, and LP-dominated ones popped (monotone chain on the computed
+    ratios, so stored ratios are strictly decreasing bit for bit).
+    """
+    n, J = cost.shape
+    for c in prange(n_chunks):
+        cand = np.empty(J, np.int64)
+        stack = np.empty(J, np.int64)
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            s = start[i]
+            cs = cost[i, s]
+            us = util[i, s]
+            m = 0
+            for j in range(J):
+                cj = cost[i, j]
+                if j == s or not (cj < np.inf) or not (cj > cs) or not (util[i, j] > us):
+                    continue
+                uj = util[i, j]
+                q = m
+                # Insertion sort: J is small (tens at most).
+                while q > 0:
+                    p = cand[q - 1]
+                    cp = cost[i, p]
+                    if cp > cj or (cp == cj and util[i, p] < uj):
+                        cand[q] = p
+                        q -= 1
+                    else:
+                        break
+                cand[q] = j
+                m += 1
+            stack[0] = s
+            h = 1
+            for q in range(m):
+                j = cand[q]
+                if not (util[i, j] > util[i, stack[h - 1]]):
+                    continue                      # dominated (or a cost tie of lower utility)
+                while h >= 2 and _ratio(cost, util, i, stack[h - 2], stack[h - 1]) <= \
+                        _ratio(cost, util, i, stack[h - 1], j):
+                    h -= 1                        # stack top is on or below the chord: LP-dominated
+                stack[h] = j
+                h += 1
+            for q in range(h):
+                hull_opt[i, q] = stack[q]
+            hull_len[i] = h
+
+
+# ------------------------------------------------------------------------ histogram
+@njit(cache=True, parallel=True)
+def _ratio_histogram(cost, util, hull_opt, hull_len, n_chunks):
+    """Per ratio bin: summed dc (USD), summed du and the number of increments.
+
+    Returns
+    -------
+    dc_hist, du_hist : ndarray, shape (N_BINS,)
+    n_increments : int
+    """
+    n = cost.shape[0]
+    dc_c = np.zeros((n_chunks, N_BINS))
+    du_c = np.zeros((n_chunks, N_BINS))
+    cnt = np.zeros(n_chunks, np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            for h in range(hull_len[i] - 1):
+                a = hull_opt[i, h]
+                b = hull_opt[i, h + 1]
+                k = _bin(_ratio(cost, util, i, a, b))
+                dc_c[c, k] += cost[i, b] - cost[i, a]
+                du_c[c, k] += util[i, b] - util[i, a]
+            cnt[c] += max(hull_len[i] - 1, 0)
+    dc_hist = np.zeros(N_BINS)
+    du_hist = np.zeros(N_BINS)
+    for c in range(n_chunks):
+        dc_hist += dc_c[c]
+        du_hist += du_c[c]
+    return dc_hist, du_hist, cnt.sum()
+
+
+@njit(cache=True)
+def _find_crossing(weight_hist, cap, reach):
+    """Highest bin whose inclusion would exceed ``cap`` (``reach=False``) or reach it (``reach=True``).
+
+    Walking bins from the highest ratio down, returns the first bin ``kc`` with
+    ``above + weight_hist[kc] > cap`` (or ``>= cap`` when ``reach``), where ``above`` sums the
+    bins above it; ``-1`` if every bin fits.
+    """
+    above = 0.0
+    for k in range(N_BINS - 1, -1, -1):
+        w = weight_hist[k]
+        if w == 0.0:
+            continue
+        if (reach and above + w >= cap) or (not reach and above + w > cap):
+            return k
+        above += w
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _split_at_bin(cost, util, hull_opt, hull_len, kc, pos, n_chunks):
+    """Set ``pos[i]`` = increments of query i in bins above ``kc``; gather the items in ``kc``.
+
+    Returns
+    -------
+    dc_above, du_above : float
+        Sums over increments in bins above ``kc`` (chunk order: deterministic).
+    item_query, item_pos : ndarray of int64
+        Increments in bin ``kc``, in (query, hull position) order.
+    item_ratio, item_dc, item_du : ndarray of float64
+    """
+    n = cost.shape[0]
+    dc_c = np.zeros(n_chunks)
+    du_c = np.zeros(n_chunks)
+    cnt = np.zeros(n_chunks + 1, np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            p = 0
+            for h in range(hull_len[i] - 1):
+                a = hull_opt[i, h]
+                b = hull_opt[i, h + 1]
+                k = _bin(_ratio(cost, util, i, a, b))
+                if k > kc:
+                    p += 1
+                    dc_c[c] += cost[i, b] - cost[i, a]
+                    du_c[c] += util[i, b] - util[i, a]
+                elif k == kc:
+                    cnt[c + 1] += 1
+                else:
+                    break
+            pos[i] = p
+    for c in range(n_chunks):
+        cnt[c + 1] += cnt[c]
+    m = cnt[n_chunks]
+    item_query = np.empty(m, np.int64)
+    item_pos = np.empty(m, np.int64)
+    item_ratio = np.empty(m)
+    item_dc = np.empty(m)
+    item_du = np.empty(m)
+    if m > 0:
+        for c in prange(n_chunks):
+            w = cnt[c]
+            for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+                for h in range(pos[i], hull_len[i] - 1):
+                    a = hull_opt[i, h]
+                    b = hull_opt[i, h + 1]
+                    r = _ratio(cost, util, i, a, b)
+                    if _bin(r) != kc:
+                        break
+                    item_query[w] = i
+                    item_pos[w] = h
+                    item_ratio[w] = r
+                    item_dc[w] = cost[i, b] - cost[i, a]
+                    item_du[w] = util[i, b] - util[i, a]
+                    w += 1
+    dc_above = 0.0
+    du_above = 0.0
+    for c in range(n_chunks):
+        dc_above += dc_c[c]
+        du_above += du_c[c]
+    return dc_above, du_above, item_query, item_pos, item_ratio, item_dc, item_du
+
+
+@njit(cache=True)
+def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reach, pos):
+    """Take the bin's increments in decreasing ratio (ties: query, then hull position).
+
+    Budget (``reach=False``): take while the summed dc stays <= ``cap_left``; the first
+    increment that does not fit is the fractional break item (not taken).
+    Quality (``reach=True``): take until the summed du reaches ``cap_left``; the increment
+    that reaches it is the break item and *is* taken (the plan must reach the target).
+
+    Returns
+    -------
+    taken_dc, taken_du : float
+        Sums over the increments taken.
+    break_dc, break_du, break_ratio : float
+        The break increment (zeros if none).
+    """
+    order = np.argsort(-item_ratio, kind="mergesort")   # stable: ties keep (query, pos) order
+    taken_dc = 0.0
+    taken_du = 0.0
+    for q in range(order.shape[0]):
+        t = order[q]
+        dc = item_dc[t]
+        du = item_du[t]
+        if reach:
+            pos[item_query[t]] = item_pos[t] + 1
+            if taken_du + du >= cap_left:
+                return taken_dc, taken_du, dc, du, item_ratio[t]
+            taken_dc += dc
+            taken_du += du
+        else:
+            if taken_dc + dc > cap_left:
+                return taken_dc, taken_du, dc, du, item_ratio[t]
+            pos[item_query[t]] = item_pos[t] + 1
+            taken_dc += dc
+            taken_du += du
+    return taken_dc, taken_du, 0.0, 0.0, 0.0
+
+
+# ------------------------------------------------------------------ plan accounting
+@njit(cache=True, parallel=True)
+def _options_from_positions(hull_opt, pos, opt):
+    for i in prange(opt.shape[0]):
+        opt[i] = hull_opt[i, pos[i]]
+
+
+@njit(cache=True, parallel=True)
+def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
+                 n_models, n_chunks):
+    """Group counts, model counts, exact cost, amortized cost and utility of an assignment.
+
+    Sums are compensated (Kahan) per chunk, so the exact cost agrees with the shared
+    evaluator to rounding.
+
+    Returns
+    -------
+    counts : ndarray, shape (G,)
+    model_count : ndarray, shape (K,)
+    exact_usd, amortized_usd, utility : float
+    """
+    n, J = cost.shape
+    G = group_fixed.shape[0]
+    cnt_c = np.zeros((n_chunks, G), np.int64)
+    mc_c = np.zeros((n_chunks, n_models), np.int64)
+    sums = np.zeros((n_chunks, 3))
+    for c in prange(n_chunks):
+        sv = 0.0
+        ev = 0.0
+        sa = 0.0
+        ea = 0.0
+        su = 0.0
+        eu = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            j = opt[i]
+            k = option_model[j]
+            cnt_c[c, query_task[i] * J + j] += 1
+            mc_c[c, k] += 1
+            y = var_cost[i, k] - ev
+            t = sv + y
+            ev = (t - sv) - y
+            sv = t
+            y = cost[i, j] - ea
+            t = sa + y
+            ea = (t - sa) - y
+            sa = t
+            y = util[i, j] - eu
+            t = su + y
+            eu = (t - su) - y
+            su = t
+        sums[c, 0] = sv
+        sums[c, 1] = sa
+        sums[c, 2] = su
+    counts = np.zeros(G, np.int64)
+    model_count = np.zeros(n_models, np.int64)
+    for c in range(n_chunks):
+        counts += cnt_c[c]
+        model_count += mc_c[c]
+    system = 0.0
+    for g in range(G):
+        if counts[g] > 0:
+            system += ((counts[g] + group_batch[g] - 1) // group_batch[g]) * group_fixed[g]
+    var = 0.0
+    amort = 0.0
+    utility = 0.0
+    for c in range(n_chunks):
+        var += sums[c, 0]
+        amort += sums[c, 1]
+        utility += sums[c, 2]
+    return counts, model_count, system + var, amort, utility
+
+
+# ------------------------------------------------------------- exact local moves
+@njit(cache=True, inline="always")
+def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts):
+    # Exact cost change of moving query i from option c to option j (same task t): its own
+    # tokens, plus a new call if j's group has no free seat, minus a call if it leaves c's
+    # group with one call fewer.
+    gc = t * J + c
+    gj = t * J + j
+    add = group_fixed[gj] if counts[gj] % option_batch[j] == 0 else 0.0
+    save = group_fixed[gc] if (counts[gc] - 1) % option_batch[c] == 0 else 0.0
+    return var_cost[i, option_model[j]] - var_cost[i, option_model[c]] + add - save
+
+
+@njit(cache=True, parallel=True)
+def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
+                group_fixed, counts, model_count, capacity, best_j, best_score):
+    """Per query, the best single move under the current group counts (``best_j = -1``: none).
+
+    Modes and scores (higher is better; ties: larger utility gain, then lower option index):
+
+    - ``MODE_UPGRADE``: utility gain > 0 and exact delta <= ``slack`` (budget left);
+      score gain / delta, ``inf`` for a move that costs nothing (e.g. a free seat).
+    - ``MODE_TRIM``: delta < 0 and utility loss <= ``slack`` (utility above target);
+      score saving / loss, ``inf`` if no utility is lost.
+    - ``MODE_REPAIR``: delta < 0; score = saving.
+    - ``MODE_CAPACITY``: only queries on a model above capacity; score = -delta.
+
+    Moves into a model at capacity are never proposed. O(n J).
+    """
+    n, J = cost.shape
+    for i in prange(n):
+        c = opt[i]
+        kc = option_model[c]
+        t = query_task[i]
+        best_j[i] = -1
+        best_score[i] = -np.inf
+        if mode == MODE_CAPACITY and model_count[kc] <= capacity[kc]:
+            continue
+        bj = -1
+        bs = -np.inf
+        bg = -np.inf
+        for j in range(J):
+            if j == c or not (cost[i, j] < np.inf):
+                continue
+            kj = option_model[j]
+            if kj != kc and model_count[kj] >= capacity[kj]:
+                continue
+            if mode == MODE_CAPACITY and kj == kc:
+                continue                          # only a move to another model relieves it
+            delta = _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts)
+            gain = util[i, j] - util[i, c]
+            if mode == MODE_UPGRADE:
+                if not (gain > 0.0) or delta > slack:
+                    continue
+                score = np.inf if delta <= 0.0 else gain / delta
+            elif mode == MODE_TRIM:
+                if not (delta < 0.0) or gain < -slack:
+                    continue
+                score = np.inf if gain >= 0.0 else -delta / -gain
+            elif mode == MODE_REPAIR:
+                if not (delta < 0.0):
+                    continue
+                score = -delta
+            else:
+                score = -delta
+            if score > bs or (score == bs and gain > bg):
+                bj = j
+                bs = score
+                bg = gain
+        best_j[i] = bj
+        best_score[i] = bs
+
+
+@njit(cache=True)
+def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, query_task,
+                 option_model, option_batch, group_fixed, counts, model_count, capacity,
+                 state, limit_usd, target_utility):
+    """Apply the proposed moves best score first, re-checking each with exact accounting.
+
+    ``state = [exact_usd, utility]`` is updated in place. At most ``max_candidates`` moves
+    (the best-scored; ties: lower query index) are considered. Returns the number applied.
+    """
+    n = opt.shape[0]
+    J = option_model.shape[0]
+    m = 0
+    for i in range(n):
+        if best_j[i] >= 0:
+            m += 1
+    if m == 0:
+        return 0
+    cand = np.empty(m, np.int64)
+    w = 0
+    for i in range(n):
+        if best_j[i] >= 0:
+            cand[w] = i
+            w += 1
+    score = np.empty(m)
+    for q in range(m):
+        score[q] = -best_score[cand[q]]
+    if m > max_candidates:
+        cut = np.partition(score.copy(), max_candidates - 1)[max_candidates - 1]
+        keep = 0
+        for q in range(m):
+            if score[q] <= cut:
+                cand[keep] = cand[q]
+                score[keep] = score[q]
+                keep += 1
+        m = keep
+    order = np.argsort(score[:m], kind="mergesort")
+    applied = 0
+    for q in range(m):
+        i = cand[order[q]]
+        j = best_j[i]
+        c = opt[i]
+        kc = option_model[c]
+        kj = option_model[j]
+        if kj != kc and model_count[kj] >= capacity[kj]:
+            continue
+        t = query_task[i]
+        delta = _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts)
+        gain = util[i, j] - util[i, c]
+        if mode == MODE_UPGRADE:
+            if not (gain > 0.0) or state[0] + delta > limit_usd:
+                continue
+        elif mode == MODE_TRIM:
+            if not (delta < 0.0) or state[1] + gain < target_utility:
+                continue
+        elif mode == MODE_REPAIR:
+            if state[0] <= limit_usd:
+                break
+            if not (delta < 0.0):
+                continue
+        else:
+            if model_count[kc] <= capacity[kc]:
+                continue
+        counts[t * J + c] -= 1
+        counts[t * J + j] += 1
+        model_count[kc] -= 1
+        model_count[kj] += 1
+        opt[i] = j
+        state[0] += delta
+        state[1] += gain
+        applied += 1
+    return applied
+
+
+# ---------------------------------------------------------------- capacitated walk
+@njit(cache=True)
+def _collect_all_increments(cost, util, hull_opt, hull_len):
+    """Every increment with its ratio, dc and du, in (query, hull position) order."""
+    n = cost.shape[0]
+    m = 0
+    for i in range(n):
+        m += max(hull_len[i] - 1, 0)
+    q_ = np.empty(m, np.int64)
+    p_ = np.empty(m, np.int64)
+    r_ = np.empty(m)
+    dc_ = np.empty(m)
+    du_ = np.empty(m)
+    w = 0
+    for i in range(n):
+        for h in range(hull_len[i] - 1):
+            a = hull_opt[i, h]
+            b = hull_opt[i, h + 1]
+            q_[w] = i
+            p_[w] = h
+            r_[w] = _ratio(cost, util, i, a, b)
+            dc_[w] = cost[i, b] - cost[i, a]
+            du_[w] = util[i, b] - util[i, a]
+            w += 1
+    return q_, p_, r_, dc_, du_
+
+
+@njit(cache=True)
+def _capacitated_walk(order, item_query, item_pos, item_dc, item_du, hull_opt, option_model,
+                      model_count, capacity, cap_left, reach, pos):
+    """Walk increments in ``order`` (decreasing ratio), skipping those into full models.
+
+    A query whose next increment is skipped (no room, or over the budget) is frozen, so
+    every query's taken increments stay a prefix of its hull. Budget (``reach=False``):
+    spend at most ``cap_left`` USD of dc, continuing past increments that do not fit.
+    Quality (``reach=True``): stop as soon as the summed du reaches ``cap_left``.
+    ``pos`` (zeros on entry) and ``model_count`` are updated. Returns (taken_dc, taken_du).
+    """
+    n = pos.shape[0]
+    frozen = np.zeros(n, np.bool_)
+    taken_dc = 0.0
+    taken_du = 0.0
+    for q in range(order.shape[0]):
+        t = order[q]
+        i = item_query[t]
+        h = item_pos[t]
+        if frozen[i] or pos[i] != h:
+            continue
+        kc = option_model[hull_opt[i, h]]
+        kj = option_model[hull_opt[i, h + 1]]
+        if kj != kc and model_count[kj] >= capacity[kj]:
+            frozen[i] = True
+            continue
+        if not reach and taken_dc + item_dc[t] > cap_left:
+            frozen[i] = True
+            continue
+        pos[i] = h + 1
+        model_count[kc] -= 1
+        model_count[kj] += 1
+        taken_dc += item_dc[t]
+        taken_du += item_du[t]
+        if reach and taken_du >= cap_left:
+            break
+    return taken_dc, taken_du

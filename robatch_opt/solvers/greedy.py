@@ -1,0 +1,476 @@
+"""The greedy Pareto-frontier upgrader: RoBatch's routing stage, made right for the exact cost.
+
+Every query starts at its cheapest admissible option and climbs its cost-utility frontier
+(upper convex hull) in global order of marginal utility per marginal dollar. The order is
+never materialised: a histogram of the increment ratios finds the threshold ratio in O(N),
+only the increments in the crossing bin are sorted, and every increment above it is taken
+as a per-query prefix. The fractional break of that walk solves the LP relaxation of the
+amortized multiple-choice knapsack exactly, which bounds the Route-with-Batching optimum
+(the exact cost is never below the amortized one). The coupled exact cost (one partial call
+per group) is then handled with exact accounting: the walk is re-thresholded at a budget
+lowered by the observed partial-call overhead until the plan's exact cost fits, and the
+leftover is spent by single moves whose exact cost change (including a call opened or
+saved) is tracked in O(1) per move, which also fills free seats of partial calls.
+
+The Numba kernels live in :mod:`robatch_opt.kernels.greedy_kernels`; this module validates
+and casts their inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import InstanceError
+from ..kernels import greedy_kernels as gk
+from ..plan import Status
+from .base import Problem, SolverResult
+
+__all__ = ["GreedyBackend", "greedy_plan", "hull_arrays", "lp_threshold"]
+
+#: Money sums are compared with the budget to this relative tolerance: the budget and the
+#: plan's cost are sums of many float terms, and an upgrade that spends the budget exactly
+#: must not be refused over the last bit. (The front door grants 1e-12.)
+ROUNDING_RTOL = 1e-13
+
+#: Rounds of exact-cost local moves (each O(n J)); a round stops early when nothing moves.
+MAX_LOCAL_ROUNDS = 4
+
+#: Moves considered per round (the best-scored); bounds the serial part at n = 10^6.
+MAX_MOVES_PER_ROUND = 1 << 17
+
+#: Instances with fewer query x option cells than this run the kernels on one thread.
+PARALLEL_MIN_CELLS = 1 << 18
+
+#: Re-threshold attempts with a budget lowered by the observed overhead before falling back
+#: to the budget lowered by the worst-case overhead (which always fits).
+MAX_COUPLING_ITERATIONS = 3
+
+
+def _n_chunks(n: int) -> int:
+    from numba import get_num_threads
+
+    return max(1, min(get_num_threads(), n))
+
+
+def _arrays(table) -> dict[str, Any]:
+    """The table's arrays as the kernels expect them (contiguous, fixed dtypes)."""
+    c = np.ascontiguousarray
+    return dict(
+        cost=c(table.cost, dtype=np.float64),
+        util=c(table.utility, dtype=np.float64),
+        var_cost=c(table.variable_cost, dtype=np.float64),
+        query_task=c(table.query_task, dtype=np.int64),
+        option_model=c(table.option_model, dtype=np.int64),
+        option_batch=c(table.option_batch, dtype=np.int64),
+        group_fixed=c(table.group_fixed_cost, dtype=np.float64),
+        group_batch=c(table.group_batch, dtype=np.int64),
+    )
+
+
+def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every query's upper cost-utility hull, starting at option ``start[i]``.
+
+    Parameters
+    ----------
+    cost : ndarray, shape (n, J)
+        Amortized cost in USD, ``inf`` where inadmissible.
+    utility : ndarray, shape (n, J)
+    start : ndarray of int, shape (n,)
+        An admissible option per query.
+
+    Returns
+    -------
+    hull_opt : ndarray of int16 (int32 if J > 32767), shape (n, J)
+        ``hull_opt[i, :hull_len[i]]`` are the hull's options, cost and utility strictly
+        increasing, increment ratios strictly decreasing.
+    hull_len : ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    InstanceError
+        Shapes disagree, or a start option is out of range or not admissible.
+
+    Notes
+    -----
+    O(n J^2) worst case for the per-query insertion sort, O(n J) typical; parallel over
+    queries.
+    """
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    utility = np.ascontiguousarray(utility, dtype=np.float64)
+    start = np.ascontiguousarray(start, dtype=np.int64)
+    if cost.ndim != 2 or utility.shape != cost.shape:
+        raise InstanceError("utility", f"must have the shape of `cost` {cost.shape}, got {utility.shape}")
+    n, J = cost.shape
+    if start.shape != (n,):
+        raise InstanceError("start", f"must have shape ({n},), got {start.shape}")
+    if n:
+        bad = (start < 0) | (start >= J)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InstanceError(f"start[{i}]", f"option {int(start[i])} is out of range for {J} options")
+        fin = np.isfinite(cost[np.arange(n), start])
+        if not fin.all():
+            i = int(np.argmin(fin))
+            raise InstanceError(f"start[{i}]", f"option {int(start[i])} is not admissible for query {i}")
+    hull_opt = np.empty((n, J), dtype=np.int16 if J < 32767 else np.int32)
+    hull_len = np.zeros(n, dtype=np.int64)
+    gk._build_hulls(cost, utility, start, hull_opt, hull_len, _n_chunks(n))
+    return hull_opt, hull_len
+
+
+def lp_threshold(cost, utility, hull_opt, hull_len, cap: float, *, reach: bool,
+                 dc_hist=None, du_hist=None) -> dict[str, Any]:
+    """Walk all hull increments in decreasing ratio up to ``cap`` without sorting them all.
+
+    Parameters
+    ----------
+    cost, utility, hull_opt, hull_len
+        As from :func:`hull_arrays`.
+    cap : float
+        Budget form (``reach=False``): USD of amortized cost increase available.
+        Quality form (``reach=True``): utility increase needed.
+    reach : bool
+    dc_hist, du_hist : ndarray, optional
+        Ratio histograms from a previous call on the same hulls (saves one pass).
+
+    Returns
+    -------
+    dict
+        ``pos`` (increments taken per query: the integral plan; in the quality form it
+        includes the break increment), ``taken_dc``, ``taken_du`` (sums over the integral
+        plan), ``break_dc``, ``break_du``, ``threshold_ratio``, ``lp_dc``, ``lp_du`` (the
+        LP optimum's increase: the integral part plus the fractional break), and the
+        histograms for reuse.
+
+    Notes
+    -----
+    O(N) for N increments: one histogram pass (bins 0.4 % wide in ratio), a scan of the
+    bins from the top for the crossing bin, one pass that takes every increment above it
+    as a per-query prefix and gathers the crossing bin's increments, and a sort of that bin
+    only. Ties in ratio are broken by query index, then hull position.
+    """
+    n = cost.shape[0]
+    nc = _n_chunks(n)
+    if dc_hist is None:
+        dc_hist, du_hist, _ = gk._ratio_histogram(cost, utility, hull_opt, hull_len, nc)
+    pos = np.zeros(n, dtype=np.int64)
+    out = dict(dc_hist=dc_hist, du_hist=du_hist, pos=pos, break_dc=0.0, break_du=0.0,
+               threshold_ratio=0.0)
+    if cap <= 0.0 and reach:
+        out.update(taken_dc=0.0, taken_du=0.0, lp_dc=0.0, lp_du=0.0, threshold_ratio=math.inf)
+        return out
+    kc = gk._find_crossing(du_hist if reach else dc_hist, float(max(cap, 0.0)), reach)
+    dc_above, du_above, iq, ip, ir, idc, idu = gk._split_at_bin(cost, utility, hull_opt, hull_len, kc, pos, nc)
+    if kc < 0:
+        # Everything fits: every query at the top of its hull; no break item.
+        out.update(taken_dc=dc_above, taken_du=du_above, lp_dc=dc_above, lp_du=du_above)
+        return out
+    left = (cap - du_above) if reach else (cap - dc_above)
+    tdc, tdu, bdc, bdu, br = gk._walk_bin(iq, ip, ir, idc, idu, float(left), reach, pos)
+    if reach:
+        if bdu > 0.0:
+            frac = min(max((left - tdu) / bdu, 0.0), 1.0)
+            lp_dc, lp_du = dc_above + tdc + frac * bdc, du_above + tdu + frac * bdu
+            taken_dc, taken_du = dc_above + tdc + bdc, du_above + tdu + bdu
+        else:
+            lp_dc = taken_dc = dc_above + tdc
+            lp_du = taken_du = du_above + tdu
+    else:
+        frac = min(max((left - tdc) / bdc, 0.0), 1.0) if bdc > 0.0 else 0.0
+        lp_dc, lp_du = dc_above + tdc + frac * bdc, du_above + tdu + frac * bdu
+        taken_dc, taken_du = dc_above + tdc, du_above + tdu
+    out.update(taken_dc=taken_dc, taken_du=taken_du, lp_dc=lp_dc, lp_du=lp_du, break_dc=bdc,
+               break_du=bdu, threshold_ratio=br)
+    return out
+
+
+class _State:
+    """The assignment being improved and its exact accounting (kept in O(1) per move)."""
+
+    def __init__(self, arr: dict[str, Any], n_models: int, opt: np.ndarray):
+        self.arr = arr
+        self.n_models = n_models
+        self.opt = opt
+        self.refresh()
+
+    def refresh(self) -> None:
+        a = self.arr
+        self.counts, self.model_count, self.exact, self.amortized, self.utility = gk._plan_totals(
+            self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
+            a["group_fixed"], a["group_batch"], self.n_models, _n_chunks(self.opt.shape[0]))
+
+    def local_moves(self, mode: int, capacity: np.ndarray, *, limit_usd: float = math.inf,
+                    target_utility: float = -math.inf) -> int:
+        """Rounds of best-single-move improvement; returns the number of moves applied."""
+        a = self.arr
+        n = self.opt.shape[0]
+        best_j = np.empty(n, np.int64)
+        best_score = np.empty(n, np.float64)
+        total = 0
+        for _ in range(MAX_LOCAL_ROUNDS):
+            if mode == gk.MODE_UPGRADE:
+                slack = limit_usd - self.exact
+            elif mode == gk.MODE_TRIM:
+                slack = self.utility - target_utility
+            else:
+                slack = 0.0
+            if mode == gk.MODE_REPAIR and self.exact <= limit_usd:
+                break
+            if mode == gk.MODE_CAPACITY and not (self.model_count > capacity).any():
+                break
+            gk._best_moves(mode, float(slack), self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
+                           a["option_model"], a["option_batch"], a["group_fixed"], self.counts,
+                           self.model_count, capacity, best_j, best_score)
+            snapshot = self.opt.copy() if mode == gk.MODE_UPGRADE else None
+            state = np.array([self.exact, self.utility])
+            moved = gk._apply_moves(mode, MAX_MOVES_PER_ROUND, best_j, best_score, self.opt, a["util"],
+                                    a["var_cost"], a["query_task"], a["option_model"], a["option_batch"],
+                                    a["group_fixed"], self.counts, self.model_count, capacity, state,
+                                    float(limit_usd), float(target_utility))
+            total += moved
+            # Re-derive the totals from scratch so that rounding never accumulates across rounds;
+            # a round whose incremental accounting drifted over the limit is undone whole.
+            self.refresh()
+            if snapshot is not None and self.exact > limit_usd:
+                self.opt[:] = snapshot
+                self.refresh()
+                total -= moved
+                break
+            if moved == 0:
+                break
+        return total
+
+
+def greedy_plan(problem: Problem) -> SolverResult:
+    """Solve a :class:`~robatch_opt.solvers.base.Problem` with the greedy upgrader.
+
+    Returns
+    -------
+    SolverResult
+        ``bound`` is the LP relaxation of the amortized MCKP: an upper bound on utility in
+        the budget form, a lower bound on cost (USD) in the quality form. Capacities are
+        ignored by the bound, which therefore stays valid (only looser) when they bind.
+
+    Notes
+    -----
+    Uncapacitated: O(n J) time and memory apart from sorting the one crossing bin.
+    With binding capacities the walk sorts every increment (O(N log N)): it must skip
+    increments into full models, so a threshold no longer describes it.
+    """
+    import numba
+
+    # A parallel region costs milliseconds when the other cores are busy (shared machines),
+    # far more than a small instance's whole solve: run those on one thread.
+    before = numba.get_num_threads()
+    if problem.table.n_queries * problem.table.n_options < PARALLEL_MIN_CELLS:
+        numba.set_num_threads(1)
+    try:
+        return _greedy_plan(problem)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _greedy_plan(problem: Problem) -> SolverResult:
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    table = problem.table
+    inst = problem.instance
+    n, J, K = table.n_queries, table.n_options, inst.n_models
+    if n == 0:
+        return SolverResult(np.zeros(0, np.int64), Status.OPTIMAL, 0.0, {"engine": "greedy"})
+    arr = _arrays(table)
+    cost, util = arr["cost"], arr["util"]
+    capped = problem.max_queries is not None
+    capacity = (np.ascontiguousarray(problem.max_queries, dtype=np.int64) if capped
+                else np.full(K, n, dtype=np.int64))
+    budget_form = problem.budget_usd is not None
+
+    t = time.perf_counter()
+    start = np.ascontiguousarray(table.cheapest_option, dtype=np.int64)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    timings["hull_s"] = time.perf_counter() - t
+
+    c0 = table.min_cost_usd
+    t = time.perf_counter()
+    start_state_util = float(util[np.arange(n), start].sum())
+    info: dict[str, Any] = {"engine": "greedy", "n_increments": int(np.maximum(hull_len - 1, 0).sum())}
+    if budget_form:
+        budget = float(problem.budget_usd)
+        limit = budget * (1.0 + ROUNDING_RTOL)
+        lp = lp_threshold(cost, util, hull_opt, hull_len, budget - c0, reach=False)
+        bound = (start_state_util + lp["lp_du"]) * (1.0 + 1e-12)
+        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"],
+                    threshold_ratio=lp["threshold_ratio"])
+    else:
+        budget = limit = math.inf
+        best_total = float(np.where(table.admissible, util, -np.inf).max(axis=1).sum())
+        target = float(problem.min_total_utility)
+        # Aim a hair above the target so that rounding never lands the plan below it.
+        target_int = min(target + 1e-12 * max(1.0, abs(target)), best_total)
+        lp = lp_threshold(cost, util, hull_opt, hull_len, target_int - start_state_util, reach=True)
+        bound = (c0 + lp["lp_dc"]) * (1.0 - 1e-12)
+        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"],
+                    threshold_ratio=lp["threshold_ratio"])
+    timings["lp_s"] = time.perf_counter() - t
+
+    # ---------------------------------------------------------------- integral plan
+    t = time.perf_counter()
+    opt = np.empty(n, np.int64)
+    gk._options_from_positions(hull_opt, lp["pos"], opt)
+    st = _State(arr, K, opt)
+    upgrades = int(lp["pos"].sum())
+    iterations = 0
+    if budget_form:
+        cap_r = budget - c0
+        while st.exact > limit and iterations <= MAX_COUPLING_ITERATIONS:
+            iterations += 1
+            overhead = st.exact - st.amortized
+            if iterations <= MAX_COUPLING_ITERATIONS:
+                cap_r = min(cap_r - (st.exact - limit), limit - c0 - overhead)
+            else:
+                cap_r = limit - c0 - _max_overhead(table)
+            if cap_r <= 0.0:
+                lp_r = {"pos": np.zeros(n, np.int64)}
+            else:
+                lp_r = lp_threshold(cost, util, hull_opt, hull_len, cap_r, reach=False,
+                                    dc_hist=lp["dc_hist"], du_hist=lp["du_hist"])
+            gk._options_from_positions(hull_opt, lp_r["pos"], opt)
+            st.refresh()
+            upgrades = int(lp_r["pos"].sum())
+            if cap_r <= 0.0:
+                break
+    elif st.utility < target_int:
+        # Rounding between the histogram and the walk left the plan a hair short: take the
+        # increments one by one in exact ratio order (the slow path, O(N log N)).
+        pos = _walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], np.full(K, n, np.int64),
+                           K, start, target_int - start_state_util, reach=True)
+        gk._options_from_positions(hull_opt, pos, opt)
+        st.refresh()
+        upgrades = int(pos.sum())
+    timings["coupling_s"] = time.perf_counter() - t
+    info["coupling_iterations"] = iterations
+
+    # ------------------------------------------------------------------- capacity
+    t = time.perf_counter()
+    if capped and (st.model_count > capacity).any():
+        res = _capacitated(problem, arr, capacity, start, budget_form, limit,
+                           target_int if not budget_form else None, info)
+        if res is None:
+            return SolverResult(None, Status.NO_SOLUTION, bound,
+                                {**info, "cheapest_cost_usd": math.inf, "timings": timings})
+        st, upgrades = res
+    timings["capacity_s"] = time.perf_counter() - t
+
+    # ------------------------------------------------------------- exact local moves
+    t = time.perf_counter()
+    moves = 0
+    if budget_form:
+        if st.exact > limit:
+            moves += st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+            if st.exact > limit:
+                timings["local_s"] = time.perf_counter() - t
+                return SolverResult(None, Status.NO_SOLUTION, bound,
+                                    {**info, "cheapest_cost_usd": float(st.exact), "timings": timings})
+        moves += st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+    else:
+        moves += st.local_moves(gk.MODE_TRIM, capacity, target_utility=target_int)
+    timings["local_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_all
+
+    info.update(amortized_cost_usd=float(st.amortized), exact_cost_usd=float(st.exact),
+                coupling_overhead_usd=float(st.exact - st.amortized), utility=float(st.utility),
+                n_upgrades=upgrades, n_local_moves=moves, timings=timings)
+    return SolverResult(st.opt, Status.FEASIBLE, float(bound), info)
+
+
+def _max_overhead(table) -> float:
+    """Largest possible partial-call overhead: ``sum_g f_g (b_g - 1) / b_g`` over every group."""
+    b = table.group_batch.astype(np.float64)
+    return float(np.sum(table.group_fixed_cost * (b - 1.0) / b))
+
+
+def _walk_sorted(cost, util, hull_opt, hull_len, option_model, capacity, n_models, start, cap, *,
+                 reach: bool) -> np.ndarray:
+    """Hull positions from a walk over every increment sorted by ratio (skipping full models)."""
+    iq, ip, ir, idc, idu = gk._collect_all_increments(cost, util, hull_opt, hull_len)
+    order = np.argsort(-ir, kind="stable")
+    pos = np.zeros(cost.shape[0], np.int64)
+    model_count = np.bincount(option_model[start], minlength=n_models).astype(np.int64)
+    gk._capacitated_walk(order, iq, ip, idc, idu, hull_opt, option_model, model_count, capacity,
+                         float(cap), reach, pos)
+    return pos
+
+
+def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, limit: float,
+                 target_int: float | None, info: dict) -> tuple[_State, int] | None:
+    """The walk when capacities bind: repair the start, then skip increments into full models."""
+    table = problem.table
+    n, K = table.n_queries, problem.instance.n_models
+    cost, util = arr["cost"], arr["util"]
+    st = _State(arr, K, cheapest.copy())
+    for _ in range(4):
+        if not (st.model_count > capacity).any():
+            break
+        st.local_moves(gk.MODE_CAPACITY, capacity)
+    if (st.model_count > capacity).any():
+        return None
+    start = st.opt.copy()
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    start_amort, start_util = st.amortized, st.utility
+    if budget_form:
+        cap_r = limit - start_amort
+        for it in range(MAX_COUPLING_ITERATIONS + 2):
+            pos = (_walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], capacity, K, start,
+                                cap_r, reach=False) if cap_r > 0 else np.zeros(n, np.int64))
+            gk._options_from_positions(hull_opt, pos, st.opt)
+            st.refresh()
+            if st.exact <= limit or cap_r <= 0:
+                break
+            if it < MAX_COUPLING_ITERATIONS:
+                cap_r = min(cap_r - (st.exact - limit), limit - start_amort - (st.exact - st.amortized))
+            else:
+                cap_r = limit - start_amort - _max_overhead(table)
+    else:
+        pos = _walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], capacity, K, start,
+                           target_int - start_util, reach=True)
+        gk._options_from_positions(hull_opt, pos, st.opt)
+        st.refresh()
+        if st.utility < target_int:
+            st.local_moves(gk.MODE_UPGRADE, capacity)      # free-standing utility gains, any cost
+            if st.utility < problem.min_total_utility:
+                return None
+    info["capacity_walk"] = True
+    return st, int(pos.sum())
+
+
+class GreedyBackend:
+    """``method="greedy"``: the Numba Pareto-frontier upgrader with an LP certificate.
+
+    Notes
+    -----
+    Always available (Numba is a dependency). The plan's exact cost never exceeds the
+    budget; its bound is the LP relaxation of the amortized MCKP.
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2))],
+    ...                    tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
+    ...                    input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
+    ...                    utility=[[0.9, 0.8]] * 3)
+    >>> plan = ro.solve(inst, budget=0.0035, method="greedy")
+    >>> plan.cost_usd <= 0.0035, plan.utility <= plan.upper_bound
+    (True, True)
+    """
+
+    name = "greedy"
+
+    def available(self) -> bool:
+        return True
+
+    def solve(self, problem: Problem) -> SolverResult:
+        return greedy_plan(problem)

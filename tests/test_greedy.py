@@ -1,0 +1,362 @@
+"""The greedy upgrader's kernels against plain-Python references, and its edge cases."""
+
+import itertools
+import math
+
+import numpy as np
+import pulp
+import pytest
+
+import robatch_opt as ro
+from robatch_opt.kernels import greedy_kernels as gk
+from robatch_opt.solvers.base import Problem
+from robatch_opt.solvers.greedy import _State, greedy_plan, hull_arrays, lp_threshold
+
+
+# ------------------------------------------------------------------ references
+def ref_hull(cost_row, util_row, s):
+    """Upper hull by gift wrapping (a different algorithm from the kernel's monotone chain).
+
+    From the current point, step to the candidate of steepest slope; among equal slopes the
+    farthest one (collinear points are not hull vertices).
+    """
+    hull = [s]
+    while True:
+        p = hull[-1]
+        best, best_r = None, -math.inf
+        for j in range(len(cost_row)):
+            if not np.isfinite(cost_row[j]) or cost_row[j] <= cost_row[p] or util_row[j] <= util_row[p]:
+                continue
+            r = (util_row[j] - util_row[p]) / (cost_row[j] - cost_row[p])
+            if r > best_r or (r == best_r and cost_row[j] > cost_row[best]):
+                best, best_r = j, r
+        if best is None:
+            return hull
+        hull.append(best)
+
+
+def ref_lp(cost, util, start, cap, reach=False):
+    """LP of the amortized MCKP by sorting every hull increment (what the kernel avoids).
+
+    Returns (lp increase, integral positions): in utility for the budget form, in cost for
+    the quality form.
+    """
+    items = []
+    for i in range(cost.shape[0]):
+        h = ref_hull(cost[i], util[i], start[i])
+        for p in range(len(h) - 1):
+            dc = cost[i, h[p + 1]] - cost[i, h[p]]
+            du = util[i, h[p + 1]] - util[i, h[p]]
+            items.append((-du / dc, i, p, dc, du))
+    items.sort()
+    pos = np.zeros(cost.shape[0], np.int64)
+    acc_c = acc_u = 0.0
+    for _, i, p, dc, du in items:
+        if not reach:
+            if acc_c + dc > cap:
+                return acc_u + (cap - acc_c) / dc * du, pos
+        else:
+            pos[i] = p + 1
+            if acc_u + du >= cap:
+                return acc_c + (cap - acc_u) / du * dc, pos
+        if not reach:
+            pos[i] = p + 1
+        acc_c += dc
+        acc_u += du
+    return (acc_u if not reach else acc_c), pos
+
+
+def random_table(rng, n, J, p_inadmissible=0.2):
+    cost = rng.uniform(0.01, 1.0, (n, J))
+    util = rng.uniform(0.0, 1.0, (n, J))
+    cost[rng.random((n, J)) < p_inadmissible] = np.inf
+    cost[np.arange(n), rng.integers(0, J, n)] = rng.uniform(0.01, 1.0, n)   # one admissible at least
+    start = np.argmin(cost, axis=1)
+    return cost, util, start
+
+
+def pulp_lp(cost, util, budget):
+    """The amortized MCKP's LP relaxation solved by HiGHS (tiny instances only)."""
+    n, J = cost.shape
+    prob = pulp.LpProblem("mckp_lp", pulp.LpMaximize)
+    x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", 0, 1) for i in range(n) for j in range(J) if np.isfinite(cost[i, j])}
+    prob += pulp.lpSum(util[i, j] * v for (i, j), v in x.items())
+    for i in range(n):
+        prob += pulp.lpSum(v for (q, j), v in x.items() if q == i) == 1
+    prob += pulp.lpSum(cost[i, j] * v for (i, j), v in x.items()) <= budget
+    prob.solve(pulp.HiGHS(msg=False))
+    assert pulp.LpStatus[prob.status] == "Optimal"
+    return pulp.value(prob.objective)
+
+
+# ------------------------------------------------------------- kernel vs reference
+@pytest.mark.parametrize("seed", range(5))
+def test_hull_matches_gift_wrapping(seed):
+    rng = np.random.default_rng(seed)
+    cost, util, start = random_table(rng, 300, 9)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    for i in range(cost.shape[0]):
+        assert list(hull_opt[i, :hull_len[i]]) == ref_hull(cost[i], util[i], start[i]), i
+        h = hull_opt[i, :hull_len[i]]
+        r = np.diff(util[i, h]) / np.diff(cost[i, h])
+        assert np.all(np.diff(cost[i, h]) > 0) and np.all(np.diff(util[i, h]) > 0)
+        assert np.all(np.diff(r) < 0)          # strictly decreasing ratios: prefixes are LP-optimal
+
+
+def test_hull_keeps_higher_utility_on_cost_ties_and_drops_collinear():
+    cost = np.array([[1.0, 2.0, 2.0, 3.0, np.inf]])
+    util = np.array([[0.1, 0.2, 0.3, 0.5, 1.0]])
+    hull_opt, hull_len = hull_arrays(cost, util, np.array([0]))
+    # (2, 0.3) beats (2, 0.2); (1, .1) -> (2, .3) -> (3, .5) is collinear, so (2, .3) goes too.
+    assert list(hull_opt[0, :hull_len[0]]) == [0, 3]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 0.7, 0.999, 1.5])
+def test_lp_threshold_matches_sorted_reference(seed, fraction):
+    rng = np.random.default_rng(100 + seed)
+    cost, util, start = random_table(rng, 400, 7)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    total, _ = ref_lp(cost, util, start, math.inf)
+    top_dc = sum(cost[i, hull_opt[i, hull_len[i] - 1]] - cost[i, start[i]] for i in range(cost.shape[0]))
+    cap = fraction * top_dc
+    want, want_pos = ref_lp(cost, util, start, cap)
+    got = lp_threshold(cost, util, hull_opt, hull_len, cap, reach=False)
+    assert got["lp_du"] == pytest.approx(want, rel=1e-10, abs=1e-12)
+    np.testing.assert_array_equal(got["pos"], want_pos)
+    assert got["taken_dc"] <= cap + 1e-12
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("fraction", [0.01, 0.4, 0.95])
+def test_lp_threshold_quality_form_matches_reference(seed, fraction):
+    rng = np.random.default_rng(200 + seed)
+    cost, util, start = random_table(rng, 300, 6)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    top_du = sum(util[i, hull_opt[i, hull_len[i] - 1]] - util[i, start[i]] for i in range(cost.shape[0]))
+    need = fraction * top_du
+    want, want_pos = ref_lp(cost, util, start, need, reach=True)
+    got = lp_threshold(cost, util, hull_opt, hull_len, need, reach=True)
+    assert got["lp_dc"] == pytest.approx(want, rel=1e-10)
+    np.testing.assert_array_equal(got["pos"], want_pos)
+    assert got["taken_du"] >= need * (1 - 1e-12)
+
+
+def test_lp_threshold_with_a_crowded_crossing_bin():
+    # Every increment has nearly the same ratio: the whole walk happens inside one bin.
+    rng = np.random.default_rng(3)
+    n = 2000
+    dc = rng.uniform(0.5, 1.0, n)
+    cost = np.stack([np.full(n, 1.0), 1.0 + dc], axis=1)
+    util = np.stack([np.zeros(n), 0.5 * dc * (1 + 1e-6 * rng.random(n))], axis=1)
+    start = np.zeros(n, np.int64)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    for cap in (0.0, 1.0, 300.0, 1e9):
+        want, want_pos = ref_lp(cost, util, start, cap)
+        got = lp_threshold(cost, util, hull_opt, hull_len, cap, reach=False)
+        assert got["lp_du"] == pytest.approx(want, rel=1e-12, abs=1e-15)
+        np.testing.assert_array_equal(got["pos"], want_pos)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lp_bound_equals_highs_lp(seed):
+    rng = np.random.default_rng(300 + seed)
+    cost, util, start = random_table(rng, 6, 4)
+    c0 = cost[np.arange(6), start].sum()
+    budget = c0 + rng.uniform(0, 1.5)
+    hull_opt, hull_len = hull_arrays(cost, util, start)
+    got = lp_threshold(cost, util, hull_opt, hull_len, budget - c0, reach=False)
+    u0 = util[np.arange(6), start].sum()
+    assert u0 + got["lp_du"] == pytest.approx(pulp_lp(cost, util, budget), rel=1e-7, abs=1e-9)
+
+
+def test_hull_arrays_rejects_bad_start():
+    cost = np.array([[1.0, np.inf]])
+    util = np.array([[0.5, 0.9]])
+    with pytest.raises(ro.InstanceError, match=r"`start\[0\]`.*not admissible"):
+        hull_arrays(cost, util, np.array([1]))
+    with pytest.raises(ro.InstanceError, match=r"`start\[0\]`.*out of range"):
+        hull_arrays(cost, util, np.array([2]))
+    with pytest.raises(ro.InstanceError, match="`start`"):
+        hull_arrays(cost, util, np.array([0, 0]))
+
+
+# ------------------------------------------------------------------- instances
+def pool_instance(n=60, seed=0, system=(300, 800), sizes=(1, 2, 4, 8)):
+    rng = np.random.default_rng(seed)
+    models = [ro.Model(f"m{k}", 0.05 * 3 ** k, 0.1 * 3 ** k, 16384, sizes) for k in range(3)]
+    tasks = [ro.Task(f"t{t}", s) for t, s in enumerate(system)]
+    base = np.clip(rng.uniform(0.3, 0.6, (n, 1)) + np.array([0.0, 0.15, 0.25]) + rng.normal(0, 0.05, (n, 3)), 0, 1)
+    ret = np.linspace(1.0, 0.85, len(sizes))
+    util = (base[:, :, None] * ret[None, None, :]).reshape(n, -1)
+    return ro.Instance(models=models, tasks=tasks, query_task=rng.integers(0, len(system), n),
+                       input_tokens=rng.integers(50, 400, n), output_tokens=rng.integers(10, 150, (n, 3)),
+                       utility=util)
+
+
+def brute_force(inst, budget=None, target=None):
+    """Best utility within the budget (or least cost reaching the target) by enumeration."""
+    table = ro.compile_options(inst)
+    n, J = inst.n_queries, inst.n_options
+    combos = np.array(list(itertools.product(*[np.flatnonzero(table.admissible[i]) for i in range(n)])))
+    groups = inst.query_task[None, :] * J + combos
+    counts = np.stack([(groups == g).sum(axis=1) for g in range(inst.n_tasks * J)], axis=1)
+    calls = -(-counts // table.group_batch[None, :])
+    cost = calls @ table.group_fixed_cost + table.variable_cost[np.arange(n), table.option_model[combos]].sum(axis=1)
+    util = table.utility[np.arange(n), combos].sum(axis=1)
+    # Spot-check the vectorised exact cost against the shared evaluator.
+    assert cost[-1] == pytest.approx(ro.evaluate(inst, combos[-1]).cost_usd, rel=1e-12)
+    if budget is not None:
+        return util[cost <= budget * (1 + 1e-12)].max(initial=-math.inf)
+    return cost[util >= target].min(initial=math.inf)
+
+
+def test_budget_equal_to_cheapest_plan_cost():
+    inst = pool_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    plan = ro.solve(inst, budget=cheapest, method="greedy")
+    assert plan.cost_usd <= cheapest
+    table = ro.compile_options(inst)
+    assert plan.utility >= ro.evaluate(inst, table.cheapest_option).utility - 1e-12
+
+
+def test_huge_budget_puts_everyone_at_the_top():
+    inst = pool_instance()
+    table = ro.compile_options(inst)
+    _, top_cost = ro.reference_costs(inst)
+    for budget in (top_cost, 10 * top_cost):
+        plan = ro.solve(inst, budget=budget, method="greedy")
+        best = np.where(table.admissible, table.utility, -1).max(axis=1).sum()
+        assert plan.utility == pytest.approx(best, rel=1e-12)
+        assert plan.status == ro.Status.OPTIMAL
+
+
+def test_one_query():
+    inst = ro.Instance(models=[ro.Model("a", 1.0, 1.0, 4096, (1,)), ro.Model("b", 5.0, 5.0, 4096, (1, 2))],
+                       tasks=[ro.Task("t", 100)], query_task=[0], input_tokens=[100], output_tokens=[[10, 10]],
+                       utility=[[0.4, 0.9, 0.7]])
+    lo, hi = ro.reference_costs(inst)
+    assert ro.solve(inst, budget=lo, method="greedy").option.tolist() == [0]
+    # One query in a batch-2 group pays the whole call: option 2 is never worth it.
+    plan = ro.solve(inst, budget=hi, method="greedy")
+    assert plan.option.tolist() == [1] and plan.status == ro.Status.OPTIMAL
+
+
+def test_ties_go_to_the_lower_query_index():
+    # Three identical queries, b = 1 only (no coupling): money for exactly one upgrade.
+    inst = ro.Instance(models=[ro.Model("a", 1.0, 1.0, 4096, (1,)), ro.Model("b", 3.0, 3.0, 4096, (1,))],
+                       tasks=[ro.Task("t", 0)], query_task=[0, 0, 0], input_tokens=[100] * 3,
+                       output_tokens=[[0, 0]] * 3, utility=[[0.5, 0.8]] * 3)
+    lo, _ = ro.reference_costs(inst)
+    plan = ro.solve(inst, budget=lo + 200e-6 * 1.5, method="greedy")
+    assert plan.option.tolist() == [1, 0, 0]
+    assert plan.upper_bound == pytest.approx(1.8 + 0.5 * 0.3)
+
+
+def test_coupling_never_exceeds_budget_and_bound_is_the_lp():
+    inst = pool_instance(n=200, seed=4)
+    table = ro.compile_options(inst)
+    start = table.cheapest_option
+    for frac in np.linspace(0, 1, 11):
+        budget = ro.budget_from_fraction(inst, frac)
+        plan = ro.solve(inst, budget=budget, method="greedy")
+        assert plan.cost_usd <= budget
+        want, _ = ref_lp(np.asarray(table.cost), np.asarray(table.utility), start, budget - table.min_cost_usd)
+        u0 = table.utility[np.arange(inst.n_queries), start].sum()
+        assert plan.info["lp_bound"] == pytest.approx(u0 + want, rel=1e-10)
+        assert plan.info["coupling_overhead_usd"] == pytest.approx(
+            plan.cost_usd - ro.evaluate(inst, plan.option).amortized_cost_usd, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiny_instances_against_brute_force(seed):
+    inst = pool_instance(n=4, seed=seed, system=(2000,), sizes=(1, 2, 4))
+    for frac in (0.0, 0.3, 0.6, 1.0):
+        budget = ro.budget_from_fraction(inst, frac)
+        plan = ro.solve(inst, budget=budget, method="greedy")
+        best = brute_force(inst, budget=budget)
+        assert plan.utility <= best + 1e-12 <= plan.info["lp_bound"] + 2e-12
+
+
+def test_free_seat_is_filled_at_no_call_cost():
+    # Model "big" (b = 2) serves query 0 alone: one free seat. Moving query 1 there from
+    # "small" (b = 1) saves its own call and adds none: a free utility gain.
+    inst = ro.Instance(models=[ro.Model("small", 1.0, 1.0, 4096, (1,)), ro.Model("big", 1.0, 1.0, 4096, (2,))],
+                       tasks=[ro.Task("t", 1000)], query_task=[0, 0], input_tokens=[10, 10],
+                       output_tokens=[[0, 0], [0, 0]], utility=[[0.2, 0.9], [0.3, 0.8]])
+    table = ro.compile_options(inst)
+    arr = {k: np.ascontiguousarray(v) for k, v in dict(
+        cost=table.cost, util=table.utility, var_cost=table.variable_cost, query_task=table.query_task,
+        option_model=table.option_model, option_batch=table.option_batch,
+        group_fixed=table.group_fixed_cost, group_batch=table.group_batch).items()}
+    st = _State(arr, 2, np.array([1, 0], np.int64))
+    before = st.exact
+    moved = st.local_moves(gk.MODE_UPGRADE, np.full(2, 2, np.int64), limit_usd=before)
+    assert moved == 1 and st.opt.tolist() == [1, 1]
+    assert st.exact < before and st.exact == pytest.approx(ro.evaluate(inst, st.opt).cost_usd)
+
+
+def test_quality_form_reaches_target_with_cost_above_bound():
+    inst = pool_instance(n=200, seed=5)
+    table = ro.compile_options(inst)
+    lo = table.utility[np.arange(200), table.cheapest_option].mean()
+    hi = np.where(table.admissible, table.utility, -1).max(axis=1).mean()
+    for a in np.linspace(lo, hi, 6):
+        plan = ro.solve(inst, min_mean_utility=a, method="greedy")
+        assert plan.utility >= a * 200 * (1 - 1e-9)
+        assert plan.cost_lower_bound_usd <= plan.cost_usd
+
+
+def test_quality_form_bound_below_brute_force():
+    inst = pool_instance(n=4, seed=9, system=(1500,), sizes=(1, 2, 4))
+    table = ro.compile_options(inst)
+    hi = np.where(table.admissible, table.utility, -1).max(axis=1).sum()
+    for target in (0.5 * hi, 0.8 * hi, hi):
+        plan = ro.solve(inst, min_mean_utility=target / 4, method="greedy")
+        best = brute_force(inst, target=target * (1 - 1e-12))
+        assert plan.info["lp_bound"] <= best * (1 + 1e-12) <= plan.cost_usd * (1 + 1e-12)
+
+
+def test_capacity_forces_repair_of_the_start():
+    inst = pool_instance(n=120, seed=6)
+    plan0 = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy")
+    usage = np.bincount(plan0.model, minlength=3)
+    cap = [int(usage[0] // 2), None, None]               # the cheap model only takes half
+    lo, _ = ro.reference_costs(inst)
+    with pytest.raises(ro.InfeasibleBudgetError) as err:
+        ro.solve(inst, budget=lo, method="greedy", max_queries_per_model=cap)
+    repaired = err.value.cheapest_cost_usd                # the repaired start's exact cost
+    assert lo < repaired < math.inf
+    for budget in (repaired, 1.5 * repaired, ro.budget_from_fraction(inst, 1.0)):
+        plan = ro.solve(inst, budget=budget, method="greedy", max_queries_per_model=cap)
+        assert np.bincount(plan.model, minlength=3)[0] <= cap[0]
+        assert plan.cost_usd <= budget * (1 + 1e-12)
+        assert plan.utility <= plan.info["lp_bound"]     # the uncapacitated LP stays a bound
+    plan = ro.solve(inst, min_mean_utility=0.5, method="greedy", max_queries_per_model=[None, 40, 40])
+    assert np.bincount(plan.model, minlength=3)[1:].max() <= 40 and plan.mean_utility >= 0.5 - 1e-12
+
+
+def test_capacity_that_no_plan_meets_is_reported():
+    inst = pool_instance(n=30, seed=7)
+    lo, _ = ro.reference_costs(inst)
+    with pytest.raises(ro.InfeasibleBudgetError):
+        ro.solve(inst, budget=lo, method="greedy", max_queries_per_model=[0, 0, 30])
+
+
+def test_same_input_same_plan_and_info_fields():
+    inst = pool_instance(n=300, seed=8)
+    budget = ro.budget_from_fraction(inst, 0.4)
+    a = ro.solve(inst, budget=budget, method="greedy")
+    b = ro.solve(inst, budget=budget, method="greedy")
+    np.testing.assert_array_equal(a.option, b.option)
+    for key in ("lp_bound", "amortized_cost_usd", "n_upgrades", "coupling_overhead_usd", "timings"):
+        assert key in a.info
+    assert set(a.info["timings"]) >= {"hull_s", "lp_s", "coupling_s", "local_s", "total_s"}
+
+
+def test_backend_on_empty_problem():
+    inst = pool_instance(n=5)
+    table = ro.compile_options(inst)
+    res = greedy_plan(Problem(instance=inst, table=table, budget_usd=1e9, min_total_utility=None,
+                              max_queries=None, time_limit_s=1.0))
+    assert res.option.shape == (5,) and res.bound >= res.info["utility"]
