@@ -17,6 +17,7 @@ from .solve import budget_from_fraction, reference_costs, solve
 from .solvers import available_methods, register_backend, registered_methods
 from . import workloads
 from . import reductions
+from . import proxy
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
     "workloads",
     "reductions",
+    "proxy",
 ]

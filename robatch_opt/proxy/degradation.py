@@ -241,6 +241,20 @@ def _ratio_sd(obs: BatchObservations) -> np.ndarray:
     return np.sqrt(acc * (1.0 - acc) / n) / obs.single_prompt_accuracy
 
 
+# Box on the log-parameters: keeps every curve finite (no 0 * inf at b = 1, no overflow)
+# whatever the data; the bounds are far outside any plausible batch-prompting curve.
+_LOG_RATE = (-25.0, 8.0)
+_LOG_SHAPE = (np.log(0.1), np.log(4.0))
+_LOG_SEVERITY = (-4.0, 4.0)
+_LOG_DEGRADATION = (-40.0, 10.0)
+
+
+def _bounds(K: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.r_[np.full(K, _LOG_RATE[0]), np.full(K, _LOG_SHAPE[0]), np.full(T, _LOG_SEVERITY[0]), _LOG_SHAPE[0]]
+    hi = np.r_[np.full(K, _LOG_RATE[1]), np.full(K, _LOG_SHAPE[1]), np.full(T, _LOG_SEVERITY[1]), _LOG_SHAPE[1]]
+    return lo, hi
+
+
 def _predict(theta, mi, ti, b, K, T):
     log_a, log_p, log_c = theta[:K], theta[K:2 * K], theta[2 * K:2 * K + T]
     x = np.log(b - 1.0)
@@ -253,9 +267,12 @@ def _residuals(theta, mi, ti, b, y, w_sqrt, K, T):
     return np.concatenate([fit, log_c / TASK_PRIOR_SD, (log_p - mu) / SHAPE_PRIOR_SD])
 
 
-def _levenberg_marquardt(fun, theta0, *, max_iter=200, tol=1e-10):
-    """Minimise ``||fun(theta)||^2``; forward-difference Jacobian (the problems are tiny)."""
-    theta = np.asarray(theta0, np.float64).copy()
+def _levenberg_marquardt(fun, theta0, lo, hi, *, max_iter=100, tol=1e-9):
+    """Minimise ``||fun(theta)||^2`` over the box ``[lo, hi]`` (projected steps).
+
+    Forward-difference Jacobian: the problems are tiny (tens of parameters).
+    """
+    theta = np.clip(np.asarray(theta0, np.float64), lo, hi)
     r = fun(theta)
     cost = float(r @ r)
     lam = 1e-3
@@ -270,7 +287,7 @@ def _levenberg_marquardt(fun, theta0, *, max_iter=200, tol=1e-10):
         improved = False
         while lam < 1e12:
             step = np.linalg.solve(jtj + lam * (np.diag(np.diag(jtj)) + 1e-9 * np.eye(theta.shape[0])), -jtr)
-            cand = theta + step
+            cand = np.clip(theta + step, lo, hi)
             r_c = fun(cand)
             c_c = float(r_c @ r_c)
             if np.isfinite(c_c) and c_c < cost:
@@ -352,7 +369,11 @@ class Degradation:
         c = float(c)
         if not (np.isfinite(c) and 0.0 <= c < 1.0):
             raise DegradationError("capability", f"must be in [0, 1), got {c!r}")
-        d_ref = np.exp(self.alpha + self.gamma * np.log1p(-c))
+        if not np.isfinite(self.alpha):
+            raise DegradationError("capability", "no observed model has a known capability, so models "
+                                                 "without batch observations cannot be predicted; pass "
+                                                 "capabilities= to fit_degradation")
+        d_ref = np.exp(np.clip(self.alpha + self.gamma * np.log1p(-c), *_LOG_DEGRADATION))
         p = self.common_exponent
         return float(d_ref / (self.reference_batch_size - 1.0) ** p), float(p)
 
@@ -478,9 +499,9 @@ def fit_degradation(observations=None, *, capabilities: Mapping[str, float] | No
     for k in range(K):
         sel = mi == k
         rate = np.mean(-np.log(np.clip(y[sel], 1e-3, 1.0 - 1e-3)) / (b[sel] - 1.0))
-        theta0[k] = np.log(rate)
+        theta0[k] = np.clip(np.log(rate), *_LOG_RATE)
     fun = functools.partial(_residuals, mi=mi, ti=ti, b=b, y=y, w_sqrt=w_sqrt, K=K, T=T)
-    theta, _ = _levenberg_marquardt(fun, theta0)
+    theta, _ = _levenberg_marquardt(fun, theta0, *_bounds(K, T))
 
     pred = _predict(theta, mi, ti, b, K, T)
     err = pred - y
@@ -501,8 +522,9 @@ def fit_degradation(observations=None, *, capabilities: Mapping[str, float] | No
         if gamma_default is None:
             gamma_default = fit_degradation().gamma if observations is not None else 1.0
         gamma = float(gamma_default)
-        alpha = float(np.mean(log_d - gamma * log_e)) if have else float(np.mean(
-            [np.log(rate[m]) + expo[m] * np.log(b_ref - 1.0) for m in models]) - gamma * np.log(0.5))
+        # No observed model with a capability: the law has no anchor (NaN; predicting an
+        # unobserved model then raises DegradationError).
+        alpha = float(np.mean(log_d - gamma * log_e)) if have else float("nan")
 
     rmse = {m: float(np.sqrt(np.mean(err[mi == k] ** 2))) for k, m in enumerate(models)}
     rmse_acc = {m: float(np.sqrt(np.mean((err * obs.single_prompt_accuracy)[mi == k] ** 2)))

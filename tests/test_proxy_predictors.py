@@ -1,0 +1,150 @@
+"""Base utility predictors, metrics, composition, and a small end-to-end check against the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import robatch_opt as ro
+from robatch_opt import proxy as P
+from robatch_opt.workloads import llm_truth
+
+
+def _logistic_data(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    task = np.where(rng.random(n) < 0.5, "a", "b")
+    logit = np.c_[1.5 * x[:, 0] + np.where(task == "a", 0.5, -0.5),
+                  -1.0 * x[:, 0] + 0.2 * x[:, 1]]
+    y = (rng.random((n, 2)) < 1 / (1 + np.exp(-logit))).astype(float)
+    return x, y, task
+
+
+def test_logistic_stationarity():
+    """At the fitted coefficients the penalised log-likelihood gradient vanishes (reference check)."""
+    x, y, task = _logistic_data()
+    y[::7, 1] = np.nan                                    # unobserved pairs are skipped
+    lr = P.LogisticUtility(l2=2.0).fit(x, y, task=task)
+    z = (x - lr.mean_) / lr.scale_
+    onehot = np.c_[task == "a", task == "b"].astype(float)
+    design = np.hstack([onehot, z])
+    for k in range(2):
+        seen = ~np.isnan(y[:, k])
+        beta = np.r_[lr.intercept_[k], lr.coef_[k]]
+        p = 1 / (1 + np.exp(-design[seen] @ beta))
+        grad = design[seen].T @ (p - y[seen, k]) + np.r_[1e-6, 1e-6, 2.0, 2.0] * beta
+        assert np.max(np.abs(grad)) < 1e-6
+    pred = lr.predict(x, task=task)
+    assert pred.shape == (3000, 2) and np.all((pred >= 0) & (pred <= 1))
+    # Recovers the generating slopes (standardised scale) roughly.
+    assert lr.coef_[0, 0] * 1 / lr.scale_[0] == pytest.approx(1.5, abs=0.25)
+
+
+def _knn_reference(model, x_train, y_train, task_train, xq, tq):
+    """Plain loop implementation of KNNUtility.predict for one query."""
+    z_tr = (x_train - model.mean_) / model.scale_
+    zq = (xq - model.mean_) / model.scale_
+    sel = task_train == tq
+    d2 = ((z_tr[sel] - zq) ** 2).sum(axis=1)
+    nn = np.argsort(d2, kind="stable")[:model.k]
+    w = np.exp(-0.5 * d2[nn] / max(d2[nn].max(), 1e-12))
+    ys = y_train[sel][nn]
+    out = []
+    for k in range(ys.shape[1]):
+        obs = ~np.isnan(ys[:, k])
+        col = y_train[sel][:, k]
+        prior = np.nanmean(col)
+        out.append((np.sum(w[obs] * ys[obs, k]) + model.prior_strength * prior) / (w[obs].sum() + model.prior_strength))
+    return np.array(out)
+
+
+def test_knn_matches_plain_reference():
+    x, y, task = _logistic_data(n=800, seed=1)
+    y[::5, 0] = np.nan
+    knn = P.KNNUtility(k=25, chunk_size=7).fit(x, y, task=task)
+    xq = np.random.default_rng(2).normal(size=(20, 2))
+    tq = np.array(["a", "b"] * 10)
+    got = knn.predict(xq, task=tq)
+    want = np.array([_knn_reference(knn, x, y, task, xq[i], tq[i]) for i in range(20)])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_metrics_against_definitions():
+    rng = np.random.default_rng(3)
+    p = np.round(rng.random(300), 1)                       # many ties
+    y = (rng.random(300) < p).astype(float)
+    pos, neg = p[y == 1], p[y == 0]
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert P.roc_auc(p, y) == pytest.approx(pairs, abs=1e-12)
+    assert P.brier_score(p, y) == pytest.approx(np.mean((p - y) ** 2))
+    assert P.expected_calibration_error(np.full(4, 0.25), [1, 0, 0, 0]) == pytest.approx(0.0)
+    assert P.expected_calibration_error(np.full(4, 0.75), [1, 0, 0, 0]) == pytest.approx(0.5)
+    assert np.isnan(P.roc_auc([0.1, 0.2], [1, 1]))
+
+
+def test_predictor_errors():
+    x, y, task = _logistic_data(n=100)
+    with pytest.raises(P.PredictorError, match="outcomes"):
+        P.LogisticUtility().fit(x, y * 2, task=task)
+    with pytest.raises(P.PredictorError, match=r"features\[3, 1\]"):
+        bad = x.copy()
+        bad[3, 1] = np.nan
+        P.KNNUtility().fit(bad, y, task=task)
+    with pytest.raises(P.PredictorError, match="not fitted"):
+        P.KNNUtility().predict(x)
+    lr = P.LogisticUtility().fit(x, y, task=task)
+    with pytest.raises(P.PredictorError, match="unknown task"):
+        lr.predict(x[:2], task=["a", "zzz"])
+    with pytest.raises(P.PredictorError, match="columns"):
+        lr.predict(x[:, :1], task=task)
+    with pytest.raises(P.PredictorError, match="unknown to the base predictor"):
+        P.ProxyUtility(lr, P.fit_degradation()).utility(x, task, model_names=["nope"])
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    """A small Qwen3 workload: train 2,400 / test 600 queries, logs drawn from the truth."""
+    w = llm_truth("qwen3", n=3000, seed=11)
+    x, names = P.query_features(w, seed=11)
+    train, test = np.arange(2400), np.arange(2400, 3000)
+    log = P.simulate_logs(w, train, features=x, feature_names=names, seed=11)
+    deg = P.fit_degradation(log)
+    labels = np.array(w.task_names)[w.instance.query_task]
+    return w, x, train, test, log, deg, labels
+
+
+def test_proxy_instance_is_consistent(pipeline):
+    w, x, train, test, log, deg, labels = pipeline
+    base = P.LogisticUtility().fit_log(log, model_names=w.model_names)
+    proxy = P.ProxyUtility(base, deg)
+    inst = proxy.instance(w.instance.models, w.instance.tasks, w.instance.query_task[test],
+                          w.instance.input_tokens[test], w.instance.output_tokens[test], x[test])
+    assert inst.n_queries == test.size and inst.options == w.instance.options
+    u3 = proxy.utility(x[test], labels[test], batch_sizes=(1, 2, 4, 8))
+    np.testing.assert_allclose(inst.utility.reshape(test.size, 6, 4), u3)
+    np.testing.assert_allclose(u3[:, :, 0], base.predict(x[test], task=labels[test]))
+    assert np.all(np.diff(u3, axis=2) <= 0)               # batching never helps
+    # Prediction is informative: correlation with the true unbatched utility.
+    corr = np.corrcoef(u3[:, :, 0].ravel(), w.base_utility[test].ravel())[0, 1]
+    assert corr > 0.8
+
+
+@pytest.mark.parametrize("predictor", [P.LogisticUtility, P.KNNUtility])
+def test_end_to_end_close_to_oracle(pipeline, predictor):
+    """Plans from predicted utilities, graded with the true ones, are close to the oracle's."""
+    w, x, train, test, log, deg, labels = pipeline
+    base = predictor().fit_log(log, model_names=w.model_names)
+    proxy = P.ProxyUtility(base, deg)
+    true_inst = P.subset_instance(w.instance, test)
+    pred_inst = P.subset_instance(w.instance, test, proxy.option_utility(x[test], labels[test],
+                                                                          w.instance.models))
+    for fraction in (0.1, 0.3, 0.6):
+        budget = ro.budget_from_fraction(true_inst, fraction)
+        oracle_plan = ro.solve(true_inst, budget, method="greedy")
+        oracle = ro.evaluate(true_inst, oracle_plan.option)
+        plan = ro.solve(pred_inst, budget, method="greedy")
+        realized = ro.evaluate(true_inst, plan.option)
+        assert realized.cost_usd <= budget * (1 + 1e-12)     # same costs: the plan is feasible for the truth
+        assert realized.mean_utility >= 0.95 * oracle.mean_utility
+        # No plan beats the LP bound of the true instance.
+        assert realized.utility <= oracle_plan.upper_bound * (1 + 1e-9)
