@@ -97,7 +97,8 @@ def _parser() -> _Parser:
                    help=f"solver: {', '.join(registered_methods())} (default {AUTO}: exact on small "
                         "instances, greedy otherwise)")
     s.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="time limit of exact engines per solve, seconds (default 60)")
+                   help="time limit of exact engines per solve, seconds (default 60); the baselines "
+                        "are up to K + 1 further solves, one per restriction")
     s.add_argument("--seed", type=int, default=0, metavar="N", help="solver seed (default 0)")
     s.add_argument("--out", metavar="PLAN.json", help="write the plan (JSON) here")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")

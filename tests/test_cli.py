@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
 
@@ -41,7 +41,6 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def assert_one_line_error(code: int, out: str, err: str, pattern: str) -> None:
-    import re
     assert code == 2, (code, err)
     assert out == ""
     lines = err.splitlines()
@@ -169,6 +168,14 @@ def test_evaluate_rejects_a_plan_of_another_instance(capsys, inst_path, tmp_path
                           r"plan.json: the plan covers 10 queries but .*small.json has 24")
 
 
+def test_auto_method_runs_baselines_with_the_solver_it_chose(capsys, inst_path):
+    code, out, err = run(capsys, "solve", inst_path, "--json", "--time-limit", "10")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["method"] in ro.available_methods() and d["method"] != "auto"
+    assert d["baselines"]["method"] == d["method"] == d["baselines"]["routing_only"]["method"]
+
+
 def test_help_and_version_exit_zero(capsys):
     code, out, _ = run(capsys, "solve", "--help")
     assert code == 0 and "cheapest + F * (cost of the max-utility plan - cheapest)" in " ".join(out.split())
@@ -243,6 +250,8 @@ ERRORS = [
     (["generate", "llm", "--family", "uncorrelated", "{tmp}/x.json"],
      r"--family: applies to `generate synthetic`"),
     (["generate", "synthetic", "--n", "0", "{tmp}/x.json"], r"argument --n: must be >= 1, got 0"),
+    (["generate", "synthetic", "--family", "zigzag", "{tmp}/x.json"], r"`family`: unknown family 'zigzag'"),
+    (["generate", "llm", "--pool", "llama", "{tmp}/x.json"], r"`pool`: unknown pool 'llama'"),
 ]
 
 
@@ -277,12 +286,11 @@ def test_interrupt_and_internal_error(capsys, inst_path, monkeypatch):
 # -------------------------------------------------------------------------- subprocess
 def test_python_dash_m_subprocess(inst_path):
     """A real process: JSON on stdout and exit 0; then a budget below the cheapest plan: exit 2."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     ok = subprocess.run([sys.executable, "-m", "robatch_opt", "solve", inst_path, "--json", "--method", METHOD],
-                        capture_output=True, text=True, timeout=120, env=env)
+                        capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["n_queries"] == 24 and "Traceback" not in ok.stderr
     bad = subprocess.run([sys.executable, "-m", "robatch_opt", "solve", inst_path, "--budget", "0"],
-                         capture_output=True, text=True, timeout=120, env=env)
+                         capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("robatch-opt: error: `budget`: $0 is below")
