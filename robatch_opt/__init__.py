@@ -18,6 +18,8 @@ from .solvers import available_methods, register_backend, registered_methods
 from . import workloads
 from . import reductions
 from . import proxy
+from .frontier import Frontier, frontier
+from . import baselines
 
 __version__ = "0.1.0"
 
@@ -32,4 +34,5 @@ __all__ = [
     "workloads",
     "reductions",
     "proxy",
+    "frontier", "Frontier", "baselines",
 ]
