@@ -395,7 +395,8 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
     arr = gr._arrays(table)
     cost, util = arr["cost"], arr["util"]
     start = np.ascontiguousarray(table.cheapest_option, dtype=np.int64)
-    hull_opt, hull_len = gr.hull_arrays(cost, util, start)
+    hulls = gr.hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls[0], hulls[1]        # (a ratio-bin range may follow; unused here)
     iq, _ip, ir, idc, idu = gk._collect_all_increments(cost, util, hull_opt, hull_len)
     # Decreasing ratio; stable, so ties keep (query, hull position) order as the greedy does.
     order = np.argsort(-ir, kind="stable")
