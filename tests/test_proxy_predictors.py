@@ -148,3 +148,19 @@ def test_end_to_end_close_to_oracle(pipeline, predictor):
         assert realized.mean_utility >= 0.95 * oracle.mean_utility
         # No plan beats the LP bound of the true instance.
         assert realized.utility <= oracle_plan.upper_bound * (1 + 1e-9)
+
+
+def test_knn_cosine_for_embeddings():
+    """With the cosine metric only the direction of the standardised embedding matters."""
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(600, 8))
+    y = (rng.random((600, 1)) < 1 / (1 + np.exp(-2 * emb[:, :1]))).astype(float)
+    knn = P.KNNUtility(k=30, metric="cosine").fit(emb, y)
+    q = rng.normal(size=(5, 8))
+    z = (q - knn.mean_) / knn.scale_
+    q_scaled = knn.mean_ + 3.0 * z * knn.scale_              # same direction, three times as long
+    np.testing.assert_allclose(knn.predict(q), knn.predict(q_scaled), rtol=1e-9)
+    p = knn.predict(q)
+    assert np.all((p > 0) & (p < 1))
+    with pytest.raises(P.PredictorError, match="metric"):
+        P.KNNUtility(metric="manhattan")
