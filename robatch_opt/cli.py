@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .baselines import routing_only, single_model
 from .errors import FormatError, InfeasibleBudgetError, InstanceError, RobatchError
 from .evaluate import evaluate
 from .instance import Instance
@@ -200,9 +201,10 @@ def _solve_restriction(make, *, budget_usd, min_mean_utility, method, time_limit
 def _baselines(inst: Instance, plan: Plan, args) -> dict[str, Any]:
     kw = dict(budget_usd=plan.budget_usd, min_mean_utility=plan.min_mean_utility, method=plan.method,
               time_limit_s=args.time_limit, seed=args.seed)
-    routing = _solve_restriction(lambda: inst.restrict(batch_sizes=[1]), **kw)
+    # The restrictions are those of robatch_opt.baselines, so the CLI and the library agree.
+    routing = _solve_restriction(lambda: routing_only(inst), **kw)
     routing["restriction"] = "batch size 1 on every model"
-    per_model = {m.name: _solve_restriction(lambda name=m.name: inst.restrict(models=[name]), **kw)
+    per_model = {m.name: _solve_restriction(lambda name=m.name: single_model(inst, name), **kw)
                  for m in inst.models}
     solved = {name: r for name, r in per_model.items() if "cost_usd" in r}
     if solved:
