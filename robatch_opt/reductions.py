@@ -481,11 +481,13 @@ class MultipleChoiceKnapsack:
                 edges.append((dp / dw, dw, dp, h, a, b))
         rows = np.arange(m)
         base_w = float(self.weight[rows, base_choice].sum())
-        if base_w > self.capacity:
+        # The same relative tolerance as the front door's feasibility test: a budget equal
+        # to the lightest plan's cost must not fail on the order of a float sum.
+        if base_w > self.capacity * (1 + 1e-12):
             return -math.inf, x
         x[rows, base_choice] = 1.0
         value = float(self.profit[rows, base_choice].sum())
-        room = self.capacity - base_w
+        room = max(self.capacity - base_w, 0.0)
         # Within a class the hull slopes decrease, so a stable sort keeps each class's
         # edges in hull order and the walk never takes an edge before its predecessor.
         edges.sort(key=lambda e: -e[0])
