@@ -72,7 +72,14 @@ def random_table(rng, n, J, p_inadmissible=0.2):
     cost[rng.random((n, J)) < p_inadmissible] = np.inf
     cost[np.arange(n), rng.integers(0, J, n)] = rng.uniform(0.01, 1.0, n)   # one admissible at least
     start = np.argmin(cost, axis=1)
-    return cost, util, start
+    return readonly(cost), readonly(util), start
+
+
+def readonly(a):
+    """Read-only, like an OptionTable's arrays (so Numba compiles one specialization)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
 
 
 def pulp_lp(cost, util, budget):
@@ -94,19 +101,23 @@ def pulp_lp(cost, util, budget):
 def test_hull_matches_gift_wrapping(seed):
     rng = np.random.default_rng(seed)
     cost, util, start = random_table(rng, 300, 9)
-    hull_opt, hull_len = hull_arrays(cost, util, start)
+    hulls = hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls.opt, hulls.length
     for i in range(cost.shape[0]):
         assert list(hull_opt[i, :hull_len[i]]) == ref_hull(cost[i], util[i], start[i]), i
         h = hull_opt[i, :hull_len[i]]
         r = np.diff(util[i, h]) / np.diff(cost[i, h])
         assert np.all(np.diff(cost[i, h]) > 0) and np.all(np.diff(util[i, h]) > 0)
         assert np.all(np.diff(r) < 0)          # strictly decreasing ratios: prefixes are LP-optimal
+        # Stored bins: the top 20 bits of each ratio's IEEE pattern, non-increasing along the hull.
+        np.testing.assert_array_equal(hulls.bin[i, :hull_len[i] - 1], r.view(np.int64) >> 44)
 
 
 def test_hull_keeps_higher_utility_on_cost_ties_and_drops_collinear():
-    cost = np.array([[1.0, 2.0, 2.0, 3.0, np.inf]])
-    util = np.array([[0.1, 0.2, 0.3, 0.5, 1.0]])
-    hull_opt, hull_len = hull_arrays(cost, util, np.array([0]))
+    cost = readonly([[1.0, 2.0, 2.0, 3.0, np.inf]])
+    util = readonly([[0.1, 0.2, 0.3, 0.5, 1.0]])
+    hulls = hull_arrays(cost, util, np.array([0]))
+    hull_opt, hull_len = hulls.opt, hulls.length
     # (2, 0.3) beats (2, 0.2); (1, .1) -> (2, .3) -> (3, .5) is collinear, so (2, .3) goes too.
     assert list(hull_opt[0, :hull_len[0]]) == [0, 3]
 
@@ -116,12 +127,13 @@ def test_hull_keeps_higher_utility_on_cost_ties_and_drops_collinear():
 def test_lp_threshold_matches_sorted_reference(seed, fraction):
     rng = np.random.default_rng(100 + seed)
     cost, util, start = random_table(rng, 400, 7)
-    hull_opt, hull_len = hull_arrays(cost, util, start)
+    hulls = hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls.opt, hulls.length
     total, _ = ref_lp(cost, util, start, math.inf)
     top_dc = sum(cost[i, hull_opt[i, hull_len[i] - 1]] - cost[i, start[i]] for i in range(cost.shape[0]))
     cap = fraction * top_dc
     want, want_pos = ref_lp(cost, util, start, cap)
-    got = lp_threshold(cost, util, hull_opt, hull_len, cap, reach=False)
+    got = lp_threshold(cost, util, hulls, cap, reach=False)
     assert got["lp_du"] == pytest.approx(want, rel=1e-10, abs=1e-12)
     np.testing.assert_array_equal(got["pos"], want_pos)
     assert got["taken_dc"] <= cap + 1e-12
@@ -132,11 +144,12 @@ def test_lp_threshold_matches_sorted_reference(seed, fraction):
 def test_lp_threshold_quality_form_matches_reference(seed, fraction):
     rng = np.random.default_rng(200 + seed)
     cost, util, start = random_table(rng, 300, 6)
-    hull_opt, hull_len = hull_arrays(cost, util, start)
+    hulls = hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls.opt, hulls.length
     top_du = sum(util[i, hull_opt[i, hull_len[i] - 1]] - util[i, start[i]] for i in range(cost.shape[0]))
     need = fraction * top_du
     want, want_pos = ref_lp(cost, util, start, need, reach=True)
-    got = lp_threshold(cost, util, hull_opt, hull_len, need, reach=True)
+    got = lp_threshold(cost, util, hulls, need, reach=True)
     assert got["lp_dc"] == pytest.approx(want, rel=1e-10)
     np.testing.assert_array_equal(got["pos"], want_pos)
     assert got["taken_du"] >= need * (1 - 1e-12)
@@ -147,13 +160,14 @@ def test_lp_threshold_with_a_crowded_crossing_bin():
     rng = np.random.default_rng(3)
     n = 2000
     dc = rng.uniform(0.5, 1.0, n)
-    cost = np.stack([np.full(n, 1.0), 1.0 + dc], axis=1)
-    util = np.stack([np.zeros(n), 0.5 * dc * (1 + 1e-6 * rng.random(n))], axis=1)
+    cost = readonly(np.stack([np.full(n, 1.0), 1.0 + dc], axis=1))
+    util = readonly(np.stack([np.zeros(n), 0.5 * dc * (1 + 1e-6 * rng.random(n))], axis=1))
     start = np.zeros(n, np.int64)
-    hull_opt, hull_len = hull_arrays(cost, util, start)
+    hulls = hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls.opt, hulls.length
     for cap in (0.0, 1.0, 300.0, 1e9):
         want, want_pos = ref_lp(cost, util, start, cap)
-        got = lp_threshold(cost, util, hull_opt, hull_len, cap, reach=False)
+        got = lp_threshold(cost, util, hulls, cap, reach=False)
         assert got["lp_du"] == pytest.approx(want, rel=1e-12, abs=1e-15)
         np.testing.assert_array_equal(got["pos"], want_pos)
 
@@ -164,15 +178,16 @@ def test_lp_bound_equals_highs_lp(seed):
     cost, util, start = random_table(rng, 6, 4)
     c0 = cost[np.arange(6), start].sum()
     budget = c0 + rng.uniform(0, 1.5)
-    hull_opt, hull_len = hull_arrays(cost, util, start)
-    got = lp_threshold(cost, util, hull_opt, hull_len, budget - c0, reach=False)
+    hulls = hull_arrays(cost, util, start)
+    hull_opt, hull_len = hulls.opt, hulls.length
+    got = lp_threshold(cost, util, hulls, budget - c0, reach=False)
     u0 = util[np.arange(6), start].sum()
     assert u0 + got["lp_du"] == pytest.approx(pulp_lp(cost, util, budget), rel=1e-7, abs=1e-9)
 
 
 def test_hull_arrays_rejects_bad_start():
-    cost = np.array([[1.0, np.inf]])
-    util = np.array([[0.5, 0.9]])
+    cost = readonly([[1.0, np.inf]])
+    util = readonly([[0.5, 0.9]])
     with pytest.raises(ro.InstanceError, match=r"`start\[0\]`.*not admissible"):
         hull_arrays(cost, util, np.array([1]))
     with pytest.raises(ro.InstanceError, match=r"`start\[0\]`.*out of range"):

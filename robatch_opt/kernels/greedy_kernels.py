@@ -15,22 +15,22 @@ hull
 increment ``(i, h)``
     The step from ``hull_opt[i, h]`` to ``hull_opt[i, h + 1]`` (``0 <= h < hull_len[i] - 1``).
 bin
-    A monotone integer key of a positive ratio (exponent and 8 mantissa bits: bins are at
-    most 0.4 % wide). Ratios fall in non-increasing bins along every hull, so "every
-    increment above a bin" is a per-query prefix.
+    A monotone integer key of a positive ratio: the top 20 bits of its IEEE-754 pattern
+    (sign, exponent, 8 mantissa bits), so bins are at most 0.4 % wide. Ratios fall in
+    non-increasing bins along every hull, so "every increment above a bin" is a per-query
+    prefix. The hull kernel stores each increment's bin, so later passes never divide.
 group
     ``g = t * J + j``: the queries of task t on option j.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numba import njit, prange
 
-#: Number of ratio bins: binary exponents -1100..1099 times 256 mantissa slots.
-N_BINS = 2200 * 256
+#: Number of ratio bins (20-bit keys of non-negative doubles, sign bit zero).
+N_BINS = 1 << 19
 
 # Modes of the exact-cost local moves (see _best_moves).
 MODE_UPGRADE = 0    # budget form: raise utility, exact cost stays within the limit
@@ -47,28 +47,42 @@ def _ratio(cost, util, i, a, b):
 
 @njit(cache=True, inline="always")
 def _bin(r):
-    if not r < 1e300:          # also catches inf from a subnormal cost step
-        return N_BINS - 1
-    if r < 1e-300:
-        return 0
-    m, e = math.frexp(r)       # r = m * 2**e with 0.5 <= m < 1
-    return (e + 1100) * 256 + int((2.0 * m - 1.0) * 256.0)
+    # For non-negative doubles the bit pattern orders like the value (inf included).
+    return np.float64(r).view(np.int64) >> 44
 
 
 # ----------------------------------------------------------------------------- hulls
 @njit(cache=True, parallel=True)
-def _build_hulls(cost, util, start, hull_opt, hull_len, n_chunks):
-    """Fill ``hull_opt``/``hull_len`` with each query's upper hull starting at ``start[i]``.
+def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
+    """Fill each query's upper hull starting at ``start[i]``, and the bin of each increment.
 
     Candidates are the start and every admissible option that costs strictly more and is
     strictly more useful; they are sorted by (cost ascending, utility descending, index),
     dominated ones dropped, and LP-dominated ones popped (monotone chain on the computed
-    ratios, so stored ratios are strictly decreasing bit for bit).
+    ratios, so stored ratios are strictly decreasing bit for bit). ``hull_bin[i, h]`` is
+    the bin of increment ``(i, h)``.
+
+    Returns
+    -------
+    bin_lo, bin_hi : int
+        Least and greatest bin of any increment (``bin_lo > bin_hi`` if there are none),
+        so that histograms only span the bins in use.
     """
     n, J = cost.shape
+    lo_c = np.full(n_chunks, N_BINS, np.int64)
+    hi_c = np.full(n_chunks, -1, np.int64)
     for c in prange(n_chunks):
+        # Per-thread scratch: candidates (option, cost, utility) and the hull stack, with the
+        # ratio into each stack entry; copied out of the rows so the sort stays in registers/L1.
         cand = np.empty(J, np.int64)
+        cand_c = np.empty(J)
+        cand_u = np.empty(J)
         stack = np.empty(J, np.int64)
+        stack_c = np.empty(J)
+        stack_u = np.empty(J)
+        rstack = np.empty(J)                  # rstack[q]: ratio from stack[q - 1] to stack[q]
+        lo = N_BINS
+        hi = -1
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             s = start[i]
             cs = cost[i, s]
@@ -76,119 +90,125 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, n_chunks):
             m = 0
             for j in range(J):
                 cj = cost[i, j]
-                if j == s or not (cj < np.inf) or not (cj > cs) or not (util[i, j] > us):
-                    continue
                 uj = util[i, j]
+                if not (uj > us) or not (cj > cs) or not (cj < np.inf):
+                    continue
                 q = m
-                # Insertion sort: J is small (tens at most).
-                while q > 0:
-                    p = cand[q - 1]
-                    cp = cost[i, p]
-                    if cp > cj or (cp == cj and util[i, p] < uj):
-                        cand[q] = p
-                        q -= 1
-                    else:
-                        break
+                # Insertion sort by (cost ascending, utility descending, index): J is small.
+                while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
+                    cand[q] = cand[q - 1]
+                    cand_c[q] = cand_c[q - 1]
+                    cand_u[q] = cand_u[q - 1]
+                    q -= 1
                 cand[q] = j
+                cand_c[q] = cj
+                cand_u[q] = uj
                 m += 1
             stack[0] = s
+            stack_c[0] = cs
+            stack_u[0] = us
             h = 1
             for q in range(m):
-                j = cand[q]
-                if not (util[i, j] > util[i, stack[h - 1]]):
+                cj = cand_c[q]
+                uj = cand_u[q]
+                if not (uj > stack_u[h - 1]):
                     continue                      # dominated (or a cost tie of lower utility)
-                while h >= 2 and _ratio(cost, util, i, stack[h - 2], stack[h - 1]) <= \
-                        _ratio(cost, util, i, stack[h - 1], j):
+                # The same expression as _ratio, so the stored ratios are bit-identical.
+                r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
+                while h >= 2 and rstack[h - 1] <= r:
                     h -= 1                        # stack top is on or below the chord: LP-dominated
-                stack[h] = j
+                    r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
+                stack[h] = cand[q]
+                stack_c[h] = cj
+                stack_u[h] = uj
+                rstack[h] = r
                 h += 1
             for q in range(h):
                 hull_opt[i, q] = stack[q]
+            for q in range(1, h):
+                k = _bin(rstack[q])
+                hull_bin[i, q - 1] = k
+                lo = min(lo, k)
+                hi = max(hi, k)
             hull_len[i] = h
+        lo_c[c] = lo
+        hi_c[c] = hi
+    return lo_c.min(), hi_c.max()
 
 
 # ------------------------------------------------------------------------ histogram
 @njit(cache=True, parallel=True)
-def _ratio_histogram(cost, util, hull_opt, hull_len, n_chunks):
-    """Per ratio bin: summed dc (USD), summed du and the number of increments.
+def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
+    """Per bin ``bin_lo + q``: summed dc (USD) and summed du of the increments in it.
 
     Returns
     -------
-    dc_hist, du_hist : ndarray, shape (N_BINS,)
-    n_increments : int
+    dc_hist, du_hist : ndarray, shape (bin_hi - bin_lo + 1,)
     """
     n = cost.shape[0]
-    dc_c = np.zeros((n_chunks, N_BINS))
-    du_c = np.zeros((n_chunks, N_BINS))
-    cnt = np.zeros(n_chunks, np.int64)
+    width = max(bin_hi - bin_lo + 1, 1)
+    dc_c = np.zeros((n_chunks, width))
+    du_c = np.zeros((n_chunks, width))
     for c in prange(n_chunks):
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             for h in range(hull_len[i] - 1):
                 a = hull_opt[i, h]
                 b = hull_opt[i, h + 1]
-                k = _bin(_ratio(cost, util, i, a, b))
+                k = hull_bin[i, h] - bin_lo
                 dc_c[c, k] += cost[i, b] - cost[i, a]
                 du_c[c, k] += util[i, b] - util[i, a]
-            cnt[c] += max(hull_len[i] - 1, 0)
-    dc_hist = np.zeros(N_BINS)
-    du_hist = np.zeros(N_BINS)
+    dc_hist = np.zeros(width)
+    du_hist = np.zeros(width)
     for c in range(n_chunks):
         dc_hist += dc_c[c]
         du_hist += du_c[c]
-    return dc_hist, du_hist, cnt.sum()
+    return dc_hist, du_hist
 
 
 @njit(cache=True)
-def _find_crossing(weight_hist, cap, reach):
+def _find_crossing(weight_hist, bin_lo, cap, reach):
     """Highest bin whose inclusion would exceed ``cap`` (``reach=False``) or reach it (``reach=True``).
 
-    Walking bins from the highest ratio down, returns the first bin ``kc`` with
-    ``above + weight_hist[kc] > cap`` (or ``>= cap`` when ``reach``), where ``above`` sums the
-    bins above it; ``-1`` if every bin fits.
+    Walking bins from the highest ratio down, returns the first bin ``kc`` (absolute, i.e.
+    ``bin_lo`` + index) with ``above + weight > cap`` (or ``>= cap`` when ``reach``), where
+    ``above`` sums the bins above it; ``-1`` if every bin fits.
     """
     above = 0.0
-    for k in range(N_BINS - 1, -1, -1):
+    for k in range(weight_hist.shape[0] - 1, -1, -1):
         w = weight_hist[k]
         if w == 0.0:
             continue
         if (reach and above + w >= cap) or (not reach and above + w > cap):
-            return k
+            return bin_lo + k
         above += w
     return -1
 
 
 @njit(cache=True, parallel=True)
-def _split_at_bin(cost, util, hull_opt, hull_len, kc, pos, n_chunks):
+def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     """Set ``pos[i]`` = increments of query i in bins above ``kc``; gather the items in ``kc``.
 
     Returns
     -------
-    dc_above, du_above : float
-        Sums over increments in bins above ``kc`` (chunk order: deterministic).
     item_query, item_pos : ndarray of int64
         Increments in bin ``kc``, in (query, hull position) order.
     item_ratio, item_dc, item_du : ndarray of float64
     """
     n = cost.shape[0]
-    dc_c = np.zeros(n_chunks)
-    du_c = np.zeros(n_chunks)
     cnt = np.zeros(n_chunks + 1, np.int64)
     for c in prange(n_chunks):
+        in_bin = 0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             p = 0
-            for h in range(hull_len[i] - 1):
-                a = hull_opt[i, h]
-                b = hull_opt[i, h + 1]
-                k = _bin(_ratio(cost, util, i, a, b))
-                if k > kc:
-                    p += 1
-                    dc_c[c] += cost[i, b] - cost[i, a]
-                    du_c[c] += util[i, b] - util[i, a]
-                elif k == kc:
-                    cnt[c + 1] += 1
-                else:
-                    break
+            L = hull_len[i] - 1
+            while p < L and hull_bin[i, p] > kc:
+                p += 1
             pos[i] = p
+            q = p
+            while q < L and hull_bin[i, q] == kc:
+                q += 1
+            in_bin += q - p
+        cnt[c + 1] = in_bin
     for c in range(n_chunks):
         cnt[c + 1] += cnt[c]
     m = cnt[n_chunks]
@@ -202,23 +222,17 @@ def _split_at_bin(cost, util, hull_opt, hull_len, kc, pos, n_chunks):
             w = cnt[c]
             for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
                 for h in range(pos[i], hull_len[i] - 1):
+                    if hull_bin[i, h] != kc:
+                        break
                     a = hull_opt[i, h]
                     b = hull_opt[i, h + 1]
-                    r = _ratio(cost, util, i, a, b)
-                    if _bin(r) != kc:
-                        break
                     item_query[w] = i
                     item_pos[w] = h
-                    item_ratio[w] = r
+                    item_ratio[w] = _ratio(cost, util, i, a, b)
                     item_dc[w] = cost[i, b] - cost[i, a]
                     item_du[w] = util[i, b] - util[i, a]
                     w += 1
-    dc_above = 0.0
-    du_above = 0.0
-    for c in range(n_chunks):
-        dc_above += dc_c[c]
-        du_above += du_c[c]
-    return dc_above, du_above, item_query, item_pos, item_ratio, item_dc, item_du
+    return item_query, item_pos, item_ratio, item_dc, item_du
 
 
 @njit(cache=True)
@@ -236,6 +250,10 @@ def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reac
         Sums over the increments taken.
     break_dc, break_du, break_ratio : float
         The break increment (zeros if none).
+    order : ndarray of int64
+        The bin's increments in walk order.
+    n_taken : int
+        How many of them (a prefix of ``order``) the integral plan took.
     """
     order = np.argsort(-item_ratio, kind="mergesort")   # stable: ties keep (query, pos) order
     taken_dc = 0.0
@@ -247,16 +265,50 @@ def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reac
         if reach:
             pos[item_query[t]] = item_pos[t] + 1
             if taken_du + du >= cap_left:
-                return taken_dc, taken_du, dc, du, item_ratio[t]
+                return taken_dc, taken_du, dc, du, item_ratio[t], order, q + 1
             taken_dc += dc
             taken_du += du
         else:
             if taken_dc + dc > cap_left:
-                return taken_dc, taken_du, dc, du, item_ratio[t]
+                return taken_dc, taken_du, dc, du, item_ratio[t], order, q
             pos[item_query[t]] = item_pos[t] + 1
             taken_dc += dc
             taken_du += du
-    return taken_dc, taken_du, 0.0, 0.0, 0.0
+    return taken_dc, taken_du, 0.0, 0.0, 0.0, order, order.shape[0]
+
+
+@njit(cache=True)
+def _shed_walk(order, n_taken, item_query, item_pos, hull_opt, pos, opt, util, var_cost, query_task,
+               option_model, option_batch, group_fixed, counts, model_count, state, limit_usd):
+    """Undo the walk's last increments, lowest ratio first, until the exact cost fits.
+
+    Undoing the tail of the walk keeps every query's taken increments a prefix (the same
+    plan a re-threshold at a lower budget would give), but each step is judged by its exact
+    cost change, partial calls included. ``state = [exact_usd, utility]`` is updated.
+    Returns the number undone, or -1 if the bin's taken increments did not suffice.
+    """
+    J = option_model.shape[0]
+    undone = 0
+    for q in range(n_taken - 1, -1, -1):
+        if state[0] <= limit_usd:
+            return undone
+        t = order[q]
+        i = item_query[t]
+        h = item_pos[t]
+        c = opt[i]
+        j = hull_opt[i, h]
+        ti = query_task[i]
+        delta = _move_delta(i, c, j, ti, J, var_cost, option_model, option_batch, group_fixed, counts)
+        counts[ti * J + c] -= 1
+        counts[ti * J + j] += 1
+        model_count[option_model[c]] -= 1
+        model_count[option_model[j]] += 1
+        state[0] += delta
+        state[1] += util[i, j] - util[i, c]
+        opt[i] = j
+        pos[i] = h
+        undone += 1
+    return undone if state[0] <= limit_usd else -1
 
 
 # ------------------------------------------------------------------ plan accounting
@@ -286,6 +338,9 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
     mc_c = np.zeros((n_chunks, n_models), np.int64)
     sums = np.zeros((n_chunks, 3))
     for c in prange(n_chunks):
+        # Thread-local counters: neighbouring rows of a shared array would share cache lines.
+        cnt = np.zeros(G, np.int64)
+        mc = np.zeros(n_models, np.int64)
         sv = 0.0
         ev = 0.0
         sa = 0.0
@@ -295,8 +350,8 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             j = opt[i]
             k = option_model[j]
-            cnt_c[c, query_task[i] * J + j] += 1
-            mc_c[c, k] += 1
+            cnt[query_task[i] * J + j] += 1
+            mc[k] += 1
             y = var_cost[i, k] - ev
             t = sv + y
             ev = (t - sv) - y
@@ -309,6 +364,8 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
             t = su + y
             eu = (t - su) - y
             su = t
+        cnt_c[c] = cnt
+        mc_c[c] = mc
         sums[c, 0] = sv
         sums[c, 1] = sa
         sums[c, 2] = su
@@ -361,6 +418,18 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     Moves into a model at capacity are never proposed. O(n J).
     """
     n, J = cost.shape
+    G = counts.shape[0]
+    # Per group, the call cost of joining it (no free seat) and of leaving it (its last
+    # call empties): the same as _move_delta, without a modulo per query x option.
+    join = np.empty(G)
+    leave = np.empty(G)
+    for g in range(G):
+        b = option_batch[g % J]
+        join[g] = group_fixed[g] if counts[g] % b == 0 else 0.0
+        leave[g] = group_fixed[g] if (counts[g] - 1) % b == 0 else 0.0
+    room = np.empty(capacity.shape[0], np.bool_)
+    for k in range(capacity.shape[0]):
+        room[k] = model_count[k] < capacity[k]
     for i in prange(n):
         c = opt[i]
         kc = option_model[c]
@@ -369,21 +438,25 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
         best_score[i] = -np.inf
         if mode == MODE_CAPACITY and model_count[kc] <= capacity[kc]:
             continue
+        uc = util[i, c]
+        base = -var_cost[i, kc] - leave[t * J + c]
         bj = -1
         bs = -np.inf
         bg = -np.inf
         for j in range(J):
+            gain = util[i, j] - uc
+            if mode == MODE_UPGRADE and not (gain > 0.0):
+                continue
             if j == c or not (cost[i, j] < np.inf):
                 continue
             kj = option_model[j]
-            if kj != kc and model_count[kj] >= capacity[kj]:
+            if kj != kc and not room[kj]:
                 continue
             if mode == MODE_CAPACITY and kj == kc:
                 continue                          # only a move to another model relieves it
-            delta = _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts)
-            gain = util[i, j] - util[i, c]
+            delta = var_cost[i, kj] + join[t * J + j] + base
             if mode == MODE_UPGRADE:
-                if not (gain > 0.0) or delta > slack:
+                if delta > slack:
                     continue
                 score = np.inf if delta <= 0.0 else gain / delta
             elif mode == MODE_TRIM:
