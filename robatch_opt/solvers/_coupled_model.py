@@ -1,0 +1,485 @@
+"""The coupled RwB model shared by the exact engines (CP-SAT, CBC, HiGHS), and their driver.
+
+The model (DESIGN §1): a binary ``x[i, j]`` per admissible (query, option) cell, exactly one
+per query; an integer number of calls ``y_g`` per group ``g = (task, option)`` with
+``b_g * y_g >= sum_{i in g} x[i, j]``; the exact cost ``sum_g f_g y_g + sum v x``; per-model
+capacity ``sum_{j on model k} x[i, j] <= max_queries[k]``.
+
+Feasibility is decided by the shared evaluator only (see :func:`is_feasible`). Engines work
+with rounded numbers (CP-SAT scales to integers; MILP engines accept rows violated by their
+feasibility tolerance), so every engine solves a *relaxation* of the true problem (one that
+contains every truly feasible plan) and :func:`run_exact` closes the loop: it grades each
+plan the engine returns with :func:`robatch_opt.evaluate`; a plan that the rounding let in
+but that is over budget (or under target) is excluded by a no-good cut and the relaxation is
+solved again. Because only truly infeasible plans are ever cut, every model solved is still
+a relaxation, so every bound it proves is valid, and a truly feasible plan that is optimal
+for a relaxation is optimal for the true problem.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..evaluate import Evaluation, evaluate
+from ..plan import Status
+from .base import Problem, SolverResult
+
+__all__ = ["CoupledModel", "build_model", "is_feasible", "quality_floor", "EngineAnswer",
+           "run_exact", "greedy_start", "COST_RTOL", "RELAX_RTOL", "MAX_NOGOOD_ROUNDS"]
+
+#: Relative slack between the table's per-cell costs and ``evaluate``'s sums. Both are sums of
+#: non-negative terms each rounded once or twice (relative error <= 3 eps per term, summation
+#: <= n eps), so they differ by at most about ``(n + 6) * 2.2e-16`` relative: < 1e-9 for
+#: n < 4.5e6. Relaxations widen the budget (and narrow the target) by this factor.
+RELAX_RTOL = 1e-9
+
+#: Quality form: a plan reaches target ``T`` when its evaluated utility is at least
+#: ``T - COST_RTOL * max(1, T)`` (absorbs the rounding of ``T = min_mean_utility * n``).
+COST_RTOL = 1e-12
+
+#: Rounds of "solve relaxation, grade, cut the over-budget plan" before giving up proving.
+MAX_NOGOOD_ROUNDS = 50
+
+#: Relative gap under which a plan meeting a proven bound is reported OPTIMAL.
+OPTIMAL_RTOL = 1e-9
+
+
+def quality_floor(target: float) -> float:
+    """The least evaluated utility that meets the quality target ``target``."""
+    return target - COST_RTOL * max(1.0, abs(target))
+
+
+def is_feasible(problem: Problem, ev: Evaluation) -> bool:
+    """Whether a graded plan meets the problem: the single definition every engine uses.
+
+    Budget form: ``ev.cost_usd <= budget_usd`` (no tolerance: a budget equal to a plan's
+    evaluated cost to the last bit admits it). Quality form: ``ev.utility >=
+    quality_floor(min_total_utility)``. Capacity: queries per model <= ``max_queries``.
+    """
+    if problem.max_queries is not None and (ev.model_usage() > problem.max_queries).any():
+        return False
+    if problem.budget_usd is not None:
+        return ev.cost_usd <= problem.budget_usd
+    return ev.utility >= quality_floor(problem.min_total_utility)
+
+
+@dataclass(frozen=True, eq=False)
+class CoupledModel:
+    """Column data of the coupled model, after removing cells no feasible plan can use.
+
+    Attributes
+    ----------
+    xi, xj : ndarray, shape (m,)
+        Query and option of every binary column ``x``, sorted by query then option.
+    x_var_usd, x_utility, x_amortized_usd : ndarray, shape (m,)
+        ``v[i, k_j]``, ``u[i, j]`` and ``c[i, j]`` of every column.
+    x_group : ndarray, shape (m,)
+        Index into the group arrays of the column's group.
+    x_model : ndarray, shape (m,)
+    q_start : ndarray, shape (n + 1,)
+        Columns of query ``i`` are ``q_start[i]:q_start[i + 1]``.
+    g_fixed_usd, g_batch, g_max_calls : ndarray, shape (G,)
+        Call price, batch size and an upper bound on the calls of every group that has a
+        column. ``g_max_calls = ceil(members that can join / b)`` when ``call_bounds``,
+        else the number of queries of the task (a naive bound, kept for measurement).
+    g_id : ndarray, shape (G,)
+        ``t * J + j`` of every group.
+    cap : ndarray of int64, shape (K,), or None
+    n_pruned : int
+        Admissible cells removed because no feasible plan can use them.
+    n_fixed : int
+        Cells removed by Lagrangian fixing against an incumbent (see :func:`build_model`).
+    lp_bound : float or None
+        The Lagrangian (amortized LP) bound found while fixing, in real units.
+    """
+
+    n: int
+    J: int
+    K: int
+    xi: np.ndarray
+    xj: np.ndarray
+    x_var_usd: np.ndarray
+    x_utility: np.ndarray
+    x_amortized_usd: np.ndarray
+    x_group: np.ndarray
+    x_model: np.ndarray
+    q_start: np.ndarray
+    g_fixed_usd: np.ndarray
+    g_batch: np.ndarray
+    g_max_calls: np.ndarray
+    g_id: np.ndarray
+    cap: np.ndarray | None
+    n_pruned: int
+    n_fixed: int = 0
+    lp_bound: float | None = None
+
+    @property
+    def m(self) -> int:
+        return int(self.xi.shape[0])
+
+    @property
+    def G(self) -> int:
+        return int(self.g_id.shape[0])
+
+    def max_cost_usd(self) -> float:
+        """An upper bound on the exact cost of every plan of the model (for scaling)."""
+        per_q = np.maximum.reduceat(self.x_var_usd, self.q_start[:-1]) if self.m else np.zeros(0)
+        return float(per_q.sum() + np.dot(self.g_fixed_usd, self.g_max_calls))
+
+    def max_utility(self) -> float:
+        """Sum over queries of the best utility (for scaling)."""
+        if not self.m:
+            return 0.0
+        return float(np.maximum.reduceat(self.x_utility, self.q_start[:-1]).sum())
+
+    def option_from_columns(self, chosen: np.ndarray) -> np.ndarray:
+        """Option per query from a boolean (or 0/1) mask of chosen columns (argmax per query)."""
+        val = np.asarray(chosen, dtype=np.float64)
+        # Per query, the chosen column is the one of largest value (robust to 0.9999999).
+        order = np.lexsort((-val, self.xi))
+        first = order[self.q_start[:-1]]
+        return self.xj[first].astype(np.int64)
+
+    def columns_of(self, option: np.ndarray) -> np.ndarray:
+        """Column index of ``(i, option[i])`` for every query (option must be a model column)."""
+        key = self.xi * self.J + self.xj
+        want = np.arange(self.n) * self.J + np.asarray(option, dtype=np.int64)
+        pos = np.searchsorted(key, want)
+        pos = np.minimum(pos, max(self.m - 1, 0))
+        if self.m == 0 or not np.array_equal(key[pos], want):
+            raise KeyError("assignment uses a cell that is not a column of the model")
+        return pos
+
+
+def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = True,
+                incumbent: float | None = None) -> CoupledModel:
+    """Columns and groups of the coupled model of ``problem``.
+
+    Parameters
+    ----------
+    prune : bool
+        Remove cell ``(i, j)`` when no feasible plan can use it. Budget form: when
+        ``c[i, j] + sum_{i' != i} min_j' c[i', j'] > budget * (1 + RELAX_RTOL)`` (the exact
+        cost of every plan is at least the sum of its amortized costs). Quality form: when
+        ``u[i, j] + sum_{i' != i} max_j' u[i', j'] < floor - RELAX_RTOL * max(1, floor)``.
+        Both margins exceed the float noise between the table and ``evaluate``, so no
+        feasible plan is lost.
+    call_bounds : bool
+        Bound the calls of group ``g`` by ``ceil(candidates_g / b_g)`` (else by the number of
+        queries of the task).
+    incumbent : float, optional
+        Objective (utility, or cost in USD) of a known feasible plan. Cells that no plan at
+        least as good can use are removed (:func:`_lagrangian_fixing`); the model then holds
+        every plan at least as good as the incumbent, so its optimum is the true optimum.
+
+    Notes
+    -----
+    O(n J) NumPy work; no Python loop over cells.
+    """
+    table = problem.table
+    n, J = table.n_queries, table.n_options
+    K = int(problem.instance.n_models)
+    adm = np.asarray(table.admissible, dtype=bool).copy()
+    n_adm = int(adm.sum())
+    if prune and n:
+        if problem.budget_usd is not None:
+            c = np.where(adm, table.cost, np.inf)
+            cmin = c.min(axis=1)
+            rest = cmin.sum() - cmin
+            adm &= c + rest[:, None] <= problem.budget_usd * (1 + RELAX_RTOL)
+        else:
+            u = np.where(adm, table.utility, -np.inf)
+            umax = u.max(axis=1)
+            rest = umax.sum() - umax
+            floor = quality_floor(problem.min_total_utility)
+            adm &= u + rest[:, None] >= floor - RELAX_RTOL * max(1.0, abs(floor))
+        # Never leave a query without a column: then the model is infeasible anyway, but an
+        # empty query would break the per-query arrays. Keep its cheapest / most useful cell.
+        empty = ~adm.any(axis=1)
+        if empty.any():
+            keep = table.cheapest_option if problem.budget_usd is not None else table.most_useful_option
+            adm[empty, keep[empty]] = True
+    lp_bound = None
+    n_fixed = 0
+    if incumbent is not None and n:
+        before = int(adm.sum())
+        adm, lp_bound = _lagrangian_fixing(problem, adm, incumbent)
+        n_fixed = before - int(adm.sum())
+    xi, xj = np.nonzero(adm)                       # row-major: sorted by query, then option
+    xi = xi.astype(np.int64)
+    xj = xj.astype(np.int64)
+    om = np.asarray(table.option_model, dtype=np.int64)
+    ob = np.asarray(table.option_batch, dtype=np.int64)
+    qt = np.asarray(table.query_task, dtype=np.int64)
+    gid_cell = qt[xi] * J + xj
+    g_id, x_group, members = np.unique(gid_cell, return_inverse=True, return_counts=True)
+    g_opt = g_id % J
+    g_task = g_id // J
+    g_batch = ob[g_opt]
+    if call_bounds:
+        g_max = -(-members // g_batch)
+    else:
+        g_max = np.bincount(qt, minlength=table.n_tasks)[g_task]
+    q_start = np.searchsorted(xi, np.arange(n + 1)).astype(np.int64)
+    var = np.asarray(table.variable_cost, dtype=np.float64)
+    return CoupledModel(
+        n=n, J=J, K=K, xi=xi, xj=xj,
+        x_var_usd=var[xi, om[xj]],
+        x_utility=np.asarray(table.utility, dtype=np.float64)[xi, xj],
+        x_amortized_usd=np.asarray(table.cost, dtype=np.float64)[xi, xj],
+        x_group=x_group.astype(np.int64), x_model=om[xj],
+        q_start=q_start,
+        g_fixed_usd=np.asarray(table.fixed_cost, dtype=np.float64)[g_task, om[g_opt]],
+        g_batch=g_batch.astype(np.int64), g_max_calls=g_max.astype(np.int64), g_id=g_id.astype(np.int64),
+        cap=None if problem.max_queries is None else np.asarray(problem.max_queries, dtype=np.int64),
+        n_pruned=n_adm - int(adm.sum()) - n_fixed, n_fixed=n_fixed, lp_bound=lp_bound,
+    )
+
+
+def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> tuple[np.ndarray, float]:
+    """Remove cells that no plan at least as good as the incumbent can use.
+
+    Budget form. For any price ``lam >= 0`` the Lagrangian of the amortized MCKP,
+    ``L(lam) = lam * B' + sum_i max_j (u[i, j] - lam * c[i, j])`` (``B'`` the budget widened
+    by ``RELAX_RTOL``), bounds the utility of every feasible plan, because the exact cost is
+    never below the amortized one. Forcing cell ``(i, j)`` gives
+    ``L_ij = L - (max_j' (u - lam c)[i, j'] - (u - lam c)[i, j])``, a bound on every feasible
+    plan that uses ``(i, j)``; if ``L_ij`` is below the incumbent's utility (minus a margin
+    for float noise), no plan at least as good as the incumbent uses the cell. The incumbent
+    itself always survives (its own cells have ``L_ij >= `` its utility). The price is found
+    by bisection on the subgradient; any price gives a valid bound, so its accuracy only
+    affects strength. Quality form: the same with ``L(mu) = mu * T' + sum_i min_j (c - mu u)``,
+    a lower bound on cost, against the incumbent's cost. This is the amortized LP bound used as
+    a cut: ``min_lam L(lam)`` equals the LP relaxation of the amortized MCKP.
+
+    Returns the reduced mask and ``min L`` (a valid bound on the optimum).
+    """
+    t = problem.table
+    c = np.where(adm, t.cost, np.inf)
+    u = np.where(adm, t.utility, -np.inf)
+    if problem.budget_usd is not None:
+        rhs = problem.budget_usd * (1 + RELAX_RTOL)
+        sign = 1.0
+
+        def value(lam):                    # per-cell u - lam c (to maximise)
+            with np.errstate(invalid="ignore"):
+                return np.where(adm, u - lam * np.where(adm, c, 0.0), -np.inf)
+    else:
+        rhs = quality_floor(problem.min_total_utility) * (1 - RELAX_RTOL)
+        rhs = rhs - RELAX_RTOL if rhs <= 0 else rhs
+        sign = -1.0
+
+        def value(lam):                    # per-cell -(c - lam u) (to maximise)
+            return np.where(adm, -(np.where(adm, c, 0.0) - lam * np.where(adm, u, 0.0)), -np.inf)
+
+    def lagrangian(lam):
+        v = value(lam)
+        best = v.max(axis=1)
+        arg = v.argmax(axis=1)
+        # sign * L: budget form L = lam B + sum max; quality form -L = -lam T + sum max(-...)
+        total = sign * lam * rhs + best.sum()
+        used = (c if sign > 0 else u)[np.arange(v.shape[0]), arg].sum()
+        return total, v, best, used
+
+    # Subgradient of sign*L in lam: B - used cost (budget) / -(T - used utility) (quality).
+    def slope(used):
+        return rhs - used if sign > 0 else used - rhs
+
+    lo, hi = 0.0, 1.0
+    tot, _, _, used = lagrangian(0.0)
+    if slope(used) < 0:
+        for _ in range(200):
+            tot_hi, _, _, used_hi = lagrangian(hi)
+            if slope(used_hi) >= 0:
+                break
+            lo, hi = hi, hi * 4
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if slope(lagrangian(mid)[3]) < 0:
+                lo = mid
+            else:
+                hi = mid
+    cands = [lagrangian(lam) for lam in (0.0, lo, hi)]
+    tot, v, best, _ = min(cands, key=lambda r: r[0])
+    lam_used = (0.0, lo, hi)[[r[0] for r in cands].index(tot)]
+    inc = sign * incumbent
+    margin = 1e-9 * (abs(incumbent) + abs(lam_used * rhs) + float(np.abs(best).sum()))
+    cell_bound = tot - (best[:, None] - v)                  # sign * L_ij
+    keep = adm & (cell_bound >= inc - margin)
+    # sign * L is an upper bound of sign * objective, so L itself is the bound in real units.
+    return keep, float(sign * tot + sign * margin)
+
+
+def trivial_bound(problem: Problem) -> float:
+    """A bound valid without any solve: best utility per query, or the amortized minimum cost."""
+    t = problem.table
+    if problem.budget_usd is not None:
+        return float(np.where(t.admissible, t.utility, 0.0).max(axis=1).sum()) if t.n_queries else 0.0
+    return float(t.min_cost_usd)
+
+
+def greedy_start(problem: Problem) -> tuple[np.ndarray | None, float | None, str]:
+    """The greedy plan and its bound, for warm starts; ``(None, None, why)`` if unavailable.
+
+    The greedy backend is imported lazily: the exact engines work without it.
+    """
+    try:
+        from .greedy import GreedyBackend
+        res = GreedyBackend().solve(problem)
+    except Exception as exc:             # a hint is optional: never let it break the solve
+        return None, None, f"greedy unavailable: {type(exc).__name__}: {exc}"
+    bound = float(res.bound) if res.bound is not None and math.isfinite(res.bound) else None
+    return (None if res.option is None else np.asarray(res.option, dtype=np.int64)), bound, "ok"
+
+
+@dataclass
+class EngineAnswer:
+    """What one engine run on the current relaxation returned.
+
+    ``status`` is one of ``"optimal"`` (the relaxation is solved to proven optimality),
+    ``"feasible"`` (a plan, limit reached), ``"infeasible"`` (the relaxation has no plan),
+    ``"unknown"`` (limit reached without a plan). ``bound`` is a valid bound of the
+    relaxation in real units (utility or USD), or None.
+    """
+
+    status: str
+    option: np.ndarray | None
+    bound: float | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _better(problem: Problem, a: Evaluation, b: Evaluation | None) -> bool:
+    if b is None:
+        return True
+    if problem.budget_usd is not None:
+        return a.utility > b.utility
+    return a.cost_usd < b.cost_usd
+
+
+def _gap(problem: Problem, ev: Evaluation, bound: float) -> float:
+    if problem.budget_usd is not None:
+        ub = max(bound, ev.utility)
+        return (ub - ev.utility) / ub if ub > 0 else 0.0
+    lb = min(bound, ev.cost_usd)
+    return (ev.cost_usd - lb) / ev.cost_usd if ev.cost_usd > 0 else 0.0
+
+
+SolveRelaxation = Callable[[list[np.ndarray], "np.ndarray | None", float], EngineAnswer]
+
+
+def run_exact(problem: Problem, engine_name: str,
+              make_engine: Callable[[CoupledModel], SolveRelaxation], *,
+              prune: bool = True, call_bounds: bool = True, lp_fixing: bool = True,
+              use_greedy: bool = True) -> SolverResult:
+    """Drive an engine to a verified answer.
+
+    Parameters
+    ----------
+    make_engine : callable ``model -> solve_relaxation``
+        Given the :class:`CoupledModel`, returns ``solve_relaxation(nogoods, hint,
+        time_limit_s) -> EngineAnswer``, which solves the engine's relaxation of the model
+        with every assignment in ``nogoods`` excluded, warm-started from ``hint`` (an option
+        per query, or None).
+    prune, call_bounds : bool
+        Passed to :func:`build_model`.
+    lp_fixing : bool
+        Remove cells by Lagrangian fixing against the greedy plan (needs ``use_greedy``).
+    use_greedy : bool
+        Run the greedy first: warm start, incumbent, fallback plan at a time limit.
+
+    Notes
+    -----
+    Status rules. OPTIMAL: the engine proved the relaxation optimal, its plan passes
+    :func:`is_feasible`, and the plan's gap to the proven bound (in real units) is <= 1e-9.
+    FEASIBLE: a feasible plan (the engine's, or the greedy's if better) with the tightest
+    valid bound. INFEASIBLE: the relaxation (a superset of the feasible plans) is infeasible.
+    NO_SOLUTION: the time ran out without any feasible plan.
+    """
+    t_start = time.perf_counter()
+    deadline = t_start + problem.time_limit_s
+    budget_form = problem.budget_usd is not None
+    tighter = min if budget_form else max
+    bound = trivial_bound(problem)
+    info: dict[str, Any] = {"engine": engine_name}
+
+    t0 = time.perf_counter()
+    g_opt, g_bound, why = greedy_start(problem) if use_greedy else (None, None, "not used")
+    info["greedy_s"] = time.perf_counter() - t0
+    info["greedy"] = why
+    best: Evaluation | None = None
+    if g_opt is not None:
+        ev = evaluate(problem.instance, g_opt)
+        if is_feasible(problem, ev):
+            best = ev
+    if g_bound is not None:
+        bound = tighter(bound, g_bound)
+    info["greedy_utility" if budget_form else "greedy_cost_usd"] = (
+        None if best is None else (best.utility if budget_form else best.cost_usd))
+
+    t0 = time.perf_counter()
+    incumbent = None if best is None or not lp_fixing else (best.utility if budget_form else best.cost_usd)
+    model = build_model(problem, prune=prune, call_bounds=call_bounds, incumbent=incumbent)
+    if model.lp_bound is not None:
+        bound = tighter(bound, model.lp_bound)
+    solve_relaxation = make_engine(model)
+    info["model_s"] = time.perf_counter() - t0
+    info.update(columns=model.m, groups=model.G, pruned_cells=model.n_pruned, fixed_cells=model.n_fixed)
+
+    nogoods: list[np.ndarray] = []
+    proved = False
+    infeasible = False
+    rounds = 0
+    engine_info: dict[str, Any] = {}
+    while rounds < MAX_NOGOOD_ROUNDS:
+        rounds += 1
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        ans = solve_relaxation(nogoods, None if best is None else best.option, remaining)
+        for k, v in ans.info.items():        # times add up over rounds; the rest is the last
+            engine_info[k] = engine_info.get(k, 0.0) + v if k.endswith("_s") else v
+        if ans.bound is not None and math.isfinite(ans.bound):
+            # With fixing, the model holds only plans at least as good as the incumbent: its
+            # bound covers those, and the incumbent's value covers the rest.
+            b = ans.bound if incumbent is None else (max(ans.bound, incumbent) if budget_form
+                                                     else min(ans.bound, incumbent))
+            bound = tighter(bound, b)
+        if ans.status == "infeasible":
+            if incumbent is not None:      # no plan better than the incumbent: it is optimal
+                bound = tighter(bound, incumbent)
+            infeasible = best is None
+            proved = best is not None       # cannot happen (best is in the relaxation); be safe
+            break
+        if ans.option is None:
+            break                            # limit reached without a plan
+        ev = evaluate(problem.instance, ans.option)
+        if is_feasible(problem, ev):
+            if _better(problem, ev, best):
+                best = ev
+            proved = ans.status == "optimal"
+            break
+        # Over budget (or under target) only through the engine's rounding: cut it, re-solve.
+        nogoods.append(ev.option)
+        if ans.status != "optimal":
+            break                            # time-limited: no time to re-solve
+    info.update(engine_info)
+    info["rounds"] = rounds
+    info["nogood_cuts"] = len(nogoods)
+    info["wall_s"] = time.perf_counter() - t_start
+    cheapest = evaluate(problem.instance, problem.table.cheapest_option).cost_usd if problem.table.n_queries else 0.0
+    info["cheapest_cost_usd"] = cheapest
+    if infeasible:
+        return SolverResult(None, Status.INFEASIBLE, bound, info)
+    if best is None:
+        return SolverResult(None, Status.NO_SOLUTION, bound, info)
+    gap = _gap(problem, best, bound)
+    info["gap"] = gap
+    status = Status.OPTIMAL if proved and gap <= OPTIMAL_RTOL else Status.FEASIBLE
+    if proved and status != Status.OPTIMAL:
+        info["note"] = "engine proved its rounded model optimal, but the real-unit gap exceeds 1e-9"
+    return SolverResult(best.option, status, bound, info)

@@ -1,0 +1,435 @@
+"""``method="milp"``: the coupled RwB as a mixed-integer program, solved by HiGHS or CBC.
+
+The model (DESIGN §1) is assembled once as sparse column-wise arrays with NumPy (no Python
+loop over cells) and handed to the engine in bulk: to HiGHS through ``highspy``'s
+``passModel``, to CBC (the binary bundled with PuLP) as a free-format MPS file written from
+the same arrays. Rows:
+
+- ``sum_j x[i, j] = 1`` per query;
+- ``b_g y_g - sum_{i in g} x[i, j] >= 0`` per group (calls seat their members);
+- budget form: ``sum_g (f_g / B) y_g + sum (v / B) x <= 1 + RELAX_RTOL`` (costs in units of
+  the budget, so the engines' absolute row tolerances are relative to the budget);
+  objective ``min -sum u x``. Quality form: ``sum u x >= floor``; objective
+  ``min (sum f y + sum v x) / S`` with ``S`` the incumbent's (or the largest) cost;
+- per-model capacity rows; optional strengthening rows (``link_cuts``: ``x[i, j] <= y_g``;
+  ``amortized_cut``: ``sum (c / B) x <= 1 + RELAX_RTOL``, a pure-binary knapsack row the
+  engines can derive cover cuts from); one no-good row per plan excluded by the driver.
+
+Engines accept rows violated by their feasibility tolerance, so the model solved is a
+relaxation of the true problem; :func:`~robatch_opt.solvers._coupled_model.run_exact` grades
+each plan with :func:`robatch_opt.evaluate`, cuts plans that are over budget only through
+that tolerance, and claims OPTIMAL only for a verified plan that the engine proved optimal
+with relative and absolute gap 0 and that meets the proven bound within 1e-9.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .base import Problem, SolverResult
+from ._coupled_model import RELAX_RTOL, CoupledModel, EngineAnswer, quality_floor, run_exact
+
+__all__ = ["MILPBackend", "SOLVERS", "DEFAULT_SOLVER"]
+
+#: Engines of ``method="milp"``, chosen by ``solve(..., solver=NAME)``.
+SOLVERS = ("highs", "cbc")
+DEFAULT_SOLVER = "highs"
+
+#: Seconds CBC may overrun its limit before it is killed.
+CBC_GRACE_S = 0.5
+
+#: Primal feasibility tolerance asked of the engines (rows are scaled to O(1)).
+FEAS_TOL = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """A MILP in column-wise (CSC) form: minimise ``obj @ z`` s.t. ``row_lo <= A z <= row_hi``."""
+
+    obj: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    integer: np.ndarray          # bool per column
+    start: np.ndarray            # CSC column starts, (ncol + 1,)
+    index: np.ndarray            # row index per nonzero
+    value: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    obj_scale: float             # real objective = obj_scale * (obj @ z)  (sign included)
+
+    @property
+    def ncol(self) -> int:
+        return int(self.obj.shape[0])
+
+    @property
+    def nrow(self) -> int:
+        return int(self.row_lo.shape[0])
+
+
+def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], *,
+              link_cuts: bool, amortized_cut: bool, cost_scale_usd: float) -> _Rows:
+    """Triplets of every row, converted to CSC in one sort (O(nnz log nnz))."""
+    m, G, n = model.m, model.G, model.n
+    budget_form = problem.budget_usd is not None
+    cols_x = np.arange(m)
+    cols_y = m + np.arange(G)
+    r_i: list[np.ndarray] = []
+    r_c: list[np.ndarray] = []
+    r_v: list[np.ndarray] = []
+    lo: list[np.ndarray] = []
+    hi: list[np.ndarray] = []
+    nrow = 0
+
+    def add(rows, cols, vals, rlo, rhi):
+        nonlocal nrow
+        r_i.append(np.asarray(rows, np.int64) + nrow)
+        r_c.append(np.asarray(cols, np.int64))
+        r_v.append(np.asarray(vals, np.float64))
+        lo.append(np.asarray(rlo, np.float64))
+        hi.append(np.asarray(rhi, np.float64))
+        nrow += len(lo[-1])
+
+    # Exactly one option per query.
+    add(model.xi, cols_x, np.ones(m), np.ones(n), np.ones(n))
+    # Calls seat members: b_g y_g - sum x >= 0.
+    add(np.r_[model.x_group, np.arange(G)], np.r_[cols_x, cols_y],
+        np.r_[-np.ones(m), model.g_batch.astype(np.float64)], np.zeros(G), np.full(G, np.inf))
+    if link_cuts:
+        # x[i, j] <= y_g: one member already needs a call (tightens the LP on partial calls).
+        add(np.r_[np.arange(m), np.arange(m)], np.r_[cols_x, cols_y[model.x_group]],
+            np.r_[np.ones(m), -np.ones(m)], np.full(m, -np.inf), np.zeros(m))
+    if budget_form:
+        bs = problem.budget_usd if problem.budget_usd > 0 else 1.0
+        rhs = problem.budget_usd / bs * (1 + RELAX_RTOL)
+        add(np.zeros(m + G, np.int64), np.r_[cols_x, cols_y],
+            np.r_[model.x_var_usd / bs, model.g_fixed_usd / bs], [-np.inf], [rhs])
+        if amortized_cut:
+            add(np.zeros(m, np.int64), cols_x, model.x_amortized_usd / bs, [-np.inf], [rhs])
+        obj = np.r_[-model.x_utility, np.zeros(G)]
+        obj_scale = -1.0
+    else:
+        floor = quality_floor(problem.min_total_utility)
+        target = floor * (1 - RELAX_RTOL) if floor > 0 else floor - RELAX_RTOL
+        add(np.zeros(m, np.int64), cols_x, model.x_utility, [target], [np.inf])
+        obj = np.r_[model.x_var_usd, model.g_fixed_usd] / cost_scale_usd
+        obj_scale = cost_scale_usd
+    if model.cap is not None:
+        for k in range(model.K):
+            ck = np.flatnonzero(model.x_model == k)
+            if len(ck) > model.cap[k]:
+                add(np.zeros(len(ck), np.int64), ck, np.ones(len(ck)), [-np.inf], [float(model.cap[k])])
+    for opt in nogoods:
+        cols = model.columns_of(opt)
+        add(np.zeros(n, np.int64), cols, np.ones(n), [-np.inf], [n - 1.0])
+
+    rows = np.concatenate(r_i)
+    cols = np.concatenate(r_c)
+    vals = np.concatenate(r_v)
+    keep = vals != 0
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((rows, cols))
+    ncol = m + G
+    start = np.searchsorted(cols[order], np.arange(ncol + 1)).astype(np.int64)
+    return _Rows(obj=obj.astype(np.float64),
+                 col_lo=np.zeros(ncol),
+                 col_hi=np.r_[np.ones(m), model.g_max_calls.astype(np.float64)],
+                 integer=np.ones(ncol, dtype=bool),
+                 start=start, index=rows[order].astype(np.int32), value=vals[order],
+                 row_lo=np.concatenate(lo), row_hi=np.concatenate(hi), obj_scale=obj_scale)
+
+
+def _hint_vector(model: CoupledModel, hint: np.ndarray | None) -> np.ndarray | None:
+    """A full start vector (x and calls y) from an option per query, or None."""
+    if hint is None:
+        return None
+    try:
+        hc = model.columns_of(hint)
+    except KeyError:
+        return None
+    z = np.zeros(model.m + model.G)
+    z[hc] = 1.0
+    counts = np.bincount(model.x_group[hc], minlength=model.G)
+    z[model.m:] = -(-counts // model.g_batch)
+    return z
+
+
+def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: np.ndarray | None,
+            dual_bound: float | None, info: dict[str, Any]) -> EngineAnswer:
+    """Engine output in real units: option per query and the bound (utility or USD)."""
+    option = None if z is None else model.option_from_columns(z[:model.m])
+    bound = None
+    if dual_bound is not None and math.isfinite(dual_bound):
+        # Budget form: min -u x, so utility <= -dual. Quality form: cost >= scale * dual.
+        # The engine's bound carries its own tolerances; widen it by a hair to stay valid.
+        real = rows.obj_scale * dual_bound
+        slack = 1e-12 * max(1.0, abs(real))
+        bound = real + slack if problem.budget_usd is not None else real - slack
+    return EngineAnswer(status, option, bound, info)
+
+
+def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
+    import highspy
+
+    tb = time.perf_counter()
+    rows = _assemble(problem, model, nogoods, **opts)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    lp = highspy.HighsLp()
+    lp.num_col_ = rows.ncol
+    lp.num_row_ = rows.nrow
+    lp.col_cost_ = rows.obj
+    lp.col_lower_ = rows.col_lo
+    lp.col_upper_ = rows.col_hi
+    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
+    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = rows.start
+    lp.a_matrix_.index_ = rows.index
+    lp.a_matrix_.value_ = rows.value
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * rows.ncol
+    h.passModel(lp)
+    build_s = time.perf_counter() - tb
+    h.setOptionValue("time_limit", float(max(time_limit_s - build_s, 0.01)))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    h.setOptionValue("random_seed", int(problem.seed) % (2 ** 31))
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
+    h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
+    z0 = _hint_vector(model, hint)
+    if z0 is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = z0
+        h.setSolution(sol)
+    ts = time.perf_counter()
+    h.run()
+    solve_s = time.perf_counter() - ts
+    ms = h.getModelStatus()
+    info_h = h.getInfo()
+    name = h.modelStatusToString(ms)
+    info = {"build_s": build_s, "solve_s": solve_s, "highs_status": name,
+            "nodes": int(info_h.mip_node_count), "rows": rows.nrow}
+    MS = highspy.HighsModelStatus
+    if ms == MS.kInfeasible:
+        return EngineAnswer("infeasible", None, None, info)
+    has_sol = info_h.primal_solution_status == 2          # kSolutionStatusFeasible
+    z = np.asarray(h.getSolution().col_value) if has_sol else None
+    dual = float(info_h.mip_dual_bound)
+    if ms == MS.kOptimal:
+        return _answer(problem, model, rows, "optimal" if z is not None else "unknown", z, dual, info)
+    return _answer(problem, model, rows, "feasible" if z is not None else "unknown", z, dual, info)
+
+
+def _mps_free(rows: _Rows, path: str) -> None:
+    """Write ``rows`` as a free-format MPS file (every column integer), vectorised."""
+    nrow, ncol = rows.nrow, rows.ncol
+    sense = np.full(nrow, "E", dtype="<U1")
+    fin_lo, fin_hi = np.isfinite(rows.row_lo), np.isfinite(rows.row_hi)
+    sense[fin_lo & ~fin_hi] = "G"
+    sense[~fin_lo & fin_hi] = "L"
+    ranged = fin_lo & fin_hi & (rows.row_lo != rows.row_hi)
+    rnames = np.char.add("r", np.arange(nrow).astype(str))
+    cnames = np.char.add("c", np.arange(ncol).astype(str))
+    fmt = np.vectorize(lambda v: repr(float(v)), otypes=[str])
+    out = ["NAME robatch", "ROWS", " N obj"]
+    out += list(np.char.add(np.char.add(np.char.add(" ", sense), " "), rnames))
+    out.append("COLUMNS")
+    out.append(" MARKER 'MARKER' 'INTORG'")
+    counts = np.diff(rows.start)
+    col_of_nz = np.repeat(np.arange(ncol), counts)
+    ent_c = np.r_[np.flatnonzero(rows.obj != 0), col_of_nz]
+    ent_r = np.r_[np.full(int((rows.obj != 0).sum()), "obj", dtype=object),
+                  rnames[rows.index].astype(object)]
+    ent_v = np.r_[rows.obj[rows.obj != 0], rows.value]
+    order = np.argsort(ent_c, kind="stable")
+    # A column with no entry at all must still be declared: give it a zero objective entry.
+    empty = np.setdiff1d(np.arange(ncol), ent_c)
+    ent_c = np.r_[ent_c[order], empty]
+    ent_r = np.r_[ent_r[order], np.full(len(empty), "obj", dtype=object)]
+    ent_v = np.r_[ent_v[order], np.zeros(len(empty))]
+    order = np.argsort(ent_c, kind="stable")
+    lines = np.char.add(np.char.add(np.char.add(np.char.add(" ", cnames[ent_c[order]]), " "),
+                                    ent_r[order].astype(str)), np.char.add(" ", fmt(ent_v[order])))
+    out += list(lines)
+    out.append(" MARKER 'MARKER' 'INTEND'")
+    out.append("RHS")
+    rhs = np.where(sense == "L", rows.row_hi, rows.row_lo)
+    nz = np.flatnonzero(rhs != 0)
+    out += [f" rhs {rnames[r]} {float(rhs[r])!r}" for r in nz]
+    if ranged.any():
+        out.append("RANGES")
+        out += [f" rng {rnames[r]} {float(rows.row_hi[r] - rows.row_lo[r])!r}" for r in np.flatnonzero(ranged)]
+    out.append("BOUNDS")
+    out += [f" UP bnd {cnames[c]} {float(rows.col_hi[c])!r}" for c in range(ncol)]
+    out.append("ENDATA")
+    with open(path, "w") as fh:
+        fh.write("\n".join(out) + "\n")
+
+
+_CBC_BOUND = re.compile(r"^(?:Lower bound|Objective value):\s*([-+0-9.eE]+)", re.M)
+
+
+def _cbc_path() -> str | None:
+    try:
+        import pulp
+        path = pulp.PULP_CBC_CMD().path
+    except Exception:
+        return None
+    return path if path and os.path.exists(path) and os.access(path, os.X_OK) else None
+
+
+def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
+    tb = time.perf_counter()
+    rows = _assemble(problem, model, nogoods, **opts)
+    with tempfile.TemporaryDirectory(prefix="robatch_cbc_") as tmp:
+        mps, sol, mst = (os.path.join(tmp, f) for f in ("m.mps", "m.sol", "m.mst"))
+        _mps_free(rows, mps)
+        build_s = time.perf_counter() - tb
+        limit = max(time_limit_s - build_s, 0.01)
+        cmd = [_cbc_path(), mps, "-sec", f"{limit:.3f}", "-ratioGap", "0", "-allowableGap", "0",
+               "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
+               "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
+               "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9"]
+        z0 = _hint_vector(model, hint)
+        if z0 is not None:
+            with open(mst, "w") as fh:
+                fh.write("Stopped on iterations - objective value 0\n")
+                fh.write("".join(f"{c} c{c} {z0[c]!r} 0\n" for c in np.flatnonzero(z0)))
+            cmd += ["-mips", mst]
+        cmd += ["-solve", "-printingOptions", "all", "-solution", sol]
+        ts = time.perf_counter()
+        # CBC checks -sec only between phases (its root cut loop can overrun it), so the
+        # process is killed after a short grace; its plan is then lost, not wrong.
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit + CBC_GRACE_S)
+            log = proc.stdout
+        except subprocess.TimeoutExpired:
+            info = {"build_s": build_s, "solve_s": time.perf_counter() - ts, "rows": rows.nrow,
+                    "cbc_status": "killed after the time limit"}
+            return EngineAnswer("unknown", None, None, info)
+        solve_s = time.perf_counter() - ts
+        info = {"build_s": build_s, "solve_s": solve_s, "rows": rows.nrow}
+        if not os.path.exists(sol):
+            info["cbc_status"] = "no solution file"
+            return EngineAnswer("unknown", None, None, info)
+        with open(sol) as fh:
+            head = fh.readline().strip()
+            body = fh.read().split("\n")
+    info["cbc_status"] = head
+    if head.startswith("Infeasible") or head.startswith("Integer infeasible"):
+        return EngineAnswer("infeasible", None, None, info)
+    z = np.zeros(rows.ncol)
+    found = False
+    for ln in body:
+        parts = ln.replace("**", " ").split()
+        if len(parts) >= 3 and parts[1].startswith("c"):
+            z[int(parts[1][1:])] = float(parts[2])
+            found = True
+    has_plan = found or rows.ncol == 0
+    # A plan must pick one option per query; CBC writes a solution file also with no plan.
+    if has_plan and model.n:
+        per_q = np.add.reduceat(z[:model.m], model.q_start[:-1]) if model.m else np.zeros(0)
+        has_plan = bool(np.all(np.abs(per_q - 1) < 1e-6))
+    optimal = head.startswith("Optimal")
+    dual = None
+    if optimal and has_plan:
+        dual = float(rows.obj @ z)
+    else:
+        mm = [m_.group(1) for m_ in _CBC_BOUND.finditer(log) if m_.group(0).startswith("Lower bound")]
+        if mm:
+            dual = float(mm[-1])
+    if not has_plan:
+        return _answer(problem, model, rows, "unknown", None, dual, info)
+    return _answer(problem, model, rows, "optimal" if optimal else "feasible", z, dual, info)
+
+
+class MILPBackend:
+    """``method="milp"``: HiGHS (default) or CBC on the coupled MILP, proven or bounded.
+
+    Options (``solve(..., method="milp", **options)``)
+    ------------------------------------------------------
+    solver : {"highs", "cbc"}
+        The engine (default ``"highs"``). HiGHS runs in process through ``highspy``; CBC is
+        the binary bundled with PuLP.
+    link_cuts : bool
+        Add ``x[i, j] <= y_g`` rows (default True).
+    amortized_cut : bool
+        Add the amortized knapsack row (budget form only; default False).
+    prune, call_bounds, lp_fixing : bool
+        See :func:`~robatch_opt.solvers._coupled_model.run_exact` (default True).
+    hint : bool
+        Warm start from the greedy plan (default True).
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2))],
+    ...                    tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
+    ...                    input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
+    ...                    utility=[[0.9, 0.8]] * 3)
+    >>> plan = ro.solve(inst, budget=0.0035, method="milp", solver="cbc", time_limit_s=10)
+    >>> plan.status.value, round(plan.utility, 6), plan.info["engine"]
+    ('optimal', 2.5, 'cbc')
+    """
+
+    name = "milp"
+
+    def available(self) -> bool:
+        return bool(self.engines())
+
+    @staticmethod
+    def engines() -> tuple[str, ...]:
+        """The engines installed here, in order of preference."""
+        out = []
+        try:
+            import highspy  # noqa: F401
+            out.append("highs")
+        except ImportError:
+            pass
+        if _cbc_path() is not None:
+            out.append("cbc")
+        return tuple(out)
+
+    def solve(self, problem: Problem) -> SolverResult:
+        from ..errors import SolverUnavailableError, UnknownMethodError
+
+        opts = dict(problem.options)
+        solver = opts.pop("solver", None)
+        installed = self.engines()
+        if solver is None:
+            solver = DEFAULT_SOLVER if DEFAULT_SOLVER in installed else installed[0]
+        if solver not in SOLVERS:
+            raise UnknownMethodError(f"`solver`: unknown MILP engine {solver!r}; valid: {', '.join(SOLVERS)}")
+        if solver not in installed:
+            raise SolverUnavailableError(f"`solver`: {solver!r} is not available in this environment; "
+                                         f"available: {', '.join(installed) or 'none'}")
+        model_opts = dict(prune=bool(opts.pop("prune", True)), call_bounds=bool(opts.pop("call_bounds", True)),
+                          lp_fixing=bool(opts.pop("lp_fixing", True)))
+        use_hint = bool(opts.pop("hint", True))
+        row_opts = dict(link_cuts=bool(opts.pop("link_cuts", True)),
+                        amortized_cut=bool(opts.pop("amortized_cut", False)))
+        if opts:
+            raise TypeError(f"method 'milp' got unknown options: {', '.join(sorted(opts))}")
+        run = _solve_highs if solver == "highs" else _solve_cbc
+
+        def make_engine(model: CoupledModel):
+            scale = model.max_cost_usd()
+            ro = dict(row_opts, cost_scale_usd=scale if scale > 0 else 1.0)
+
+            def engine(nogoods, hint, time_limit_s):
+                return run(problem, model, ro, nogoods, hint if use_hint else None, time_limit_s)
+            return engine
+
+        res = run_exact(problem, solver, make_engine, use_greedy=use_hint or model_opts["lp_fixing"],
+                        **model_opts)
+        return SolverResult(res.option, res.status, res.bound, dict(res.info))

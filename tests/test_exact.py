@@ -1,0 +1,230 @@
+"""The exact backends (CP-SAT, MILP with HiGHS and CBC) against brute force and their contract.
+
+Property tests (hypothesis, ``ci`` profile, derandomized): 150 + 50 + 100 = 300 examples,
+each solved by all three engines and compared with :func:`bruteforce.brute_force`.
+Run ``pytest tests/test_exact.py --hypothesis-show-statistics`` to see how many examples had
+a partial call in the optimum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+import robatch_opt as ro
+from robatch_opt.errors import InfeasibleBudgetError, SolverUnavailableError, UnknownMethodError
+from robatch_opt.solvers import get_backend
+from robatch_opt.solvers.milp import MILPBackend
+
+from bruteforce import brute_force
+from strategies import instance_and_budget, instance_and_target
+
+ENGINES = [("cpsat", {}), ("milp", {"solver": "highs"}), ("milp", {"solver": "cbc"})]
+ENGINE_IDS = ["cpsat", "highs", "cbc"]
+
+#: Optimal values must agree within this relative tolerance (the issue's acceptance figure);
+#: the absolute floors are far below any meaningful utility (probabilities) or cost (USD).
+RTOL = 1e-9
+UTIL_ATOL = 1e-12
+COST_ATOL = 1e-18
+
+TINY_LIMIT_S = 30.0         # never reached on tiny instances; a guard, not a speed target
+
+
+def _label(method, opts):
+    return opts.get("solver", method)
+
+
+def _check_budget_plan(inst, budget, plan, bf, method, opts):
+    ev = ro.evaluate(inst, plan.option)                       # solver-independent re-grade
+    assert ev.cost_usd <= budget, (_label(method, opts), ev.cost_usd, budget)
+    assert ev.utility == plan.utility
+    assert plan.status == ro.Status.OPTIMAL, (_label(method, opts), plan.info)
+    assert plan.utility == pytest.approx(bf.utility, rel=RTOL, abs=UTIL_ATOL), _label(method, opts)
+    assert plan.upper_bound >= bf.utility * (1 - RTOL) - UTIL_ATOL
+
+
+def _solve_all_budget(inst, budget, cap=None):
+    bf = brute_force(inst, budget_usd=budget, max_queries=cap)
+    if bf.option is not None:
+        event(f"partial call in the optimum: {bf.partial_call}")
+    for method, opts in ENGINES:
+        if bf.option is None:
+            with pytest.raises(InfeasibleBudgetError) as err:
+                ro.solve(inst, budget, method=method, max_queries_per_model=cap,
+                         time_limit_s=TINY_LIMIT_S, **opts)
+            assert err.value.proven, _label(method, opts)
+            continue
+        plan = ro.solve(inst, budget, method=method, max_queries_per_model=cap,
+                        time_limit_s=TINY_LIMIT_S, **opts)
+        _check_budget_plan(inst, budget, plan, bf, method, opts)
+        if cap is not None:
+            assert (ro.evaluate(inst, plan.option).model_usage() <= np.asarray(cap)).all()
+
+
+@settings(max_examples=150)
+@given(instance_and_budget())
+def test_budget_form_all_engines_equal_brute_force(data):
+    inst, budget = data
+    _solve_all_budget(inst, budget)
+
+
+@st.composite
+def _capacitated(draw):
+    """An instance, a budget, and per-model capacities that some assignment satisfies."""
+    inst, budget = draw(instance_and_budget())
+    K, n = inst.n_models, inst.n_queries
+    # Capacities from a random model per query plus slack: the capacity alone is feasible
+    # (every model's smallest batch fits every query); the budget may still rule it out.
+    base = draw(st.lists(st.integers(0, K - 1), min_size=n, max_size=n))
+    slack = draw(st.lists(st.integers(0, 2), min_size=K, max_size=K))
+    cap = (np.bincount(base, minlength=K) + np.asarray(slack)).tolist()
+    return inst, budget, cap
+
+
+@settings(max_examples=50)
+@given(_capacitated())
+def test_budget_form_with_capacity_equal_brute_force(data):
+    inst, budget, cap = data
+    _solve_all_budget(inst, budget, cap)
+
+
+@settings(max_examples=100)
+@given(instance_and_target())
+def test_quality_form_all_engines_equal_brute_force(data):
+    inst, mean_target = data
+    target = mean_target * inst.n_queries                 # what the front door passes on
+    bf = brute_force(inst, min_total_utility=target)
+    for method, opts in ENGINES:
+        if bf.option is None:
+            with pytest.raises(InfeasibleBudgetError):
+                ro.solve(inst, min_mean_utility=mean_target, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+            continue
+        plan = ro.solve(inst, min_mean_utility=mean_target, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        ev = ro.evaluate(inst, plan.option)
+        assert ev.utility >= target - 1e-12 * max(1.0, target)
+        assert ev.cost_usd == plan.cost_usd
+        assert plan.status == ro.Status.OPTIMAL, (_label(method, opts), plan.info)
+        assert plan.cost_usd == pytest.approx(bf.cost_usd, rel=RTOL, abs=COST_ATOL), _label(method, opts)
+        assert plan.cost_lower_bound_usd <= bf.cost_usd * (1 + RTOL) + COST_ATOL
+
+
+def _partial_call_instance():
+    # Three queries of one task; b = 2 amortizes a long system prompt but the third query
+    # pays a whole call alone: the exact optimum must account for that partial call.
+    return ro.Instance(models=[ro.Model("small", 1.0, 2.0, 8192, (1, 2)), ro.Model("big", 3.0, 6.0, 8192, (1,))],
+                       tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
+                       input_tokens=[100, 100, 100], output_tokens=[[10, 10]] * 3,
+                       utility=[[0.6, 0.55, 0.9], [0.6, 0.55, 0.8], [0.6, 0.55, 0.7]])
+
+
+@pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
+def test_partial_call_and_budget_equal_to_a_plan_cost(method, opts):
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    for budget in (cheapest, cheapest * 1.5, cheapest * 3.0):
+        bf = brute_force(inst, budget_usd=budget)
+        plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        _check_budget_plan(inst, budget, plan, bf, method, opts)
+    # At the cheapest plan's exact cost (to the last bit), only plans of exactly that cost
+    # remain; rounding "costs up, budget down" would wrongly exclude all of them.
+    plan = ro.solve(inst, cheapest, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+    assert plan.cost_usd == cheapest
+
+
+@pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
+def test_infeasible_capacity_is_proven_by_the_engine(method, opts):
+    # The cheap model may serve nobody; the expensive one does not fit the budget.
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    with pytest.raises(InfeasibleBudgetError) as err:
+        ro.solve(inst, cheapest * 1.01, method=method, max_queries_per_model=[0, None],
+                 time_limit_s=TINY_LIMIT_S, **opts)
+    assert err.value.proven
+
+
+@pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
+def test_budget_below_every_plan_raises(method, opts):
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    with pytest.raises(InfeasibleBudgetError) as err:
+        ro.solve(inst, cheapest * 0.5, method=method, **opts)
+    assert err.value.proven and err.value.cheapest_cost_usd == pytest.approx(cheapest)
+
+
+def test_unknown_and_unavailable_names_fail_before_any_work(monkeypatch):
+    with pytest.raises(UnknownMethodError, match="valid: auto, greedy, cpsat, milp"):
+        ro.solve("not an instance", 1.0, method="gurobi")
+    inst = _partial_call_instance()
+    with pytest.raises(UnknownMethodError, match="valid: highs, cbc"):
+        ro.solve(inst, 1.0, method="milp", solver="gurobi")
+    # An engine that is registered but not installed is refused by name, listing what is.
+    monkeypatch.setattr(MILPBackend, "engines", staticmethod(lambda: ("highs",)))
+    with pytest.raises(SolverUnavailableError, match="'cbc' is not available.*available: highs"):
+        ro.solve(inst, 1.0, method="milp", solver="cbc")
+    monkeypatch.setattr(MILPBackend, "engines", staticmethod(lambda: ()))
+    with pytest.raises(SolverUnavailableError, match="'milp' is not available"):
+        get_backend("milp")
+    with pytest.raises(SolverUnavailableError, match="'milp' is not available"):
+        ro.solve("not an instance", 1.0, method="milp")
+
+
+def test_cpsat_unavailable_without_ortools(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ortools.sat.python.cp_model", None)   # import fails
+    with pytest.raises(SolverUnavailableError, match="'cpsat' is not available"):
+        get_backend("cpsat")
+
+
+def test_unknown_backend_option_is_refused():
+    inst = _partial_call_instance()
+    with pytest.raises(TypeError, match="unknown options: colour"):
+        ro.solve(inst, 1.0, method="cpsat", colour="blue")
+
+
+@pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
+def test_same_seed_same_plan(method, opts):
+    inst = _partial_call_instance()
+    cheapest, top = ro.reference_costs(inst)
+    a = ro.solve(inst, (cheapest + top) / 2, method=method, seed=3, **opts)
+    b = ro.solve(inst, (cheapest + top) / 2, method=method, seed=3, **opts)
+    assert np.array_equal(a.option, b.option)
+
+
+def test_auto_uses_an_exact_engine_on_small_instances():
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    plan = ro.solve(inst, cheapest * 1.5, method="auto")
+    assert plan.method == "cpsat" and plan.status == ro.Status.OPTIMAL
+
+
+#: An instance no engine proves in 2 s: 1,000 LLM queries x 16 options at a tight budget
+#: (CP-SAT does not prove even n = 200 of these in 60 s; see benchmarks/bench_exact.py).
+@pytest.fixture(scope="module")
+def large_instance():
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=1000, price="api", seed=7)
+    return inst, ro.budget_from_fraction(inst, 0.1)
+
+
+@pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
+def test_time_limit_returns_feasible_with_a_valid_bound(large_instance, method, opts):
+    inst, budget = large_instance
+    limit_s = 2.0
+    plan = ro.solve(inst, budget, method=method, time_limit_s=limit_s, **opts)
+    assert plan.status == ro.Status.FEASIBLE           # never OPTIMAL when time-limited
+    assert plan.cost_usd <= budget
+    greedy = ro.solve(inst, budget, method="greedy")
+    # Valid: at least the greedy's utility and the plan's own, at most the LP bound.
+    assert plan.utility <= plan.upper_bound <= greedy.upper_bound * (1 + 1e-9)
+    assert plan.upper_bound >= greedy.utility
+    assert 0 < plan.gap < 1
+    # The issue's figure is "limit + 1 s" (measured in benchmarks/bench_exact.py); this
+    # generous margin only guards against a hang on a loaded CI machine, it is no speed test.
+    assert plan.wall_time_s <= limit_s + 60.0
