@@ -337,6 +337,9 @@ def test_amortized_cost_brackets_exact_cost(inst, rnd):
         assert ev.cost_usd < amortized + slack + tol
     else:
         assert ev.cost_usd == pytest.approx(amortized, rel=1e-12, abs=1e-15)
+    # The sharper form: at most (b - 1) / b of a call per used group.
+    sharp = (table.group_fixed_cost * (table.group_batch - 1) / table.group_batch)[used].sum()
+    assert ev.cost_usd <= amortized + sharp + tol
     # The bound is tight for full calls: every group a multiple of its batch size.
     full = (ev.group_counts % table.group_batch == 0)
     if full.all():
