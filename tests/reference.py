@@ -16,7 +16,7 @@ import robatch_opt as ro
 __all__ = ["all_assignments", "brute_force", "BRUTE_MAX_ASSIGNMENTS"]
 
 #: Instances with more admissible assignments than this are not enumerated.
-BRUTE_MAX_ASSIGNMENTS = 20_000
+BRUTE_MAX_ASSIGNMENTS = 50_000
 
 
 def all_assignments(inst: ro.Instance) -> np.ndarray | None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import robatch_opt as ro
 
-__all__ = ["instances", "instance_and_budget", "instance_and_target", "budget_between"]
+__all__ = ["instances", "instance_and_budget", "instance_and_target", "budget_between",
+           "instance_and_budgets", "instance_budget_and_capacity"]
 
 _SIZE_SETS = [(1,), (1, 2), (1, 3), (2,), (1, 2, 4), (2, 3), (1, 4), (3,)]
 
@@ -86,3 +87,32 @@ def instance_and_target(draw, **kwargs) -> tuple[ro.Instance, float]:
     hi = float(np.where(table.admissible, table.utility, -1).max(axis=1).mean())
     frac = draw(st.floats(0, 1))
     return inst, lo + frac * (hi - lo)
+
+
+@st.composite
+def instance_and_budgets(draw, **kwargs) -> tuple[ro.Instance, float, float]:
+    """An instance and two feasible budgets ``low <= high`` (monotonicity in the budget)."""
+    inst = draw(instances(**kwargs))
+    f_low = draw(st.sampled_from([0.0, 0.25, 0.5]) | st.floats(0, 1))
+    f_high = f_low + draw(st.sampled_from([0.0, 0.05, 0.3]) | st.floats(0, 0.6))
+    return inst, budget_between(inst, f_low), budget_between(inst, f_high)
+
+
+@st.composite
+def instance_budget_and_capacity(draw, **kwargs) -> tuple[ro.Instance, float, list[int]]:
+    """An instance, per-model capacities and a budget that some capacity-respecting plan meets.
+
+    A witness plan (one admissible option per query) is drawn first; capacities are its
+    per-model usage plus drawn slack, and the budget is at least the witness's exact cost,
+    so a feasible plan exists by construction.
+    """
+    inst = draw(instances(**kwargs))
+    adm = np.asarray(inst.admissible)
+    witness = [draw(st.sampled_from(np.flatnonzero(adm[i]).tolist())) for i in range(inst.n_queries)]
+    usage = np.bincount(np.asarray(inst.option_model)[witness], minlength=inst.n_models)
+    slack = draw(st.lists(st.integers(0, 2), min_size=inst.n_models, max_size=inst.n_models))
+    cap = [int(min(u + s, inst.n_queries)) for u, s in zip(usage, slack)]
+    witness_cost = ro.evaluate(inst, witness).cost_usd
+    lo, hi = ro.reference_costs(inst)
+    frac = draw(st.floats(0, 1.2))
+    return inst, max(witness_cost, lo + frac * max(hi - lo, 0.0)), cap
