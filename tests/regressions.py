@@ -37,6 +37,29 @@ def greedy_worst_partial_call_coupling():
     return inst, 0.0023717
 
 
+def greedy_worst_two_query_swap():
+    """Gap 55.8 % when found (hunt seed 1, 1,852 instances).
+
+    Budget equal to the cheapest plan's exact cost again, but the optimum needs two
+    queries to move at once: query 0 leaves the shared (m1, b=4) call for its own (m1, b=1)
+    call (utility 0 -> 1) while query 1 takes its seat, leaving (m2, b=2). Each move alone
+    opens a call and breaks the budget, so the greedy's single moves cannot find it.
+    """
+    inst = ro.Instance(
+        models=[ro.Model('m0', 2.0, 4.0, 165, (2, 3)), ro.Model('m1', 0.1, 1.0, 183, (1, 2, 4)),
+                ro.Model('m2', 1.0, 0.2, 215, (2,))],
+        tasks=[ro.Task('t0', 14.0)],
+        query_task=[0, 0, 0],
+        input_tokens=[35.0, 1.0, 33.0],
+        output_tokens=[[15.0, 3.0, 13.0], [5.0, 33.0, 99.0], [12.0, 9.0, 14.0]],
+        utility=[[0.0, 0.5501554012298584, 1.0, 0.9458727240562439, 0.0, 0.40304046869277954],
+                 [0.0, 0.09016890823841095, 0.0, 0.0, 0.0, 0.0],
+                 [0.10653732717037201, 0.0, 0.5981863141059875, 0.43872982263565063, 0.7913711071014404,
+                  0.5700510740280151]])
+    return inst, 5.5e-05
+
+
 GREEDY_WORST_CASES = {
     "partial_call_coupling": greedy_worst_partial_call_coupling,
+    "two_query_swap": greedy_worst_two_query_swap,
 }
