@@ -144,9 +144,27 @@ def _option_of(inst: Instance, plan_or_option) -> np.ndarray:
     return validate_assignment(inst, option)
 
 
-def _value_scale(values: np.ndarray) -> float:
+def _value_scale(values: np.ndarray, how) -> float:
+    """The divisor that maps values into [0, 1] (see ``value_scale`` of :func:`knapsack_to_rwb`)."""
     top = float(values.max()) if values.size else 0.0
-    return top if top > 0 else 1.0
+    if isinstance(how, str):
+        if how == "max":
+            return top if top > 0 else 1.0
+        if how == "pow2":
+            # The smallest power of two >= the largest value: v / 2**e is exact, and so is
+            # every sum of such utilities while the integer values stay below 2**53.
+            if top <= 0:
+                return 1.0
+            mant, exp = math.frexp(top)                  # top = mant * 2**exp, 0.5 <= mant < 1
+            return math.ldexp(1.0, exp - 1 if mant == 0.5 else exp)
+        raise InstanceError("value_scale", f"must be 'max', 'pow2' or a number, got {how!r}")
+    try:
+        d = float(how)
+    except (TypeError, ValueError) as exc:
+        raise InstanceError("value_scale", f"must be 'max', 'pow2' or a number, got {how!r}") from exc
+    if not math.isfinite(d) or d <= 0 or d < top:
+        raise InstanceError("value_scale", f"must be a finite number >= the largest value {top!r}, got {how!r}")
+    return d
 
 
 # ------------------------------------------------------------------------------ knapsack
@@ -165,8 +183,8 @@ class KnapsackReduction:
         The source instance (read-only).
     capacity : float
     value_scale : float
-        Utilities are ``values / value_scale`` (the largest value, or 1 if all are 0), so a
-        plan of utility ``U`` decodes to a packing of value ``U * value_scale``.
+        Utilities are ``values / value_scale`` (by default the largest value, or 1 if all
+        are 0), so a plan of utility ``U`` decodes to a packing of value ``U * value_scale``.
     usd_per_weight : float
         USD of one unit of weight (a power of two).
     """
@@ -240,7 +258,7 @@ def _as_mask(take, n: int) -> np.ndarray:
 
 
 def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: int, *,
-                    usd_per_weight: float = 1.0) -> KnapsackReduction:
+                    usd_per_weight: float = 1.0, value_scale: str | float = "max") -> KnapsackReduction:
     """Reduce a 0/1 knapsack instance to RwB (routing alone is NP-hard).
 
     Item ``i`` becomes query ``i`` of a single task. Two models, each with batch size 1:
@@ -259,6 +277,11 @@ def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: i
         Knapsack capacity, a non-negative integer.
     usd_per_weight : float, default 1.0
         USD of one unit of weight; must be a power of two so that costs stay exact.
+    value_scale : {"max", "pow2"} or float, default "max"
+        Divisor of the values: the largest value (``"max"``), the smallest power of two at
+        least the largest value (``"pow2"``: every utility and every sum of utilities of
+        integer values is then exact, which keeps the integer structure visible to exact
+        engines), or a given number at least the largest value.
 
     Returns
     -------
@@ -305,7 +328,7 @@ def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: i
     cap = _capacity(capacity)
     scale_usd = _power_of_two(usd_per_weight, "usd_per_weight")
     _check_exact(float(w.sum()), cap)
-    value_scale = _value_scale(v)
+    value_scale = _value_scale(v, value_scale)
 
     # Weights are output tokens of the priced model; price_in = 0 keeps the system prompt
     # and the input tokens free, so the cost is exactly weight * usd_per_weight.
@@ -517,7 +540,7 @@ class MCKPReduction:
     mckp : MultipleChoiceKnapsack
         The source problem.
     value_scale : float
-        Utilities are ``profit / value_scale`` (the largest profit, or 1).
+        Utilities are ``profit / value_scale`` (by default the largest profit, or 1).
     usd_per_weight : float
     """
 
@@ -540,7 +563,7 @@ class MCKPReduction:
 
 
 def mckp_to_rwb(profits: Sequence[Sequence[float]], weights: Sequence[Sequence[int]], capacity: int, *,
-                usd_per_weight: float = 1.0) -> MCKPReduction:
+                usd_per_weight: float = 1.0, value_scale: str | float = "max") -> MCKPReduction:
     """Reduce a multiple-choice knapsack problem to RwB.
 
     Class ``h`` becomes query ``h`` of one task; item position ``k`` becomes model
@@ -561,6 +584,8 @@ def mckp_to_rwb(profits: Sequence[Sequence[float]], weights: Sequence[Sequence[i
         Non-negative integer.
     usd_per_weight : float, default 1.0
         A power of two (exact costs).
+    value_scale : {"max", "pow2"} or float, default "max"
+        Divisor of the profits, as in :func:`knapsack_to_rwb`.
 
     Returns
     -------
@@ -601,7 +626,7 @@ def mckp_to_rwb(profits: Sequence[Sequence[float]], weights: Sequence[Sequence[i
     m, R = mckp.profit.shape
     w = np.where(mckp.valid, mckp.weight, 0.0)
     _check_exact(float(w.max(axis=1).sum()), mckp.capacity)
-    value_scale = _value_scale(mckp.profit[mckp.valid])
+    value_scale = _value_scale(mckp.profit[mckp.valid], value_scale)
 
     base = _SYSTEM_TOKENS + _INPUT_TOKENS
     window = (base + np.where(mckp.valid, w, -np.inf).max(axis=0)).astype(np.int64)   # (R,)

@@ -145,7 +145,7 @@ def knapsacks(draw, max_items: int = 8):
     values = draw(st.lists(st.integers(0, 1000), min_size=n, max_size=n))
     weights = draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))
     capacity = int(draw(st.floats(0, 1.1)) * sum(weights))
-    return values, weights, capacity
+    return values, weights, capacity, draw(st.sampled_from(["max", "pow2"]))
 
 
 @st.composite
@@ -158,7 +158,7 @@ def mckps(draw, max_classes: int = 5, max_items: int = 4):
     hi = sum(max(w) for w in weights)
     # Feasible by construction: at least the lightest choice fits.
     capacity = lo + int(draw(st.floats(0, 1)) * (hi - lo))
-    return profits, weights, capacity
+    return profits, weights, capacity, draw(st.sampled_from(["max", "pow2"]))
 
 
 # ------------------------------------------------------------------------------ knapsack
@@ -166,8 +166,8 @@ def mckps(draw, max_classes: int = 5, max_items: int = 4):
 @given(knapsacks())
 def test_knapsack_reduction_preserves_optimum(problem):
     """Theorem 1 (NP-hardness): knapsack optimum == RwB optimum * value_scale, both ways."""
-    values, weights, capacity = problem
-    red = knapsack_to_rwb(values, weights, capacity)
+    values, weights, capacity, scale = problem
+    red = knapsack_to_rwb(values, weights, capacity, value_scale=scale)
     inst, budget, decode = red
     dp_value, dp_take = knapsack_dp(values, weights, capacity)
 
@@ -199,6 +199,10 @@ def test_knapsack_reduction_preserves_optimum(problem):
     assert ev.cost_usd <= budget
     assert ev.utility * red.value_scale == pytest.approx(dp_value, rel=1e-12, abs=1e-9)
     assert (decode(option) == dp_take).all()
+    if scale == "pow2":
+        # Dyadic utilities: sums are exact, so the scaled utility *is* the integer value.
+        assert red.value_scale >= max(values) and math.frexp(red.value_scale)[0] == 0.5
+        assert ev.utility * red.value_scale == dp_value
 
 
 def test_knapsack_costs_exact_with_power_of_two_scale():
@@ -226,6 +230,11 @@ def test_knapsack_reduction_rejects_bad_input():
         knapsack_to_rwb([], [], 4)
     with pytest.raises(InstanceError, match="exact"):
         knapsack_to_rwb([1], [2 ** 40], 4)
+    with pytest.raises(InstanceError, match="`value_scale`"):
+        knapsack_to_rwb([1, 2], [3, 2], 4, value_scale="median")
+    with pytest.raises(InstanceError, match="`value_scale`"):
+        knapsack_to_rwb([1, 2], [3, 2], 4, value_scale=1.5)          # below the largest value
+    assert knapsack_to_rwb([1, 2], [3, 2], 4, value_scale=10).instance.utility[1, 0] == 0.2
     red = knapsack_to_rwb([1, 2], [3, 2], 4)
     with pytest.raises(AssignmentError, match=r"`option\[1\]`"):
         red.decode([0, 5])
@@ -248,8 +257,8 @@ def test_knapsack_decode_accepts_plan_evaluation_and_array():
 @given(mckps())
 def test_mckp_reduction_preserves_optimum(problem):
     """MCKP optimum == RwB optimum * value_scale; decode and encode keep the value."""
-    profits, weights, capacity = problem
-    red = mckp_to_rwb(profits, weights, capacity)
+    profits, weights, capacity, scale = problem
+    red = mckp_to_rwb(profits, weights, capacity, value_scale=scale)
     inst, budget, decode = red
     dp_value, dp_choice = mckp_dp(profits, weights, capacity)
     assert dp_value is not None                         # feasible by construction
@@ -275,6 +284,8 @@ def test_mckp_reduction_preserves_optimum(problem):
     ev = ro.evaluate(inst, option)
     assert ev.cost_usd == red.mckp.weight_of(dp_choice) <= budget
     assert ev.utility * red.value_scale == pytest.approx(dp_value, rel=1e-12, abs=1e-9)
+    if scale == "pow2":
+        assert ev.utility * red.value_scale == dp_value
 
     # Reverse direction: the amortized RwB of the reduced instance is the MCKP again.
     back = rwb_to_mckp(inst, budget)
