@@ -51,6 +51,9 @@ class BatchingSolution:
     n_flows : int
         Min-cost flows actually solved (the rest were settled by a bound or a direct argument).
     time_s : float
+    info : dict
+        ``utility_exact``: the optimum as the exact rational the flow maximised (a float
+        here; None when no plan was found).
     """
 
     option: np.ndarray | None
@@ -74,7 +77,6 @@ class _Setting:
     util_int: list             # n lists of m Python ints: util * denom exactly
     denom: int                 # common power-of-two denominator of every utility
     cap_calls: np.ndarray      # (m,) calls beyond which a size can take no more queries
-    fixed_usd: float           # one call's system-prompt price
     group_fixed: np.ndarray    # (T * J,) per-group call price, as evaluate uses it
     group_slot: np.ndarray     # (m,) index of this task's groups in group_fixed
     var_usd: tuple             # (input_usd, output_usd) exactly as evaluate computes them
@@ -115,7 +117,7 @@ def _setting(inst: Instance) -> _Setting:
     input_usd = float(np.dot(inst.input_tokens, inst.price_in[model0]) / 1e6)
     output_usd = float(np.dot(inst.output_tokens[k, model0], inst.price_out[model0]) / 1e6)
     return _Setting(inst=inst, sizes=sizes, adm=adm, util=util, util_int=util_int, denom=denom,
-                    cap_calls=cap_calls.astype(np.int64), fixed_usd=float(inst.fixed_cost_usd[t, 0]),
+                    cap_calls=cap_calls.astype(np.int64),
                     group_fixed=np.asarray(table.group_fixed_cost), group_slot=t * m + np.arange(m),
                     var_usd=(input_usd, output_usd))
 
