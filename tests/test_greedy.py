@@ -103,6 +103,7 @@ def test_hull_matches_gift_wrapping(seed):
     cost, util, start = random_table(rng, 300, 9)
     hulls = hull_arrays(cost, util, start)
     hull_opt, hull_len = hulls.opt, hulls.length
+    assert hulls.start_utility == pytest.approx(util[np.arange(cost.shape[0]), start].sum(), rel=1e-12)
     for i in range(cost.shape[0]):
         assert list(hull_opt[i, :hull_len[i]]) == ref_hull(cost[i], util[i], start[i]), i
         h = hull_opt[i, :hull_len[i]]

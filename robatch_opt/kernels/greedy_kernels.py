@@ -67,10 +67,13 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
     bin_lo, bin_hi : int
         Least and greatest bin of any increment (``bin_lo > bin_hi`` if there are none),
         so that histograms only span the bins in use.
+    start_utility : float
+        ``sum_i util[i, start[i]]`` (chunk order: deterministic).
     """
     n, J = cost.shape
     lo_c = np.full(n_chunks, N_BINS, np.int64)
     hi_c = np.full(n_chunks, -1, np.int64)
+    u_c = np.zeros(n_chunks)
     for c in prange(n_chunks):
         # Per-thread scratch: candidates (option, cost, utility) and the hull stack, with the
         # ratio into each stack entry; copied out of the rows so the sort stays in registers/L1.
@@ -83,10 +86,12 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
         rstack = np.empty(J)                  # rstack[q]: ratio from stack[q - 1] to stack[q]
         lo = N_BINS
         hi = -1
+        u_sum = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             s = start[i]
             cs = cost[i, s]
             us = util[i, s]
+            u_sum += us
             m = 0
             for j in range(J):
                 cj = cost[i, j]
@@ -133,7 +138,11 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
             hull_len[i] = h
         lo_c[c] = lo
         hi_c[c] = hi
-    return lo_c.min(), hi_c.max()
+        u_c[c] = u_sum
+    u_total = 0.0
+    for c in range(n_chunks):
+        u_total += u_c[c]
+    return lo_c.min(), hi_c.max(), u_total
 
 
 # ------------------------------------------------------------------------ histogram
@@ -314,8 +323,12 @@ def _shed_walk(order, n_taken, item_query, item_pos, hull_opt, pos, opt, util, v
 # ------------------------------------------------------------------ plan accounting
 @njit(cache=True, parallel=True)
 def _options_from_positions(hull_opt, pos, opt):
-    for i in prange(opt.shape[0]):
-        opt[i] = hull_opt[i, pos[i]]
+    """``opt[i] = hull_opt[i, pos[i]]``."""
+    n = opt.shape[0]
+    n_chunks = min(64, max(1, n >> 14))
+    for c in prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            opt[i] = hull_opt[i, pos[i]]
 
 
 @njit(cache=True, parallel=True)
@@ -403,7 +416,7 @@ def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed
 
 @njit(cache=True, parallel=True)
 def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                group_fixed, counts, model_count, capacity, best_j, best_score):
+                group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
     """Per query, the best single move under the current group counts (``best_j = -1``: none).
 
     Modes and scores (higher is better; ties: larger utility gain, then lower option index):
@@ -430,51 +443,60 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     room = np.empty(capacity.shape[0], np.bool_)
     for k in range(capacity.shape[0]):
         room[k] = model_count[k] < capacity[k]
-    for i in prange(n):
-        c = opt[i]
-        kc = option_model[c]
-        t = query_task[i]
-        best_j[i] = -1
-        best_score[i] = -np.inf
-        if mode == MODE_CAPACITY and model_count[kc] <= capacity[kc]:
+    for ch in prange(n_chunks):
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                          room, model_count, capacity, best_j, best_score)
+
+
+@njit(cache=True, inline="always")
+def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                  room, model_count, capacity, best_j, best_score):
+    """The best move of query i (see _best_moves), written to ``best_j[i]``/``best_score[i]``."""
+    c = opt[i]
+    kc = option_model[c]
+    t = query_task[i]
+    best_j[i] = -1
+    best_score[i] = -np.inf
+    if mode == MODE_CAPACITY and model_count[kc] <= capacity[kc]:
+        return
+    uc = util[i, c]
+    base = -var_cost[i, kc] - leave[t * J + c]
+    bj = -1
+    bs = -np.inf
+    bg = -np.inf
+    for j in range(J):
+        gain = util[i, j] - uc
+        if mode == MODE_UPGRADE and not (gain > 0.0):
             continue
-        uc = util[i, c]
-        base = -var_cost[i, kc] - leave[t * J + c]
-        bj = -1
-        bs = -np.inf
-        bg = -np.inf
-        for j in range(J):
-            gain = util[i, j] - uc
-            if mode == MODE_UPGRADE and not (gain > 0.0):
+        if j == c or not (cost[i, j] < np.inf):
+            continue
+        kj = option_model[j]
+        if kj != kc and not room[kj]:
+            continue
+        if mode == MODE_CAPACITY and kj == kc:
+            continue                          # only a move to another model relieves it
+        delta = var_cost[i, kj] + join[t * J + j] + base
+        if mode == MODE_UPGRADE:
+            if delta > slack:
                 continue
-            if j == c or not (cost[i, j] < np.inf):
+            score = np.inf if delta <= 0.0 else gain / delta
+        elif mode == MODE_TRIM:
+            if not (delta < 0.0) or gain < -slack:
                 continue
-            kj = option_model[j]
-            if kj != kc and not room[kj]:
+            score = np.inf if gain >= 0.0 else -delta / -gain
+        elif mode == MODE_REPAIR:
+            if not (delta < 0.0):
                 continue
-            if mode == MODE_CAPACITY and kj == kc:
-                continue                          # only a move to another model relieves it
-            delta = var_cost[i, kj] + join[t * J + j] + base
-            if mode == MODE_UPGRADE:
-                if delta > slack:
-                    continue
-                score = np.inf if delta <= 0.0 else gain / delta
-            elif mode == MODE_TRIM:
-                if not (delta < 0.0) or gain < -slack:
-                    continue
-                score = np.inf if gain >= 0.0 else -delta / -gain
-            elif mode == MODE_REPAIR:
-                if not (delta < 0.0):
-                    continue
-                score = -delta
-            else:
-                score = -delta
-            if score > bs or (score == bs and gain > bg):
-                bj = j
-                bs = score
-                bg = gain
-        best_j[i] = bj
-        best_score[i] = bs
+            score = -delta
+        else:
+            score = -delta
+        if score > bs or (score == bs and gain > bg):
+            bj = j
+            bs = score
+            bg = gain
+    best_j[i] = bj
+    best_score[i] = bs
 
 
 @njit(cache=True)

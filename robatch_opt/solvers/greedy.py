@@ -42,6 +42,10 @@ MAX_LOCAL_ROUNDS = 4
 #: Moves considered per round (the best-scored); bounds the serial part at n = 10^6.
 MAX_MOVES_PER_ROUND = 1 << 15
 
+#: Queries per chunk of the parallel kernels, and the most chunks (see ``_n_chunks``).
+CHUNK_QUERIES = 1 << 14
+MAX_CHUNKS = 64
+
 #: Instances with fewer query x option cells than this run the kernels on one thread.
 PARALLEL_MIN_CELLS = 1 << 18
 
@@ -51,9 +55,18 @@ MAX_COUPLING_ITERATIONS = 3
 
 
 def _n_chunks(n: int) -> int:
-    from numba import get_num_threads
+    """Chunks the parallel kernels split the queries into.
 
-    return max(1, min(get_num_threads(), n))
+    A function of ``n`` only, never of the thread count: per-chunk sums are merged in chunk
+    order, so the plan is the same on any number of threads.
+    """
+    return int(min(MAX_CHUNKS, max(1, -(-n // CHUNK_QUERIES))))
+
+
+def _hist_chunks(n_chunks: int, width: int) -> int:
+    """Chunks of the ratio histogram: each holds ``2 * width`` floats, at most 4 MiB in all
+    (zeroing and merging wide per-chunk histograms would cost more than the pass)."""
+    return int(max(1, min(n_chunks, (1 << 18) // max(width, 1))))
 
 
 def _ro(a, dtype) -> np.ndarray:
@@ -95,6 +108,8 @@ class Hulls(NamedTuple):
     """Least bin of any increment."""
     bin_hi: int
     """Greatest bin of any increment (``< bin_lo`` if there are none)."""
+    start_utility: float
+    """Total utility of the starts, ``sum_i utility[i, start[i]]``."""
 
 
 def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hulls:
@@ -145,8 +160,8 @@ def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hul
     hull_opt = np.empty((n, J), dtype=np.int16 if J < 32767 else np.int32)
     hull_len = np.zeros(n, dtype=np.int64)
     hull_bin = np.empty((n, max(J - 1, 1)), dtype=np.int32)
-    lo, hi = gk._build_hulls(cost, utility, start, hull_opt, hull_len, hull_bin, _n_chunks(n))
-    return Hulls(hull_opt, hull_len, hull_bin, int(lo), int(hi))
+    lo, hi, u0 = gk._build_hulls(cost, utility, start, hull_opt, hull_len, hull_bin, _n_chunks(n))
+    return Hulls(hull_opt, hull_len, hull_bin, int(lo), int(hi), float(u0))
 
 
 def lp_threshold(cost, utility, hulls: Hulls, cap: float, *, reach: bool,
@@ -186,9 +201,10 @@ def lp_threshold(cost, utility, hulls: Hulls, cap: float, *, reach: bool,
     utility = _ro(utility, np.float64)
     n = cost.shape[0]
     nc = _n_chunks(n)
-    hull_opt, hull_len, hull_bin, bin_lo, bin_hi = hulls
+    hull_opt, hull_len, hull_bin, bin_lo, bin_hi, _ = hulls
     if dc_hist is None:
-        dc_hist, du_hist = gk._ratio_histogram(cost, utility, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, nc)
+        dc_hist, du_hist = gk._ratio_histogram(cost, utility, hull_opt, hull_len, hull_bin, bin_lo, bin_hi,
+                                               _hist_chunks(nc, bin_hi - bin_lo + 1))
     pos = np.zeros(n, dtype=np.int64)
     out = dict(dc_hist=dc_hist, du_hist=du_hist, pos=pos, break_dc=0.0, break_du=0.0,
                threshold_ratio=0.0)
@@ -234,6 +250,8 @@ class _State:
         self.refresh()
 
     def refresh(self) -> None:
+        """Re-derive counts and totals from the assignment (one O(n) pass)."""
+        self.stale = False
         a = self.arr
         self.counts, self.model_count, self.exact, self.amortized, self.utility = gk._plan_totals(
             self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
@@ -268,16 +286,18 @@ class _State:
                 break
             gk._best_moves(mode, float(slack), self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
                            a["option_model"], a["option_batch"], a["group_fixed"], self.counts,
-                           self.model_count, capacity, best_j, best_score)
+                           self.model_count, capacity, best_j, best_score, _n_chunks(n))
             moved = gk._apply_moves(mode, MAX_MOVES_PER_ROUND, best_j, best_score, self.opt, a["util"],
                                     a["var_cost"], a["query_task"], a["option_model"], a["option_batch"],
                                     a["group_fixed"], self.counts, self.model_count, capacity, state,
                                     float(limit_usd), float(target_utility))
             total += moved
             self.rounds.append(moved)
-            if moved == 0:
+            # Later rounds find few moves; at scale one costs as much as the whole walk, so
+            # stop once a round moves fewer than one query in 2^14.
+            if moved <= n >> 14:
                 break
-        if total:
+        if total or self.stale:
             self.refresh()
             if snapshot is not None and self.exact > limit_usd:
                 self.opt[:] = snapshot
@@ -337,7 +357,7 @@ def _greedy_plan(problem: Problem) -> SolverResult:
 
     c0 = table.min_cost_usd
     t = time.perf_counter()
-    start_state_util = float(util[np.arange(n), start].sum())
+    start_state_util = hulls.start_utility
     info: dict[str, Any] = {"engine": "greedy", "n_increments": int(np.maximum(hull_len - 1, 0).sum())}
     if budget_form:
         budget = float(problem.budget_usd)
@@ -373,7 +393,11 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         shed = gk._shed_walk(lp["bin_order"], lp["bin_taken"], iq, ip, hull_opt, lp["pos"], opt, util,
                              arr["var_cost"], arr["query_task"], arr["option_model"], arr["option_batch"],
                              arr["group_fixed"], st.counts, st.model_count, state, limit)
-        st.refresh()
+        if shed >= 0:
+            # Counts were kept exactly by the kernel; the amortized total is re-derived later.
+            st.exact, st.utility, st.stale = float(state[0]), float(state[1]), True
+        else:
+            st.refresh()
         upgrades = int(lp["pos"].sum())
         info["shed_increments"] = int(shed)
     if budget_form:
@@ -430,6 +454,8 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         moves += st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
     else:
         moves += st.local_moves(gk.MODE_TRIM, capacity, target_utility=target_int)
+    if st.stale:
+        st.refresh()
     timings["local_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
 
