@@ -308,7 +308,9 @@ def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> t
     tot, v, best, _ = min(cands, key=lambda r: r[0])
     lam_used = (0.0, lo, hi)[[r[0] for r in cands].index(tot)]
     inc = sign * incumbent
-    margin = 1e-9 * (abs(incumbent) + abs(lam_used * rhs) + float(np.abs(best).sum()))
+    # Float noise of L: n + few roundings, each <= eps relative to the sum of |terms|.
+    eps = np.finfo(np.float64).eps
+    margin = 4 * eps * (v.shape[0] + 10) * (abs(incumbent) + abs(lam_used * rhs) + float(np.abs(best).sum()))
     cell_bound = tot - (best[:, None] - v)                  # sign * L_ij
     keep = adm & (cell_bound >= inc - margin)
     # sign * L is an upper bound of sign * objective, so L itself is the bound in real units.

@@ -230,6 +230,9 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
                             "cpsat_status": solver.status_name(st),
                             "branches": int(solver.num_branches),
                             "conflicts": int(solver.num_conflicts)}
+    if st == cp_model.MODEL_INVALID:          # a bug in this module, never the user's input
+        from ..errors import SolverError
+        raise SolverError(f"CP-SAT rejected the model: {cp.validate()}")
     if st == cp_model.INFEASIBLE:
         return EngineAnswer("infeasible", None, None, info)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

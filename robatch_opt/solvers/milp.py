@@ -172,7 +172,7 @@ def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: 
         # Budget form: min -u x, so utility <= -dual. Quality form: cost >= scale * dual.
         # The engine's bound carries its own tolerances; widen it by a hair to stay valid.
         real = rows.obj_scale * dual_bound
-        slack = 1e-12 * max(1.0, abs(real))
+        slack = 1e-12 * abs(real)
         bound = real + slack if problem.budget_usd is not None else real - slack
     return EngineAnswer(status, option, bound, info)
 
