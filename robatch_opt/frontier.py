@@ -6,12 +6,14 @@ useful one, and returns a compact, frozen :class:`Frontier` table (one row per b
 For ``method="greedy"`` the whole sweep comes from **one walk**. The greedy's upgrade
 order (every hull increment, by decreasing utility per dollar) does not depend on the
 budget, so the hulls are built and the increments sorted once; each budget then takes a
-prefix of that order (a binary search on the cumulative cost), applies the greedy's
-coupling repair (re-threshold at a budget lowered by the partial-call overhead) and its
-exact-cost local moves. The result is the greedy's plan at every budget for the price of
-one sort plus, per budget, O(n) bookkeeping and the local moves. Exact methods are
-solved budget by budget (each point an independent proof), with a progress bar on stderr
-when the sweep takes more than a moment.
+prefix of that order (a binary search on the cumulative cost), repairs the partial-call
+overhead by re-thresholding at a lowered budget, and runs the greedy's exact-cost local
+moves. Each point costs one binary search, O(n) bookkeeping and the local moves. The walk
+is the greedy's algorithm (same order, same LP bound, same local moves) but not a call of
+:func:`robatch_opt.solve`, whose coupling step may differ in detail; pass
+``shared_walk=False`` for exactly the per-budget ``solve(method="greedy")`` plans. Exact
+methods are solved budget by budget (each point an independent proof), with a progress bar
+on stderr when the sweep takes more than a moment.
 """
 
 from __future__ import annotations
@@ -247,7 +249,7 @@ class ProgressBar:
 # --------------------------------------------------------------------------- sweep
 def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None, *,
              method: str = "greedy", points: int = 12, label: str = "joint", keep_plans: bool = False,
-             progress: bool | None = None, **solve_kwargs: Any) -> Frontier:
+             progress: bool | None = None, shared_walk: bool = True, **solve_kwargs: Any) -> Frontier:
     """Solve ``inst`` at a sweep of budgets: its cost-utility frontier.
 
     Parameters
@@ -269,6 +271,9 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
     progress : bool or None
         Progress bar on stderr for per-budget sweeps that take more than
         ``PROGRESS_AFTER_S``; None shows it only on a terminal.
+    shared_walk : bool
+        Greedy only: sweep with one shared walk (default) or call
+        ``solve(method="greedy")`` at every budget.
     **solve_kwargs
         Passed to :func:`robatch_opt.solve` (``time_limit_s``, ``seed``,
         ``max_queries_per_model``, backend options).
@@ -288,10 +293,10 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
     -----
     Greedy: the hulls are built once and all N hull increments sorted once (O(N log N));
     each budget costs a binary search, O(n) to set the per-query prefix, the coupling
-    repair and the exact local moves. The plan at each budget is the one
-    ``solve(method="greedy")`` builds (same order, same repair, same moves), up to the
-    rounding of cumulative sums at the last increment. With per-model capacities the
-    greedy walk depends on the budget, so those sweeps are solved budget by budget.
+    repair and the exact local moves. Every point is graded by ``evaluate`` and carries
+    the LP bound of the amortized MCKP at its budget (the same bound the greedy reports).
+    With per-model capacities the greedy walk depends on the budget, so those sweeps are
+    solved budget by budget.
 
     Examples
     --------
@@ -312,7 +317,7 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
         raise InstanceError("budget", "a frontier sweeps budgets: pass `budgets=`, not `budget`/`min_mean_utility`")
     b = frontier_budgets(inst, points) if budgets is None else _check_budgets(budgets)
 
-    if method == "greedy" and solve_kwargs.get("max_queries_per_model") is None:
+    if method == "greedy" and shared_walk and solve_kwargs.get("max_queries_per_model") is None:
         results, info = _greedy_sweep(inst, b, solve_kwargs)
     else:
         results, info = _solve_each(inst, b, method, solve_kwargs, progress)
