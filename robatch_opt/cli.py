@@ -76,7 +76,7 @@ def _parser() -> _Parser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, raise it with its Python traceback (for debugging)")
-    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate}", required=True)
+    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier}", required=True)
 
     s = sub.add_parser(
         "solve", help="plan an instance (default: the bundled LLM workload)",
@@ -127,6 +127,25 @@ def _parser() -> _Parser:
     e.add_argument("plan", metavar="PLAN", help="plan file written by `solve --out`")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     e.set_defaults(func=_cmd_evaluate)
+
+    f = sub.add_parser(
+        "frontier", help="sweep budgets: the cost-utility frontier (optionally vs the baselines)",
+        description="Solve an instance at N budgets from its cheapest plan to its most useful plan "
+                    "(ro.frontier) and print one row per budget. The greedy sweeps with one shared walk; "
+                    "exact methods solve every budget (progress bar on a terminal). Without INSTANCE, uses "
+                    "ro.workloads.llm(pool='qwen3', n=2000, seed=0).")
+    f.add_argument("instance", nargs="?", metavar="INSTANCE", help="instance file (.json or .npz)")
+    f.add_argument("--method", default="greedy", metavar="M",
+                   help=f"solver: {', '.join(registered_methods())} (default greedy)")
+    f.add_argument("--points", type=_positive_int, default=12, metavar="N", help="number of budgets (default 12)")
+    f.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="time limit of exact engines per budget, seconds (default 60)")
+    f.add_argument("--seed", type=int, default=0, metavar="N", help="solver seed (default 0)")
+    f.add_argument("--compare", action="store_true",
+                   help="also sweep the routing-only and batching-only restrictions at the same budgets")
+    f.add_argument("--plot", metavar="FILE.png", help="write a PNG (needs matplotlib: robatch_opt[plot])")
+    f.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    f.set_defaults(func=_cmd_frontier)
     return p
 
 
@@ -427,6 +446,37 @@ def _cmd_evaluate(args) -> int:
     print("verdict         " + ("the plan's claims match the grading" if ok else
                                 "MISMATCH: " + ", ".join(k for k, v in checks.items() if not v)))
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _cmd_frontier(args) -> int:
+    from . import baselines
+    from .frontier import frontier, frontier_budgets, plot_frontiers
+
+    get_backend(args.method) if args.method != AUTO else None      # fail before any work
+    inst = _load_instance(args.instance) if args.instance else _default_instance()
+    kw = dict(method=args.method, time_limit_s=args.time_limit, seed=args.seed, progress=None)
+    budgets = frontier_budgets(inst, args.points)
+    curves = {"joint": frontier(inst, budgets, label="joint", **kw)}
+    if args.compare:
+        curves["routing-only"] = frontier(baselines.routing_only(inst), budgets, label="routing-only", **kw)
+        curves["batching-only"] = baselines.batching_only_frontier(inst, budgets, **kw)
+    if args.plot:
+        try:
+            plot_frontiers(curves, args.plot, title=f"{inst.n_queries} queries, {inst.n_options} options "
+                                                    f"({args.method})")
+        except ImportError as exc:
+            raise _CliError(str(exc)) from exc
+    if args.json:
+        _print_json({name: fr.to_dict() for name, fr in curves.items()} if args.compare
+                    else curves["joint"].to_dict())
+        return EXIT_OK
+    for name, fr in curves.items():
+        print(f"{name} ({fr.method}, {len(fr)} budgets, {fr.wall_time_s:.2f} s)")
+        print(fr.table())
+        print()
+    if args.plot:
+        print(f"figure written to {args.plot}")
+    return EXIT_OK
 
 
 # -------------------------------------------------------------------------------- main

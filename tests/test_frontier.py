@@ -173,3 +173,31 @@ def test_capacities_fall_back_to_per_budget_solves():
     assert fr.info["sweep"] == "per-budget"
     for p in range(len(fr)):
         assert isinstance(fr, Frontier) and fr.cost_usd[p] <= fr.budget_usd[p] * (1 + 1e-12)
+
+
+def test_cli_frontier_json_and_plot(tmp_path, capsys):
+    from robatch_opt import cli
+
+    path = tmp_path / "inst.json"
+    ro.save(_tiny(), str(path))
+    assert cli.main(["frontier", str(path), "--points", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["format"] == "robatch_opt.frontier/1" and len(d["points"]) == 3
+    assert cli.main(["frontier", str(path), "--points", "2", "--compare", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"joint", "routing-only", "batching-only"}
+    if "cpsat" in ro.available_methods():
+        assert cli.main(["frontier", str(path), "--points", "2", "--method", "cpsat"]) == 0
+        assert "optimal" in capsys.readouterr().out
+
+
+def test_cli_frontier_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from robatch_opt import cli
+
+    path = tmp_path / "inst.json"
+    ro.save(_tiny(), str(path))
+    assert cli.main(["frontier", str(path), "--method", "nope"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["frontier", str(path), "--points", "2", "--plot", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "robatch_opt[plot]" in err
