@@ -9,7 +9,8 @@ Acceptance items 3 and 4 of issue 2:
   included), the backend alone (``greedy_plan(problem)``: hulls, LP threshold, coupling,
   local moves) and ``cost.sum() + utility.sum()`` on the same OptionTable arrays. The
   medians and their ratios go to ``extra_info``, with peak memory (``ru_maxrss`` of the
-  process, and the tracemalloc peak of one solve: NumPy buffers, not Numba's own).
+  process, and the tracemalloc peak of one solve: NumPy buffers, not Numba's own). The
+  kernel and the solve are also timed on one thread (same plan: chunking depends on n only).
   Targets: greedy <= 1.0 s, greedy / NumPy pass <= 40 (stretch 20).
 - ``test_certificate_gap_llm``: ``ro.workloads.llm(pool="qwen3", n=100_000)`` at the mid
   budget; the certificate gap ``(upper_bound - utility) / upper_bound`` (target <= 0.5 %)
@@ -68,12 +69,20 @@ def test_greedy_million(benchmark, million):
     problem = _problem(inst, budget)
     cost, util = table.cost, table.utility
 
-    numpy_s, kernel_s, solve_s = [], [], []
+    numpy_s, kernel_s, solve_s, kernel1_s, solve1_s = [], [], [], [], []
+    threads = numba.get_num_threads()
     for _ in range(ROUNDS):
-        # Interleaved, so that load from other users hits all three alike.
+        # Interleaved, so that load from other users hits all of them alike.
         numpy_s.append(_timed(lambda: cost.sum() + util.sum())[0])
         kernel_s.append(_timed(lambda: greedy_plan(problem))[0])
         solve_s.append(_timed(lambda: ro.solve(inst, budget=budget, method="greedy"))[0])
+        # The same on one thread (the plan is identical: chunking depends on n only).
+        numba.set_num_threads(1)
+        try:
+            kernel1_s.append(_timed(lambda: greedy_plan(problem))[0])
+            solve1_s.append(_timed(lambda: ro.solve(inst, budget=budget, method="greedy"))[0])
+        finally:
+            numba.set_num_threads(threads)
 
     tracemalloc.start()
     plan = ro.solve(inst, budget=budget, method="greedy")
@@ -84,12 +93,16 @@ def test_greedy_million(benchmark, million):
                                 rounds=3, iterations=1)
     assert result.cost_usd <= budget * (1 + 1e-12)
 
-    med = {k: statistics.median(v) for k, v in (("numpy", numpy_s), ("kernel", kernel_s), ("solve", solve_s))}
+    med = {k: statistics.median(v) for k, v in (("numpy", numpy_s), ("kernel", kernel_s), ("solve", solve_s),
+                                                  ("kernel1", kernel1_s), ("solve1", solve1_s))}
     benchmark.extra_info.update(
         family=family, n=N, options=16, budget_usd=budget,
         numpy_pass_s=med["numpy"], greedy_kernel_s=med["kernel"], greedy_solve_s=med["solve"],
         ratio_kernel_over_numpy=med["kernel"] / med["numpy"],
         ratio_solve_over_numpy=med["solve"] / med["numpy"],
+        greedy_kernel_1thread_s=med["kernel1"], greedy_solve_1thread_s=med["solve1"],
+        ratio_kernel_1thread_over_numpy=med["kernel1"] / med["numpy"],
+        ratio_solve_1thread_over_numpy=med["solve1"] / med["numpy"],
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         tracemalloc_peak_solve_mb=traced_peak / 2**20,
         gap=plan.gap, utility=plan.utility, upper_bound=plan.upper_bound,

@@ -376,3 +376,24 @@ def test_backend_on_empty_problem():
     res = greedy_plan(Problem(instance=inst, table=table, budget_usd=1e9, min_total_utility=None,
                               max_queries=None, time_limit_s=1.0))
     assert res.option.shape == (5,) and res.bound >= res.info["utility"]
+
+
+def test_same_plan_on_any_thread_count():
+    # Large enough for the parallel kernels (n * J >= PARALLEL_MIN_CELLS); the chunking
+    # depends on n only, so one thread and all threads give bit-identical plans.
+    import numba
+
+    from robatch_opt.solvers.greedy import PARALLEL_MIN_CELLS
+
+    inst = pool_instance(n=PARALLEL_MIN_CELLS // 12 + 1, seed=11)
+    assert inst.n_queries * inst.n_options >= PARALLEL_MIN_CELLS
+    budget = ro.budget_from_fraction(inst, 0.35)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = ro.solve(inst, budget=budget, method="greedy")
+    finally:
+        numba.set_num_threads(before)
+    many = ro.solve(inst, budget=budget, method="greedy")
+    np.testing.assert_array_equal(one.option, many.option)
+    assert one.upper_bound == many.upper_bound

@@ -2,9 +2,11 @@
 
 Every kernel takes only contiguous numeric arrays and scalars; the Python wrapper in
 :mod:`robatch_opt.solvers.greedy` validates and casts first, so users never see a Numba
-typing error. Parallel kernels split the queries into ``n_chunks`` contiguous chunks (one
-per thread) and merge per-chunk results in chunk order, so results are deterministic for a
-given thread count.
+typing error. Kernels split the queries into ``n_chunks`` contiguous chunks (a function of
+n only) and merge per-chunk results in chunk order, so results do not depend on the thread
+count. Only the two heaviest passes (hulls, best moves) are compiled with
+``parallel=True``: the others are memory-bound single passes whose parallel versions cost
+more compile time than they save on two shared cores.
 
 Vocabulary
 ----------
@@ -39,13 +41,13 @@ MODE_REPAIR = 2     # lower the exact cost at any utility (start plan over budge
 MODE_CAPACITY = 3   # move queries off over-full models at the least exact cost increase
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ratio(cost, util, i, a, b):
     # One expression everywhere, so that every pass computes bit-identical ratios.
     return (util[i, b] - util[i, a]) / (cost[i, b] - cost[i, a])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _bin(r):
     # For non-negative doubles the bit pattern orders like the value (inf included).
     return np.float64(r).view(np.int64) >> 44
@@ -146,7 +148,7 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
 
 
 # ------------------------------------------------------------------------ histogram
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
     """Per bin ``bin_lo + q``: summed dc (USD) and summed du of the increments in it.
 
@@ -193,7 +195,7 @@ def _find_crossing(weight_hist, bin_lo, cap, reach):
     return -1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     """Set ``pos[i]`` = increments of query i in bins above ``kc``; gather the items in ``kc``.
 
@@ -321,7 +323,7 @@ def _shed_walk(order, n_taken, item_query, item_pos, hull_opt, pos, opt, util, v
 
 
 # ------------------------------------------------------------------ plan accounting
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _options_from_positions(hull_opt, pos, opt):
     """``opt[i] = hull_opt[i, pos[i]]``."""
     n = opt.shape[0]
@@ -331,7 +333,7 @@ def _options_from_positions(hull_opt, pos, opt):
             opt[i] = hull_opt[i, pos[i]]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
                  n_models, n_chunks):
     """Group counts, model counts, exact cost, amortized cost and utility of an assignment.
@@ -402,7 +404,7 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
 
 
 # ------------------------------------------------------------- exact local moves
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts):
     # Exact cost change of moving query i from option c to option j (same task t): its own
     # tokens, plus a new call if j's group has no free seat, minus a call if it leaves c's
@@ -449,7 +451,7 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
                           room, model_count, capacity, best_j, best_score)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
                   room, model_count, capacity, best_j, best_score):
     """The best move of query i (see _best_moves), written to ``best_j[i]``/``best_score[i]``."""

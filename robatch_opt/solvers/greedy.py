@@ -293,9 +293,9 @@ class _State:
                                     float(limit_usd), float(target_utility))
             total += moved
             self.rounds.append(moved)
-            # Later rounds find few moves; at scale one costs as much as the whole walk, so
-            # stop once a round moves fewer than one query in 2^14.
-            if moved <= n >> 14:
+            # Later rounds find few moves; at scale one costs a pass over all n x J cells, so
+            # stop once a round moves at most one query in 4096.
+            if moved <= n >> 12:
                 break
         if total or self.stale:
             self.refresh()
