@@ -397,3 +397,17 @@ def test_same_plan_on_any_thread_count():
     many = ro.solve(inst, budget=budget, method="greedy")
     np.testing.assert_array_equal(one.option, many.option)
     assert one.upper_bound == many.upper_bound
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sorted_increments_match_a_full_sort(seed):
+    rng = np.random.default_rng(400 + seed)
+    cost, util, start = random_table(rng, 500, 8)
+    hulls = hull_arrays(cost, util, start)
+    q, p, r, dc, du = gk._sorted_increments(cost, util, hulls.opt, hulls.length, hulls.bin,
+                                            hulls.bin_lo, hulls.bin_hi)
+    ref = sorted((-(util[i, hulls.opt[i, h + 1]] - util[i, hulls.opt[i, h]])
+                  / (cost[i, hulls.opt[i, h + 1]] - cost[i, hulls.opt[i, h]]), i, h)
+                 for i in range(500) for h in range(hulls.length[i] - 1))
+    assert list(zip(q.tolist(), p.tolist())) == [(i, h) for _, i, h in ref]
+    np.testing.assert_array_equal(-r, [x for x, _, _ in ref])

@@ -602,9 +602,65 @@ def _collect_all_increments(cost, util, hull_opt, hull_len):
 
 
 @njit(cache=True)
-def _capacitated_walk(order, item_query, item_pos, item_dc, item_du, hull_opt, option_model,
+def _sorted_increments(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi):
+    """Every increment in walk order: decreasing ratio, ties by query then hull position.
+
+    A counting sort on the stored bins (stable, so each bin holds its increments in
+    (query, position) order), then a stable sort by ratio inside each bin only: O(N) plus
+    the sorts of the bins, instead of one O(N log N) sort of everything.
+
+    Returns
+    -------
+    item_query, item_pos : ndarray of int64
+    item_ratio, item_dc, item_du : ndarray of float64
+    """
+    n = cost.shape[0]
+    width = max(bin_hi - bin_lo + 1, 1)
+    count = np.zeros(width, np.int64)
+    for i in range(n):
+        for h in range(hull_len[i] - 1):
+            count[hull_bin[i, h] - bin_lo] += 1
+    start = np.empty(width, np.int64)
+    acc = 0
+    for k in range(width - 1, -1, -1):
+        start[k] = acc
+        acc += count[k]
+    q_ = np.empty(acc, np.int64)
+    p_ = np.empty(acc, np.int64)
+    r_ = np.empty(acc)
+    dc_ = np.empty(acc)
+    du_ = np.empty(acc)
+    w = start.copy()
+    for i in range(n):
+        for h in range(hull_len[i] - 1):
+            k = hull_bin[i, h] - bin_lo
+            t = w[k]
+            a = hull_opt[i, h]
+            b = hull_opt[i, h + 1]
+            q_[t] = i
+            p_[t] = h
+            r_[t] = _ratio(cost, util, i, a, b)
+            dc_[t] = cost[i, b] - cost[i, a]
+            du_[t] = util[i, b] - util[i, a]
+            w[k] = t + 1
+    for k in range(width):
+        lo = start[k]
+        hi = lo + count[k]
+        if hi - lo < 2:
+            continue
+        order = np.argsort(-r_[lo:hi], kind="mergesort") + lo
+        q_[lo:hi] = q_[order]
+        p_[lo:hi] = p_[order]
+        r_[lo:hi] = r_[order]
+        dc_[lo:hi] = dc_[order]
+        du_[lo:hi] = du_[order]
+    return q_, p_, r_, dc_, du_
+
+
+@njit(cache=True)
+def _capacitated_walk(item_query, item_pos, item_dc, item_du, hull_opt, option_model,
                       model_count, capacity, cap_left, reach, pos):
-    """Walk increments in ``order`` (decreasing ratio), skipping those into full models.
+    """Walk increments in their order (decreasing ratio), skipping those into full models.
 
     A query whose next increment is skipped (no room, or over the budget) is frozen, so
     every query's taken increments stay a prefix of its hull. Budget (``reach=False``):
@@ -616,8 +672,7 @@ def _capacitated_walk(order, item_query, item_pos, item_dc, item_du, hull_opt, o
     frozen = np.zeros(n, np.bool_)
     taken_dc = 0.0
     taken_du = 0.0
-    for q in range(order.shape[0]):
-        t = order[q]
+    for t in range(item_query.shape[0]):
         i = item_query[t]
         h = item_pos[t]
         if frozen[i] or pos[i] != h:

@@ -271,6 +271,10 @@ class _State:
         best_j = np.empty(n, np.int64)
         best_score = np.empty(n, np.float64)
         snapshot = self.opt.copy() if mode == gk.MODE_UPGRADE else None
+        # Improvements are optional and capped per round; repairs are needed for a valid
+        # plan, so they consider every proposed move and run every round.
+        optional = mode in (gk.MODE_UPGRADE, gk.MODE_TRIM)
+        max_moves = MAX_MOVES_PER_ROUND if optional else n
         state = np.array([self.exact, self.utility])
         total = 0
         for _ in range(MAX_LOCAL_ROUNDS):
@@ -287,7 +291,7 @@ class _State:
             gk._best_moves(mode, float(slack), self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
                            a["option_model"], a["option_batch"], a["group_fixed"], self.counts,
                            self.model_count, capacity, best_j, best_score, _n_chunks(n))
-            moved = gk._apply_moves(mode, MAX_MOVES_PER_ROUND, best_j, best_score, self.opt, a["util"],
+            moved = gk._apply_moves(mode, max_moves, best_j, best_score, self.opt, a["util"],
                                     a["var_cost"], a["query_task"], a["option_model"], a["option_batch"],
                                     a["group_fixed"], self.counts, self.model_count, capacity, state,
                                     float(limit_usd), float(target_utility))
@@ -295,7 +299,7 @@ class _State:
             self.rounds.append(moved)
             # Later rounds find few moves; at scale one costs a pass over all n x J cells, so
             # stop once a round moves at most one query in 4096.
-            if moved <= n >> 12:
+            if moved == 0 or (optional and moved <= n >> 12):
                 break
         if total or self.stale:
             self.refresh()
@@ -422,7 +426,7 @@ def _greedy_plan(problem: Problem) -> SolverResult:
     elif st.utility < target_int - 1e-12 * max(1.0, target_int):
         # Rounding between the histogram and the walk left the plan a hair short: take the
         # increments one by one in exact ratio order (the slow path, O(N log N)).
-        pos = _walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], np.full(K, n, np.int64),
+        pos = _walk_sorted(cost, util, hulls, arr["option_model"], np.full(K, n, np.int64),
                            K, start, target_int - start_state_util, reach=True)
         gk._options_from_positions(hull_opt, pos, opt)
         st.refresh()
@@ -471,17 +475,32 @@ def _max_overhead(table) -> float:
     return float(np.sum(table.group_fixed_cost * (b - 1.0) / b))
 
 
-def _walk_sorted(cost, util, hull_opt, hull_len, option_model, capacity, n_models, start, cap, *,
+class _SortedWalk:
+    """Every hull increment put in walk order once, walked as often as needed.
+
+    Used when capacities bind (a threshold no longer describes the walk) and as the exact
+    fallback of the quality form. O(N) plus per-bin sorts to build, O(N) per walk.
+    """
+
+    def __init__(self, cost, util, hulls: Hulls, option_model, n_models, start):
+        self.items = gk._sorted_increments(cost, util, hulls.opt, hulls.length, hulls.bin,
+                                           hulls.bin_lo, hulls.bin_hi)
+        self.hull_opt, self.option_model = hulls.opt, option_model
+        self.start_count = np.bincount(option_model[start], minlength=n_models).astype(np.int64)
+
+    def positions(self, capacity, cap: float, *, reach: bool) -> np.ndarray:
+        """Hull positions after walking with ``cap`` (USD to spend, or utility to reach)."""
+        iq, ip, _, idc, idu = self.items
+        pos = np.zeros(self.hull_opt.shape[0], np.int64)
+        gk._capacitated_walk(iq, ip, idc, idu, self.hull_opt, self.option_model,
+                             self.start_count.copy(), _ro(capacity, np.int64), float(cap), reach, pos)
+        return pos
+
+
+def _walk_sorted(cost, util, hulls: Hulls, option_model, capacity, n_models, start, cap, *,
                  reach: bool) -> np.ndarray:
-    """Hull positions from a walk over every increment sorted by ratio (skipping full models)."""
-    iq, ip, ir, idc, idu = gk._collect_all_increments(cost, util, hull_opt, hull_len)
-    order = np.argsort(-ir, kind="stable")
-    pos = np.zeros(cost.shape[0], np.int64)
-    model_count = np.bincount(option_model[start], minlength=n_models).astype(np.int64)
-    capacity = _ro(capacity, np.int64)
-    gk._capacitated_walk(order, iq, ip, idc, idu, hull_opt, option_model, model_count, capacity,
-                         float(cap), reach, pos)
-    return pos
+    """Hull positions from one walk over every increment in ratio order (skipping full models)."""
+    return _SortedWalk(cost, util, hulls, option_model, n_models, start).positions(capacity, cap, reach=reach)
 
 
 def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, limit: float,
@@ -501,11 +520,11 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
     hulls = hull_arrays(cost, util, start)
     hull_opt, hull_len = hulls.opt, hulls.length
     start_amort, start_util = st.amortized, st.utility
+    walk = _SortedWalk(cost, util, hulls, arr["option_model"], K, start)
     if budget_form:
         cap_r = limit - start_amort
         for it in range(MAX_COUPLING_ITERATIONS + 2):
-            pos = (_walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], capacity, K, start,
-                                cap_r, reach=False) if cap_r > 0 else np.zeros(n, np.int64))
+            pos = walk.positions(capacity, cap_r, reach=False) if cap_r > 0 else np.zeros(n, np.int64)
             gk._options_from_positions(hull_opt, pos, st.opt)
             st.refresh()
             if st.exact <= limit or cap_r <= 0:
@@ -515,8 +534,7 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
             else:
                 cap_r = limit - start_amort - _max_overhead(table)
     else:
-        pos = _walk_sorted(cost, util, hull_opt, hull_len, arr["option_model"], capacity, K, start,
-                           target_int - start_util, reach=True)
+        pos = walk.positions(capacity, target_int - start_util, reach=True)
         gk._options_from_positions(hull_opt, pos, st.opt)
         st.refresh()
         if st.utility < target_int:
