@@ -78,6 +78,7 @@ class GapPoint:
     greedy_s: float
     exact_s: float
     engine: str
+    greedy_bound_tighter: bool   # not proved, and the greedy's LP bound beat the engine's bound
 
 
 def measure_point(inst: ro.Instance, family: str, fraction: float, time_limit_s: float = TIME_LIMIT_S) -> GapPoint:
@@ -94,7 +95,8 @@ def measure_point(inst: ro.Instance, family: str, fraction: float, time_limit_s:
     ref = e.utility if proved else min(e.upper_bound, g.upper_bound)
     gap = (ref - g.utility) / ref if ref > 0 else 0.0
     return GapPoint(family, inst.n_queries, fraction, g.utility, e.utility, e.upper_bound, proved,
-                    max(gap, 0.0), g.gap, greedy_s, exact_s, method + ("-" + opts["solver"] if opts else ""))
+                    max(gap, 0.0), g.gap, greedy_s, exact_s, method + ("-" + opts["solver"] if opts else ""),
+                    (not proved) and g.upper_bound <= e.upper_bound)
 
 
 def measure(families=FAMILIES, sizes=SIZES, fractions=FRACTIONS, time_limit_s=TIME_LIMIT_S, log=None):
