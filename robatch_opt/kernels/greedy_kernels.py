@@ -658,14 +658,15 @@ def _sorted_increments(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi)
 
 
 @njit(cache=True)
-def _capacitated_walk(item_query, item_pos, item_dc, item_du, hull_opt, option_model,
+def _capacitated_walk(item_query, item_pos, item_dc, item_du, item_from_model, item_to_model,
                       model_count, capacity, cap_left, reach, pos):
     """Walk increments in their order (decreasing ratio), skipping those into full models.
 
     A query whose next increment is skipped (no room, or over the budget) is frozen, so
-    every query's taken increments stay a prefix of its hull. Budget (``reach=False``):
-    spend at most ``cap_left`` USD of dc, continuing past increments that do not fit.
-    Quality (``reach=True``): stop as soon as the summed du reaches ``cap_left``.
+    every query's taken increments stay a prefix of its hull: its increments come in hull
+    order, so each one reached unfrozen directly follows the last one taken. Budget
+    (``reach=False``): spend at most ``cap_left`` USD of dc, continuing past increments that
+    do not fit. Quality (``reach=True``): stop as soon as the summed du reaches ``cap_left``.
     ``pos`` (zeros on entry) and ``model_count`` are updated. Returns (taken_dc, taken_du).
     """
     n = pos.shape[0]
@@ -674,18 +675,17 @@ def _capacitated_walk(item_query, item_pos, item_dc, item_du, hull_opt, option_m
     taken_du = 0.0
     for t in range(item_query.shape[0]):
         i = item_query[t]
-        h = item_pos[t]
-        if frozen[i] or pos[i] != h:
+        if frozen[i]:
             continue
-        kc = option_model[hull_opt[i, h]]
-        kj = option_model[hull_opt[i, h + 1]]
+        kc = item_from_model[t]
+        kj = item_to_model[t]
         if kj != kc and model_count[kj] >= capacity[kj]:
             frozen[i] = True
             continue
         if not reach and taken_dc + item_dc[t] > cap_left:
             frozen[i] = True
             continue
-        pos[i] = h + 1
+        pos[i] = item_pos[t] + 1
         model_count[kc] -= 1
         model_count[kj] += 1
         taken_dc += item_dc[t]

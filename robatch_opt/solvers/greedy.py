@@ -425,7 +425,7 @@ def _greedy_plan(problem: Problem) -> SolverResult:
                 break
     elif st.utility < target_int - 1e-12 * max(1.0, target_int):
         # Rounding between the histogram and the walk left the plan a hair short: take the
-        # increments one by one in exact ratio order (the slow path, O(N log N)).
+        # increments one by one in exact ratio order (the slow path: every increment ordered).
         pos = _walk_sorted(cost, util, hulls, arr["option_model"], np.full(K, n, np.int64),
                            K, start, target_int - start_state_util, reach=True)
         gk._options_from_positions(hull_opt, pos, opt)
@@ -485,15 +485,19 @@ class _SortedWalk:
     def __init__(self, cost, util, hulls: Hulls, option_model, n_models, start):
         self.items = gk._sorted_increments(cost, util, hulls.opt, hulls.length, hulls.bin,
                                            hulls.bin_lo, hulls.bin_hi)
-        self.hull_opt, self.option_model = hulls.opt, option_model
+        iq, ip = self.items[0], self.items[1]
+        # Models each increment leaves and enters, so the walk reads its items in order.
+        self.from_model = np.ascontiguousarray(option_model[hulls.opt[iq, ip]], dtype=np.int64)
+        self.to_model = np.ascontiguousarray(option_model[hulls.opt[iq, ip + 1]], dtype=np.int64)
+        self.n = hulls.opt.shape[0]
         self.start_count = np.bincount(option_model[start], minlength=n_models).astype(np.int64)
 
     def positions(self, capacity, cap: float, *, reach: bool) -> np.ndarray:
         """Hull positions after walking with ``cap`` (USD to spend, or utility to reach)."""
         iq, ip, _, idc, idu = self.items
-        pos = np.zeros(self.hull_opt.shape[0], np.int64)
-        gk._capacitated_walk(iq, ip, idc, idu, self.hull_opt, self.option_model,
-                             self.start_count.copy(), _ro(capacity, np.int64), float(cap), reach, pos)
+        pos = np.zeros(self.n, np.int64)
+        gk._capacitated_walk(iq, ip, idc, idu, self.from_model, self.to_model, self.start_count.copy(),
+                             _ro(capacity, np.int64), float(cap), reach, pos)
         return pos
 
 
