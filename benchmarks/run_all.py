@@ -1,6 +1,6 @@
 """Regenerate ``benchmarks/RESULTS.md`` and ``benchmarks/figures/*.png`` in one command.
 
-Usage (from the repository root; about 10-15 minutes on 2 cores)::
+Usage (from the repository root; about 7 minutes on 2 shared cores)::
 
     /tmp/venv/bin/python benchmarks/run_all.py            # full run, writes RESULTS.md + figures
     /tmp/venv/bin/python benchmarks/run_all.py --quick    # small sizes, a smoke test (writes RESULTS.quick.md)

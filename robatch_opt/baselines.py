@@ -46,6 +46,17 @@ def routing_only(inst: Instance) -> Instance:
     ------
     InstanceError
         No model allows batch size 1, or some query fits no remaining model.
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    >>> sub = ro.baselines.routing_only(inst)
+    >>> sorted({b for _, b in sub.options}), sub.n_models == inst.n_models
+    ([1], True)
+    >>> fr = ro.frontier(sub, points=3, label="routing-only")
+    >>> bool((fr.utility[fr.feasible] <= fr.upper_bound[fr.feasible]).all())
+    True
     """
     return inst.restrict(batch_sizes=[1])
 
