@@ -411,3 +411,14 @@ def test_sorted_increments_match_a_full_sort(seed):
                  for i in range(500) for h in range(hulls.length[i] - 1))
     assert list(zip(q.tolist(), p.tolist())) == [(i, h) for _, i, h in ref]
     np.testing.assert_array_equal(-r, [x for x, _, _ in ref])
+
+
+def test_single_option_and_no_increments():
+    inst = ro.Instance(models=[ro.Model("only", 1.0, 1.0, 4096, (2,))], tasks=[ro.Task("t", 50)],
+                       query_task=[0, 0, 0], input_tokens=[10, 20, 30], output_tokens=[1, 1, 1],
+                       utility=[[0.3], [0.4], [0.5]])
+    lo, _ = ro.reference_costs(inst)
+    plan = ro.solve(inst, budget=lo, method="greedy")
+    assert plan.option.tolist() == [0, 0, 0] and plan.status == ro.Status.OPTIMAL
+    plan = ro.solve(inst, min_mean_utility=0.4, method="greedy")
+    assert plan.option.tolist() == [0, 0, 0] and plan.cost_usd == pytest.approx(lo)

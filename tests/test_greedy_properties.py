@@ -142,3 +142,28 @@ def test_capacity_quality_form(inst, data):
     assert (np.bincount(plan.model, minlength=inst.n_models) <= cap).all()
     assert plan.mean_utility >= lo * (1 - 1e-9) - 1e-12
     assert math.isfinite(plan.cost_usd)
+
+
+N_TIGHT = 60
+
+
+@settings(max_examples=N_TIGHT)
+@given(instances(max_queries=4, max_options=4, max_tasks=2), st.floats(0, 1))
+def test_budget_below_the_cheapest_plan_repairs_or_reports(inst, frac):
+    # Between the amortized lower bound and the cheapest amortized plan's exact cost the
+    # start may not fit: the greedy repairs it (cost-lowering moves) or reports the
+    # cheapest plan it found, which must then really be above the budget.
+    table = ro.compile_options(inst)
+    lo = table.min_cost_usd
+    cheapest, _ = ro.reference_costs(inst)
+    budget = lo + frac * (cheapest - lo)
+    best = brute_force(inst, budget=budget)
+    try:
+        plan = ro.solve(inst, budget=budget, method="greedy")
+    except ro.InfeasibleBudgetError as err:
+        assert err.cheapest_cost_usd > budget
+        assert not err.proven or best == -math.inf
+        return
+    check_plan_structure(inst, plan)
+    assert plan.cost_usd <= budget * (1 + 1e-12)
+    assert plan.utility <= best + 1e-12
