@@ -6,7 +6,8 @@ most useful plan), the greedy and an exact engine solve the same instance at the
 budget. The exact reference is the MILP with HiGHS (``EXACT_REFERENCE``) up to
 ``HIGHS_MAX_N`` queries: on these workloads it proves optimality far sooner than CP-SAT
 (section (c) of ``RESULTS.md``). Above that, CP-SAT: neither proves n = 1000 within the
-limit, and HiGHS overran its time limit by minutes there (strongly correlated family),
+limit, and HiGHS overran its time limit by minutes there (strongly correlated family;
+observed before commit bbff799 added interrupt callbacks),
 while CP-SAT stops on time, so its bound is what the gap is measured to. CP-SAT is also
 used if HiGHS is not installed.
 

@@ -109,7 +109,7 @@ def section_gaps(quick: bool) -> tuple[list[str], dict]:
         f"(Qwen3: 24 options, Gemma3: 16). *Gap to optimum* = (U* - U_greedy) / U* with U* proved by the "
         f"exact engine of the row (time limit {tl:g} s per solve): MILP-HiGHS up to n = {bench_gaps.HIGHS_MAX_N} "
         "(it proves these far sooner than CP-SAT, see (c)), CP-SAT at n = 1000 (neither proves n = 1000 within the "
-        "limit; HiGHS overran its limit by minutes there, CP-SAT stops on time). Where the engine did not prove "
+        "limit; HiGHS overran an 8 s limit by minutes there before commit bbff799, CP-SAT stops on time). Where the engine did not prove "
         "optimality the gap is measured to the "
         "tighter of the two proven upper bounds (an over-estimate) and *proved* says how many points were proved. "
         "*Certificate gap* = the greedy's own gap to its LP bound (what a user sees without an exact solver).",
