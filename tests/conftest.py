@@ -1,7 +1,8 @@
-"""Hypothesis profiles: ``ci`` (default under CI=true) and ``dev`` (quick local runs).
+"""Hypothesis profiles: ``ci`` (the default: derandomized, no deadline) and ``dev``.
 
-Each property test states its own ``max_examples`` (the figure quoted in issue notes); the
-``dev`` profile scales every count down by ``HYPOTHESIS_DEV_SCALE`` for fast iteration.
+Each property test states its own ``max_examples`` (the figure quoted in issue notes), which
+overrides the profile's count; ``HYPOTHESIS_PROFILE=dev`` keeps the randomized search (new
+examples every run) for tests that do not set a count.
 """
 
 import os
