@@ -20,6 +20,13 @@ relaxation of the true problem; :func:`~robatch_opt.solvers._coupled_model.run_e
 each plan with :func:`robatch_opt.evaluate`, cuts plans that are over budget only through
 that tolerance, and claims OPTIMAL only for a verified plan that the engine proved optimal
 with relative and absolute gap 0 and that meets the proven bound within 1e-9.
+
+Time limits. HiGHS gets ``time_limit`` and interrupt callbacks (simplex, IPM, MIP) that
+stop it at the deadline; CBC gets ``-sec`` and is killed ``CBC_GRACE_S`` after the deadline.
+Known limitation: HiGHS 1.16 has phases that neither check the limit nor call back (its MIP
+set-up after presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options on a
+loaded 2-core machine), so at that size its wall time can exceed the limit; measured in
+``benchmarks/bench_exact.py`` (section ``large``).
 """
 
 from __future__ import annotations
