@@ -20,8 +20,11 @@ from .errors import UnknownMethodError
 __all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_CELLS"]
 
 #: ``method="auto"`` runs CP-SAT when ``n * J`` is at most this, the greedy otherwise.
-#: Chosen by measurement (see benchmarks/RESULTS.md and the exact-solver benchmark).
-AUTO_EXACT_MAX_CELLS = 4_000
+#: Chosen by measurement (``python benchmarks/bench_exact.py auto``; LLM workloads, 16
+#: options, budget fractions 0.1/0.3/0.6, 2 seeds, 2 workers, loaded 2-core machine): CP-SAT
+#: proved all 6 instances at 128 cells (max 0.94 s) but missed 2 of 6 at 192, 256, 400 and
+#: 1,600 cells within 20-60 s (tight budgets), so larger instances go to the greedy.
+AUTO_EXACT_MAX_CELLS = 128
 
 #: Relative tolerance for "the plan meets its bound" (status OPTIMAL without an exact engine).
 OPTIMAL_RTOL = 1e-9
