@@ -141,7 +141,8 @@ VARIANTS = {
 }
 
 
-def bench_ablation(seeds: int, engines: list[str], limit_s: float, n: int = 200, level: float = 0.3) -> None:
+def bench_ablation(seeds: int, engines: list[str], limit_s: float, n: int = 200, level: float = 0.3,
+                   variants: list[str] | None = None) -> None:
     print(f"## ablation: n = {n}, seeds 0..{seeds - 1}, fraction {level}, limit {limit_s:g} s")
     for seed in range(seeds):
         inst = instance(n, seed)
@@ -153,6 +154,8 @@ def bench_ablation(seeds: int, engines: list[str], limit_s: float, n: int = 200,
     print("|---|---|---|---|---|---|")
     for e in engines:
         for name, kw in VARIANTS.items():
+            if variants is not None and name not in variants:
+                continue
             if e == "cpsat" and name in ("+ amortized row",):
                 kw = {"amortized_cut": False}
                 name = "no amortized row"
@@ -216,6 +219,8 @@ def main(argv=None) -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--large-n", default="1000,5000")
     ap.add_argument("--ablation-seeds", type=int, default=5)
+    ap.add_argument("--ablation-level", type=float, default=0.3)
+    ap.add_argument("--ablation-variants", default=",".join(VARIANTS))
     ap.add_argument("--ablation-engines", default="highs",
                     help="engines of the ablation (CP-SAT and CBC reach the limit at n = 200)")
     ap.add_argument("--auto-n", default="25,50,100")
@@ -229,7 +234,8 @@ def main(argv=None) -> None:
         elif sec == "large":
             bench_large([int(x) for x in args.large_n.split(",")], engines, args.time_limit)
         elif sec == "ablation":
-            bench_ablation(args.ablation_seeds, args.ablation_engines.split(","), args.time_limit)
+            bench_ablation(args.ablation_seeds, args.ablation_engines.split(","), args.time_limit,
+                           level=args.ablation_level, variants=args.ablation_variants.split(","))
         elif sec == "timelimit":
             bench_timelimit(engines)
         elif sec == "auto":
