@@ -228,3 +228,16 @@ def test_time_limit_returns_feasible_with_a_valid_bound(large_instance, method, 
     # The figure is "limit + 1 s" (measured in benchmarks/bench_exact.py); this
     # generous margin only guards against a hang on a loaded CI machine, it is no speed test.
     assert plan.wall_time_s <= limit_s + 60.0
+
+
+def test_highs_in_a_forked_child_gives_the_same_answer(monkeypatch):
+    # Large models run HiGHS in a child process killed at the deadline; force that path here.
+    import robatch_opt.solvers.milp as milp
+
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    here = ro.solve(inst, cheapest * 1.5, method="milp", solver="highs")
+    monkeypatch.setattr(milp, "HIGHS_FORK_MIN_COLUMNS", 0)
+    forked = ro.solve(inst, cheapest * 1.5, method="milp", solver="highs")
+    assert forked.status == here.status == ro.Status.OPTIMAL
+    assert np.array_equal(forked.option, here.option) and forked.info["highs_status"] == "Optimal"
