@@ -13,7 +13,24 @@ from .instance import Instance
 from .options import compile_options
 
 __all__ = ["Call", "CallTable", "CostBreakdown", "Evaluation", "evaluate", "validate_assignment",
-           "pack_calls"]
+           "pack_calls", "BUDGET_RTOL", "within_budget", "meets_target"]
+
+#: A plan fits a budget when its exact cost is at most ``budget * (1 + BUDGET_RTOL)``; it meets
+#: a utility target when its utility is at least ``target - BUDGET_RTOL * max(1, target)``.
+#: Costs are sums of many float terms whose order differs between solvers, so the package
+#: needs one definition with room for the last bits; every solver, the front door and the
+#: tests' brute force use this one.
+BUDGET_RTOL = 1e-12
+
+
+def within_budget(cost_usd: float, budget_usd: float) -> bool:
+    """Whether an exact cost fits a budget (the package's one definition, see BUDGET_RTOL)."""
+    return cost_usd <= budget_usd * (1.0 + BUDGET_RTOL)
+
+
+def meets_target(utility: float, target: float) -> bool:
+    """Whether a total utility meets a quality target (the package's one definition)."""
+    return utility >= target - BUDGET_RTOL * max(1.0, abs(target))
 
 
 class Call(NamedTuple):

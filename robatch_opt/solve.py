@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import InfeasibleBudgetError, InstanceError, SolverError
-from .evaluate import evaluate
+from .evaluate import evaluate, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
@@ -210,14 +210,14 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
         raise SolverError(f"backend {method!r} returned an invalid assignment: {exc}") from exc
     status = result.status
     if problem.budget_usd is not None:
-        if ev.cost_usd > problem.budget_usd * (1 + 1e-12) + 1e-15:
+        if not within_budget(ev.cost_usd, problem.budget_usd):
             raise SolverError(f"backend {method!r} exceeded the budget: exact cost ${ev.cost_usd!r} "
                               f"> ${problem.budget_usd!r}")
         ub = max(float(result.bound), ev.utility)
         gap = (ub - ev.utility) / ub if ub > 0 else 0.0
         upper_bound, cost_lb = ub, None
     else:
-        if ev.utility < problem.min_total_utility - 1e-9 * max(1.0, problem.min_total_utility):
+        if not meets_target(ev.utility, problem.min_total_utility):
             raise SolverError(f"backend {method!r} missed the quality target: utility {ev.utility!r} "
                               f"< {problem.min_total_utility!r}")
         lb = min(float(result.bound), ev.cost_usd)

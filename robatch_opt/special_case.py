@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import InstanceError
-from .evaluate import evaluate
+from .evaluate import BUDGET_RTOL, evaluate, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Status
@@ -336,13 +336,13 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
 
     if budget_usd is not None:
         budget = float(budget_usd)
-        r = _best_under(s, lambda y: _cost_usd(s, y) <= budget, deadline)
+        r = _best_under(s, lambda y: within_budget(_cost_usd(s, y), budget), deadline)
         vectors, flows, proven = r.vectors, r.flows, not r.timed_out
     else:
         target = float(min_total_utility)
         # "Reached" means utility >= target up to the grader's tolerance, decided on the
         # exact integers: the smallest integer utility that counts as reaching the target.
-        need = target - 1e-9 * max(1.0, abs(target))
+        need = target - BUDGET_RTOL * max(1.0, abs(target))
         need_int = max(0, math.ceil(need * s.denom))
         vectors = flows = 0
 

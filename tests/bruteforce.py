@@ -10,7 +10,8 @@ without ``evaluate``; float noise cannot move an assignment that far.
 
 Feasibility is the problem's definition (the one the exact engines use, restated here so the
 reference does not import the code it checks): budget form ``evaluate(x).cost_usd <=
-budget``; quality form ``evaluate(x).utility >= T - 1e-12 * max(1, |T|)``; per-model
+budget * (1 + 1e-12)``; quality form ``evaluate(x).utility >= T - 1e-12 * max(1, |T|)``
+(``robatch_opt.evaluate.BUDGET_RTOL``); per-model
 capacity on the number of queries.
 """
 
@@ -90,7 +91,7 @@ def brute_force(inst: ro.Instance, *, budget_usd: float | None = None, min_total
         order = np.flatnonzero(ok)[np.argsort(-util[ok], kind="stable")]
 
         def feasible(ev):
-            return ev.cost_usd <= budget_usd
+            return ev.cost_usd <= budget_usd * (1 + 1e-12)
     else:
         floor = min_total_utility - 1e-12 * max(1.0, abs(min_total_utility))
         ok &= util >= floor - FILTER_RTOL * max(1.0, abs(floor))

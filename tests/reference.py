@@ -71,7 +71,7 @@ def brute_force(inst: ro.Instance, *, budget: float | None = None, min_mean_util
         best = np.flatnonzero(ok)[np.argmax(util[ok])]
         return float(util[best]), rows[best]
     target = min_mean_utility * inst.n_queries
-    ok &= util >= target - 1e-9 * max(1.0, target)
+    ok &= util >= target - 1e-12 * max(1.0, target)      # robatch_opt.evaluate.meets_target
     if not ok.any():
         return math.inf, np.zeros(0, np.int64)
     best = np.flatnonzero(ok)[np.argmin(cost[ok])]

@@ -25,22 +25,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..evaluate import Evaluation, evaluate
+from ..evaluate import BUDGET_RTOL, Evaluation, evaluate, meets_target, within_budget
 from ..plan import Status
 from .base import Problem, SolverResult
 
 __all__ = ["CoupledModel", "build_model", "is_feasible", "quality_floor", "EngineAnswer",
-           "run_exact", "greedy_start", "COST_RTOL", "RELAX_RTOL", "MAX_NOGOOD_ROUNDS"]
+           "run_exact", "greedy_start", "RELAX_RTOL", "MAX_NOGOOD_ROUNDS"]
 
 #: Relative slack between the table's per-cell costs and ``evaluate``'s sums. Both are sums of
 #: non-negative terms each rounded once or twice (relative error <= 3 eps per term, summation
 #: <= n eps), so they differ by at most about ``(n + 6) * 2.2e-16`` relative: < 1e-9 for
 #: n < 4.5e6. Relaxations widen the budget (and narrow the target) by this factor.
 RELAX_RTOL = 1e-9
-
-#: Quality form: a plan reaches target ``T`` when its evaluated utility is at least
-#: ``T - COST_RTOL * max(1, T)`` (absorbs the rounding of ``T = min_mean_utility * n``).
-COST_RTOL = 1e-12
 
 #: Rounds of "solve relaxation, grade, cut the over-budget plan" before giving up proving.
 MAX_NOGOOD_ROUNDS = 50
@@ -51,21 +47,20 @@ OPTIMAL_RTOL = 1e-9
 
 def quality_floor(target: float) -> float:
     """The least evaluated utility that meets the quality target ``target``."""
-    return target - COST_RTOL * max(1.0, abs(target))
+    return target - BUDGET_RTOL * max(1.0, abs(target))
 
 
 def is_feasible(problem: Problem, ev: Evaluation) -> bool:
-    """Whether a graded plan meets the problem: the single definition every engine uses.
+    """Whether a graded plan meets the problem: the package's definition, as the front door.
 
-    Budget form: ``ev.cost_usd <= budget_usd`` (no tolerance: a budget equal to a plan's
-    evaluated cost to the last bit admits it). Quality form: ``ev.utility >=
-    quality_floor(min_total_utility)``. Capacity: queries per model <= ``max_queries``.
+    Budget form: :func:`~robatch_opt.evaluate.within_budget`; quality form:
+    :func:`~robatch_opt.evaluate.meets_target`; capacity: queries per model <= ``max_queries``.
     """
     if problem.max_queries is not None and (ev.model_usage() > problem.max_queries).any():
         return False
     if problem.budget_usd is not None:
-        return ev.cost_usd <= problem.budget_usd
-    return ev.utility >= quality_floor(problem.min_total_utility)
+        return within_budget(ev.cost_usd, problem.budget_usd)
+    return meets_target(ev.utility, problem.min_total_utility)
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ Time limits. HiGHS gets ``time_limit`` and interrupt callbacks (simplex, IPM, MI
 stop it at the deadline; CBC gets ``-sec`` and is killed ``CBC_GRACE_S`` after the deadline.
 HiGHS 1.16 has a phase that neither checks the limit nor calls back (its MIP set-up after
 presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options), so from
-``HIGHS_FORK_MIN_COLUMNS`` columns on it runs in a forked child process that is killed
+``HIGHS_CHILD_MIN_COLUMNS`` columns on it runs in a spawned child process that is killed
 ``HIGHS_GRACE_S`` after the deadline (its plan is then lost; the greedy's is returned).
 """
 
@@ -55,9 +55,9 @@ DEFAULT_SOLVER = "highs"
 #: Seconds CBC may overrun its limit before it is killed.
 CBC_GRACE_S = 0.5
 
-#: HiGHS runs in a forked child, killed ``HIGHS_GRACE_S`` after the deadline, from this many
+#: HiGHS runs in a spawned child, killed ``HIGHS_GRACE_S`` after the deadline, from this many
 #: binary columns on: its MIP set-up does not check the limit (95 s at 80,000 columns).
-HIGHS_FORK_MIN_COLUMNS = 20_000
+HIGHS_CHILD_MIN_COLUMNS = 20_000
 HIGHS_GRACE_S = 0.5
 
 #: Primal feasibility tolerance asked of the engines (rows are scaled to O(1)).
@@ -190,13 +190,15 @@ def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: 
 
 
 def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
-    """HiGHS in process, or in a forked child that is killed at the deadline (large models)."""
+    """HiGHS in process, or in a spawned child that is killed at the deadline (large models)."""
     import multiprocessing
 
-    if model.m < HIGHS_FORK_MIN_COLUMNS or "fork" not in multiprocessing.get_all_start_methods():
+    if model.m < HIGHS_CHILD_MIN_COLUMNS:
         return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s)
     t0 = time.perf_counter()
-    ctx = multiprocessing.get_context("fork")
+    # "spawn", not "fork": a fork of a process whose HiGHS or Numba thread pools are already
+    # running inherits their locks but not their threads, and can hang in the child.
+    ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_highs_child, args=(send, problem, model, opts, nogoods, hint, time_limit_s),
                         daemon=True)
@@ -218,6 +220,29 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
     return ans
 
 
+def _quiet_highs(highspy):
+    """A ``Highs`` object that prints nothing.
+
+    HiGHS prints its banner from C++ while it is constructed, before ``output_flag`` can be
+    set, so the process's stdout descriptor is pointed at /dev/null for the construction
+    (otherwise ``robatch-opt solve --json`` would not print pure JSON).
+    """
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    return h
+
+
 def _highs_child(conn, *args) -> None:
     try:
         conn.send(_solve_highs_here(*args))
@@ -232,8 +257,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
 
     tb = time.perf_counter()
     rows = _assemble(problem, model, nogoods, **opts)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _quiet_highs(highspy)
     lp = highspy.HighsLp()
     lp.num_col_ = rows.ncol
     lp.num_row_ = rows.nrow
@@ -253,7 +277,8 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
     h.setOptionValue("random_seed", int(problem.seed) % (2 ** 31))
-    h.setOptionValue("threads", 1)
+    # No "threads" option: HiGHS sizes one process-wide scheduler on first use, and a later
+    # instance asking for another size fails to run at all (status "Not Set").
     h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
     h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
     # HiGHS checks its time_limit only between some phases (it overran 60 s by ~50 s at
@@ -273,7 +298,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
         sol.col_value = z0
         h.setSolution(sol)
     ts = time.perf_counter()
-    h.run()
+    run_status = h.run()
     solve_s = time.perf_counter() - ts
     ms = h.getModelStatus()
     info_h = h.getInfo()
@@ -281,6 +306,11 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     info = {"build_s": build_s, "solve_s": solve_s, "highs_status": name,
             "nodes": int(info_h.mip_node_count), "rows": rows.nrow}
     MS = highspy.HighsModelStatus
+    if run_status == highspy.HighsStatus.kError or ms in (MS.kNotset, MS.kLoadError, MS.kModelError,
+                                                           MS.kPresolveError, MS.kSolveError,
+                                                           MS.kPostsolveError):
+        # Nothing HiGHS reports after a failed run is evidence: no plan, no bound.
+        return EngineAnswer("unknown", None, None, info)
     if ms == MS.kInfeasible:
         return EngineAnswer("infeasible", None, None, info)
     has_sol = info_h.primal_solution_status == 2          # kSolutionStatusFeasible
@@ -438,7 +468,7 @@ class MILPBackend:
     ...                    tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
     ...                    input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
     ...                    utility=[[0.9, 0.8]] * 3)
-    >>> plan = ro.solve(inst, budget=0.0035, method="milp", solver="cbc", time_limit_s=10)
+    >>> plan = ro.solve(inst, budget=0.003, method="milp", solver="cbc", time_limit_s=10)
     >>> plan.status.value, round(plan.utility, 6), plan.info["engine"]
     ('optimal', 2.5, 'cbc')
     """
