@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InfeasibleBudgetError, InstanceError, SolverError
+from .errors import InfeasibleBudgetError, InstanceError, SolverError, SolverUnavailableError
 from .evaluate import evaluate, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
@@ -19,12 +19,13 @@ from .errors import UnknownMethodError
 
 __all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_CELLS"]
 
-#: ``method="auto"`` runs CP-SAT when ``n * J`` is at most this, the greedy otherwise.
-#: Chosen by measurement (``python benchmarks/bench_exact.py auto``; LLM workloads, 16
-#: options, budget fractions 0.1/0.3/0.6, 2 seeds, 2 workers, loaded 2-core machine): CP-SAT
-#: proved all 6 instances at 128 cells (max 0.94 s) but missed 2 of 6 at 192, 256, 400 and
-#: 1,600 cells within 20-60 s (tight budgets), so larger instances go to the greedy.
-AUTO_EXACT_MAX_CELLS = 128
+#: ``method="auto"`` runs the MILP with HiGHS when ``n * J`` is at most this, the greedy
+#: otherwise. Chosen by measurement: HiGHS proved all 9 Qwen3 workloads of 50 queries x 24
+#: options (1,200 cells; seeds 0-2, budget fractions 0.1/0.3/0.6) in at most 4.7 s on the
+#: loaded 2-core machine (``ro.solve(ro.workloads.llm("qwen3", n=50, seed=s), method="milp")``),
+#: whereas CP-SAT already missed 2 of 6 at 192 cells within 20-60 s
+#: (``python benchmarks/bench_exact.py auto``) and HiGHS needs up to a minute at 200 x 16.
+AUTO_EXACT_MAX_CELLS = 1_200
 
 #: Relative tolerance for "the plan meets its bound" (status OPTIMAL without an exact engine).
 OPTIMAL_RTOL = 1e-9
@@ -95,7 +96,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     budget : float, optional
         Budget form (RwB): maximise total utility with exact cost <= ``budget`` USD.
     method : {"auto", "greedy", "cpsat", "milp"} or a registered name
-        ``"auto"`` proves optimality with CP-SAT on small instances
+        ``"auto"`` proves optimality with the MILP (HiGHS) on small instances
         (``n * J <= AUTO_EXACT_MAX_CELLS``) and runs the greedy otherwise.
     min_mean_utility : float, optional
         Quality form: minimise exact cost subject to mean utility >= this.
@@ -137,10 +138,10 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     if method == AUTO:
         # Resolved before any work too: small instances go to an exact engine.
         cells = instance.n_queries * instance.n_options
-        chosen = "cpsat" if cells <= AUTO_EXACT_MAX_CELLS else "greedy"
+        chosen = "milp" if cells <= AUTO_EXACT_MAX_CELLS else "greedy"
         try:
             backend = get_backend(chosen)
-        except Exception:
+        except SolverUnavailableError:
             chosen, backend = "greedy", get_backend("greedy")
     else:
         chosen, backend = method, get_backend(method)

@@ -201,7 +201,7 @@ def test_auto_uses_an_exact_engine_on_small_instances():
     inst = _partial_call_instance()
     cheapest, _ = ro.reference_costs(inst)
     plan = ro.solve(inst, cheapest * 1.5, method="auto")
-    assert plan.method == "cpsat" and plan.status == ro.Status.OPTIMAL
+    assert plan.method == "milp" and plan.status == ro.Status.OPTIMAL
 
 
 #: An instance no engine proves in 2 s: 1,000 LLM queries x 16 options at a tight budget
