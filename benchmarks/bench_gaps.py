@@ -18,7 +18,7 @@ used if HiGHS is not installed.
 
 Run as a pytest-benchmark file (timings, objective and gaps in ``extra_info``)::
 
-    /tmp/venv/bin/python -m pytest benchmarks/bench_gaps.py --benchmark-only -p no:cacheprovider
+    python -m pytest benchmarks/bench_gaps.py --benchmark-only -p no:cacheprovider
 
 or through ``benchmarks/run_all.py``, which writes the table into ``RESULTS.md``.
 """

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    /tmp/venv/bin/python benchmarks/bench_proxy.py            # train 20,000 / test 5,000, seed 0
-    /tmp/venv/bin/python benchmarks/bench_proxy.py --seeds 0 1 2
+    python benchmarks/bench_proxy.py            # train 20,000 / test 5,000, seed 0
+    python benchmarks/bench_proxy.py --seeds 0 1 2
 
 Sections
 --------

@@ -2,8 +2,8 @@
 
 Usage (from the repository root; about 7 minutes on 2 shared cores)::
 
-    /tmp/venv/bin/python benchmarks/run_all.py            # full run, writes RESULTS.md + figures
-    /tmp/venv/bin/python benchmarks/run_all.py --quick    # small sizes, a smoke test (writes RESULTS.quick.md)
+    python benchmarks/run_all.py            # full run, writes RESULTS.md + figures
+    python benchmarks/run_all.py --quick    # small sizes, a smoke test (writes RESULTS.quick.md)
 
 Sections: (a) greedy vs the proven optimum by family and n; (b) greedy scaling to 10^6
 queries; (c) exact engines' time to prove optimality by n; (d) frontiers of the Qwen3 and
