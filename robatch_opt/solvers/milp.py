@@ -25,7 +25,7 @@ Time limits. HiGHS gets ``time_limit`` and interrupt callbacks (simplex, IPM, MI
 stop it at the deadline; CBC gets ``-sec`` and is killed ``CBC_GRACE_S`` after the deadline.
 HiGHS 1.16 has a phase that neither checks the limit nor calls back (its MIP set-up after
 presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options), so from
-``HIGHS_CHILD_MIN_COLUMNS`` columns on it runs in a spawned child process that is killed
+``HIGHS_CHILD_MIN_COLUMNS`` columns on it runs in a child interpreter that is killed
 ``HIGHS_GRACE_S`` after the deadline (its plan is then lost; the greedy's is returned).
 """
 
@@ -55,7 +55,7 @@ DEFAULT_SOLVER = "highs"
 #: Seconds CBC may overrun its limit before it is killed.
 CBC_GRACE_S = 0.5
 
-#: HiGHS runs in a spawned child, killed ``HIGHS_GRACE_S`` after the deadline, from this many
+#: HiGHS runs in a child interpreter, killed ``HIGHS_GRACE_S`` after the deadline, from this many
 #: binary columns on: its MIP set-up does not check the limit (95 s at 80,000 columns).
 HIGHS_CHILD_MIN_COLUMNS = 20_000
 HIGHS_GRACE_S = 0.5
@@ -190,34 +190,35 @@ def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: 
 
 
 def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
-    """HiGHS in process, or in a spawned child that is killed at the deadline (large models)."""
-    import multiprocessing
-
+    """HiGHS in process, or in a child interpreter that is killed at the deadline (large models)."""
     if model.m < HIGHS_CHILD_MIN_COLUMNS:
         return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s)
+    # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba thread
+    # pools already run inherits their locks but not their threads and can hang, and "spawn"
+    # re-runs the user's unguarded __main__ script in the child.
+    import pickle
+    import subprocess
+    import sys
+
     t0 = time.perf_counter()
-    # "spawn", not "fork": a fork of a process whose HiGHS or Numba thread pools are already
-    # running inherits their locks but not their threads, and can hang in the child.
-    ctx = multiprocessing.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_highs_child, args=(send, problem, model, opts, nogoods, hint, time_limit_s),
-                        daemon=True)
-    child.start()
-    send.close()
-    try:
-        if recv.poll(max(time_limit_s, 0.0) + HIGHS_GRACE_S):
-            ans = recv.recv()
-        else:
-            ans = EngineAnswer("unknown", None, None,
-                               {"highs_status": "killed after the time limit", "solve_s": time.perf_counter() - t0})
-    except EOFError:                      # the child died without an answer
-        ans = EngineAnswer("unknown", None, None, {"highs_status": "child process failed"})
-    finally:
-        if child.is_alive():
+    with tempfile.TemporaryDirectory(prefix="robatch_highs_") as tmp:
+        inp, out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+        with open(inp, "wb") as fh:
+            pickle.dump((problem, model, opts, nogoods, hint, time_limit_s), fh)
+        code = "import sys; from robatch_opt.solvers.milp import _highs_child; _highs_child(sys.argv[1], sys.argv[2])"
+        child = subprocess.Popen([sys.executable, "-c", code, inp, out],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            child.wait(timeout=max(time_limit_s, 0.0) + HIGHS_GRACE_S)
+        except subprocess.TimeoutExpired:
             child.kill()
-        child.join()
-        recv.close()
-    return ans
+            child.wait()
+            return EngineAnswer("unknown", None, None,
+                                {"highs_status": "killed after the time limit", "solve_s": time.perf_counter() - t0})
+        if child.returncode != 0 or not os.path.exists(out):
+            return EngineAnswer("unknown", None, None, {"highs_status": "child process failed"})
+        with open(out, "rb") as fh:
+            return pickle.load(fh)
 
 
 def _quiet_highs(highspy):
@@ -243,12 +244,16 @@ def _quiet_highs(highspy):
     return h
 
 
-def _highs_child(conn, *args) -> None:
-    try:
-        conn.send(_solve_highs_here(*args))
-    finally:
-        conn.close()
-        os._exit(0)                       # skip the parent's atexit handlers and buffers
+def _highs_child(in_path: str, out_path: str) -> None:
+    """Entry point of the child interpreter: solve the pickled arguments, pickle the answer."""
+    import pickle
+
+    with open(in_path, "rb") as fh:
+        args = pickle.load(fh)
+    ans = _solve_highs_here(*args)
+    with open(out_path + ".part", "wb") as fh:
+        pickle.dump(ans, fh)
+    os.replace(out_path + ".part", out_path)          # the parent sees a whole answer or none
 
 
 def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
