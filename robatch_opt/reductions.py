@@ -85,22 +85,9 @@ def _power_of_two(x, name: str) -> float:
     return v
 
 
-def _int_vector(values, name: str) -> np.ndarray:
-    """A 1-D array of non-negative integers (given as ints or integral floats)."""
-    try:
-        a = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InstanceError(name, f"must be numeric: {exc}") from exc
-    if a.ndim != 1:
-        raise InstanceError(name, f"must be 1-D, got shape {a.shape}")
-    bad = ~np.isfinite(a) | (a < 0) | (a != np.round(a))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InstanceError(f"{name}[{i}]", f"must be a non-negative integer, got {a[i]!r}")
-    return a
-
-
-def _value_vector(values, name: str) -> np.ndarray:
+def _value_vector(values, name: str, *, integral: bool = False) -> np.ndarray:
+    """A 1-D float array of finite numbers >= 0 (integers, given as ints or integral floats,
+    when ``integral``); the error names the first bad entry."""
     try:
         a = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -108,10 +95,18 @@ def _value_vector(values, name: str) -> np.ndarray:
     if a.ndim != 1:
         raise InstanceError(name, f"must be 1-D, got shape {a.shape}")
     bad = ~np.isfinite(a) | (a < 0)
+    if integral:
+        bad |= a != np.round(a)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InstanceError(f"{name}[{i}]", f"must be a finite number >= 0, got {a[i]!r}")
+        what = "a non-negative integer" if integral else "a finite number >= 0"
+        raise InstanceError(f"{name}[{i}]", f"must be {what}, got {a[i]!r}")
     return a
+
+
+def _int_vector(values, name: str) -> np.ndarray:
+    """A 1-D array of non-negative integers (given as ints or integral floats)."""
+    return _value_vector(values, name, integral=True)
 
 
 def _capacity(capacity) -> float:
