@@ -164,7 +164,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
         if not math.isfinite(budget_usd) or budget_usd < 0:
             raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
-        if budget_usd < lower_bound * (1 - 1e-12):
+        if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
                 f"`budget`: ${budget_usd:.6g} is below the cost of every plan "
@@ -179,7 +179,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             raise InstanceError("min_mean_utility", f"must be in [0, 1], got {min_mean_utility!r}")
         target = a * n
         best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
-        if target > best * (1 + 1e-12) + 1e-12:
+        if not meets_target(best, target):                       # no plan is more useful than best
             raise InfeasibleBudgetError(
                 f"`min_mean_utility`: {a:.6g} exceeds the best attainable mean utility {best / n:.6g}",
                 budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
