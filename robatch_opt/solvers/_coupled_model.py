@@ -3,7 +3,9 @@
 The model (DESIGN §1): a binary ``x[i, j]`` per admissible (query, option) cell, exactly one
 per query; an integer number of calls ``y_g`` per group ``g = (task, option)`` with
 ``b_g * y_g >= sum_{i in g} x[i, j]``; the exact cost ``sum_g f_g y_g + sum v x``; per-model
-capacity ``sum_{j on model k} x[i, j] <= max_queries[k]``.
+capacity ``sum_{j on model k} x[i, j] <= max_queries[k]``. Groups whose batch size is 1
+(calls = members, so ``f_g y_g`` is a per-column cost) or whose call price is 0 are folded
+into the columns and get no ``y``: an instance without batching is then a plain MCKP.
 
 Feasibility is decided by the shared evaluator only (see :func:`is_feasible`). Engines work
 with rounded numbers (CP-SAT scales to integers; MILP engines accept rows violated by their
@@ -72,15 +74,18 @@ class CoupledModel:
     xi, xj : ndarray, shape (m,)
         Query and option of every binary column ``x``, sorted by query then option.
     x_var_usd, x_utility, x_amortized_usd : ndarray, shape (m,)
-        ``v[i, k_j]``, ``u[i, j]`` and ``c[i, j]`` of every column.
+        Per-column cost (``v[i, k_j]``, plus the call price ``f[t_i, k_j]`` when the batch
+        size is 1), ``u[i, j]`` and ``c[i, j]`` of every column.
     x_group : ndarray, shape (m,)
-        Index into the group arrays of the column's group.
+        Index into the group arrays of the column's group, or -1 when the column belongs to
+        no *coupled* group (batch size 1, whose call price is in ``x_var_usd``, or a call
+        price of 0): only coupled groups have a call count.
     x_model : ndarray, shape (m,)
     q_start : ndarray, shape (n + 1,)
         Columns of query ``i`` are ``q_start[i]:q_start[i + 1]``.
     g_fixed_usd, g_batch, g_max_calls : ndarray, shape (G,)
-        Call price, batch size and an upper bound on the calls of every group that has a
-        column. ``g_max_calls = ceil(members that can join / b)`` when ``call_bounds``,
+        Call price, batch size (> 1) and an upper bound on the calls of every coupled group
+        that has a column. ``g_max_calls = ceil(members that can join / b)`` when ``call_bounds``,
         else the number of queries of the task (a naive bound, kept for measurement).
     g_id : ndarray, shape (G,)
         ``t * J + j`` of every group.
@@ -211,8 +216,21 @@ def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = Tru
     om = np.asarray(table.option_model, dtype=np.int64)
     ob = np.asarray(table.option_batch, dtype=np.int64)
     qt = np.asarray(table.query_task, dtype=np.int64)
-    gid_cell = qt[xi] * J + xj
-    g_id, x_group, members = np.unique(gid_cell, return_inverse=True, return_counts=True)
+    var = np.asarray(table.variable_cost, dtype=np.float64)
+    fixed = np.asarray(table.fixed_cost, dtype=np.float64)
+    cell_task = qt[xi]
+    x_var = var[xi, om[xj]]
+    cell_fixed = fixed[cell_task, om[xj]]
+    # A group couples its members only if its calls cost something and seat more than one
+    # query. With batch size 1 the calls equal the members, so the call price is a per-column
+    # cost (exact, no rounding); a free call needs no count at all. Folding these leaves
+    # the engines a plain MCKP where the instance is one (e.g. the knapsack reduction).
+    coupled = (ob[xj] > 1) & (cell_fixed > 0)
+    x_var = np.where((ob[xj] == 1), x_var + cell_fixed, x_var)
+    gid_cell = cell_task * J + xj
+    g_id, inv, members = np.unique(gid_cell[coupled], return_inverse=True, return_counts=True)
+    x_group = np.full(xi.shape[0], -1, dtype=np.int64)
+    x_group[coupled] = inv
     g_opt = g_id % J
     g_task = g_id // J
     g_batch = ob[g_opt]
@@ -221,15 +239,14 @@ def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = Tru
     else:
         g_max = np.bincount(qt, minlength=table.n_tasks)[g_task]
     q_start = np.searchsorted(xi, np.arange(n + 1)).astype(np.int64)
-    var = np.asarray(table.variable_cost, dtype=np.float64)
     return CoupledModel(
         n=n, J=J, K=K, xi=xi, xj=xj,
-        x_var_usd=var[xi, om[xj]],
+        x_var_usd=x_var,
         x_utility=np.asarray(table.utility, dtype=np.float64)[xi, xj],
         x_amortized_usd=np.asarray(table.cost, dtype=np.float64)[xi, xj],
-        x_group=x_group.astype(np.int64), x_model=om[xj],
+        x_group=x_group, x_model=om[xj],
         q_start=q_start,
-        g_fixed_usd=np.asarray(table.fixed_cost, dtype=np.float64)[g_task, om[g_opt]],
+        g_fixed_usd=fixed[g_task, om[g_opt]],
         g_batch=g_batch.astype(np.int64), g_max_calls=g_max.astype(np.int64), g_id=g_id.astype(np.int64),
         cap=None if problem.max_queries is None else np.asarray(problem.max_queries, dtype=np.int64),
         n_pruned=n_adm - int(adm.sum()) - n_fixed, n_fixed=n_fixed, lp_bound=lp_bound,
@@ -255,30 +272,26 @@ def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> t
     Returns the reduced mask and ``min L`` (a valid bound on the optimum).
     """
     t = problem.table
-    c = np.where(adm, t.cost, np.inf)
-    u = np.where(adm, t.utility, -np.inf)
+    c = np.where(adm, t.cost, 0.0)
+    u = np.where(adm, t.utility, 0.0)
     if problem.budget_usd is not None:
         rhs = problem.budget_usd * (1 + RELAX_RTOL)
         sign = 1.0
-
-        def value(lam):                    # per-cell u - lam c (to maximise)
-            with np.errstate(invalid="ignore"):
-                return np.where(adm, u - lam * np.where(adm, c, 0.0), -np.inf)
+        gain, price = u, c                 # per cell u - lam c, to maximise
     else:
         rhs = quality_floor(problem.min_total_utility) * (1 - RELAX_RTOL)
         rhs = rhs - RELAX_RTOL if rhs <= 0 else rhs
         sign = -1.0
-
-        def value(lam):                    # per-cell -(c - lam u) (to maximise)
-            return np.where(adm, -(np.where(adm, c, 0.0) - lam * np.where(adm, u, 0.0)), -np.inf)
+        gain, price = -c, -u               # per cell -(c - lam u), to maximise
+    rows = np.arange(adm.shape[0])
 
     def lagrangian(lam):
-        v = value(lam)
-        best = v.max(axis=1)
+        v = np.where(adm, gain - lam * price, -np.inf)
         arg = v.argmax(axis=1)
+        best = v[rows, arg]
         # sign * L: budget form L = lam B + sum max; quality form -L = -lam T + sum max(-...)
         total = sign * lam * rhs + best.sum()
-        used = (c if sign > 0 else u)[np.arange(v.shape[0]), arg].sum()
+        used = (c if sign > 0 else u)[rows, arg].sum()
         return total, v, best, used
 
     # Subgradient of sign*L in lam: B - used cost (budget) / -(T - used utility) (quality).
@@ -288,12 +301,24 @@ def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> t
     lo, hi = 0.0, 1.0
     tot, _, _, used = lagrangian(0.0)
     if slope(used) < 0:
-        for _ in range(200):
-            tot_hi, _, _, used_hi = lagrangian(hi)
-            if slope(used_hi) >= 0:
+        # Bracket the price by factors of 4 from 1 in either direction (prices in utility per
+        # USD span many decades), then bisect to 1e-9 relative: enough for fixing, and about
+        # 45 evaluations instead of a fixed 60 halvings of [0, hi].
+        if slope(lagrangian(hi)[3]) >= 0:
+            for _ in range(200):
+                if slope(lagrangian(hi / 4)[3]) >= 0:
+                    hi /= 4
+                else:
+                    lo = hi / 4
+                    break
+        else:
+            for _ in range(200):
+                lo, hi = hi, hi * 4
+                if slope(lagrangian(hi)[3]) >= 0:
+                    break
+        for _ in range(100):               # bounded: with lo = 0, hi can shrink to 0
+            if hi - lo <= 1e-9 * hi:
                 break
-            lo, hi = hi, hi * 4
-        for _ in range(60):
             mid = 0.5 * (lo + hi)
             if slope(lagrangian(mid)[3]) < 0:
                 lo = mid

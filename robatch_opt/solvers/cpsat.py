@@ -68,7 +68,10 @@ class _Scaled:
         # Amortized cut coefficients built from the *scaled* integers, so that the cut holds
         # for every integer point of the scaled model: g_cost * y >= g_cost * members / b
         # >= floor(g_cost / b) * members.
-        self.x_amortized = self.g_cost[model.x_group] // model.g_batch[model.x_group] + self.x_cost
+        grp = model.x_group
+        self.x_amortized = self.x_cost.copy()
+        on = grp >= 0                   # columns of coupled groups (the rest carry their call price)
+        self.x_amortized[on] += self.g_cost[grp[on]] // model.g_batch[grp[on]]
         su_u = self.su * model.x_utility
         if budget_form:
             self.x_util = np.rint(su_u).astype(np.int64)
@@ -148,6 +151,60 @@ class CPSATBackend:
         return SolverResult(res.option, res.status, res.bound, info)
 
 
+class _ColumnLiterals:
+    """Columns of the model as CP-SAT literals, with as few Boolean variables as possible.
+
+    A query with one column (the others removed by pruning or Lagrangian fixing) always
+    takes it: the column is the constant 1 and needs no variable. A query with two columns
+    takes one or the other: a single variable ``v`` stands for the first and ``not v`` for
+    the second, with no exactly-one constraint. Larger queries get one variable per column
+    and an exactly-one. After fixing most queries have one or two columns; on knapPI
+    instances through the reduction this encoding cuts CP-SAT's build + solve time from
+    12-15 ms to 1.3-1.9 ms (presolve does the same reductions, but slower).
+
+    Attributes
+    ----------
+    var : ndarray of int64, shape (m,)
+        Variable of each column, or -1 for a constant column.
+    positive : ndarray of bool, shape (m,)
+        Whether the column is the variable itself (True) or its negation (False).
+    n_vars : int
+    """
+
+    def __init__(self, model: CoupledModel):
+        qs = model.q_start
+        count = np.diff(qs)
+        per_query = np.where(count == 1, 0, np.where(count == 2, 1, count))
+        first_var = np.r_[0, np.cumsum(per_query)[:-1]].astype(np.int64)
+        q_of_col = model.xi
+        offset = np.arange(model.m) - qs[q_of_col]
+        cnt = count[q_of_col]
+        self.var = np.where(cnt == 1, -1, first_var[q_of_col] + np.where(cnt == 2, 0, offset))
+        self.positive = ~((cnt == 2) & (offset == 1))
+        self.n_vars = int(per_query.sum())
+
+    def expr(self, xv: list, coef: np.ndarray):
+        """``sum_c coef[c] * column_c`` as a CP-SAT linear expression over the variables."""
+        from ortools.sat.python import cp_model
+
+        coef = np.asarray(coef, dtype=np.int64)
+        has_var = self.var >= 0
+        # Constant columns contribute coef; a negated column contributes coef * (1 - v).
+        const = int(coef[~has_var].sum() + coef[has_var & ~self.positive].sum())
+        per_var = np.zeros(self.n_vars, dtype=np.int64)
+        np.add.at(per_var, self.var[has_var], np.where(self.positive, coef, -coef)[has_var])
+        return cp_model.LinearExpr.weighted_sum(xv, per_var.tolist()) + const
+
+    def column_values(self, var_values: np.ndarray) -> np.ndarray:
+        """0/1 per column from the variables' values."""
+        v = np.asarray(var_values, dtype=np.int64)
+        out = np.ones(self.var.shape[0], dtype=np.int64)
+        has_var = self.var >= 0
+        val = v[self.var[has_var]]
+        out[has_var] = np.where(self.positive[has_var], val, 1 - val)
+        return out
+
+
 def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget_form: bool,
                       workers: int, amortized_cut: bool, use_hint: bool, link_cuts: bool,
                       params: dict,
@@ -158,60 +215,70 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
 
     tb = time.perf_counter()
     cp = cp_model.CpModel()
-    # Variables: x first, so that the response's solution vector starts with them.
-    x = [cp.new_bool_var(f"x{c}") for c in range(model.m)]
+    enc = _ColumnLiterals(model)
+    xv = [cp.new_bool_var(f"v{k}") for k in range(enc.n_vars)]
     y = [cp.new_int_var(0, int(model.g_max_calls[g]), f"y{g}") for g in range(model.G)]
-    # Exactly one option per query.
+    # Column c as a literal: 1 (the query's only column), v or not v (one of two), or its own v.
+    lit = [1 if k < 0 else (xv[k] if pos else xv[k].Not())
+           for k, pos in zip(enc.var.tolist(), enc.positive.tolist())]
+    # Exactly one option per query (queries with one or two columns satisfy it by encoding).
     qs = model.q_start
-    for i in range(model.n):
-        cp.add_exactly_one(x[qs[i]:qs[i + 1]])
-    # Calls of a group seat its members: b_g * y_g >= sum of x in g.
+    for i in np.flatnonzero(np.diff(qs) > 2).tolist():
+        cp.add_exactly_one(lit[qs[i]:qs[i + 1]])
+    # Calls of a group seat its members: b_g * y_g >= sum of x in g. (Columns outside any
+    # coupled group, x_group == -1, sort first and are skipped by the group slices.)
     order = np.argsort(model.x_group, kind="stable")
     gs = np.searchsorted(model.x_group[order], np.arange(model.G + 1))
     for g in range(model.G):
-        members = [x[c] for c in order[gs[g]:gs[g + 1]]]
+        members = [lit[c] for c in order[gs[g]:gs[g + 1]]]
         cp.add(int(model.g_batch[g]) * y[g] >= sum(members))
         if link_cuts and model.g_batch[g] > 1:
             # One member already needs a call: x <= y (strengthens the LP on partial calls).
             for v in members:
                 cp.add(y[g] >= v)
-    cost_expr = (cp_model.LinearExpr.weighted_sum(y, sc.g_cost.tolist())
-                 + cp_model.LinearExpr.weighted_sum(x, sc.x_cost.tolist()))
-    util_expr = cp_model.LinearExpr.weighted_sum(x, sc.x_util.tolist())
+    cost_expr = cp_model.LinearExpr.weighted_sum(y, sc.g_cost.tolist()) + enc.expr(xv, sc.x_cost)
+    util_expr = enc.expr(xv, sc.x_util)
     if budget_form:
         cp.add(cost_expr <= sc.budget)                      # relaxed budget
-        if amortized_cut:
-            cp.add(cp_model.LinearExpr.weighted_sum(x, sc.x_amortized.tolist()) <= sc.budget)
+        if amortized_cut and model.G:       # without coupled groups it is the budget row itself
+            cp.add(enc.expr(xv, sc.x_amortized) <= sc.budget)
         cp.maximize(util_expr)
     else:
         cp.add(util_expr >= sc.target)                      # relaxed target
-        if amortized_cut:
-            cp.add(cost_expr >= cp_model.LinearExpr.weighted_sum(x, sc.x_amortized.tolist()))
+        if amortized_cut and model.G:
+            cp.add(cost_expr >= enc.expr(xv, sc.x_amortized))
         cp.minimize(cost_expr)
     # Per-model capacity.
     if model.cap is not None:
         for k in range(model.K):
             cols = np.flatnonzero(model.x_model == k)
             if len(cols) > model.cap[k]:
-                cp.add(sum(x[c] for c in cols) <= int(model.cap[k]))
+                cp.add(sum(lit[c] for c in cols) <= int(model.cap[k]))
     # No-goods: plans the rounding let in although they are over budget / under target.
+    # (A query's only column is always chosen, so it adds no literal to the clause.)
     for opt in nogoods:
         cols = model.columns_of(opt)
-        cp.add_bool_or([x[c].Not() for c in cols])
+        cp.add_bool_or([lit[c].Not() for c in cols if not isinstance(lit[c], int)])
     if hint is not None and use_hint:
         try:
             hc = model.columns_of(hint)
         except KeyError:
             hc = None
         if hc is not None:
-            on = np.zeros(model.m, dtype=bool)
-            on[hc] = True
-            for c in range(model.m):
-                cp.add_hint(x[c], bool(on[c]))
-            counts = np.bincount(model.x_group[hc], minlength=model.G)
+            on = np.zeros(model.m, dtype=np.int64)
+            on[hc] = 1
+            hg = model.x_group[hc]
+            counts = np.bincount(hg[hg >= 0], minlength=model.G)
             calls = -(-counts // model.g_batch)
-            for g in range(model.G):
-                cp.add_hint(y[g], int(calls[g]))
+            # One bulk write of the hint instead of one add_hint call per variable (a
+            # measurable share of a small model's solve time). Every variable has exactly one
+            # positive column, whose 0/1 is the variable's value.
+            pos = np.flatnonzero(enc.positive & (enc.var >= 0))
+            var_hint = np.zeros(enc.n_vars, dtype=np.int64)
+            var_hint[enc.var[pos]] = on[pos]
+            hint_proto = cp.proto.solution_hint
+            hint_proto.vars.extend([v.index for v in xv] + [v.index for v in y])
+            hint_proto.values.extend(np.r_[var_hint, calls].tolist())
     build_s = time.perf_counter() - tb
 
     solver = cp_model.CpSolver()
@@ -223,8 +290,9 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     # interleaved proves Qwen3 25 x 24 at a tight budget in 3.8 s where free or single-thread
     # search does not in 30 s; on pure knapsacks (every batch size 1, no calls to couple) a
     # single thread proves knapPI 1000-item instances in 0.03-0.05 s, interleaved in 3 s.
+    # "Pure" means no coupled group is left (see build_model): a plain MCKP.
     # Only a time limit can still cut the search at a different point.
-    if int(np.max(model.g_batch, initial=1)) == 1:
+    if model.G == 0:
         p.num_workers = 1
     else:
         p.num_workers = workers
@@ -248,8 +316,8 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
         return EngineAnswer("infeasible", None, None, info)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return EngineAnswer("unknown", None, None, info)
-    raw = np.asarray(solver.response_proto.solution, dtype=np.int64)[:model.m]
-    option = model.option_from_columns(raw)
+    sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
+    option = model.option_from_columns(enc.column_values(sol[[v.index for v in xv]]))
     obj_bound = float(solver.best_objective_bound)
     if budget_form:
         bound = (obj_bound + sc.util_err) / sc.su

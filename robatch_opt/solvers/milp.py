@@ -113,19 +113,23 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
 
     # Exactly one option per query.
     add(model.xi, cols_x, np.ones(m), np.ones(n), np.ones(n))
-    # Calls seat members: b_g y_g - sum x >= 0.
-    add(np.r_[model.x_group, np.arange(G)], np.r_[cols_x, cols_y],
-        np.r_[-np.ones(m), model.g_batch.astype(np.float64)], np.zeros(G), np.full(G, np.inf))
+    # Calls seat members: b_g y_g - sum x >= 0 (only columns of coupled groups; the others
+    # carry their call price in x_var_usd, see build_model).
+    cx = np.flatnonzero(model.x_group >= 0)
+    gx = model.x_group[cx]
+    add(np.r_[gx, np.arange(G)], np.r_[cx, cols_y],
+        np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G), np.full(G, np.inf))
     if link_cuts:
         # x[i, j] <= y_g: one member already needs a call (tightens the LP on partial calls).
-        add(np.r_[np.arange(m), np.arange(m)], np.r_[cols_x, cols_y[model.x_group]],
-            np.r_[np.ones(m), -np.ones(m)], np.full(m, -np.inf), np.zeros(m))
+        k = len(cx)
+        add(np.r_[np.arange(k), np.arange(k)], np.r_[cx, cols_y[gx]],
+            np.r_[np.ones(k), -np.ones(k)], np.full(k, -np.inf), np.zeros(k))
     if budget_form:
         bs = problem.budget_usd if problem.budget_usd > 0 else 1.0
         rhs = problem.budget_usd / bs * (1 + RELAX_RTOL)
         add(np.zeros(m + G, np.int64), np.r_[cols_x, cols_y],
             np.r_[model.x_var_usd / bs, model.g_fixed_usd / bs], [-np.inf], [rhs])
-        if amortized_cut:
+        if amortized_cut and G:        # without coupled groups it is the budget row itself
             add(np.zeros(m, np.int64), cols_x, model.x_amortized_usd / bs, [-np.inf], [rhs])
         obj = np.r_[-model.x_utility, np.zeros(G)]
         obj_scale = -1.0
@@ -170,7 +174,8 @@ def _hint_vector(model: CoupledModel, hint: np.ndarray | None) -> np.ndarray | N
         return None
     z = np.zeros(model.m + model.G)
     z[hc] = 1.0
-    counts = np.bincount(model.x_group[hc], minlength=model.G)
+    hg = model.x_group[hc]
+    counts = np.bincount(hg[hg >= 0], minlength=model.G)
     z[model.m:] = -(-counts // model.g_batch)
     return z
 
