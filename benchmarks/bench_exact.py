@@ -15,7 +15,7 @@ Sections (script mode ``python benchmarks/bench_exact.py [SECTION ...] [options]
     wall time, gap at the limit (to the engine's best valid bound).
 ``ablation``
     What each tightening buys (HiGHS and CP-SAT on n = 200 instances): all on, and each of
-    link cuts, call-count bounds, Lagrangian fixing, pruning turned off, and the amortized
+    link cuts, call-count bounds, Lagrangian fixing, partial-call dominance, pruning turned off, and the amortized
     knapsack row turned on; plus the number of interchangeable (identical) query pairs,
     which is what symmetry breaking could exploit.
 ``timelimit``
@@ -135,6 +135,7 @@ VARIANTS = {
     "no link cuts": {"link_cuts": False},
     "no call bounds": {"call_bounds": False},
     "no lp fixing": {"lp_fixing": False},
+    "no dominance": {"dominance": False},
     "no pruning": {"prune": False},
     "+ amortized row": {"amortized_cut": True},
     "no greedy hint": {"hint": False, "lp_fixing": False},

@@ -20,11 +20,14 @@ _SIZE_SETS = [(1,), (1, 2), (1, 3), (2,), (1, 2, 4), (2, 3), (1, 4), (3,)]
 
 @st.composite
 def instances(draw, *, max_queries: int = 7, max_models: int = 3, max_tasks: int = 2,
-              max_options: int = 6, min_queries: int = 1, tight_windows: bool = True) -> ro.Instance:
+              max_options: int = 6, min_queries: int = 1, tight_windows: bool = True,
+              monotone_utility: bool = False) -> ro.Instance:
     """A small valid instance: n <= max_queries, J <= max_options.
 
     Windows are sometimes tight, so that some (model, batch size) options are inadmissible
-    for some queries; every model's smallest batch size always fits every query.
+    for some queries; every model's smallest batch size always fits every query. With
+    ``monotone_utility`` each query's utility on a model never rises with the batch size
+    (as batch prompting behaves), the premise of partial-call dominance.
     """
     n = draw(st.integers(min_queries, max_queries))
     T = draw(st.integers(1, max_tasks))
@@ -59,6 +62,13 @@ def instances(draw, *, max_queries: int = 7, max_models: int = 3, max_tasks: int
     J = sum(len(s) for s in sizes)
     util = draw(st.lists(st.lists(st.floats(0, 1, allow_nan=False, width=32), min_size=J, max_size=J),
                          min_size=n, max_size=n))
+    if monotone_utility:
+        u = np.asarray(util, dtype=float)
+        start = 0
+        for s_k in sizes:                 # options are model-major, batch sizes increasing
+            u[:, start:start + len(s_k)] = -np.sort(-u[:, start:start + len(s_k)], axis=1)
+            start += len(s_k)
+        util = u.tolist()
     models = [ro.Model(f"m{k}", prices[k][0], prices[k][1], windows[k], sizes[k]) for k in range(K)]
     tasks = [ro.Task(f"t{t}", system[t]) for t in range(T)]
     return ro.Instance(models=models, tasks=tasks, query_task=query_task, input_tokens=inp,

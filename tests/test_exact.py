@@ -114,6 +114,51 @@ def test_quality_form_all_engines_equal_brute_force(data):
         assert plan.cost_lower_bound_usd <= bf.cost_usd * (1 + RTOL) + COST_ATOL
 
 
+def _dominance_active(inst) -> bool:
+    from robatch_opt.solvers._coupled_model import partial_call_dominance
+
+    table = ro.compile_options(inst)
+    J = table.n_options
+    g_task, g_opt = np.repeat(np.arange(inst.n_tasks), J), np.tile(np.arange(J), inst.n_tasks)
+    return bool((partial_call_dominance(table, g_task, g_opt) < table.option_batch[g_opt] - 1).any())
+
+
+@settings(max_examples=60)
+@given(instance_and_budget(monotone_utility=True), st.floats(0, 1))
+def test_partial_call_dominance_keeps_the_optimum(data, mean_fraction):
+    """With utilities that never rise with the batch size (the premise of partial-call
+    dominance), all engines still equal brute force, in the budget and the quality form."""
+    inst, budget = data
+    event(f"dominance rule active: {_dominance_active(inst)}")
+    _solve_all_budget(inst, budget)
+    table = ro.compile_options(inst)
+    lo = float(table.utility[np.arange(inst.n_queries), table.cheapest_option].mean())
+    hi = float(np.where(table.admissible, table.utility, -1).max(axis=1).mean())
+    mean_target = lo + mean_fraction * (hi - lo)
+    bf = brute_force(inst, min_total_utility=mean_target * inst.n_queries)
+    for method, opts in ENGINES:
+        plan = ro.solve(inst, min_mean_utility=mean_target, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        assert plan.status == ro.Status.OPTIMAL, (_label(method, opts), plan.info)
+        assert plan.cost_usd == pytest.approx(bf.cost_usd, rel=RTOL, abs=COST_ATOL), _label(method, opts)
+
+
+def test_partial_call_dominance_premise():
+    """The rule applies where each query's utility falls with the batch size and the smaller
+    size is admissible, and not where one query gains from the larger batch."""
+    from robatch_opt.solvers._coupled_model import partial_call_dominance
+
+    def inst(util):
+        return ro.Instance(models=[ro.Model("m", 1.0, 2.0, 8192, (1, 2, 4, 8))], tasks=[ro.Task("t", 300)],
+                           query_task=[0, 0], input_tokens=[50, 60], output_tokens=[[5], [6]], utility=util)
+
+    g_task, g_opt = np.zeros(4, dtype=np.int64), np.arange(4)
+    falling = ro.compile_options(inst([[0.9, 0.8, 0.7, 0.6], [0.5, 0.5, 0.4, 0.3]]))
+    # Empty seats allowed: b=1 -> 0; b=2 (b'=1) -> 0; b=4 (b'=2) -> 1; b=8 (b'=4) -> 3.
+    assert partial_call_dominance(falling, g_task, g_opt).tolist() == [0, 0, 1, 3]
+    rising = ro.compile_options(inst([[0.9, 0.8, 0.7, 0.6], [0.5, 0.5, 0.4, 0.45]]))
+    assert partial_call_dominance(rising, g_task, g_opt).tolist() == [0, 0, 1, 7]
+
+
 def _partial_call_instance():
     # Three queries of one task; b = 2 amortizes a long system prompt but the third query
     # pays a whole call alone: the exact optimum must account for that partial call.

@@ -89,6 +89,10 @@ class CoupledModel:
         else the number of queries of the task (a naive bound, kept for measurement).
     g_id : ndarray, shape (G,)
         ``t * J + j`` of every group.
+    g_max_slack : ndarray of int64, shape (G,)
+        Upper bound on ``b_g * y_g - members_g``, the empty seats of the group's calls:
+        ``b_g - 1`` in general, less where :func:`partial_call_dominance` proves that some
+        optimal plan leaves fewer.
     cap : ndarray of int64, shape (K,), or None
     n_pruned : int
         Admissible cells removed because no feasible plan can use them.
@@ -113,6 +117,7 @@ class CoupledModel:
     g_batch: np.ndarray
     g_max_calls: np.ndarray
     g_id: np.ndarray
+    g_max_slack: np.ndarray
     cap: np.ndarray | None
     n_pruned: int
     n_fixed: int = 0
@@ -157,7 +162,7 @@ class CoupledModel:
 
 
 def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = True,
-                incumbent: float | None = None) -> CoupledModel:
+                incumbent: float | None = None, dominance: bool = True) -> CoupledModel:
     """Columns and groups of the coupled model of ``problem``.
 
     Parameters
@@ -176,6 +181,8 @@ def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = Tru
         Objective (utility, or cost in USD) of a known feasible plan. Cells that no plan at
         least as good can use are removed (:func:`_lagrangian_fixing`); the model then holds
         every plan at least as good as the incumbent, so its optimum is the true optimum.
+    dominance : bool
+        Bound the empty seats of each group by :func:`partial_call_dominance`.
 
     Notes
     -----
@@ -239,6 +246,9 @@ def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = Tru
     else:
         g_max = np.bincount(qt, minlength=table.n_tasks)[g_task]
     q_start = np.searchsorted(xi, np.arange(n + 1)).astype(np.int64)
+    g_slack = g_batch - 1
+    if dominance and len(g_id):
+        g_slack = np.minimum(g_slack, partial_call_dominance(table, g_task, g_opt))
     return CoupledModel(
         n=n, J=J, K=K, xi=xi, xj=xj,
         x_var_usd=x_var,
@@ -248,9 +258,46 @@ def build_model(problem: Problem, *, prune: bool = True, call_bounds: bool = Tru
         q_start=q_start,
         g_fixed_usd=fixed[g_task, om[g_opt]],
         g_batch=g_batch.astype(np.int64), g_max_calls=g_max.astype(np.int64), g_id=g_id.astype(np.int64),
+        g_max_slack=np.asarray(g_slack, dtype=np.int64),
         cap=None if problem.max_queries is None else np.asarray(problem.max_queries, dtype=np.int64),
         n_pruned=n_adm - int(adm.sum()) - n_fixed, n_fixed=n_fixed, lp_bound=lp_bound,
     )
+
+
+def partial_call_dominance(table, g_task: np.ndarray, g_opt: np.ndarray) -> np.ndarray:
+    """Most empty seats an optimal plan needs in the calls of each group (``b - 1`` if no rule).
+
+    Let group ``g = (t, (k, b))`` and ``b'`` the largest batch size of model ``k`` below
+    ``b``. Suppose every query of task ``t`` that may take ``(k, b)`` may also take
+    ``(k, b')``, with utility at least as high. Take any plan whose calls of ``g`` leave
+    ``b - r`` seats empty, its last call holding ``r <= b'`` queries. Moving those ``r``
+    queries to ``(k, b')`` removes one call of ``g`` and adds at most one to ``(k, b')``
+    (``ceil((s + r) / b') <= ceil(s / b') + 1``); both calls have the same price
+    ``f[t, k]``, the per-query costs are unchanged (same model), and no utility drops. So the
+    move never makes a plan worse, costlier, or break a capacity (same model); repeating it
+    ends, since queries only move to smaller batch sizes. Hence some optimal plan has, in
+    every such group, either no partial call or one with more than ``b'`` queries: at most
+    ``b - b' - 1`` empty seats. (Cells removed by pruning or fixing are never needed: the
+    moved plan is feasible and at least as good, so it only uses cells that survive both.)
+
+    Returns the bound per group: ``b - b' - 1`` where the premise holds on the table (checked
+    on every query of the task, with admissibility and utility), else ``b - 1``.
+    """
+    om = np.asarray(table.option_model, dtype=np.int64)
+    ob = np.asarray(table.option_batch, dtype=np.int64)
+    qt = np.asarray(table.query_task, dtype=np.int64)
+    adm = np.asarray(table.admissible, dtype=bool)
+    util = np.asarray(table.utility, dtype=np.float64)
+    out = ob[g_opt] - 1
+    for g, (t, j) in enumerate(zip(g_task.tolist(), g_opt.tolist())):
+        smaller = np.flatnonzero((om == om[j]) & (ob < ob[j]))
+        if not len(smaller):
+            continue
+        jp = int(smaller[np.argmax(ob[smaller])])
+        rows = (qt == t) & adm[:, j]
+        if np.all(adm[rows, jp]) and np.all(util[rows, jp] >= util[rows, j]):
+            out[g] = ob[j] - ob[jp] - 1
+    return out
 
 
 def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> tuple[np.ndarray, float]:
@@ -397,7 +444,7 @@ SolveRelaxation = Callable[[list[np.ndarray], "np.ndarray | None", float], Engin
 def run_exact(problem: Problem, engine_name: str,
               make_engine: Callable[[CoupledModel], SolveRelaxation], *,
               prune: bool = True, call_bounds: bool = True, lp_fixing: bool = True,
-              use_greedy: bool = True) -> SolverResult:
+              use_greedy: bool = True, dominance: bool = True) -> SolverResult:
     """Drive an engine to a verified answer.
 
     Parameters
@@ -407,7 +454,7 @@ def run_exact(problem: Problem, engine_name: str,
         time_limit_s) -> EngineAnswer``, which solves the engine's relaxation of the model
         with every assignment in ``nogoods`` excluded, warm-started from ``hint`` (an option
         per query, or None).
-    prune, call_bounds : bool
+    prune, call_bounds, dominance : bool
         Passed to :func:`build_model`.
     lp_fixing : bool
         Remove cells by Lagrangian fixing against the greedy plan (needs ``use_greedy``).
@@ -445,7 +492,8 @@ def run_exact(problem: Problem, engine_name: str,
 
     t0 = time.perf_counter()
     incumbent = None if best is None or not lp_fixing else (best.utility if budget_form else best.cost_usd)
-    model = build_model(problem, prune=prune, call_bounds=call_bounds, incumbent=incumbent)
+    model = build_model(problem, prune=prune, call_bounds=call_bounds, incumbent=incumbent,
+                        dominance=dominance)
     if model.lp_bound is not None:
         bound = tighter(bound, model.lp_bound)
     solve_relaxation = make_engine(model)

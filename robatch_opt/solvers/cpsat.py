@@ -97,7 +97,7 @@ class CPSATBackend:
         Add the redundant row ``sum_i c[i, j] x[i, j] <= budget`` (amortized cost never
         exceeds the exact cost) or, in the quality form, ``objective >= sum c x``
         (default True).
-    prune, call_bounds : bool
+    prune, call_bounds, dominance : bool
         See :func:`~robatch_opt.solvers._coupled_model.build_model` (default True).
     hint : bool
         Warm start from the greedy plan (default True).
@@ -131,6 +131,7 @@ class CPSATBackend:
         prune = bool(opts.pop("prune", True))
         call_bounds = bool(opts.pop("call_bounds", True))
         lp_fixing = bool(opts.pop("lp_fixing", True))
+        dominance = bool(opts.pop("dominance", True))
         link_cuts = bool(opts.pop("link_cuts", True))
         params = dict(opts.pop("cpsat_params", {}))
         if opts:
@@ -145,7 +146,7 @@ class CPSATBackend:
                                      amortized_cut, use_hint, link_cuts, params)
 
         res = run_exact(problem, "cpsat", make_engine, prune=prune, call_bounds=call_bounds,
-                        lp_fixing=lp_fixing, use_greedy=use_hint or lp_fixing)
+                        lp_fixing=lp_fixing, use_greedy=use_hint or lp_fixing, dominance=dominance)
         info = dict(res.info)
         info.update(scales, workers=workers)
         return SolverResult(res.option, res.status, res.bound, info)
@@ -231,7 +232,10 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     gs = np.searchsorted(model.x_group[order], np.arange(model.G + 1))
     for g in range(model.G):
         members = [lit[c] for c in order[gs[g]:gs[g + 1]]]
-        cp.add(int(model.g_batch[g]) * y[g] >= sum(members))
+        seats = int(model.g_batch[g]) * y[g] - sum(members)
+        cp.add(seats >= 0)
+        if model.g_max_slack[g] < model.g_batch[g] - 1:     # partial-call dominance
+            cp.add(seats <= int(model.g_max_slack[g]))
         if link_cuts and model.g_batch[g] > 1:
             # One member already needs a call: x <= y (strengthens the LP on partial calls).
             for v in members:

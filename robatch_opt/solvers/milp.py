@@ -113,12 +113,14 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
 
     # Exactly one option per query.
     add(model.xi, cols_x, np.ones(m), np.ones(n), np.ones(n))
-    # Calls seat members: b_g y_g - sum x >= 0 (only columns of coupled groups; the others
-    # carry their call price in x_var_usd, see build_model).
+    # Calls seat members: 0 <= b_g y_g - sum x <= empty seats allowed (b_g - 1, or less by
+    # partial-call dominance). Only columns of coupled groups; the others carry their call
+    # price in x_var_usd (see build_model).
     cx = np.flatnonzero(model.x_group >= 0)
     gx = model.x_group[cx]
     add(np.r_[gx, np.arange(G)], np.r_[cx, cols_y],
-        np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G), np.full(G, np.inf))
+        np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G),
+        model.g_max_slack.astype(np.float64))
     if link_cuts:
         # x[i, j] <= y_g: one member already needs a call (tightens the LP on partial calls).
         k = len(cx)
@@ -466,7 +468,7 @@ class MILPBackend:
         Add ``x[i, j] <= y_g`` rows (default True).
     amortized_cut : bool
         Add the amortized knapsack row (budget form only; default False).
-    prune, call_bounds, lp_fixing : bool
+    prune, call_bounds, lp_fixing, dominance : bool
         See :func:`~robatch_opt.solvers._coupled_model.run_exact` (default True).
     hint : bool
         Warm start from the greedy plan (default True).
@@ -515,7 +517,8 @@ class MILPBackend:
             raise SolverUnavailableError(f"`solver`: {solver!r} is not available in this environment; "
                                          f"available: {', '.join(installed) or 'none'}")
         model_opts = dict(prune=bool(opts.pop("prune", True)), call_bounds=bool(opts.pop("call_bounds", True)),
-                          lp_fixing=bool(opts.pop("lp_fixing", True)))
+                          lp_fixing=bool(opts.pop("lp_fixing", True)),
+                          dominance=bool(opts.pop("dominance", True)))
         use_hint = bool(opts.pop("hint", True))
         row_opts = dict(link_cuts=bool(opts.pop("link_cuts", True)),
                         amortized_cut=bool(opts.pop("amortized_cut", False)))
