@@ -323,3 +323,66 @@ def test_cpsat_column_encoding_matches_the_columns():
         values = np.array([solver.value(v) for v in xv], dtype=np.int64)
         assert np.array_equal(enc.column_values(values), want)
         assert solver.value(total) == int(coef[chosen].sum())
+
+
+def test_cpsat_inclusion_presolve_workaround():
+    """The smallest case found where OR-Tools 9.15's inclusion presolve certified a wrong
+    optimum (1.0 instead of 1.5; google/or-tools#5293) on the CP-SAT model with ranged seat
+    rows. Every engine must prove 1.5 here."""
+    inst = ro.Instance(
+        models=[ro.Model("m0", 1.0, 0.0, 327, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 324, (1,)),
+                ro.Model("m2", 2.0, 0.0, 326, (1, 3))],
+        tasks=[ro.Task("t0", 56.0), ro.Task("t1", 322.0)], query_task=[0, 1, 0],
+        input_tokens=[1.0, 1.0, 56.0], output_tokens=[[0.0, 0.0, 0.0]] * 3,
+        utility=[[0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]])
+    budget = 0.0005128125
+    assert brute_force(inst, budget_usd=budget).utility == pytest.approx(1.5)
+    for method, opts in ENGINES:
+        plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        assert plan.status == ro.Status.OPTIMAL, _label(method, opts)
+        assert plan.utility == pytest.approx(1.5, rel=RTOL), _label(method, opts)
+
+
+def test_cbc_ranged_rows_workaround():
+    """The instance on which CBC 2.10.3's preprocessing reported a wrong optimum (2.25 instead
+    of 2.5) when the seat rows were written as MPS ranged rows; every engine must prove 2.5."""
+    inst = ro.Instance(
+        models=[ro.Model("m0", 1.0, 0.0, 8, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 5, (1,)),
+                ro.Model("m2", 3.7, 0.0, 6, (1, 2))],
+        tasks=[ro.Task("t0", 1.0), ro.Task("t1", 3.0)], query_task=[1, 1, 0],
+        input_tokens=[1.0, 1.0, 1.0], output_tokens=[[0.0, 0.0, 0.0]] * 3,
+        utility=[[0, 1, 0, 0, 0, 0], [0, 0.5, 0.75, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]])
+    budget = 1.3475000000000002e-05
+    assert brute_force(inst, budget_usd=budget).utility == pytest.approx(2.5)
+    for method, opts in ENGINES:
+        plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        assert plan.status == ro.Status.OPTIMAL, _label(method, opts)
+        assert plan.utility == pytest.approx(2.5, rel=RTOL), _label(method, opts)
+
+
+def test_split_ranged_rows_keep_the_feasible_set():
+    """CBC gets every ranged row as two one-sided rows: the same feasible set on random points."""
+    from robatch_opt.solvers.milp import _Rows, _split_ranged
+
+    rng = np.random.default_rng(5)
+    ncol, nrow = 6, 5
+    dense = rng.integers(-3, 4, size=(nrow, ncol)).astype(float)
+    cols, idx = np.nonzero(dense.T)
+    rows = _Rows(obj=np.zeros(ncol), col_lo=np.zeros(ncol), col_hi=np.ones(ncol),
+                 integer=np.ones(ncol, dtype=bool),
+                 start=np.searchsorted(cols, np.arange(ncol + 1)).astype(np.int64),
+                 index=idx.astype(np.int32), value=dense.T[cols, idx],
+                 row_lo=np.array([0.0, -np.inf, 1.0, -2.0, 0.0]),
+                 row_hi=np.array([2.0, 1.0, np.inf, -2.0, 1.0]), obj_scale=1.0)
+    split = _split_ranged(rows)
+    assert split.nrow == rows.nrow + 2                    # rows 0 and 4 are ranged
+
+    def feasible(r, z):
+        a = np.zeros((r.nrow, r.ncol))
+        a[r.index, np.repeat(np.arange(r.ncol), np.diff(r.start))] = r.value
+        act = a @ z
+        return bool(np.all((act >= r.row_lo) & (act <= r.row_hi)))
+
+    for _ in range(200):
+        z = rng.integers(0, 2, size=ncol).astype(float)
+        assert feasible(rows, z) == feasible(split, z)

@@ -118,9 +118,9 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
     # price in x_var_usd (see build_model).
     cx = np.flatnonzero(model.x_group >= 0)
     gx = model.x_group[cx]
+    seat_hi = np.where(model.g_max_slack < model.g_batch - 1, model.g_max_slack.astype(np.float64), np.inf)
     add(np.r_[gx, np.arange(G)], np.r_[cx, cols_y],
-        np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G),
-        model.g_max_slack.astype(np.float64))
+        np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G), seat_hi)
     if link_cuts:
         # x[i, j] <= y_g: one member already needs a call (tightens the LP on partial calls).
         k = len(cx)
@@ -333,6 +333,35 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     return _answer(problem, model, rows, "feasible" if z is not None else "unknown", z, dual, info)
 
 
+def _split_ranged(rows: _Rows) -> _Rows:
+    """The same MILP with every ranged row ``lo <= a z <= hi`` as two rows ``>= lo``, ``<= hi``.
+
+    CBC 2.10.3 (the binary bundled with PuLP) mishandles ranged rows in its preprocessing:
+    on a 3-query instance with ranged seat rows it reported a wrong optimum (-2.25 where
+    -2.5 is feasible; correct with ``-preprocess off`` or with the rows split).
+    ``tests/test_exact.py::test_cbc_ranged_rows_workaround`` keeps that instance.
+    """
+    ranged = np.isfinite(rows.row_lo) & np.isfinite(rows.row_hi) & (rows.row_lo != rows.row_hi)
+    if not ranged.any():
+        return rows
+    r_old = np.flatnonzero(ranged)
+    new_id = np.full(rows.nrow, -1, dtype=np.int64)
+    new_id[r_old] = rows.nrow + np.arange(len(r_old))
+    col_of_nz = np.repeat(np.arange(rows.ncol), np.diff(rows.start))
+    dup = ranged[rows.index]
+    cols = np.r_[col_of_nz, col_of_nz[dup]]
+    idx = np.r_[rows.index.astype(np.int64), new_id[rows.index[dup]]]
+    val = np.r_[rows.value, rows.value[dup]]
+    order = np.lexsort((idx, cols))
+    start = np.searchsorted(cols[order], np.arange(rows.ncol + 1)).astype(np.int64)
+    row_hi = rows.row_hi.copy()
+    row_hi[r_old] = np.inf
+    return _Rows(obj=rows.obj, col_lo=rows.col_lo, col_hi=rows.col_hi, integer=rows.integer,
+                 start=start, index=idx[order].astype(np.int32), value=val[order],
+                 row_lo=np.r_[rows.row_lo, np.full(len(r_old), -np.inf)],
+                 row_hi=np.r_[row_hi, rows.row_hi[r_old]], obj_scale=rows.obj_scale)
+
+
 def _mps_free(rows: _Rows, path: str) -> None:
     """Write ``rows`` as a free-format MPS file (every column integer), vectorised."""
     nrow, ncol = rows.nrow, rows.ncol
@@ -393,7 +422,7 @@ def _cbc_path() -> str | None:
 
 def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
     tb = time.perf_counter()
-    rows = _assemble(problem, model, nogoods, **opts)
+    rows = _split_ranged(_assemble(problem, model, nogoods, **opts))
     with tempfile.TemporaryDirectory(prefix="robatch_cbc_") as tmp:
         mps, sol, mst = (os.path.join(tmp, f) for f in ("m.mps", "m.sol", "m.mst"))
         _mps_free(rows, mps)
