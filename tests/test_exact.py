@@ -386,3 +386,21 @@ def test_split_ranged_rows_keep_the_feasible_set():
     for _ in range(200):
         z = rng.integers(0, 2, size=ncol).astype(float)
         assert feasible(rows, z) == feasible(split, z)
+
+
+def test_cbc_with_dominance_rows_is_still_right():
+    """The quality-form instance on which CBC 2.10.3's preprocessing reported cost 4.5e-7
+    (a wrong optimum) once partial-call dominance bounded the seat rows; the right optimum is
+    4.0e-7. CBC runs without those rows by default, and without preprocessing when asked for
+    them; HiGHS and CP-SAT use them."""
+    inst = ro.Instance(models=[ro.Model("m0", 0.05, 0.0, 7, (1, 2, 4))],
+                       tasks=[ro.Task("t0", 1.0), ro.Task("t1", 2.0)], query_task=[1, 0, 1, 0],
+                       input_tokens=[1.0] * 4, output_tokens=[[0.0]] * 4,
+                       utility=[[0.875, 0.25, 0], [0.5, 0, 0], [0.5, 0.25, 0], [0, 0, 0]])
+    mean_target = 0.234375
+    least = brute_force(inst, min_total_utility=mean_target * 4).cost_usd
+    assert least == pytest.approx(4.0e-7, rel=1e-12)
+    for method, opts in ENGINES + [("milp", {"solver": "cbc", "dominance": True})]:
+        plan = ro.solve(inst, min_mean_utility=mean_target, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        assert plan.status == ro.Status.OPTIMAL, opts
+        assert plan.cost_usd == pytest.approx(least, rel=RTOL), opts
