@@ -325,39 +325,37 @@ def test_cpsat_column_encoding_matches_the_columns():
         assert solver.value(total) == int(coef[chosen].sum())
 
 
-def test_cpsat_inclusion_presolve_workaround():
-    """The smallest case found where OR-Tools 9.15's inclusion presolve certified a wrong
-    optimum (1.0 instead of 1.5; google/or-tools#5293) on the CP-SAT model with ranged seat
-    rows. Every engine must prove 1.5 here."""
-    inst = ro.Instance(
+#: Instances on which an engine once certified a wrong optimum, with the true optimum.
+#: "cpsat-inclusion-presolve": OR-Tools 9.15's inclusion presolve proved 1.0 instead of 1.5 on
+#: the CP-SAT model with ranged seat rows (google/or-tools#5293; fixed by
+#: presolve_inclusion_work_limit = 0). "cbc-ranged-rows": CBC 2.10.3's preprocessing proved
+#: 2.25 instead of 2.5 when the seat rows were MPS ranged rows (fixed by one-sided rows).
+ENGINE_BUG_CASES = {
+    "cpsat-inclusion-presolve": (dict(
         models=[ro.Model("m0", 1.0, 0.0, 327, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 324, (1,)),
                 ro.Model("m2", 2.0, 0.0, 326, (1, 3))],
         tasks=[ro.Task("t0", 56.0), ro.Task("t1", 322.0)], query_task=[0, 1, 0],
         input_tokens=[1.0, 1.0, 56.0], output_tokens=[[0.0, 0.0, 0.0]] * 3,
-        utility=[[0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]])
-    budget = 0.0005128125
-    assert brute_force(inst, budget_usd=budget).utility == pytest.approx(1.5)
-    for method, opts in ENGINES:
-        plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
-        assert plan.status == ro.Status.OPTIMAL, _label(method, opts)
-        assert plan.utility == pytest.approx(1.5, rel=RTOL), _label(method, opts)
-
-
-def test_cbc_ranged_rows_workaround():
-    """The instance on which CBC 2.10.3's preprocessing reported a wrong optimum (2.25 instead
-    of 2.5) when the seat rows were written as MPS ranged rows; every engine must prove 2.5."""
-    inst = ro.Instance(
+        utility=[[0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]]), 0.0005128125, 1.5),
+    "cbc-ranged-rows": (dict(
         models=[ro.Model("m0", 1.0, 0.0, 8, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 5, (1,)),
                 ro.Model("m2", 3.7, 0.0, 6, (1, 2))],
         tasks=[ro.Task("t0", 1.0), ro.Task("t1", 3.0)], query_task=[1, 1, 0],
         input_tokens=[1.0, 1.0, 1.0], output_tokens=[[0.0, 0.0, 0.0]] * 3,
-        utility=[[0, 1, 0, 0, 0, 0], [0, 0.5, 0.75, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]])
-    budget = 1.3475000000000002e-05
-    assert brute_force(inst, budget_usd=budget).utility == pytest.approx(2.5)
+        utility=[[0, 1, 0, 0, 0, 0], [0, 0.5, 0.75, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]]), 1.3475000000000002e-05, 2.5),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_BUG_CASES))
+def test_engine_bug_workarounds(case):
+    """Every engine proves the true optimum (checked by brute force) on each recorded case."""
+    fields, budget, optimum = ENGINE_BUG_CASES[case]
+    inst = ro.Instance(**fields)
+    assert brute_force(inst, budget_usd=budget).utility == pytest.approx(optimum)
     for method, opts in ENGINES:
         plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
         assert plan.status == ro.Status.OPTIMAL, _label(method, opts)
-        assert plan.utility == pytest.approx(2.5, rel=RTOL), _label(method, opts)
+        assert plan.utility == pytest.approx(optimum, rel=RTOL), _label(method, opts)
 
 
 def test_split_ranged_rows_keep_the_feasible_set():

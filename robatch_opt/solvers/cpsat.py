@@ -304,7 +304,7 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     p.random_seed = int(problem.seed) % (2 ** 31)
     # OR-Tools 9.15's inclusion presolve can certify a wrong optimum (google/or-tools#5293,
     # open): on a 3-query instance with ranged seat rows it proved 1.0 where 1.5 is feasible
-    # (tests/test_exact.py::test_cpsat_inclusion_presolve_workaround). Turning that one
+    # (tests/test_exact.py::test_engine_bug_workarounds). Turning that one
     # presolve family off is the fix the issue reports; the rest of presolve stays on.
     p.presolve_inclusion_work_limit = 0
     p.relative_gap_limit = 0.0

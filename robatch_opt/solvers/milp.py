@@ -339,7 +339,7 @@ def _split_ranged(rows: _Rows) -> _Rows:
     CBC 2.10.3 (the binary bundled with PuLP) mishandles ranged rows in its preprocessing:
     on a 3-query instance with ranged seat rows it reported a wrong optimum (-2.25 where
     -2.5 is feasible; correct with ``-preprocess off`` or with the rows split).
-    ``tests/test_exact.py::test_cbc_ranged_rows_workaround`` keeps that instance.
+    ``tests/test_exact.py::test_engine_bug_workarounds[cbc-ranged-rows]`` keeps that instance.
     """
     ranged = np.isfinite(rows.row_lo) & np.isfinite(rows.row_hi) & (rows.row_lo != rows.row_hi)
     if not ranged.any():
