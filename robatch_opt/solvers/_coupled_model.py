@@ -280,8 +280,18 @@ def partial_call_dominance(table, g_task: np.ndarray, g_opt: np.ndarray) -> np.n
     ``b - b' - 1`` empty seats. (Cells removed by pruning or fixing are never needed: the
     moved plan is feasible and at least as good, so it only uses cells that survive both.)
 
-    Returns the bound per group: ``b - b' - 1`` where the premise holds on the table (checked
-    on every query of the task, with admissibility and utility), else ``b - 1``.
+    Parameters
+    ----------
+    table : OptionTable
+        The compiled options of the instance (admissibility and utility are read from it).
+    g_task, g_opt : ndarray of int64, shape (G,)
+        Task and option (column of the table) of every group.
+
+    Returns
+    -------
+    ndarray of int64, shape (G,)
+        Most empty seats per group: ``b - b' - 1`` where the premise holds on the table
+        (checked on every query of the task), else ``b - 1``.
     """
     om = np.asarray(table.option_model, dtype=np.int64)
     ob = np.asarray(table.option_batch, dtype=np.int64)
