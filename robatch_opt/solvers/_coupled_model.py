@@ -150,6 +150,29 @@ class CoupledModel:
         first = order[self.q_start[:-1]]
         return self.xj[first].astype(np.int64)
 
+    @property
+    def seat_bounded(self) -> np.ndarray:
+        """Groups whose empty seats are bounded below ``b - 1`` (partial-call dominance)."""
+        return self.g_max_slack < self.g_batch - 1
+
+    def start_of(self, option: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """A warm start from an option per query: (0/1 per column, calls per group), or None.
+
+        None when ``option`` is None or uses a cell that is not a column (pruned or fixed).
+        The calls are the fewest that seat the members, ``ceil(members / b)``.
+        """
+        if option is None:
+            return None
+        try:
+            cols = self.columns_of(option)
+        except KeyError:
+            return None
+        x = np.zeros(self.m, dtype=np.int64)
+        x[cols] = 1
+        grp = self.x_group[cols]
+        members = np.bincount(grp[grp >= 0], minlength=self.G)
+        return x, -(-members // self.g_batch)
+
     def columns_of(self, option: np.ndarray) -> np.ndarray:
         """Column index of ``(i, option[i])`` for every query (option must be a model column)."""
         key = self.xi * self.J + self.xj

@@ -229,12 +229,13 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     # Calls of a group seat its members: b_g * y_g >= sum of x in g. (Columns outside any
     # coupled group, x_group == -1, sort first and are skipped by the group slices.)
     order = np.argsort(model.x_group, kind="stable")
+    bounded = model.seat_bounded
     gs = np.searchsorted(model.x_group[order], np.arange(model.G + 1))
     for g in range(model.G):
         members = [lit[c] for c in order[gs[g]:gs[g + 1]]]
         seats = int(model.g_batch[g]) * y[g] - sum(members)
         cp.add(seats >= 0)
-        if model.g_max_slack[g] < model.g_batch[g] - 1:     # partial-call dominance
+        if bounded[g]:                                      # partial-call dominance
             cp.add(seats <= int(model.g_max_slack[g]))
         if link_cuts and model.g_batch[g] > 1:
             # One member already needs a call: x <= y (strengthens the LP on partial calls).
@@ -263,26 +264,18 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     for opt in nogoods:
         cols = model.columns_of(opt)
         cp.add_bool_or([lit[c].Not() for c in cols if not isinstance(lit[c], int)])
-    if hint is not None and use_hint:
-        try:
-            hc = model.columns_of(hint)
-        except KeyError:
-            hc = None
-        if hc is not None:
-            on = np.zeros(model.m, dtype=np.int64)
-            on[hc] = 1
-            hg = model.x_group[hc]
-            counts = np.bincount(hg[hg >= 0], minlength=model.G)
-            calls = -(-counts // model.g_batch)
-            # One bulk write of the hint instead of one add_hint call per variable (a
-            # measurable share of a small model's solve time). Every variable has exactly one
-            # positive column, whose 0/1 is the variable's value.
-            pos = np.flatnonzero(enc.positive & (enc.var >= 0))
-            var_hint = np.zeros(enc.n_vars, dtype=np.int64)
-            var_hint[enc.var[pos]] = on[pos]
-            hint_proto = cp.proto.solution_hint
-            hint_proto.vars.extend([v.index for v in xv] + [v.index for v in y])
-            hint_proto.values.extend(np.r_[var_hint, calls].tolist())
+    start = model.start_of(hint) if use_hint else None
+    if start is not None:
+        on, calls = start
+        # One bulk write of the hint instead of one add_hint call per variable (a measurable
+        # share of a small model's solve time). Every variable has exactly one positive
+        # column, whose 0/1 is the variable's value.
+        pos = np.flatnonzero(enc.positive & (enc.var >= 0))
+        var_hint = np.zeros(enc.n_vars, dtype=np.int64)
+        var_hint[enc.var[pos]] = on[pos]
+        hint_proto = cp.proto.solution_hint
+        hint_proto.vars.extend([v.index for v in xv] + [v.index for v in y])
+        hint_proto.values.extend(np.r_[var_hint, calls].tolist())
     build_s = time.perf_counter() - tb
 
     solver = cp_model.CpSolver()

@@ -118,7 +118,7 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
     # price in x_var_usd (see build_model).
     cx = np.flatnonzero(model.x_group >= 0)
     gx = model.x_group[cx]
-    seat_hi = np.where(model.g_max_slack < model.g_batch - 1, model.g_max_slack.astype(np.float64), np.inf)
+    seat_hi = np.where(model.seat_bounded, model.g_max_slack.astype(np.float64), np.inf)
     add(np.r_[gx, np.arange(G)], np.r_[cx, cols_y],
         np.r_[-np.ones(len(cx)), model.g_batch.astype(np.float64)], np.zeros(G), seat_hi)
     if link_cuts:
@@ -168,18 +168,8 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
 
 def _hint_vector(model: CoupledModel, hint: np.ndarray | None) -> np.ndarray | None:
     """A full start vector (x and calls y) from an option per query, or None."""
-    if hint is None:
-        return None
-    try:
-        hc = model.columns_of(hint)
-    except KeyError:
-        return None
-    z = np.zeros(model.m + model.G)
-    z[hc] = 1.0
-    hg = model.x_group[hc]
-    counts = np.bincount(hg[hg >= 0], minlength=model.G)
-    z[model.m:] = -(-counts // model.g_batch)
-    return z
+    start = model.start_of(hint)
+    return None if start is None else np.r_[start[0], start[1]].astype(np.float64)
 
 
 def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: np.ndarray | None,
@@ -432,7 +422,7 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
                "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9"]
-        if bool(np.any(model.g_max_slack < model.g_batch - 1)):
+        if model.seat_bounded.any():
             # Seat rows bounded above (partial-call dominance): CBC 2.10.3's preprocessing
             # proved a wrong optimum on such a model, and is correct without it.
             cmd += ["-preprocess", "off"]
