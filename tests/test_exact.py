@@ -22,7 +22,7 @@ from robatch_opt.solvers import get_backend
 from robatch_opt.solvers.milp import MILPBackend
 
 from bruteforce import brute_force
-from strategies import instance_and_budget, instance_and_target
+from strategies import instance_and_budget, instance_and_target, instances
 
 ENGINES = [("cpsat", {}), ("milp", {"solver": "highs"}), ("milp", {"solver": "cbc"})]
 ENGINE_IDS = ["cpsat", "highs", "cbc"]
@@ -142,6 +142,71 @@ def test_partial_call_dominance_keeps_the_optimum(data, mean_fraction):
         assert plan.cost_usd == pytest.approx(bf.cost_usd, rel=RTOL, abs=COST_ATOL), _label(method, opts)
 
 
+#: Examples of the cut-validity property (each enumerates every plan of its instance).
+CUT_VALIDITY_EXAMPLES = 80
+
+
+@settings(max_examples=CUT_VALIDITY_EXAMPLES)
+@given(st.one_of(instances(max_queries=6, max_tasks=3),
+                 instances(max_queries=6, max_tasks=3, monotone_utility=True)), st.booleans())
+def test_count_and_fill_cuts_hold_on_every_plan(inst, dominance):
+    """Theorem 6 (proofs/task_count_cuts.md), checked on every assignment of the instance:
+    with the fewest calls that seat each group (the only calls a cost counts), every count
+    cut holds; every fill cut holds on each plan the model's seat rows admit (empty seats
+    <= ``g_max_slack``). Cuts are built on the unpruned model, with and without dominance
+    (half the instances have utilities falling with the batch size, its premise)."""
+    import itertools
+
+    from robatch_opt.solvers._coupled_model import build_model
+    from robatch_opt.solvers.base import Problem
+
+    table = ro.compile_options(inst)
+    problem = Problem(instance=inst, table=table, budget_usd=1.0, min_total_utility=None,
+                      max_queries=None, time_limit_s=1.0)
+    model = build_model(problem, prune=False, dominance=dominance)
+    c_row, c_col, c_coef, c_lo = model.count_cuts()
+    event(f"count cuts: {len(c_lo) > 0}; seats bounded by dominance: {bool(model.seat_bounded.any())}")
+    choices = [np.flatnonzero(table.admissible[i]) for i in range(inst.n_queries)]
+    for option in itertools.product(*choices):
+        cols = model.columns_of(np.array(option))
+        z = np.zeros(model.m + model.G)
+        z[cols] = 1
+        grp = model.x_group[cols]
+        members = np.bincount(grp[grp >= 0], minlength=model.G)
+        calls = -(-members // model.g_batch)
+        z[model.m:] = calls
+        activity = np.bincount(c_row, weights=c_coef * z[c_col], minlength=len(c_lo))
+        assert np.all(activity >= c_lo - 1e-9), (option, activity, c_lo)
+        admitted = model.g_batch * calls - members <= model.g_max_slack
+        fill_ok = model.g_min_fill * calls <= members
+        assert np.all(fill_ok | ~admitted), option
+
+
+@settings(max_examples=60)
+@given(instances(max_queries=7, max_tasks=2, monotone_utility=True), st.data())
+def test_close_partial_calls_is_no_worse_and_meets_the_bound(inst, data):
+    """Theorem 5's move on a random plan: utility never falls, exact cost and per-model usage
+    never rise, and every group ends within its dominance bound of empty seats."""
+    from robatch_opt.solvers._coupled_model import close_partial_calls, partial_call_dominance
+
+    table = ro.compile_options(inst)
+    option = np.array([data.draw(st.sampled_from(np.flatnonzero(table.admissible[i]).tolist()))
+                       for i in range(inst.n_queries)], dtype=np.int64)
+    before = ro.evaluate(inst, option)
+    moved = close_partial_calls(table, option)
+    after = ro.evaluate(inst, moved)
+    event(f"plan moved: {not np.array_equal(moved, option)}")
+    assert np.array_equal(option, before.option)                 # the input is not modified
+    assert after.utility >= before.utility - 1e-12
+    assert after.cost_usd <= before.cost_usd * (1 + 1e-12)
+    assert np.all(after.model_usage() <= before.model_usage())
+    J = table.n_options
+    ids, members = np.unique(table.query_task * J + moved, return_counts=True)
+    b = table.option_batch[ids % J]
+    empty = (-members) % b
+    assert np.all(empty <= partial_call_dominance(table, ids // J, ids % J))
+
+
 def test_partial_call_dominance_premise():
     """The rule applies where each query's utility falls with the batch size and the smaller
     size is admissible, and not where one query gains from the larger batch."""
@@ -249,13 +314,14 @@ def test_auto_uses_an_exact_engine_on_small_instances():
     assert plan.method == "milp" and plan.status == ro.Status.OPTIMAL
 
 
-#: An instance no engine proves in 2 s: 1,000 LLM queries x 16 options at a tight budget
-#: (CP-SAT does not prove even n = 200 of these in 60 s; see benchmarks/bench_exact.py).
+#: An instance no engine proves in 2 s: 5,000 LLM queries x 16 options at a tight budget
+#: (none proves it in 60 s; at n = 1,000 CBC sometimes proves within 2 s since the count
+#: cuts; see benchmarks/bench_exact.py, sections large and timelimit).
 @pytest.fixture(scope="module")
 def large_instance():
     from robatch_opt.workloads.llm import llm
 
-    inst = llm("qwen3", n=1000, price="api", seed=7)
+    inst = llm("qwen3", n=5000, price="api", seed=7)
     return inst, ro.budget_from_fraction(inst, 0.1)
 
 
@@ -330,6 +396,8 @@ def test_cpsat_column_encoding_matches_the_columns():
 #: the CP-SAT model with ranged seat rows (google/or-tools#5293; fixed by
 #: presolve_inclusion_work_limit = 0). "cbc-ranged-rows": CBC 2.10.3's preprocessing proved
 #: 2.25 instead of 2.5 when the seat rows were MPS ranged rows (fixed by one-sided rows).
+#: "cbc-fill-cuts": CBC 2.10.3's preprocessing proved 2.5 instead of 2.75 once the fill cuts
+#: ``y_g <= sum x`` were added (fixed by running CBC without preprocessing on coupled models).
 ENGINE_BUG_CASES = {
     "cpsat-inclusion-presolve": (dict(
         models=[ro.Model("m0", 1.0, 0.0, 327, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 324, (1,)),
@@ -343,6 +411,12 @@ ENGINE_BUG_CASES = {
         tasks=[ro.Task("t0", 1.0), ro.Task("t1", 3.0)], query_task=[1, 1, 0],
         input_tokens=[1.0, 1.0, 1.0], output_tokens=[[0.0, 0.0, 0.0]] * 3,
         utility=[[0, 1, 0, 0, 0, 0], [0, 0.5, 0.75, 0, 0, 0], [0, 0, 0.5, 0, 0, 1]]), 1.3475000000000002e-05, 2.5),
+    "cbc-fill-cuts": (dict(
+        models=[ro.Model("m0", 0.05, 0.0, 10, (1, 2, 4)), ro.Model("m1", 0.5, 1.0, 12, (1, 2)),
+                ro.Model("m2", 2.0, 0.0, 7, (1,))],
+        tasks=[ro.Task("t0", 1.0), ro.Task("t1", 5.0)], query_task=[0, 1, 0],
+        input_tokens=[1.0, 1.0, 1.0], output_tokens=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 4.0, 0.0]],
+        utility=[[0, 0, 0, 0, 0, 1], [0, 0, 0.75, 0, 1, 0], [0, 0, 0.5, 0, 1, 1]]), 8.3625e-06, 2.75),
 }
 
 
@@ -389,8 +463,8 @@ def test_split_ranged_rows_keep_the_feasible_set():
 def test_cbc_with_dominance_rows_is_still_right():
     """The quality-form instance on which CBC 2.10.3's preprocessing reported cost 4.5e-7
     (a wrong optimum) once partial-call dominance bounded the seat rows; the right optimum is
-    4.0e-7. CBC runs without those rows by default, and without preprocessing when asked for
-    them; HiGHS and CP-SAT use them."""
+    4.0e-7. CBC runs without preprocessing on every model with coupled groups; checked with
+    and without the dominance rows and the cuts."""
     inst = ro.Instance(models=[ro.Model("m0", 0.05, 0.0, 7, (1, 2, 4))],
                        tasks=[ro.Task("t0", 1.0), ro.Task("t1", 2.0)], query_task=[1, 0, 1, 0],
                        input_tokens=[1.0] * 4, output_tokens=[[0.0]] * 4,
@@ -398,7 +472,30 @@ def test_cbc_with_dominance_rows_is_still_right():
     mean_target = 0.234375
     least = brute_force(inst, min_total_utility=mean_target * 4).cost_usd
     assert least == pytest.approx(4.0e-7, rel=1e-12)
-    for method, opts in ENGINES + [("milp", {"solver": "cbc", "dominance": True})]:
+    for method, opts in ENGINES + [("milp", {"solver": "cbc", "dominance": False}),
+                                   ("milp", {"solver": "cbc", "count_cuts": False, "fill_cuts": False})]:
         plan = ro.solve(inst, min_mean_utility=mean_target, method=method, time_limit_s=TINY_LIMIT_S, **opts)
         assert plan.status == ro.Status.OPTIMAL, opts
         assert plan.cost_usd == pytest.approx(least, rel=RTOL), opts
+
+
+def test_cbc_increment_does_not_hide_the_optimum(monkeypatch):
+    """CBC's default cutoff increment (1e-5) made it call a plan 6.5e-7 short of the optimum
+    optimal on this Qwen3 instance (159.9900058 vs 159.9900065, HiGHS and CP-SAT agree on the
+    latter). CBC now runs with ``CBC_INCREMENT`` = 1e-12 and reports its bound as the plan's
+    objective minus the increment, so a large increment can no longer pass for a proof."""
+    from robatch_opt.solvers import milp
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=200, price="api", seed=1)
+    budget = ro.budget_from_fraction(inst, 0.6)
+    highs = ro.solve(inst, budget, method="milp", solver="highs", time_limit_s=TINY_LIMIT_S)
+    cbc = ro.solve(inst, budget, method="milp", solver="cbc", time_limit_s=TINY_LIMIT_S)
+    assert highs.status == cbc.status == ro.Status.OPTIMAL
+    assert cbc.utility == pytest.approx(highs.utility, rel=RTOL)
+    monkeypatch.setattr(milp, "CBC_INCREMENT", 1e-5)
+    small = llm("qwen3", n=50, price="api", seed=1)
+    plan = ro.solve(small, ro.budget_from_fraction(small, 0.6), method="milp", solver="cbc",
+                    time_limit_s=TINY_LIMIT_S)
+    assert plan.status == ro.Status.FEASIBLE
+    assert plan.upper_bound >= plan.utility + 1e-5 * 0.99

@@ -99,6 +99,10 @@ class CPSATBackend:
         (default True).
     prune, call_bounds, dominance : bool
         See :func:`~robatch_opt.solvers._coupled_model.build_model` (default True).
+    count_cuts, fill_cuts : bool
+        Add the task count cuts and the fill cuts
+        (:meth:`~robatch_opt.solvers._coupled_model.CoupledModel.count_cuts`,
+        :attr:`~robatch_opt.solvers._coupled_model.CoupledModel.g_min_fill`; default True).
     hint : bool
         Warm start from the greedy plan (default True).
 
@@ -133,6 +137,7 @@ class CPSATBackend:
         lp_fixing = bool(opts.pop("lp_fixing", True))
         dominance = bool(opts.pop("dominance", True))
         link_cuts = bool(opts.pop("link_cuts", True))
+        cuts = dict(count_cuts=bool(opts.pop("count_cuts", True)), fill_cuts=bool(opts.pop("fill_cuts", True)))
         params = dict(opts.pop("cpsat_params", {}))
         if opts:
             raise TypeError(f"method 'cpsat' got unknown options: {', '.join(sorted(opts))}")
@@ -143,7 +148,7 @@ class CPSATBackend:
             sc = _Scaled(problem, model)
             scales.update(cost_scale=sc.sc, utility_scale=sc.su)
             return functools.partial(_solve_relaxation, problem, model, sc, budget_form, workers,
-                                     amortized_cut, use_hint, link_cuts, params)
+                                     amortized_cut, use_hint, link_cuts, cuts, params)
 
         res = run_exact(problem, "cpsat", make_engine, prune=prune, call_bounds=call_bounds,
                         lp_fixing=lp_fixing, use_greedy=use_hint or lp_fixing, dominance=dominance)
@@ -208,7 +213,7 @@ class _ColumnLiterals:
 
 def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget_form: bool,
                       workers: int, amortized_cut: bool, use_hint: bool, link_cuts: bool,
-                      params: dict,
+                      cuts: dict, params: dict,
                       nogoods: list[np.ndarray], hint: np.ndarray | None,
                       time_limit_s: float) -> EngineAnswer:
     """Build the scaled CP-SAT model with the no-goods and the hint, solve it, read it back."""
@@ -241,6 +246,18 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
             # One member already needs a call: x <= y (strengthens the LP on partial calls).
             for v in members:
                 cp.add(y[g] >= v)
+        if cuts["fill_cuts"]:
+            cp.add(int(model.g_min_fill[g]) * y[g] <= sum(members))     # CoupledModel.g_min_fill
+    if cuts["count_cuts"] and model.G:
+        # The calls of a task seat the task (CoupledModel.count_cuts): redundant for the
+        # integer model, they give CP-SAT's LP the whole calls it otherwise lacks.
+        c_row, c_col, c_coef, c_lo = model.count_cuts()
+        cut_lits = lit + y
+        bounds = np.searchsorted(c_row, np.arange(len(c_lo) + 1))
+        for r in range(len(c_lo)):
+            sl = slice(bounds[r], bounds[r + 1])
+            terms = [(cut_lits[c], int(k)) for c, k in zip(c_col[sl].tolist(), c_coef[sl].tolist())]
+            cp.add(sum(k * v for v, k in terms) >= int(c_lo[r]))
     cost_expr = cp_model.LinearExpr.weighted_sum(y, sc.g_cost.tolist()) + enc.expr(xv, sc.x_cost)
     util_expr = enc.expr(xv, sc.x_util)
     if budget_form:

@@ -55,6 +55,10 @@ DEFAULT_SOLVER = "highs"
 #: Seconds CBC may overrun its limit before it is killed.
 CBC_GRACE_S = 0.5
 
+#: CBC's cutoff increment: an "optimal" CBC plan is within this (absolute, in the scaled
+#: objective: utility, or cost over the cost scale, both O(n) at most) of the optimum.
+CBC_INCREMENT = 1e-12
+
 #: HiGHS runs in a child interpreter, killed ``HIGHS_GRACE_S`` after the deadline, from this many
 #: binary columns on: its MIP set-up does not check the limit (95 s at 80,000 columns).
 HIGHS_CHILD_MIN_COLUMNS = 20_000
@@ -89,7 +93,8 @@ class _Rows:
 
 
 def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], *,
-              link_cuts: bool, amortized_cut: bool, cost_scale_usd: float) -> _Rows:
+              link_cuts: bool, amortized_cut: bool, cost_scale_usd: float,
+              count_cuts: bool = True, fill_cuts: bool = True) -> _Rows:
     """Triplets of every row, converted to CSC in one sort (O(nnz log nnz))."""
     m, G, n = model.m, model.G, model.n
     budget_form = problem.budget_usd is not None
@@ -126,6 +131,14 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
         k = len(cx)
         add(np.r_[np.arange(k), np.arange(k)], np.r_[cx, cols_y[gx]],
             np.r_[np.ones(k), -np.ones(k)], np.full(k, -np.inf), np.zeros(k))
+    if fill_cuts and G:
+        # (b_g - s_g) y_g <= sum x: a call holds at least b - s members (CoupledModel.g_min_fill).
+        add(np.r_[gx, np.arange(G)], np.r_[cx, cols_y],
+            np.r_[np.ones(len(cx)), -model.g_min_fill.astype(np.float64)], np.zeros(G), np.full(G, np.inf))
+    if count_cuts and G:
+        # The calls of a task seat the task (CoupledModel.count_cuts, Chvatal-Gomory rows).
+        c_row, c_col, c_coef, c_lo = model.count_cuts()
+        add(c_row, c_col, c_coef, c_lo, np.full(len(c_lo), np.inf))
     if budget_form:
         bs = problem.budget_usd if problem.budget_usd > 0 else 1.0
         rhs = problem.budget_usd / bs * (1 + RELAX_RTOL)
@@ -421,10 +434,16 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         cmd = [_cbc_path(), mps, "-sec", f"{limit:.3f}", "-ratioGap", "0", "-allowableGap", "0",
                "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
-               "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9"]
-        if model.seat_bounded.any():
-            # Seat rows bounded above (partial-call dominance): CBC 2.10.3's preprocessing
-            # proved a wrong optimum on such a model, and is correct without it.
+               "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9",
+               # CBC prunes every node that cannot beat the incumbent by its "increment"
+               # (default 1e-5 absolute): it then calls a plan 1e-6 short of the optimum
+               # optimal (seen on Qwen3 n = 200). The proven bound is the plan's objective
+               # minus this increment (see below).
+               "-increment", repr(CBC_INCREMENT)]
+        if model.G:
+            # CBC 2.10.3's preprocessing proved wrong optima on models with coupled groups:
+            # with seat rows bounded above (partial-call dominance), and with the fill cuts
+            # (tests/test_exact.py::test_engine_bug_workarounds); without it CBC is right.
             cmd += ["-preprocess", "off"]
         z0 = _hint_vector(model, hint)
         if z0 is not None:
@@ -469,7 +488,8 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
     optimal = head.startswith("Optimal")
     dual = None
     if optimal and has_plan:
-        dual = float(rows.obj @ z)
+        # "Optimal" means no plan better by more than the increment (objective minimised).
+        dual = float(rows.obj @ z) - CBC_INCREMENT
     else:
         mm = [m_.group(1) for m_ in _CBC_BOUND.finditer(log) if m_.group(0).startswith("Lower bound")]
         if mm:
@@ -491,9 +511,12 @@ class MILPBackend:
         Add ``x[i, j] <= y_g`` rows (default True).
     amortized_cut : bool
         Add the amortized knapsack row (budget form only; default False).
+    count_cuts, fill_cuts : bool
+        Add the task count cuts and the fill cuts
+        (:meth:`~robatch_opt.solvers._coupled_model.CoupledModel.count_cuts`,
+        :attr:`~robatch_opt.solvers._coupled_model.CoupledModel.g_min_fill`; default True).
     prune, call_bounds, lp_fixing, dominance : bool
-        See :func:`~robatch_opt.solvers._coupled_model.run_exact` (default True, except
-        ``dominance`` with CBC: False, see ``_solve_cbc``).
+        See :func:`~robatch_opt.solvers._coupled_model.run_exact` (default True).
     hint : bool
         Warm start from the greedy plan (default True).
 
@@ -542,13 +565,12 @@ class MILPBackend:
                                          f"available: {', '.join(installed) or 'none'}")
         model_opts = dict(prune=bool(opts.pop("prune", True)), call_bounds=bool(opts.pop("call_bounds", True)),
                           lp_fixing=bool(opts.pop("lp_fixing", True)),
-                          # CBC 2.10.3's preprocessing returned wrong optima on seat rows with
-                          # an upper bound (tests/test_exact.py::test_cbc_with_dominance_*), so
-                          # CBC keeps the one-sided rows unless asked (then without preprocessing).
-                          dominance=bool(opts.pop("dominance", solver != "cbc")))
+                          dominance=bool(opts.pop("dominance", True)))
         use_hint = bool(opts.pop("hint", True))
         row_opts = dict(link_cuts=bool(opts.pop("link_cuts", True)),
-                        amortized_cut=bool(opts.pop("amortized_cut", False)))
+                        amortized_cut=bool(opts.pop("amortized_cut", False)),
+                        count_cuts=bool(opts.pop("count_cuts", True)),
+                        fill_cuts=bool(opts.pop("fill_cuts", True)))
         if opts:
             raise TypeError(f"method 'milp' got unknown options: {', '.join(sorted(opts))}")
         run = _solve_highs if solver == "highs" else _solve_cbc
