@@ -11,6 +11,8 @@ the same arrays. Rows:
   the budget, so the engines' absolute row tolerances are relative to the budget);
   objective ``min -sum u x``. Quality form: ``sum u x >= floor``; objective
   ``min (sum f y + sum v x) / S`` with ``S`` the incumbent's (or the largest) cost;
+- the task count cuts and fill cuts (``count_cuts``, ``fill_cuts``, on by default;
+  ``proofs/task_count_cuts.md``): the calls of a task seat the task in whole calls;
 - per-model capacity rows; optional strengthening rows (``link_cuts``: ``x[i, j] <= y_g``;
   ``amortized_cut``: ``sum (c / B) x <= 1 + RELAX_RTOL``, a pure-binary knapsack row the
   engines can derive cover cuts from); one no-good row per plan excluded by the driver.
