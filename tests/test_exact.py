@@ -397,8 +397,7 @@ def test_cpsat_column_encoding_matches_the_columns():
 #: presolve_inclusion_work_limit = 0). "cbc-ranged-rows": CBC 2.10.3's preprocessing proved
 #: 2.25 instead of 2.5 when the seat rows were MPS ranged rows (fixed by one-sided rows).
 #: "cbc-fill-cuts": CBC 2.10.3's preprocessing proved 2.5 instead of 2.75 once the fill cuts
-#: ``y_g <= sum x`` were added (fixed by running CBC without preprocessing on coupled models;
-#: CBC also gets no fill cuts by default, as it stalls with them).
+#: ``y_g <= sum x`` were added (fixed by running CBC without preprocessing on coupled models).
 ENGINE_BUG_CASES = {
     "cpsat-inclusion-presolve": (dict(
         models=[ro.Model("m0", 1.0, 0.0, 327, (1, 2, 4)), ro.Model("m1", 0.0, 0.0, 324, (1,)),
@@ -427,8 +426,8 @@ def test_engine_bug_workarounds(case):
     fields, budget, optimum = ENGINE_BUG_CASES[case]
     inst = ro.Instance(**fields)
     assert brute_force(inst, budget_usd=budget).utility == pytest.approx(optimum)
-    # CBC runs without the fill cuts by default; asked for them, it must still be right.
-    for method, opts in ENGINES + [("milp", {"solver": "cbc", "fill_cuts": True})]:
+    # And CBC without the fill cuts (an option), where its preprocessing defect first showed.
+    for method, opts in ENGINES + [("milp", {"solver": "cbc", "fill_cuts": False})]:
         plan = ro.solve(inst, budget, method=method, time_limit_s=TINY_LIMIT_S, **opts)
         assert plan.status == ro.Status.OPTIMAL, _label(method, opts)
         assert plan.utility == pytest.approx(optimum, rel=RTOL), _label(method, opts)
