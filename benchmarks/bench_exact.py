@@ -70,12 +70,13 @@ def _solve(inst, budget, engine, limit_s, **extra):
     return plan, time.perf_counter() - t0
 
 
-def bench_n200(seeds: int, engines: list[str], limit_s: float, n: int = 200) -> None:
+def bench_n200(seeds: int, engines: list[str], limit_s: float, n: int = 200, first_seed: int = 0) -> None:
     ro.solve(instance(20, 0), ro.budget_from_fraction(instance(20, 0), 0.3), method="greedy")   # JIT warm-up
     rows = []
-    print(f"## n = {n}, {seeds} seeds x levels {LEVELS}, limit {limit_s:g} s, engines {engines}")
+    print(f"## n = {n}, seeds {first_seed}..{first_seed + seeds - 1} x levels {LEVELS}, limit {limit_s:g} s, "
+          f"engines {engines}")
     print("seed level | greedy U | " + " | ".join(f"{e} status U build_s solve_s" for e in engines) + " | agree | sandwich")
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         inst = instance(n, seed)
         for level in LEVELS:
             budget = ro.budget_from_fraction(inst, level)
@@ -221,6 +222,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sections", nargs="*", default=["n200", "large", "ablation", "timelimit", "auto"])
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="n200: first seed (split a long run: --first-seed 10 --seeds 10)")
     ap.add_argument("--engines", default="highs,cbc,cpsat")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--large-n", default="1000,5000")
@@ -236,7 +239,7 @@ def main(argv=None) -> None:
     print(_load(), flush=True)
     for sec in args.sections:
         if sec == "n200":
-            bench_n200(args.seeds, engines, args.time_limit)
+            bench_n200(args.seeds, engines, args.time_limit, first_seed=args.first_seed)
         elif sec == "large":
             bench_large([int(x) for x in args.large_n.split(",")], engines, args.time_limit)
         elif sec == "ablation":
