@@ -155,8 +155,7 @@ def test_count_and_fill_cuts_hold_on_every_plan(inst, dominance):
     cut holds; every fill cut holds on each plan the model's seat rows admit (empty seats
     <= ``g_max_slack``). Cuts are built on the unpruned model, with and without dominance
     (half the instances have utilities falling with the batch size, its premise)."""
-    import itertools
-
+    from bruteforce import _all_assignments
     from robatch_opt.solvers._coupled_model import build_model
     from robatch_opt.solvers.base import Problem
 
@@ -166,9 +165,8 @@ def test_count_and_fill_cuts_hold_on_every_plan(inst, dominance):
     model = build_model(problem, prune=False, dominance=dominance)
     c_row, c_col, c_coef, c_lo = model.count_cuts()
     event(f"count cuts: {len(c_lo) > 0}; seats bounded by dominance: {bool(model.seat_bounded.any())}")
-    choices = [np.flatnonzero(table.admissible[i]) for i in range(inst.n_queries)]
-    for option in itertools.product(*choices):
-        cols = model.columns_of(np.array(option))
+    for option in _all_assignments(inst):
+        cols = model.columns_of(option)
         z = np.zeros(model.m + model.G)
         z[cols] = 1
         grp = model.x_group[cols]
