@@ -296,6 +296,22 @@ def test_unknown_backend_option_is_refused():
         ro.solve(inst, 1.0, method="cpsat", colour="blue")
 
 
+def test_cpsat_params_are_passed_through_or_refused_by_name():
+    inst = _partial_call_instance()
+    cheapest, top = ro.reference_costs(inst)
+    budget = (cheapest + top) / 2
+    ref = ro.solve(inst, budget, method="cpsat")
+    # A repeated field (the subsolver list) replaces the default list; a scalar is set.
+    plan = ro.solve(inst, budget, method="cpsat",
+                    cpsat_params={"subsolvers": ["default_lp"], "linearization_level": 2})
+    assert plan.status is ro.Status.OPTIMAL
+    assert plan.utility == pytest.approx(ref.utility, rel=1e-9)
+    with pytest.raises(TypeError, match="cpsat_params: CP-SAT refuses parameter 'colour'"):
+        ro.solve(inst, budget, method="cpsat", cpsat_params={"colour": 1})
+    with pytest.raises(TypeError, match="cpsat_params: CP-SAT refuses parameter 'num_workers' = 'two'"):
+        ro.solve(inst, budget, method="cpsat", cpsat_params={"num_workers": "two"})
+
+
 @pytest.mark.parametrize(("method", "opts"), ENGINES, ids=ENGINE_IDS)
 def test_same_seed_same_plan(method, opts):
     inst = _partial_call_instance()

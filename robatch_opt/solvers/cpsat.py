@@ -139,6 +139,9 @@ class CPSATBackend:
         link_cuts = bool(opts.pop("link_cuts", True))
         cuts = dict(count_cuts=bool(opts.pop("count_cuts", True)), fill_cuts=bool(opts.pop("fill_cuts", True)))
         params = dict(opts.pop("cpsat_params", {}))
+        if params:                          # a bad name or value fails here, before any work
+            from ortools.sat.python import cp_model
+            _apply_params(cp_model.CpSolver().parameters, params)
         if opts:
             raise TypeError(f"method 'cpsat' got unknown options: {', '.join(sorted(opts))}")
         budget_form = problem.budget_usd is not None
@@ -155,6 +158,28 @@ class CPSATBackend:
         info = dict(res.info)
         info.update(scales, workers=workers)
         return SolverResult(res.option, res.status, res.bound, info)
+
+
+def _apply_params(parameters, params: dict) -> None:
+    """Set CP-SAT parameters by name; a list or tuple replaces a repeated field.
+
+    Raises
+    ------
+    TypeError
+        Naming the parameter, when CP-SAT has no such parameter or refuses the value.
+    """
+    for key, val in params.items():
+        try:
+            if isinstance(val, (list, tuple)):          # repeated fields (e.g. ``subsolvers``)
+                field = getattr(parameters, key)
+                field.clear()
+                field.extend(val)
+            else:
+                setattr(parameters, key, val)
+        except (AttributeError, TypeError, ValueError) as exc:
+            first = (str(exc).splitlines() or [""])[0]     # pybind11 appends the signatures
+            raise TypeError(f"cpsat_params: CP-SAT refuses parameter {key!r} = {val!r} "
+                            f"({type(exc).__name__}: {first})") from None
 
 
 class _ColumnLiterals:
@@ -319,8 +344,7 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     p.presolve_inclusion_work_limit = 0
     p.relative_gap_limit = 0.0
     p.absolute_gap_limit = 0.0
-    for key, val in params.items():
-        setattr(p, key, val)
+    _apply_params(p, params)
     ts = time.perf_counter()
     st = solver.solve(cp)
     solve_s = time.perf_counter() - ts
