@@ -54,6 +54,12 @@ __all__ = ["MILPBackend", "SOLVERS", "DEFAULT_SOLVER"]
 SOLVERS = ("highs", "cbc")
 DEFAULT_SOLVER = "highs"
 
+#: CBC's threads, in its repeatable parallel mode (same input and seed, same plan). On the
+#: five Qwen3 n = 200 instances one thread did not prove within 60 s, two proved three
+#: (benchmarks/bench_exact.py n200 for the full run). ``-sec`` is then wall time
+#: (``-timeMode elapsed``): CBC's default counts CPU time, which two threads spend twice as fast.
+CBC_THREADS = 2
+
 #: Seconds CBC may overrun its limit before it is killed.
 CBC_GRACE_S = 0.5
 
@@ -433,8 +439,10 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         _mps_free(rows, mps)
         build_s = time.perf_counter() - tb
         limit = max(time_limit_s - build_s, 0.01)
-        cmd = [_cbc_path(), mps, "-sec", f"{limit:.3f}", "-ratioGap", "0", "-allowableGap", "0",
-               "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
+        cmd = [_cbc_path(), mps, "-timeMode", "elapsed", "-sec", f"{limit:.3f}",
+               "-ratioGap", "0", "-allowableGap", "0",
+               # 100 + n: n threads in CBC's repeatable (deterministic) parallel mode.
+               "-threads", str(100 + CBC_THREADS), "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9",
                # CBC prunes every node that cannot beat the incumbent by its "increment"
