@@ -296,6 +296,15 @@ def test_unknown_backend_option_is_refused():
         ro.solve(inst, 1.0, method="cpsat", colour="blue")
 
 
+def test_cbc_warm_start_file_holds_plain_numbers():
+    from robatch_opt.solvers.milp import _mipstart_text
+
+    # NumPy 2 scalars repr as "np.float64(3.0)", which CBC skips: the warm start was lost.
+    z0 = np.array([0.0, 1.0, 0.0, 3.0])
+    lines = [ln.split() for ln in _mipstart_text(z0).splitlines()[1:]]
+    assert lines == [["1", "c1", "1.0", "0"], ["3", "c3", "3.0", "0"]]
+
+
 def test_cpsat_params_are_passed_through_or_refused_by_name():
     inst = _partial_call_instance()
     cheapest, top = ro.reference_costs(inst)

@@ -54,12 +54,6 @@ __all__ = ["MILPBackend", "SOLVERS", "DEFAULT_SOLVER"]
 SOLVERS = ("highs", "cbc")
 DEFAULT_SOLVER = "highs"
 
-#: CBC's threads, in its repeatable parallel mode (same input and seed, same plan). On the
-#: five Qwen3 n = 200 instances one thread did not prove within 60 s, two proved three
-#: (benchmarks/bench_exact.py n200 for the full run). ``-sec`` is then wall time
-#: (``-timeMode elapsed``): CBC's default counts CPU time, which two threads spend twice as fast.
-CBC_THREADS = 2
-
 #: Seconds CBC may overrun its limit before it is killed.
 CBC_GRACE_S = 0.5
 
@@ -191,6 +185,17 @@ def _hint_vector(model: CoupledModel, hint: np.ndarray | None) -> np.ndarray | N
     """A full start vector (x and calls y) from an option per query, or None."""
     start = model.start_of(hint)
     return None if start is None else np.r_[start[0], start[1]].astype(np.float64)
+
+
+def _mipstart_text(z0: np.ndarray) -> str:
+    """CBC's ``-mips`` file for the start vector ``z0``: its nonzero entries, one per line.
+
+    Values are written as plain Python floats: under NumPy 2 ``repr`` of a NumPy scalar is
+    ``np.float64(1.0)``, which CBC skips as "not numeric", losing the whole warm start.
+    """
+    nz = np.flatnonzero(z0)
+    return ("Stopped on iterations - objective value 0\n"
+            + "".join(f"{c} c{c} {v!r} 0\n" for c, v in zip(nz.tolist(), z0[nz].tolist())))
 
 
 def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: np.ndarray | None,
@@ -439,10 +444,11 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         _mps_free(rows, mps)
         build_s = time.perf_counter() - tb
         limit = max(time_limit_s - build_s, 0.01)
+        # One thread: CBC 2.10.3 (PuLP's binary) crashed (SIGSEGV) in its parallel mode on
+        # 3 of the first 15 Qwen3 n = 200 instances. "-timeMode elapsed": a wall-time limit.
         cmd = [_cbc_path(), mps, "-timeMode", "elapsed", "-sec", f"{limit:.3f}",
                "-ratioGap", "0", "-allowableGap", "0",
-               # 100 + n: n threads in CBC's repeatable (deterministic) parallel mode.
-               "-threads", str(100 + CBC_THREADS), "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
+               "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9",
                # CBC prunes every node that cannot beat the incumbent by its "increment"
@@ -458,8 +464,7 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         z0 = _hint_vector(model, hint)
         if z0 is not None:
             with open(mst, "w") as fh:
-                fh.write("Stopped on iterations - objective value 0\n")
-                fh.write("".join(f"{c} c{c} {z0[c]!r} 0\n" for c in np.flatnonzero(z0)))
+                fh.write(_mipstart_text(z0))
             cmd += ["-mips", mst]
         cmd += ["-solve", "-printingOptions", "all", "-solution", sol]
         ts = time.perf_counter()
