@@ -224,13 +224,24 @@ def test_highs_n200(benchmark):
     assert plan.status == ro.Status.OPTIMAL
 
 
+def _cases(text: str) -> list[tuple[int, float]]:
+    """``"0@0.3,17@0.1"`` -> ``[(0, 0.3), (17, 0.1)]`` (argparse type of ``--cases``)."""
+    try:
+        out = [(int(seed), float(level)) for seed, level in (c.split("@") for c in text.split(",") if c)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seed@level[,seed@level...], got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("no seed@level pair given")
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sections", nargs="*", default=["n200", "large", "ablation", "timelimit", "auto"])
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--first-seed", type=int, default=0,
                     help="n200: first seed (split a long run: --first-seed 10 --seeds 10)")
-    ap.add_argument("--cases", default="",
+    ap.add_argument("--cases", type=_cases, default=None,
                     help="n200: only these seed@level pairs, e.g. 0@0.3,17@0.3 (re-run misses at a longer limit)")
     ap.add_argument("--engines", default="highs,cbc,cpsat")
     ap.add_argument("--time-limit", type=float, default=60.0)
@@ -247,8 +258,7 @@ def main(argv=None) -> None:
     print(_load(), flush=True)
     for sec in args.sections:
         if sec == "n200":
-            cases = [(int(c.split("@")[0]), float(c.split("@")[1])) for c in args.cases.split(",") if c]
-            bench_n200(args.seeds, engines, args.time_limit, first_seed=args.first_seed, cases=cases or None)
+            bench_n200(args.seeds, engines, args.time_limit, first_seed=args.first_seed, cases=args.cases)
         elif sec == "large":
             bench_large([int(x) for x in args.large_n.split(",")], engines, args.time_limit)
         elif sec == "ablation":

@@ -22,7 +22,7 @@ __all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_C
 #: ``method="auto"`` runs the MILP with HiGHS when ``n * J`` is at most this, the greedy
 #: otherwise. Chosen by measurement: with the task count cuts HiGHS proved all 90 Qwen3
 #: workloads of 200 queries x 16 options (3,200 cells; 30 seeds x budget fractions
-#: 0.1/0.3/0.6) in at most 5.8 s of solve time, median 1.6 s, on the 2-core machine
+#: 0.1/0.3/0.6) in at most 6.4 s of solve time, median 1.6 s, on the 2-core machine
 #: (``python benchmarks/bench_exact.py n200 --engines highs,cbc``), far inside the default
 #: 60 s limit. (Before those cuts the threshold was 1,200 cells: HiGHS then needed up to
 #: 39 s at 200 x 16.) Larger instances can still be proved by asking for the MILP directly.

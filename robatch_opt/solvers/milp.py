@@ -585,10 +585,11 @@ class MILPBackend:
         row_opts = dict(link_cuts=bool(opts.pop("link_cuts", True)),
                         amortized_cut=bool(opts.pop("amortized_cut", False)),
                         count_cuts=bool(opts.pop("count_cuts", True)),
-                        # Kept for CBC too, measured both ways: with them CBC proves 85 of the
-                        # 90 Qwen3 200 x 16 instances in 60 s, without them it had missed 7 of
-                        # the first 66 (though on Qwen3 100 x 24 at fraction 0.3 it stalls with
-                        # them, gap 0.38 % at 60 s, and proves in 17 s without).
+                        # Kept for CBC too, measured both ways (before CBC's warm start was
+                        # fixed): with them CBC proved 85 of the 90 Qwen3 200 x 16 instances in
+                        # 60 s, without them it had missed 7 of the first 66 (though on Qwen3
+                        # 100 x 24 at fraction 0.3 it stalls with them, gap 0.38 % at 60 s, and
+                        # proves in 17 s without).
                         fill_cuts=bool(opts.pop("fill_cuts", True)))
         if opts:
             raise TypeError(f"method 'milp' got unknown options: {', '.join(sorted(opts))}")
