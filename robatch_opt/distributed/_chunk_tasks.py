@@ -1,0 +1,197 @@
+"""Per-chunk work of the distributed greedy (runs on Dask workers; private).
+
+Each function takes one chunk's source (a :class:`~.store.ChunkRef` read from the store, or an
+in-memory :class:`~robatch_opt.Instance` held by the cluster) and small global values, and
+returns small per-chunk statistics. Nothing is kept between calls: a chunk's current plan is
+rebuilt from a :class:`Recipe` (the crossing bin, the walk's per-query positions in the
+crossing bin, the local moves applied so far), so a task lost with its worker is simply run
+again elsewhere and gives the same answer.
+
+The kernels are those of the in-memory greedy (:mod:`robatch_opt.kernels.greedy_kernels`),
+called through its wrappers (:mod:`robatch_opt.solvers.greedy`) on the chunk's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..evaluate import evaluate
+from ..instance import Instance
+from ..kernels import greedy_kernels as gk
+from ..options import compile_options
+from ..solvers import greedy as g
+
+_EMPTY_I = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to rebuild one chunk's plan from global decisions (chunk-local row indices).
+
+    ``kc``: the crossing bin (every increment in a higher bin is taken; -1 takes every
+    increment); ``None`` leaves every query at its start. ``pos_rows``/``pos``: hull
+    positions that replace the prefix (the crossing bin's queries after the walk).
+    ``move_rows``/``move_opt``: options set by the local moves, in the order applied.
+    """
+
+    kc: int | None = None
+    pos_rows: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    pos: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    move_rows: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    move_opt: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+
+
+def hold(inst: Instance) -> Instance:
+    """Identity: keeps an in-memory chunk on a worker with its data in the task (recomputable)."""
+    return inst
+
+
+def _instance(src) -> Instance:
+    return src if isinstance(src, Instance) else src.load()
+
+
+class _Chunk:
+    """A chunk's option table, kernel arrays and hulls (rebuilt in every task)."""
+
+    def __init__(self, src):
+        self.inst = _instance(src)
+        self.table = compile_options(self.inst)
+        self.arr = g._arrays(self.table)
+        self.n = self.table.n_queries
+        self.start = g._ro(self.table.cheapest_option, np.int64)
+        self.hulls = g.hull_arrays(self.arr["cost"], self.arr["util"], self.start)
+
+    def positions(self, kc: int | None) -> tuple[np.ndarray, tuple]:
+        """Hull positions taking every increment above bin ``kc``, and the items in ``kc``."""
+        pos = np.zeros(self.n, np.int64)
+        if kc is None:
+            return pos, ()
+        h = self.hulls
+        items = gk._split_at_bin(self.arr["cost"], self.arr["util"], h.opt, h.length, h.bin, int(kc), pos,
+                                 g._n_chunks(self.n))
+        return pos, items
+
+    def options(self, r: Recipe) -> np.ndarray:
+        """The chunk's current option per query."""
+        pos, _ = self.positions(r.kc)
+        pos[r.pos_rows] = r.pos
+        opt = np.empty(self.n, np.int64)
+        gk._options_from_positions(self.hulls.opt, pos, opt)
+        if r.move_rows.size:
+            opt[r.move_rows] = r.move_opt
+        return opt
+
+    def totals(self, opt: np.ndarray) -> dict[str, Any]:
+        """Group and model counts and the variable, amortized and utility sums (no call costs:
+        those need the global counts)."""
+        a = self.arr
+        counts, mc, var, amort, util = gk._plan_totals(
+            opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
+            g._ro(np.zeros_like(a["group_fixed"]), np.float64), a["group_batch"], self.inst.n_models,
+            g._n_chunks(self.n))
+        return {"counts": counts, "model_count": mc, "var_usd": float(var), "amortized_usd": float(amort),
+                "utility": float(util)}
+
+
+def stats(src) -> dict[str, Any]:
+    """Hulls and ratio histogram of the chunk (over its own bin range), and its start plan."""
+    ch = _Chunk(src)
+    h = ch.hulls
+    a = ch.arr
+    out = {"bin_lo": h.bin_lo, "bin_hi": h.bin_hi, "start_utility": h.start_utility,
+           "min_cost_usd": float(a["cost"][np.arange(ch.n), ch.start].sum()),
+           "n_increments": int(np.maximum(h.length - 1, 0).sum())}
+    if h.bin_hi >= h.bin_lo:
+        nc = g._n_chunks(ch.n)
+        dc, du = gk._ratio_histogram(a["cost"], a["util"], h.opt, h.length, h.bin, h.bin_lo, h.bin_hi,
+                                     g._hist_chunks(nc, h.bin_hi - h.bin_lo + 1))
+    else:
+        dc = du = np.zeros(0)
+    out.update(dc_hist=dc, du_hist=du)
+    out.update(ch.totals(ch.start))
+    return out
+
+
+def split(src, r0: int, kc: int) -> dict[str, Any]:
+    """The crossing bin's increments (global query index), with their queries' rows.
+
+    Rows (hull, utility, variable cost, task, prefix position) let the driver run the walk
+    and the exact-cost shedding of the crossing bin on these queries alone.
+    """
+    ch = _Chunk(src)
+    pos, (iq, ip, ir, idc, idu) = ch.positions(kc)
+    rows = np.unique(iq)
+    a = ch.arr
+    return {"iq": iq + r0, "ip": ip, "ir": ir, "idc": idc, "idu": idu, "rows": rows + r0,
+            "prefix": pos[rows], "hull": ch.hulls.opt[rows], "util": a["util"][rows],
+            "var_cost": a["var_cost"][rows], "task": a["query_task"][rows]}
+
+
+def totals(src, recipe: Recipe) -> dict[str, Any]:
+    """The chunk's part of ``_plan_totals`` for the plan the recipe describes."""
+    ch = _Chunk(src)
+    return ch.totals(ch.options(recipe))
+
+
+def select(cand: dict[str, np.ndarray], max_candidates: int) -> dict[str, np.ndarray]:
+    """Keep the best-scored candidates exactly as ``_apply_moves`` does (ties at the cut kept)."""
+    score = -cand["score"]
+    if score.shape[0] <= max_candidates:
+        return cand
+    cut = np.partition(score.copy(), max_candidates - 1)[max_candidates - 1]
+    keep = score <= cut
+    return {k: v[keep] for k, v in cand.items()}
+
+
+def merge(parts: list[dict[str, np.ndarray]], max_candidates: int) -> dict[str, np.ndarray]:
+    """Candidates of consecutive chunks, in query order, reduced to the best ones."""
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return select(cat, max_candidates)
+
+
+def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np.ndarray,
+               model_count: np.ndarray, capacity: np.ndarray, max_candidates: int) -> dict[str, np.ndarray]:
+    """Each query's best single move under the global counts; the chunk's best candidates
+    with what ``_apply_moves`` reads of them (utilities and variable costs of both options)."""
+    ch = _Chunk(src)
+    opt = ch.options(recipe)
+    a = ch.arr
+    n = ch.n
+    best_j = np.empty(n, np.int64)
+    best_score = np.empty(n, np.float64)
+    gk._best_moves(mode, float(slack), opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
+                   a["option_model"], a["option_batch"], a["group_fixed"], counts.copy(), model_count.copy(),
+                   g._ro(capacity, np.int64), best_j, best_score, g._n_chunks(n))
+    rows = np.flatnonzero(best_j >= 0)
+    j = best_j[rows]
+    c = opt[rows]
+    om = a["option_model"]
+    cand = {"idx": rows + r0, "j": j, "score": best_score[rows], "c": c, "task": a["query_task"][rows],
+            "uc": a["util"][rows, c], "uj": a["util"][rows, j],
+            "vc": a["var_cost"][rows, om[c]], "vj": a["var_cost"][rows, om[j]]}
+    return select(cand, max_candidates)
+
+
+def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> dict[str, Any]:
+    """The final plan of the chunk: solver totals, the shared evaluator's figures, and the
+    options written to the plan store (and returned if ``gather``)."""
+    ch = _Chunk(src)
+    opt = ch.options(recipe)
+    out = ch.totals(opt)
+    ev = evaluate(ch.inst, opt)
+    out.update(ev_counts=np.asarray(ev.group_counts), ev_input_usd=ev.breakdown.input_usd,
+               ev_output_usd=ev.breakdown.output_usd, ev_utility=ev.utility,
+               ev_amortized_usd=ev.amortized_cost_usd)
+    if out_path is not None:
+        import zarr
+        grp = zarr.open_group(out_path, mode="r+")
+        om, ob = ch.inst.option_model, ch.inst.option_batch
+        for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt])):
+            arr = grp[name]
+            arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
+    if gather:
+        out["option"] = opt
+    return out

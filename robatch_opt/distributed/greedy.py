@@ -1,0 +1,531 @@
+"""The greedy with its certificate on a Dask cluster: the same plan as the in-memory greedy.
+
+Like ``xgboost.dask``, the algorithm is the single-machine one, distributed by reducing the
+same per-chunk statistics, so the result agrees with :mod:`robatch_opt.solvers.greedy`:
+
+1. Per chunk: every query's upper hull and the ratio histogram of its increments. The
+   driver adds the histograms and finds the crossing bin, the same O(N) threshold as in
+   memory, hence the same LP bound.
+2. Per chunk: the increments in the crossing bin (with their queries' rows); the driver
+   walks that one bin in exact ratio order, as in memory.
+3. Per chunk: group counts (tasks x options), model counts and money sums of the plan;
+   the driver adds them, gets the exact cost (one partial call per group) and, when the
+   partial calls push it over the budget, sheds the crossing bin's increments with exact
+   accounting or re-thresholds at a lowered budget, exactly as in memory.
+4. Exact-cost local moves: per chunk, every query's best move under the global counts and
+   the chunk's best-scored candidates (reduced pairwise on the cluster to the global best
+   ones); the driver applies them in score order with exact accounting, as in memory.
+5. Per chunk: the final options, graded by the shared evaluator and written to the plan
+   store next to the instance.
+
+Chunk tasks are pure functions of the chunk and of small global values (a chunk's plan is
+rebuilt from a recipe in every task), so Dask re-runs a task lost with a killed worker and
+the result is unchanged. Sums are added in chunk order, so a plan differs from the
+in-memory one only by the rounding of its sums (about 1e-15 relative).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InfeasibleBudgetError, InstanceError, SolverError
+from ..evaluate import CostBreakdown, within_budget
+from ..instance import Instance
+from ..kernels import greedy_kernels as gk
+from ..plan import Plan, Status
+from ..solvers import greedy as g
+from . import _chunk_tasks as tasks
+from .errors import DistributedUnsupportedError, SchedulerUnreachableError
+from .store import ChunkedInstance, DEFAULT_CHUNK_QUERIES
+
+__all__ = ["solve", "connect", "GATHER_MAX_QUERIES"]
+
+#: Plans of at most this many queries come back as in-memory arrays; larger ones stay in
+#: the plan store and ``plan.option`` reads it (a zarr array).
+GATHER_MAX_QUERIES = 1 << 25
+
+#: Relative gap under which a plan is OPTIMAL by certificate (as in ``ro.solve``).
+OPTIMAL_RTOL = 1e-9
+
+
+def connect(address: str, *, timeout_s: float = 10.0):
+    """A ``dask.distributed.Client`` connected to the scheduler at ``address``.
+
+    Raises
+    ------
+    SchedulerUnreachableError
+        Nothing answered within ``timeout_s`` seconds (the message names the address).
+    """
+    from distributed import Client
+    try:
+        return Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnreachableError(address, f"{type(exc).__name__}: {exc}") from None
+
+
+class _Runner:
+    """Submits one task per chunk and gathers the results in chunk order."""
+
+    def __init__(self, client, sources: list, bounds: list[tuple[int, int]], progress: bool):
+        self.client = client
+        self.sources = sources
+        self.bounds = bounds
+        self.progress = progress
+        self.passes = 0
+
+    def map(self, fn: Callable, per_chunk: Callable[[int], tuple] = lambda c: (), label: str = "") -> list:
+        self.passes += 1
+        futures = [self.client.submit(fn, src, *per_chunk(c), pure=False,
+                                      key=f"robatch-{label or fn.__name__}-{c}-{uuid.uuid4().hex[:8]}")
+                   for c, src in enumerate(self.sources)]
+        self._show(futures)
+        return self.client.gather(futures)
+
+    def reduce(self, fn: Callable, per_chunk: Callable[[int], tuple], combine: Callable, arity: int = 8):
+        """``combine`` over the chunks' results, pairwise on the cluster (order kept)."""
+        self.passes += 1
+        level = [self.client.submit(fn, src, *per_chunk(c), pure=False) for c, src in enumerate(self.sources)]
+        self._show(level)
+        while len(level) > 1:
+            level = [self.client.submit(combine, level[i:i + arity], pure=False)
+                     for i in range(0, len(level), arity)]
+        return level[0].result()
+
+    def _show(self, futures) -> None:
+        if self.progress:
+            from distributed import progress
+            progress(futures, notebook=False)
+
+
+class _Totals:
+    """The plan's exact accounting, as ``_State`` keeps it in memory (counts exact)."""
+
+    def __init__(self, group_fixed: np.ndarray, group_batch: np.ndarray):
+        self.group_fixed, self.group_batch = group_fixed, group_batch
+
+    def set(self, parts: list[dict]) -> None:
+        self.counts = np.sum([p["counts"] for p in parts], axis=0).astype(np.int64)
+        self.model_count = np.sum([p["model_count"] for p in parts], axis=0).astype(np.int64)
+        var = amort = util = 0.0
+        for p in parts:
+            var += p["var_usd"]
+            amort += p["amortized_usd"]
+            util += p["utility"]
+        self.exact = self.system(self.counts) + var
+        self.amortized, self.utility = amort, util
+        self.stale = False
+
+    def system(self, counts: np.ndarray) -> float:
+        s = 0.0
+        for q in np.flatnonzero(counts > 0):
+            s += ((counts[q] + self.group_batch[q] - 1) // self.group_batch[q]) * self.group_fixed[q]
+        return float(s)
+
+
+def _sources(instance, client, chunk_queries: int | None):
+    """Per chunk: what a task reads (store reference or a held in-memory chunk), and bounds."""
+    if isinstance(instance, ChunkedInstance):
+        refs = instance.refs()
+        return refs, [(r.r0, r.r1) for r in refs]
+    cq = int(chunk_queries or DEFAULT_CHUNK_QUERIES)
+    n = instance.n_queries
+    bounds = [(r0, min(n, r0 + cq)) for r0 in range(0, n, cq)]
+    held = []
+    for r0, r1 in bounds:
+        part = Instance(models=instance.models, tasks=instance.tasks, query_task=instance.query_task[r0:r1],
+                        input_tokens=instance.input_tokens[r0:r1], output_tokens=instance.output_tokens[r0:r1],
+                        utility=instance.utility[r0:r1])
+        # The chunk's data lives in the task itself, so a chunk lost with a worker is rebuilt.
+        held.append(client.submit(tasks.hold, part, pure=False))
+    return held, bounds
+
+
+def _chunk_recipes(bounds, kc, pos_rows, pos, move_rows, move_opt) -> list[tasks.Recipe]:
+    """Split global recipe arrays (sorted ``pos_rows``; moves in application order) per chunk."""
+    out = []
+    if move_rows.size:
+        # Later moves of a query replace earlier ones: keep each query's last.
+        rev = move_rows[::-1]
+        _, first = np.unique(rev, return_index=True)
+        keep = np.sort(move_rows.size - 1 - first)
+        move_rows, move_opt = move_rows[keep], move_opt[keep]
+        order = np.argsort(move_rows, kind="stable")
+        move_rows, move_opt = move_rows[order], move_opt[order]
+    for r0, r1 in bounds:
+        a, b = np.searchsorted(pos_rows, [r0, r1])
+        c, d = np.searchsorted(move_rows, [r0, r1])
+        out.append(tasks.Recipe(kc, pos_rows[a:b] - r0, pos[a:b], move_rows[c:d] - r0, move_opt[c:d]))
+    return out
+
+
+def solve(instance, budget: float | None = None, *, client, method: str = "greedy",
+          min_mean_utility: float | None = None, max_queries_per_model=None, plan_path=None,
+          chunk_queries: int | None = None, gather: bool | None = None, progress: bool | None = None,
+          timeout_s: float = 10.0, **options: Any) -> Plan:
+    """Solve on a Dask cluster with the greedy: the in-memory greedy's plan, chunk by chunk.
+
+    Parameters
+    ----------
+    instance : ChunkedInstance or Instance
+        A store opened by ``ro.load("x.zarr")`` (read by the workers, chunk by chunk), or an
+        in-memory instance (split into chunks of ``chunk_queries`` held by the cluster).
+    budget : float
+        USD; the plan's exact cost never exceeds it.
+    client : dask.distributed.Client or str
+        A connected client, or a scheduler address (``"tcp://host:8786"``).
+    method : {"greedy"}
+    plan_path : str or path-like, optional
+        Where the plan's options are written (a zarr store). Default for a stored instance:
+        ``x.plan.zarr`` beside ``x.zarr``; none for an in-memory instance.
+    chunk_queries : int, optional
+        In-memory instances only: queries per chunk.
+    gather : bool, optional
+        Return the options as in-memory arrays (default: when n <= ``GATHER_MAX_QUERIES``);
+        otherwise ``plan.option`` (and ``model``, ``batch_size``, ``query_task``) are zarr
+        arrays read from storage.
+    progress : bool, optional
+        Dask's progress bar for every pass and the dashboard link (default: on a terminal).
+    timeout_s : float
+        Seconds to wait for the scheduler (and for a first worker).
+
+    Returns
+    -------
+    Plan
+        Exact cost, utility and bound as the in-memory greedy's (to rounding); graded by the
+        shared evaluator's logic, chunk by chunk.
+
+    Raises
+    ------
+    SchedulerUnreachableError
+        ``client`` is an address nothing answers at.
+    DistributedUnsupportedError
+        The quality form, per-model capacities, or a method other than the greedy.
+    InfeasibleBudgetError
+        The budget is below every plan's cost.
+    ChunkError, ChunkLayoutError, ChunkValueError
+        A chunk is missing, corrupt, laid out inconsistently, or holds an invalid value.
+
+    Notes
+    -----
+    About 5 to 8 passes over the data (each reads every chunk once): statistics, the
+    crossing bin, totals, one per round of local moves, and the final grading.
+    """
+    t0 = time.perf_counter()
+    if method != "greedy":
+        raise DistributedUnsupportedError(f"`method`: the distributed solver runs the greedy only, got {method!r}")
+    if min_mean_utility is not None or budget is None:
+        raise DistributedUnsupportedError("`min_mean_utility`: the distributed greedy solves the budget form "
+                                          "only; give `budget`")
+    if max_queries_per_model is not None:
+        raise DistributedUnsupportedError("`max_queries_per_model`: capacities are not supported by the "
+                                          "distributed greedy")
+    if options:
+        raise DistributedUnsupportedError(f"unknown option(s) for the distributed greedy: {sorted(options)}")
+    if not isinstance(instance, (Instance, ChunkedInstance)):
+        raise InstanceError("instance", f"must be a robatch_opt.Instance or a chunked instance "
+                                        f"(ro.load('x.zarr')), got {type(instance).__name__}")
+    try:
+        budget_usd = float(budget)
+    except (TypeError, ValueError) as exc:
+        raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
+    if not math.isfinite(budget_usd) or budget_usd < 0:
+        raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+    own_client = isinstance(client, str)
+    if own_client:
+        client = connect(client, timeout_s=timeout_s)
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout_s)
+        except (TimeoutError, OSError) as exc:
+            raise SchedulerUnreachableError(str(client.scheduler.address),
+                                            f"no worker joined within {timeout_s} s") from exc
+        if progress is None:
+            progress = sys.stderr.isatty()
+        if progress:
+            print(f"robatch_opt.distributed: Dask dashboard {client.dashboard_link}", file=sys.stderr)
+        return _solve(instance, budget_usd, client, plan_path, chunk_queries, gather, bool(progress), t0)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, progress, t0) -> Plan:
+    n, J, K = instance.n_queries, instance.n_options, instance.n_models
+    om, ob = instance.option_model, instance.option_batch
+    T = instance.n_tasks
+    sys_tokens = np.array([t.system_tokens for t in instance.tasks])
+    price_in = np.array([m.price_in for m in instance.models])
+    fixed = sys_tokens[:, None] * price_in[None, :] / 1e6                      # as Instance.fixed_cost_usd
+    group_fixed = g._ro(np.ascontiguousarray(fixed[:, om].ravel()), np.float64)
+    group_batch = g._ro(np.tile(ob, T), np.int64)
+    om_ro, ob_ro = g._ro(om, np.int64), g._ro(ob, np.int64)
+    capacity = g._ro(np.full(K, n), np.int64)
+    if n == 0:
+        raise InstanceError("instance", "has no queries")
+    if gather is None:
+        gather = n <= GATHER_MAX_QUERIES
+    sources, bounds = _sources(instance, client, chunk_queries)
+    run = _Runner(client, sources, bounds, progress)
+    timings: dict[str, float] = {}
+    totals = _Totals(group_fixed, group_batch)
+
+    # ------------------------------------------------ 1. hulls and ratio histograms
+    t = time.perf_counter()
+    st = run.map(tasks.stats, label="stats")
+    lo = min(s["bin_lo"] for s in st)
+    hi = max(s["bin_hi"] for s in st)
+    width = max(hi - lo + 1, 1)
+    dc_hist, du_hist = np.zeros(width), np.zeros(width)
+    start_util = c0 = 0.0
+    n_inc = 0
+    for s in st:
+        if s["bin_hi"] >= s["bin_lo"]:
+            a = s["bin_lo"] - lo
+            dc_hist[a:a + s["dc_hist"].shape[0]] += s["dc_hist"]
+            du_hist[a:a + s["du_hist"].shape[0]] += s["du_hist"]
+        start_util += s["start_utility"]
+        c0 += s["min_cost_usd"]
+        n_inc += s["n_increments"]
+    totals.set(st)
+    cheapest_usd = totals.exact
+    timings["stats_s"] = time.perf_counter() - t
+    if not within_budget(c0, budget):
+        raise InfeasibleBudgetError(
+            f"`budget`: ${budget:.6g} is below the cost of every plan (lower bound ${c0:.6g}; "
+            f"cheapest plan found ${cheapest_usd:.6g})",
+            budget_usd=budget, cheapest_cost_usd=cheapest_usd, lower_bound_usd=c0, proven=True)
+
+    # ------------------------------------------------ 2. LP threshold and the walk of its bin
+    def lp_threshold(cap: float) -> dict[str, Any]:
+        """As ``greedy.lp_threshold`` (budget form), with the crossing bin gathered from chunks."""
+        kc = int(gk._find_crossing(dc_hist, lo, float(max(cap, 0.0)), False))
+        above = slice(kc - lo + 1, None) if kc >= 0 else slice(None)
+        dc_above, du_above = float(dc_hist[above].sum()), float(du_hist[above].sum())
+        out: dict[str, Any] = {"kc": kc, "rows": np.zeros(0, np.int64), "pos": np.zeros(0, np.int64),
+                               "threshold_ratio": 0.0}
+        if kc < 0:
+            out.update(lp_dc=dc_above, lp_du=du_above)
+            return out
+        parts = run.map(tasks.split, lambda c: (bounds[c][0], kc), label="split")
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in ("iq", "ip", "ir", "idc", "idu", "rows",
+                                                                   "prefix", "task")}
+        hull = np.concatenate([p["hull"] for p in parts])
+        util = np.concatenate([p["util"] for p in parts]).reshape(-1, J)
+        var = np.concatenate([p["var_cost"] for p in parts]).reshape(-1, K)
+        rows = cat["rows"]
+        local = np.searchsorted(rows, cat["iq"])               # item -> its query's row among `rows`
+        pos = cat["prefix"].astype(np.int64).copy()
+        left = cap - dc_above
+        tdc, tdu, bdc, bdu, br, order, n_taken = gk._walk_bin(local, cat["ip"], cat["ir"], cat["idc"],
+                                                              cat["idu"], float(left), False, pos)
+        frac = min(max((left - tdc) / bdc, 0.0), 1.0) if bdc > 0.0 else 0.0
+        out.update(rows=rows, pos=pos, lp_dc=dc_above + tdc + frac * bdc, lp_du=du_above + tdu + frac * bdu,
+                   threshold_ratio=float(br), order=order, n_taken=int(n_taken), local=local,
+                   ip=cat["ip"], hull=hull, util=g._ro(util, np.float64), var=g._ro(var, np.float64),
+                   task=g._ro(cat["task"], np.int64))
+        return out
+
+    t = time.perf_counter()
+    limit = budget * (1.0 + g.ROUNDING_RTOL)
+    lp = lp_threshold(budget - c0)
+    bound = (start_util + lp["lp_du"]) * (1.0 + 1e-12)
+    info: dict[str, Any] = {"engine": "greedy", "distributed": True, "n_increments": n_inc, "lp_bound": bound,
+                            "lp_amortized_cost_usd": c0 + lp["lp_dc"], "threshold_ratio": lp["threshold_ratio"]}
+    timings["lp_s"] = time.perf_counter() - t
+
+    empty = np.zeros(0, np.int64)
+    plan = {"kc": lp["kc"], "rows": lp["rows"], "pos": lp["pos"], "mrows": empty, "mopt": empty}
+
+    def recipes() -> list:
+        return _chunk_recipes(bounds, plan["kc"], plan["rows"], plan["pos"], plan["mrows"], plan["mopt"])
+
+    def refresh() -> None:
+        rec = recipes()
+        totals.set(run.map(tasks.totals, lambda c: (rec[c],), label="totals"))
+
+    # ------------------------------------------------ 3. exact cost: shed or re-threshold
+    t = time.perf_counter()
+    refresh()
+    iterations = 0
+    if totals.exact > limit and lp.get("n_taken", 0) > 0:
+        state = np.array([totals.exact, totals.utility])
+        opt_rows = np.empty(lp["rows"].shape[0], np.int64)
+        gk._options_from_positions(lp["hull"], lp["pos"], opt_rows)
+        shed = gk._shed_walk(lp["order"], lp["n_taken"], lp["local"], lp["ip"], lp["hull"], lp["pos"], opt_rows,
+                             lp["util"], lp["var"], lp["task"], om_ro, ob_ro, group_fixed, totals.counts,
+                             totals.model_count, state, limit)
+        plan["pos"] = lp["pos"]
+        if shed >= 0:
+            totals.exact, totals.utility, totals.stale = float(state[0]), float(state[1]), True
+        else:
+            refresh()
+        info["shed_increments"] = int(shed)
+    cap_r = budget - c0
+    while totals.exact > limit and iterations <= g.MAX_COUPLING_ITERATIONS:
+        iterations += 1
+        overhead = totals.exact - totals.amortized
+        if iterations <= g.MAX_COUPLING_ITERATIONS:
+            cap_r = min(cap_r - (totals.exact - limit), limit - c0 - overhead)
+        else:
+            b = group_batch.astype(np.float64)
+            cap_r = limit - c0 - float(np.sum(group_fixed * (b - 1.0) / b))
+        if cap_r <= 0.0:
+            plan.update(kc=None, rows=empty, pos=empty)
+        else:
+            lp_r = lp_threshold(cap_r)
+            plan.update(kc=lp_r["kc"], rows=lp_r["rows"], pos=lp_r["pos"])
+        refresh()
+        if cap_r <= 0.0:
+            break
+    timings["coupling_s"] = time.perf_counter() - t
+    info["coupling_iterations"] = iterations
+
+    # ------------------------------------------------ 4. exact local moves
+    rounds: list[int] = []
+
+    def local_moves(mode: int, last: bool) -> int:
+        """As ``_State.local_moves`` (no capacities); ``last`` defers the refresh to grading."""
+        optional = mode in (gk.MODE_UPGRADE, gk.MODE_TRIM)
+        max_moves = g.MAX_MOVES_PER_ROUND if optional else n
+        state = np.array([totals.exact, totals.utility])
+        total = 0
+        for _ in range(g.MAX_LOCAL_ROUNDS):
+            slack = limit - state[0] if mode == gk.MODE_UPGRADE else 0.0
+            if mode == gk.MODE_REPAIR and state[0] <= limit:
+                break
+            rec = recipes()
+            counts, mcount = totals.counts.copy(), totals.model_count.copy()
+            cand = run.reduce(tasks.best_moves,
+                              lambda c: (bounds[c][0], rec[c], mode, float(slack), counts, mcount, capacity,
+                                         max_moves),
+                              lambda parts: tasks.merge(parts, max_moves))
+            m = cand["idx"].shape[0]
+            moved = 0
+            if m:
+                ar = np.arange(m)
+                util = np.zeros((m, J))
+                util[ar, cand["c"]], util[ar, cand["j"]] = cand["uc"], cand["uj"]
+                var = np.zeros((m, K))
+                var[ar, om[cand["c"]]], var[ar, om[cand["j"]]] = cand["vc"], cand["vj"]
+                opt = cand["c"].astype(np.int64).copy()
+                moved = int(gk._apply_moves(mode, max_moves, cand["j"].astype(np.int64).copy(),
+                                            cand["score"].astype(np.float64).copy(), opt, g._ro(util, np.float64),
+                                            g._ro(var, np.float64), g._ro(cand["task"], np.int64), om_ro, ob_ro,
+                                            group_fixed, totals.counts, totals.model_count, capacity, state,
+                                            float(limit), float(-math.inf)))
+                changed = opt != cand["c"]
+                plan["mrows"] = np.concatenate([plan["mrows"], cand["idx"][changed]])
+                plan["mopt"] = np.concatenate([plan["mopt"], opt[changed]])
+            total += moved
+            rounds.append(moved)
+            if moved == 0 or (optional and moved <= n >> 12):
+                break
+        if (total or totals.stale) and not last:
+            refresh()
+        return total
+
+    t = time.perf_counter()
+    moves = 0
+    if totals.exact > limit:
+        moves += local_moves(gk.MODE_REPAIR, last=False)
+        if totals.exact > limit:
+            raise InfeasibleBudgetError(
+                f"`budget`: no plan meets budget ${budget:.6g} (greedy found none; cheapest plan found "
+                f"${totals.exact:.6g}, lower bound ${c0:.6g})",
+                budget_usd=budget, cheapest_cost_usd=float(totals.exact), lower_bound_usd=c0, proven=False)
+    snapshot = (plan["mrows"], plan["mopt"])
+    upgraded = local_moves(gk.MODE_UPGRADE, last=True)
+    timings["local_s"] = time.perf_counter() - t
+
+    # ------------------------------------------------ 5. grade chunk by chunk, write the plan
+    t = time.perf_counter()
+    out_path = _plan_store(instance, plan_path, n, J, K)
+    parts = _finish(run, recipes(), bounds, out_path, gather)
+    totals.set(parts)
+    if upgraded and totals.exact > limit:
+        # Rounding drift put the upgraded plan over the limit: undo the upgrades, as in memory.
+        plan["mrows"], plan["mopt"] = snapshot
+        upgraded = 0
+        parts = _finish(run, recipes(), bounds, out_path, gather)
+        totals.set(parts)
+    moves += upgraded
+    counts = np.sum([p["ev_counts"] for p in parts], axis=0)
+    calls = -(-counts // group_batch)
+    system_usd = float(np.dot(calls, group_fixed))
+    input_usd = float(sum(p["ev_input_usd"] for p in parts))
+    output_usd = float(sum(p["ev_output_usd"] for p in parts))
+    utility = float(sum(p["ev_utility"] for p in parts))
+    cost = system_usd + input_usd + output_usd
+    timings["grade_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    if not within_budget(cost, budget):
+        raise SolverError(f"distributed greedy exceeded the budget: exact cost ${cost!r} > ${budget!r}")
+    ub = max(float(bound), utility)
+    gap = (ub - utility) / ub if ub > 0 else 0.0
+    status = Status.OPTIMAL if gap <= OPTIMAL_RTOL else Status.FEASIBLE
+    info.update(amortized_cost_usd=float(totals.amortized), exact_cost_usd=float(totals.exact),
+                coupling_overhead_usd=float(totals.exact - totals.amortized), utility=float(totals.utility),
+                n_local_moves=moves, local_rounds=rounds, timings=timings, n_chunks=len(bounds),
+                n_passes=run.passes, n_workers=len(client.scheduler_info().get("workers", {})),
+                plan_path=None if out_path is None else str(out_path))
+    option, model, batch, qtask = _columns(instance, parts, out_path, gather, om, ob)
+    return Plan(option=option, model=model, batch_size=batch, query_task=qtask, cost_usd=cost, utility=utility,
+                upper_bound=ub, cost_lower_bound_usd=None, gap=float(max(gap, 0.0)), status=status,
+                method="greedy", wall_time_s=time.perf_counter() - t0, budget_usd=budget, min_mean_utility=None,
+                n_calls=int(calls.sum()), breakdown=CostBreakdown(system_usd, input_usd, output_usd),
+                options=tuple(instance.options), model_names=tuple(m.name for m in instance.models), info=info)
+
+
+def _plan_store(instance, plan_path, n: int, J: int, K: int) -> Path | None:
+    """Create the plan store (option, model, batch size per query, chunked like the instance)."""
+    if plan_path is None:
+        if not isinstance(instance, ChunkedInstance):
+            return None
+        plan_path = instance.path.with_name(instance.path.name[:-len(".zarr")] + ".plan.zarr")
+    import zarr
+    from zarr.codecs import Crc32cCodec
+    cq = instance.chunk_queries if isinstance(instance, ChunkedInstance) else max(1, min(n, 1 << 20))
+    grp = zarr.open_group(str(plan_path), mode="w")
+    dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
+          "batch_size": "int64"}
+    for name, dtype in dt.items():
+        grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()], fill_value=-1)
+    grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False})
+    return Path(plan_path)
+
+
+def _finish(run: _Runner, rec: list, bounds, out_path, gather: bool) -> list[dict]:
+    parts = run.map(tasks.finish, lambda c: (bounds[c][0], rec[c], None if out_path is None else str(out_path),
+                                             gather), label="finish")
+    if out_path is not None:
+        import zarr
+        zarr.open_group(str(out_path), mode="r+").attrs["complete"] = True
+    return parts
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a
+
+
+def _columns(instance, parts, out_path, gather: bool, om, ob):
+    if gather:
+        option = _ro(np.concatenate([p["option"] for p in parts]))
+        if isinstance(instance, ChunkedInstance):
+            import zarr
+            qt = np.asarray(zarr.open_group(str(instance.path), mode="r")["query_task"][:])
+        else:
+            qt = instance.query_task
+        return option, _ro(om[option]), _ro(ob[option]), _ro(qt)
+    import zarr
+    grp = zarr.open_group(str(out_path), mode="r")
+    qt = zarr.open_group(str(instance.path), mode="r")["query_task"]
+    return grp["option"], grp["model"], grp["batch_size"], qt

@@ -1,0 +1,405 @@
+"""Instances stored in chunks: a zarr directory ``x.zarr`` read lazily, chunk by chunk.
+
+Layout (zarr format 3, one group)::
+
+    x.zarr/zarr.json            group attributes: format, models, tasks, options,
+                                n_queries, chunk_queries
+    x.zarr/query_task           (n,)    narrowest unsigned integer type that holds it
+    x.zarr/input_tokens         (n,)    uint32 when every count is an integer, else float64
+    x.zarr/output_tokens        (n, K)  idem
+    x.zarr/utility              (n, J)  float64
+
+Every array is chunked by queries with the same ``chunk_queries`` rows (the last chunk may be
+shorter) and every chunk carries a CRC-32C checksum, so a corrupt chunk is detected when it
+is read. A missing chunk is detected before it is read (zarr would otherwise return its fill
+value). Nothing is ever held whole: :class:`ChunkedInstance` reads one chunk at a time, and
+validates each chunk with the :class:`~robatch_opt.Instance` constructor, reporting a bad
+value by its *global* query index.
+
+The store must be a local directory or one on a file system every worker mounts at the
+same path (NFS, Lustre...): Dask workers open it by path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..errors import FormatError, InstanceError
+from ..instance import Instance, Model, Task
+from .errors import ChunkError, ChunkLayoutError, ChunkValueError
+
+__all__ = ["ChunkedInstance", "ChunkRef", "save_zarr", "open_zarr", "write_chunked", "ZARR_FORMAT",
+           "DEFAULT_CHUNK_QUERIES", "is_zarr_path"]
+
+#: Value of the group attribute ``format``.
+ZARR_FORMAT = "robatch_opt.instance-zarr/1"
+
+#: Queries per chunk when none is given: 2^18 rows of 16 float64 utilities are 32 MiB.
+DEFAULT_CHUNK_QUERIES = 1 << 18
+
+#: Per-query arrays: name -> number of dimensions.
+ARRAYS = {"query_task": 1, "input_tokens": 1, "output_tokens": 2, "utility": 2}
+
+
+def is_zarr_path(path) -> bool:
+    """Whether ``path`` names a chunked store (suffix ``.zarr``)."""
+    return Path(path).suffix.lower() == ".zarr"
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("chunked instances (.zarr) need zarr: pip install 'robatch_opt[dask]'") from exc
+    return zarr
+
+
+def _meta(models, tasks, n: int, chunk_queries: int) -> dict[str, Any]:
+    options = [[k, b] for k, m in enumerate(models) for b in m.batch_sizes]
+    return {
+        "format": ZARR_FORMAT,
+        "models": [{"name": m.name, "price_in": m.price_in, "price_out": m.price_out,
+                    "context_window": m.context_window, "batch_sizes": list(m.batch_sizes)} for m in models],
+        "tasks": [{"name": t.name, "system_tokens": t.system_tokens} for t in tasks],
+        "options": options,
+        "n_queries": int(n),
+        "chunk_queries": int(chunk_queries),
+    }
+
+
+def _check_chunk_queries(chunk_queries) -> int:
+    if isinstance(chunk_queries, bool) or not isinstance(chunk_queries, (int, np.integer)) or chunk_queries < 1:
+        raise InstanceError("chunk_queries", f"must be an integer >= 1, got {chunk_queries!r}")
+    return int(chunk_queries)
+
+
+# ------------------------------------------------------------------------------- writing
+class _Writer:
+    """Creates the arrays of a store in a temporary directory; :meth:`commit` renames it in place."""
+
+    def __init__(self, path, models, tasks, n: int, chunk_queries: int, dtypes: dict[str, str]):
+        zarr = _zarr()
+        from zarr.codecs import Crc32cCodec
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self.n, self.chunk_queries = int(n), int(chunk_queries)
+        K = len(models)
+        J = sum(len(m.batch_sizes) for m in models)
+        shapes = {"query_task": (n,), "input_tokens": (n,), "output_tokens": (n, K), "utility": (n, J)}
+        g = zarr.open_group(str(self.tmp), mode="w")
+        for name, shape in shapes.items():
+            chunks = (self.chunk_queries,) + shape[1:]
+            g.create_array(name, shape=shape, chunks=chunks, dtype=dtypes[name],
+                           compressors=[Crc32cCodec()], fill_value=0)
+        g.attrs.update(_meta(models, tasks, n, chunk_queries))
+        self.group = g
+
+    def write(self, c: int, inst: Instance) -> None:
+        r0 = c * self.chunk_queries
+        r1 = r0 + inst.n_queries
+        for name in ARRAYS:
+            arr = self.group[name]
+            arr[r0:r1] = getattr(inst, name).astype(arr.dtype)
+
+    def commit(self) -> Path:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _token_dtype(values: np.ndarray) -> str:
+    if values.size == 0 or (np.all(values == np.round(values)) and values.max() < 2 ** 32):
+        return "uint32"
+    return "float64"
+
+
+def _task_dtype(n_tasks: int) -> str:
+    return "uint8" if n_tasks <= 255 else "uint16" if n_tasks <= 65535 else "uint32"
+
+
+def save_zarr(inst: Instance, path, *, chunk_queries: int = DEFAULT_CHUNK_QUERIES) -> Path:
+    """Write an in-memory instance as a chunked store (what ``ro.save(inst, "x.zarr")`` does).
+
+    Parameters
+    ----------
+    inst : Instance
+    path : str or path-like
+        Target directory, ``*.zarr``. Written under a temporary name and renamed, so a crash
+        never leaves a half-written store under ``path``; an existing store is replaced.
+    chunk_queries : int
+        Queries per chunk.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not isinstance(inst, Instance):
+        raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
+    cq = _check_chunk_queries(chunk_queries)
+    dtypes = {"query_task": _task_dtype(inst.n_tasks), "input_tokens": _token_dtype(inst.input_tokens),
+              "output_tokens": _token_dtype(inst.output_tokens), "utility": "float64"}
+    w = _Writer(path, inst.models, inst.tasks, inst.n_queries, cq, dtypes)
+    try:
+        for name in ARRAYS:
+            w.group[name][:] = getattr(inst, name).astype(w.group[name].dtype)
+        return w.commit()
+    except BaseException:
+        w.abort()
+        raise
+
+
+def write_chunked(path, models, tasks, n: int, chunk_queries: int, make_chunk: Callable[[int, int, int], Instance],
+                  *, client=None, token_dtype: str = "uint32") -> "ChunkedInstance":
+    """Write a store chunk by chunk: ``make_chunk(c, r0, r1)`` builds queries ``r0..r1-1``.
+
+    Only one chunk is in memory at a time per process. With a Dask ``client``, the chunks
+    are built and written by the workers (``make_chunk`` must then be picklable).
+    """
+    cq = _check_chunk_queries(chunk_queries)
+    dtypes = {"query_task": _task_dtype(len(tasks)), "input_tokens": token_dtype,
+              "output_tokens": token_dtype, "utility": "float64"}
+    w = _Writer(path, models, tasks, n, cq, dtypes)
+    try:
+        n_chunks = -(-n // cq)
+        if client is None:
+            for c in range(n_chunks):
+                _write_one(str(w.tmp), c, cq, n, make_chunk)
+        else:
+            futures = client.map(_write_one, [str(w.tmp)] * n_chunks, range(n_chunks), [cq] * n_chunks,
+                                 [n] * n_chunks, [make_chunk] * n_chunks, pure=False)
+            client.gather(futures)
+        w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    return open_zarr(path)
+
+
+def _write_one(tmp: str, c: int, cq: int, n: int, make_chunk) -> int:
+    zarr = _zarr()
+    r0, r1 = c * cq, min(n, (c + 1) * cq)
+    inst = make_chunk(c, r0, r1)
+    if inst.n_queries != r1 - r0:
+        raise ChunkLayoutError(f"chunk {c}: the generator made {inst.n_queries} queries, expected {r1 - r0}")
+    g = zarr.open_group(tmp, mode="r+")
+    for name in ARRAYS:
+        arr = g[name]
+        vals = getattr(inst, name)
+        if arr.dtype.kind == "u" and vals.size and (vals.max() >= np.iinfo(arr.dtype).max
+                                                   or np.any(vals != np.round(vals))):
+            raise ChunkValueError(f"{name}[{r0 + int(np.argmax(vals.ravel() != np.round(vals.ravel())))}]",
+                                  f"does not fit the store's {arr.dtype} column")
+        arr[r0:r1] = vals.astype(arr.dtype)
+    return r1 - r0
+
+
+# ------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class ChunkRef:
+    """One chunk of a store, small enough to ship to a worker: ``queries r0..r1-1``."""
+
+    path: str
+    index: int
+    r0: int
+    r1: int
+
+    def load(self) -> Instance:
+        """The chunk as a validated in-memory :class:`~robatch_opt.Instance`."""
+        return open_zarr(self.path).chunk(self.index)
+
+
+_FIELD = re.compile(r"^(query_task|input_tokens|output_tokens|utility|query)\[(\d+)(.*)$")
+
+
+def _globalize(exc: InstanceError, r0: int) -> ChunkValueError:
+    """The same error with the chunk's row index turned into the global query index."""
+    m = _FIELD.match(exc.field)
+    msg = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+    if not m:
+        return ChunkValueError(exc.field, msg)
+    return ChunkValueError(f"{m.group(1)}[{r0 + int(m.group(2))}{m.group(3)}",
+                           re.sub(r"\bquery (\d+)\b", lambda q: f"query {r0 + int(q.group(1))}", msg))
+
+
+class ChunkedInstance:
+    """A lazily read instance stored in chunks (``ro.load("x.zarr")``).
+
+    Holds the models and tasks (small) and opens the per-query arrays on demand; never
+    reads more than one chunk at a time. Pass it to :func:`robatch_opt.solve` with a Dask
+    ``client`` (or to :func:`robatch_opt.distributed.solve`).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    models, tasks, options
+        As on :class:`~robatch_opt.Instance`.
+    n_queries, chunk_queries, n_chunks : int
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        zarr = _zarr()
+        src = str(self.path)
+        if not self.path.is_dir():
+            if self.path.exists():
+                raise FormatError(f"{src}: not a directory (a .zarr store is a directory)")
+            raise FileNotFoundError(f"{src}: no such store")
+        try:
+            g = zarr.open_group(src, mode="r")
+            attrs = dict(g.attrs)
+        except Exception as exc:                      # zarr raises several types for a bad group
+            raise FormatError(f"{src}: not a readable zarr group ({type(exc).__name__}: {exc})") from exc
+        if attrs.get("format") != ZARR_FORMAT:
+            raise FormatError(f"{src}: group attribute `format` is {attrs.get('format')!r}, "
+                              f"not a robatch_opt chunked instance ({ZARR_FORMAT!r})")
+        try:
+            self.models = tuple(Model(m["name"], m["price_in"], m["price_out"], m["context_window"],
+                                      tuple(m["batch_sizes"])) for m in attrs["models"])
+            self.tasks = tuple(Task(t["name"], t["system_tokens"]) for t in attrs["tasks"])
+            self.n_queries = int(attrs["n_queries"])
+            self.chunk_queries = _check_chunk_queries(attrs["chunk_queries"])
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"{src}: missing or mistyped group attribute ({exc!r})") from exc
+        self.options = tuple((k, b) for k, m in enumerate(self.models) for b in m.batch_sizes)
+        if [list(o) for o in self.options] != attrs.get("options"):
+            raise FormatError(f"{src}: attribute `options` disagrees with the models' batch sizes")
+        self._group = g
+        self._check_layout()
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def n_options(self) -> int:
+        return len(self.options)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_queries // self.chunk_queries)
+
+    @property
+    def option_model(self) -> np.ndarray:
+        return np.array([k for k, _ in self.options], dtype=np.int64)
+
+    @property
+    def option_batch(self) -> np.ndarray:
+        return np.array([b for _, b in self.options], dtype=np.int64)
+
+    def bounds(self, c: int) -> tuple[int, int]:
+        """Queries ``r0..r1-1`` of chunk ``c``."""
+        r0 = c * self.chunk_queries
+        return r0, min(self.n_queries, r0 + self.chunk_queries)
+
+    def refs(self) -> list[ChunkRef]:
+        """One :class:`ChunkRef` per chunk, in query order."""
+        return [ChunkRef(str(self.path), c, *self.bounds(c)) for c in range(self.n_chunks)]
+
+    def _check_layout(self) -> None:
+        src = str(self.path)
+        want = {"query_task": (self.n_queries,), "input_tokens": (self.n_queries,),
+                "output_tokens": (self.n_queries, self.n_models), "utility": (self.n_queries, self.n_options)}
+        for name, shape in want.items():
+            try:
+                arr = self._group[name]
+            except KeyError:
+                raise ChunkLayoutError(f"{src}: array `{name}` is missing") from None
+            if tuple(arr.shape) != shape:
+                raise ChunkLayoutError(f"{src}: array `{name}` has shape {tuple(arr.shape)}, expected {shape} "
+                                       f"({self.n_queries} queries, {self.n_models} models, "
+                                       f"{self.n_options} options)")
+            chunks = tuple(arr.chunks)
+            if chunks[0] != self.chunk_queries or chunks[1:] != shape[1:]:
+                raise ChunkLayoutError(f"{src}: array `{name}` is chunked {chunks}, expected "
+                                       f"{(self.chunk_queries,) + shape[1:]} (chunk_queries = "
+                                       f"{self.chunk_queries}; every array must be chunked alike)")
+
+    # ------------------------------------------------------------------ reading
+    def _read(self, name: str, c: int) -> np.ndarray:
+        arr = self._group[name]
+        key = self.path / name / "c" / str(c)
+        if arr.ndim == 2:
+            key = key / "0"
+        r0, r1 = self.bounds(c)
+        if not key.is_file():
+            raise ChunkError(str(self.path), name, c, f"(queries {r0}..{r1 - 1}) is missing: no file {key}")
+        try:
+            return np.asarray(arr[r0:r1])
+        except Exception as exc:                    # checksum mismatch, truncated file, bad codec
+            raise ChunkError(str(self.path), name, c,
+                             f"(queries {r0}..{r1 - 1}) is corrupt: {type(exc).__name__}: {exc}") from exc
+
+    def chunk(self, c: int) -> Instance:
+        """Chunk ``c`` as a validated in-memory :class:`~robatch_opt.Instance` (local indices).
+
+        Raises
+        ------
+        ChunkError
+            The chunk is missing or corrupt (names the store, array, chunk and queries).
+        ChunkValueError
+            A value is invalid; the field names the global query index.
+        """
+        if not 0 <= c < self.n_chunks:
+            raise IndexError(f"chunk {c} out of range for {self.n_chunks} chunks")
+        r0, _ = self.bounds(c)
+        data = {name: self._read(name, c) for name in ARRAYS}
+        try:
+            return Instance(models=self.models, tasks=self.tasks, **data)
+        except ChunkValueError:
+            raise
+        except InstanceError as exc:
+            raise _globalize(exc, r0) from None
+
+    def iter_chunks(self) -> Iterator[tuple[int, Instance]]:
+        """``(r0, chunk instance)`` for every chunk, in order."""
+        for c in range(self.n_chunks):
+            yield self.bounds(c)[0], self.chunk(c)
+
+    def to_instance(self) -> Instance:
+        """Read every chunk into one in-memory :class:`~robatch_opt.Instance` (small stores only)."""
+        parts = [inst for _, inst in self.iter_chunks()]
+        cat = {name: np.concatenate([getattr(p, name) for p in parts]) for name in ARRAYS}
+        return Instance(models=self.models, tasks=self.tasks, **cat)
+
+    def __repr__(self) -> str:
+        return (f"ChunkedInstance({str(self.path)!r}, n={self.n_queries}, options={self.n_options}, "
+                f"chunks={self.n_chunks} x {self.chunk_queries})")
+
+
+_OPEN: dict[tuple[str, int], ChunkedInstance] = {}
+
+
+def open_zarr(path) -> ChunkedInstance:
+    """Open a store (cached per process by path and metadata time, so tasks reopen cheaply)."""
+    p = Path(path)
+    try:
+        stamp = (p / "zarr.json").stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    key = (str(p.resolve()), stamp)
+    inst = _OPEN.get(key)
+    if inst is None:
+        inst = ChunkedInstance(p)
+        if stamp >= 0:
+            _OPEN.clear()           # one store at a time is the common case; keep the cache small
+            _OPEN[key] = inst
+    return inst
