@@ -118,6 +118,8 @@ def _parser() -> _Parser:
     g.add_argument("--pool", metavar="P", help=f"llm only: model pool (default {DEFAULT_WORKLOAD['pool']})")
     g.add_argument("--family", metavar="F", help="synthetic only: instance family")
     g.add_argument("--price", choices=("api", "compute"), help="llm only: price model")
+    g.add_argument("--chunk-queries", type=_positive_int, metavar="Q",
+                   help="OUT.zarr only: queries per chunk (llm writes chunk by chunk, never whole)")
     g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("evaluate", help="grade a saved plan against its instance",
@@ -336,7 +338,11 @@ def _baseline_table(plan: Plan, baselines: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- generate
 def _cmd_generate(args) -> int:
-    format_of(args.out)                    # an unknown suffix fails before any work
+    zarr_out = Path(args.out).suffix.lower() == ".zarr"     # a chunked store (robatch_opt.distributed)
+    if not zarr_out:
+        format_of(args.out)                # an unknown suffix fails before any work
+        if args.chunk_queries is not None:
+            raise _UsageError("argument --chunk-queries: applies to an OUT.zarr store only")
     if args.kind == "llm" and args.family is not None:
         raise _UsageError("argument --family: applies to `generate synthetic` only")
     if args.kind == "synthetic" and (args.pool is not None or args.price is not None):
@@ -349,14 +355,20 @@ def _cmd_generate(args) -> int:
         kw: dict[str, Any] = {"pool": args.pool or DEFAULT_WORKLOAD["pool"], "n": args.n, "seed": args.seed}
         if args.price is not None:
             kw["price"] = args.price
+        if zarr_out:
+            inst = workloads.llm(**kw, out=args.out, chunk_queries=args.chunk_queries)
+            print(f"wrote {args.out}: ro.workloads.llm({', '.join(f'{k}={v!r}' for k, v in kw.items())}): "
+                  f"{inst.n_queries:,} queries in {inst.n_chunks} chunks of {inst.chunk_queries:,}, "
+                  f"{inst.n_tasks} tasks, {inst.n_models} models, {inst.n_options} options")
+            return EXIT_OK
         inst = workloads.llm(**kw)
     else:
         kw = {"n": args.n, "seed": args.seed}
         if args.family is not None:
             kw["family"] = args.family
         inst = workloads.synthetic(**kw)
-    path = save(inst, args.out)
-    size = path.stat().st_size
+    path = save(inst, args.out, **({"chunk_queries": args.chunk_queries} if zarr_out and args.chunk_queries else {}))
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if zarr_out else path.stat().st_size
     params = ", ".join(f"{k}={v!r}" for k, v in kw.items())
     print(f"wrote {path}: ro.workloads.{args.kind}({params}): {inst.n_queries:,} queries, {inst.n_tasks} tasks, "
           f"{inst.n_models} models, {inst.n_options} options, {size:,} bytes")

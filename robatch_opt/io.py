@@ -58,7 +58,8 @@ _NPZ_ARRAYS = {"query_task": "iu", "input_tokens": "iuf", "output_tokens": "iuf"
 
 
 # ---------------------------------------------------------------------------- front doors
-def save(inst: Instance, path: PathLike, *, format: str | None = None, compress: bool = False) -> Path:
+def save(inst: Instance, path: PathLike, *, format: str | None = None, compress: bool = False,
+         **zarr_options) -> Path:
     """Write an instance to ``path`` (``.json`` or ``.npz``).
 
     Parameters
@@ -73,6 +74,9 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     compress : bool
         npz only: use :func:`numpy.savez_compressed` (smaller, slower; utilities drawn from
         continuous distributions barely compress).
+    **zarr_options
+        ``.zarr`` only (a chunked store, see :func:`robatch_opt.distributed.save_zarr`):
+        ``chunk_queries``.
 
     Returns
     -------
@@ -96,6 +100,9 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     >>> back.models == inst.models and bool((back.utility == inst.utility).all())
     True
     """
+    if format is None and _is_zarr(path):          # chunked store: robatch_opt.distributed.store
+        from .distributed.store import save_zarr
+        return save_zarr(inst, path, **zarr_options)
     if not isinstance(inst, Instance):
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
     path = Path(path)
@@ -123,6 +130,8 @@ def load(path: PathLike, *, format: str | None = None) -> Instance:
     Parameters
     ----------
     path : str or path-like
+        ``.json``, ``.npz``, or ``.zarr`` (a chunked store, returned as a lazily read
+        :class:`robatch_opt.distributed.ChunkedInstance`; needs the ``[dask]`` extra).
     format : {"json", "npz"}, optional
         Overrides the suffix.
 
@@ -140,6 +149,9 @@ def load(path: PathLike, *, format: str | None = None) -> Instance:
     OSError
         The file cannot be opened (e.g. it does not exist).
     """
+    if format is None and _is_zarr(path):          # chunked store, read lazily
+        from .distributed.store import open_zarr
+        return open_zarr(path)
     path = Path(path)
     fmt = format_of(path, format)
     if fmt == "json":
@@ -286,6 +298,11 @@ def _npz_array(npz, name: str, src: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- shared helpers
+def _is_zarr(path: PathLike) -> bool:
+    """A ``.zarr`` path: a chunked store (:mod:`robatch_opt.distributed.store`)."""
+    return Path(path).suffix.lower() == ".zarr"
+
+
 def format_of(path: PathLike, format: str | None = None) -> str:
     """The format (``"json"`` or ``"npz"``) :func:`save` and :func:`load` use for ``path``.
 

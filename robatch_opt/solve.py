@@ -109,7 +109,10 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     seed : int
         Seed for engines that use randomness; the same input and seed give the same plan.
     **options
-        Backend-specific settings, e.g. ``solver="highs"`` for ``method="milp"``.
+        Backend-specific settings, e.g. ``solver="highs"`` for ``method="milp"``. With
+        ``client=`` (a ``dask.distributed.Client`` or a scheduler address), or for a chunked
+        instance (``ro.load("x.zarr")``), the greedy runs on the Dask cluster:
+        :func:`robatch_opt.distributed.solve`, whose options apply.
 
     Returns
     -------
@@ -133,6 +136,12 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     >>> plan.cost_usd <= plan.budget_usd and plan.utility <= plan.upper_bound
     True
     """
+    from .distributed.store import ChunkedInstance          # no dask or zarr import until used
+    if options.get("client") is not None or isinstance(instance, ChunkedInstance):
+        from .distributed import solve as distributed_solve
+        return distributed_solve(instance, budget, method="greedy" if method == AUTO else method,
+                                 min_mean_utility=min_mean_utility,
+                                 max_queries_per_model=max_queries_per_model, **options)
     t0 = time.perf_counter()
     if not isinstance(method, str):
         raise UnknownMethodError(f"`method`: must be a string; valid: {', '.join(registered_methods())}")

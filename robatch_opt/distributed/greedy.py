@@ -165,7 +165,7 @@ def _chunk_recipes(bounds, kc, pos_rows, pos, move_rows, move_opt) -> list[tasks
     return out
 
 
-def solve(instance, budget: float | None = None, *, client, method: str = "greedy",
+def solve(instance, budget: float | None = None, *, client=None, method: str = "greedy",
           min_mean_utility: float | None = None, max_queries_per_model=None, plan_path=None,
           chunk_queries: int | None = None, gather: bool | None = None, progress: bool | None = None,
           timeout_s: float = 10.0, **options: Any) -> Plan:
@@ -237,6 +237,10 @@ def solve(instance, budget: float | None = None, *, client, method: str = "greed
         raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
     if not math.isfinite(budget_usd) or budget_usd < 0:
         raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+    if client is None:
+        raise DistributedUnsupportedError(
+            "`client`: the distributed greedy needs a Dask client or a scheduler address, e.g. "
+            "client=distributed.Client(distributed.LocalCluster()) on one machine")
     own_client = isinstance(client, str)
     if own_client:
         client = connect(client, timeout_s=timeout_s)

@@ -22,7 +22,6 @@ same path (NFS, Lustre...): Dask workers open it by path.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -376,9 +375,8 @@ class ChunkedInstance:
 
     def to_instance(self) -> Instance:
         """Read every chunk into one in-memory :class:`~robatch_opt.Instance` (small stores only)."""
-        parts = [inst for _, inst in self.iter_chunks()]
-        cat = {name: np.concatenate([getattr(p, name) for p in parts]) for name in ARRAYS}
-        return Instance(models=self.models, tasks=self.tasks, **cat)
+        cat = {name: np.concatenate([self._read(name, c) for c in range(self.n_chunks)]) for name in ARRAYS}
+        return Instance(models=self.models, tasks=self.tasks, **cat)     # validated once, global indices
 
     def __repr__(self) -> str:
         return (f"ChunkedInstance({str(self.path)!r}, n={self.n_queries}, options={self.n_options}, "

@@ -380,11 +380,16 @@ def llm_truth(pool: str = "qwen3", n: int = 2000, *, tasks=None, price: str = "c
 
 def llm(pool: str = "qwen3", n: int = 2000, *, tasks=None, price: str = "compute", seed: int = 0,
         batch_sizes: Sequence[int] = (1, 2, 4, 8), difficulty_sd: float = 1.5,
-        free_models: str = "drop") -> Instance:
+        free_models: str = "drop", out=None, chunk_queries: int | None = None, client=None) -> Instance:
     """An LLM workload instance calibrated from the bundled pool facts.
 
     Same arguments as :func:`llm_truth`, which also returns the ground truth (difficulties,
     abilities, base utilities, retention); this returns only ``llm_truth(...).instance``.
+
+    With ``out="x.zarr"`` the workload is written chunk by chunk (``chunk_queries`` queries
+    each; by the workers of a Dask ``client`` if given) and never held whole; the store is
+    returned opened lazily (:class:`robatch_opt.distributed.ChunkedInstance`). Its per-query
+    draws are seeded per chunk (:mod:`.llm_chunked`), so they differ from the in-memory draw.
 
     Examples
     --------
@@ -392,5 +397,12 @@ def llm(pool: str = "qwen3", n: int = 2000, *, tasks=None, price: str = "compute
     >>> inst.n_queries, inst.n_models, inst.n_tasks, inst.n_options
     (100, 6, 6, 24)
     """
+    if out is not None:
+        from .llm_chunked import write_llm
+        return write_llm(out, pool, n, tasks=tasks, price=price, seed=seed, batch_sizes=batch_sizes,
+                         difficulty_sd=difficulty_sd, free_models=free_models, chunk_queries=chunk_queries,
+                         client=client)
+    if chunk_queries is not None or client is not None:
+        raise InstanceError("out", "`chunk_queries` and `client` apply only with out='x.zarr'")
     return llm_truth(pool, n, tasks=tasks, price=price, seed=seed, batch_sizes=batch_sizes,
                      difficulty_sd=difficulty_sd, free_models=free_models).instance
