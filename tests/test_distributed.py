@@ -1,0 +1,216 @@
+"""Chunked instances and the greedy on a real Dask cluster (scheduler and workers started as
+processes with the ``dask`` command line, connected to by address).
+
+The distributed greedy must give the in-memory greedy's plan: the same options, and exact
+cost, utility and bound equal to 1e-9 relative (rounding of sums in another order is all
+that may differ).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("zarr")
+
+from distributed import Client  # noqa: E402
+
+import robatch_opt as ro  # noqa: E402
+from robatch_opt.cli import main as cli_main  # noqa: E402
+from robatch_opt.distributed import (ChunkError, ChunkLayoutError, ChunkValueError,  # noqa: E402
+                                     DistributedUnsupportedError, SchedulerUnreachableError)
+from robatch_opt.distributed.cli_cluster import command_line_cluster, free_port  # noqa: E402
+
+RTOL = 1e-9
+ARRAYS = ("query_task", "input_tokens", "output_tokens", "utility")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with command_line_cluster(2, memory_limit="2GiB") as cluster:
+        with Client(cluster.address, timeout=30) as c:
+            yield c
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= RTOL * max(abs(a), abs(b))
+
+
+def assert_same_plan(p: ro.Plan, q: ro.Plan) -> None:
+    assert _close(p.cost_usd, q.cost_usd), (p.cost_usd, q.cost_usd)
+    assert _close(p.utility, q.utility), (p.utility, q.utility)
+    assert _close(p.upper_bound, q.upper_bound), (p.upper_bound, q.upper_bound)
+    assert np.array_equal(np.asarray(p.option), np.asarray(q.option))
+    assert q.cost_usd <= q.budget_usd * (1 + 1e-12)
+    assert q.n_calls == p.n_calls
+
+
+# ------------------------------------------------------------------------------ the store
+def test_zarr_round_trip_is_lossless_and_lazy(tmp_path):
+    inst = ro.workloads.llm("gemma3", n=1000, seed=3)
+    path = ro.save(inst, tmp_path / "x.zarr", chunk_queries=300)
+    ci = ro.load(path)
+    assert isinstance(ci, ro.distributed.ChunkedInstance)
+    assert (ci.n_queries, ci.n_chunks, ci.chunk_queries, ci.options) == (1000, 4, 300, inst.options)
+    assert ci.chunk(3).n_queries == 100
+    back = ci.to_instance()
+    for name in ARRAYS:
+        assert np.array_equal(getattr(back, name), getattr(inst, name)), name
+    assert back.models == inst.models and back.tasks == inst.tasks
+
+
+def test_llm_written_chunk_by_chunk_is_reproducible(tmp_path):
+    a = ro.workloads.llm("qwen3", n=700, seed=5, out=tmp_path / "a.zarr", chunk_queries=256)
+    b = ro.workloads.llm("qwen3", n=700, seed=5, out=tmp_path / "b.zarr", chunk_queries=256)
+    assert a.n_chunks == 3 and a.n_queries == 700
+    x, y = a.to_instance(), b.to_instance()
+    for name in ARRAYS:
+        assert np.array_equal(getattr(x, name), getattr(y, name)), name
+    # Every task drawn in every chunk, in proportion.
+    assert np.bincount(x.query_task, minlength=x.n_tasks).min() >= 700 // 6 - 3
+
+
+def test_cli_generate_writes_a_store(tmp_path, capsys):
+    out = tmp_path / "w.zarr"
+    assert cli_main(["generate", "llm", str(out), "--n", "500", "--chunk-queries", "200"]) == 0
+    assert "3 chunks" in capsys.readouterr().out
+    assert ro.load(out).n_queries == 500
+
+
+def _bad_store(tmp_path, chunk_queries=100):
+    inst = ro.workloads.llm("gemma3", n=450, seed=4)
+    return inst, ro.save(inst, tmp_path / "bad.zarr", chunk_queries=chunk_queries)
+
+
+def test_bad_value_is_reported_by_global_query_index(tmp_path):
+    import zarr
+    _, path = _bad_store(tmp_path)
+    zarr.open_group(str(path), mode="r+")["utility"][203, 5] = 1.5
+    ci = ro.load(path)
+    with pytest.raises(ChunkValueError) as err:
+        ci.chunk(2)
+    assert err.value.field == "utility[203, 5]"
+    assert ci.chunk(1).n_queries == 100           # other chunks still read
+
+
+def test_missing_chunk_names_array_and_chunk(tmp_path, client):
+    inst, path = _bad_store(tmp_path)
+    os.remove(path / "utility" / "c" / "2" / "0")
+    ci = ro.load(path)                             # metadata only: fine
+    with pytest.raises(ChunkError, match=r"chunk 2 of `utility` \(queries 200\.\.299\) is missing") as err:
+        ro.solve(ci, budget=ro.budget_from_fraction(inst, 0.3), method="greedy", client=client)
+    assert (err.value.array, err.value.chunk) == ("utility", 2)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_chunk_names_array_and_chunk(tmp_path, client):
+    inst, path = _bad_store(tmp_path)
+    f = path / "input_tokens" / "c" / "1"
+    raw = bytearray(f.read_bytes())
+    raw[7] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(ChunkError, match=r"chunk 1 of `input_tokens` \(queries 100\.\.199\) is corrupt"):
+        ro.solve(ro.load(path), budget=ro.budget_from_fraction(inst, 0.3), method="greedy", client=client)
+
+
+def test_mismatched_chunk_shapes_are_refused_on_load(tmp_path):
+    import zarr
+    inst, path = _bad_store(tmp_path)
+    g = zarr.open_group(str(path), mode="r+")
+    data = g["input_tokens"][:]
+    del g["input_tokens"]
+    g.create_array("input_tokens", shape=data.shape, chunks=(64,), dtype=data.dtype)[:] = data
+    with pytest.raises(ChunkLayoutError, match=r"`input_tokens` is chunked \(64,\), expected \(100,\)"):
+        ro.load(path)
+    del g["input_tokens"]
+    g.create_array("input_tokens", shape=(449,), chunks=(100,), dtype=data.dtype)[:] = data[:449]
+    with pytest.raises(ChunkLayoutError, match=r"`input_tokens` has shape \(449,\), expected \(450,\)"):
+        ro.load(path)
+
+
+def test_unreachable_scheduler_names_the_address():
+    inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    t = time.monotonic()
+    with pytest.raises(SchedulerUnreachableError, match="127.0.0.1") as err:
+        ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.5), method="greedy", client=address, timeout_s=2)
+    assert err.value.address == address
+    assert time.monotonic() - t < 30
+
+
+def test_unsupported_requests_fail_before_any_work(client):
+    inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    with pytest.raises(DistributedUnsupportedError, match="min_mean_utility"):
+        ro.solve(inst, min_mean_utility=0.5, method="greedy", client=client)
+    with pytest.raises(DistributedUnsupportedError, match="max_queries_per_model"):
+        ro.solve(inst, budget=1.0, method="greedy", client=client, max_queries_per_model=[10, 10, 10, 10])
+
+
+# ------------------------------------------------------------- equality with the in-memory greedy
+@pytest.mark.parametrize("batch_sizes", [(1, 2, 4, 8), (1,)], ids=["coupled", "b1"])
+def test_same_plan_as_in_memory_from_a_store(tmp_path, client, batch_sizes):
+    inst = ro.workloads.llm("gemma3", n=3000, seed=11, batch_sizes=batch_sizes)
+    ci = ro.load(ro.save(inst, tmp_path / "x.zarr", chunk_queries=700))
+    for fraction in (0.02, 0.15, 0.5, 0.95):
+        budget = ro.budget_from_fraction(inst, fraction)
+        p = ro.solve(inst, budget=budget, method="greedy")
+        q = ro.solve(ci, budget=budget, method="greedy", client=client)
+        assert_same_plan(p, q)
+        assert q.info["distributed"] and q.info["n_chunks"] == 5
+    plan_store = tmp_path / "x.plan.zarr"                  # options written next to the instance
+    import zarr
+    assert np.array_equal(zarr.open_group(str(plan_store), mode="r")["option"][:], q.option)
+
+
+def test_same_plan_as_in_memory_for_an_in_memory_instance(client):
+    inst = ro.workloads.synthetic(n=2500, family="llm_like", seed=2)
+    for fraction in (0.1, 0.6):
+        budget = ro.budget_from_fraction(inst, fraction)
+        assert_same_plan(ro.solve(inst, budget=budget, method="greedy"),
+                         ro.solve(inst, budget=budget, method="greedy", client=client, chunk_queries=400))
+
+
+def test_budget_below_every_plan_is_infeasible(client):
+    inst = ro.workloads.llm("gemma3", n=200, seed=1)
+    lo = ro.reference_costs(inst)[0]
+    with pytest.raises(ro.InfeasibleBudgetError):
+        ro.solve(inst, budget=lo * 0.5, method="greedy", client=client, chunk_queries=64)
+
+
+# ------------------------------------------------------------------------------ fault
+def test_worker_killed_mid_solve_gives_the_same_plan(tmp_path):
+    inst = ro.workloads.llm("gemma3", n=120_000, seed=7)
+    ci = ro.load(ro.save(inst, tmp_path / "k.zarr", chunk_queries=6000))
+    budget = ro.budget_from_fraction(inst, 0.3)
+    expected = ro.solve(inst, budget=budget, method="greedy")
+    with command_line_cluster(2, memory_limit="2GiB") as cluster, Client(cluster.address, timeout=30) as c:
+        victim = cluster.workers[0]
+        victim_address = next(a for a, w in c.scheduler_info()["workers"].items() if w["name"] == "worker-0")
+        result: dict = {}
+
+        def run():
+            try:
+                result["plan"] = ro.solve(ci, budget=budget, method="greedy", client=c)
+            except BaseException as exc:           # re-raised below, in the test's thread
+                result["error"] = exc
+
+        th = threading.Thread(target=run)
+        th.start()
+        deadline = time.monotonic() + 120
+        while not any(str(k).startswith("robatch-") for k in c.processing().get(victim_address, ())):
+            assert time.monotonic() < deadline and th.is_alive(), "no task reached worker-0"
+            time.sleep(0.01)
+        os.kill(victim.pid, signal.SIGKILL)        # mid-solve: a chunk task is running on it
+        th.join(300)
+        assert not th.is_alive()
+        assert victim.poll() is not None
+        if "error" in result:
+            raise result["error"]
+        assert_same_plan(expected, result["plan"])
+        assert len(c.scheduler_info()["workers"]) == 1
