@@ -53,8 +53,56 @@ def _instance(src) -> Instance:
     return src if isinstance(src, Instance) else src.load()
 
 
+#: Share of a worker's memory limit that may hold chunks between tasks (see ``_chunk``).
+CACHE_SHARE = 0.35
+
+_CACHE: dict[tuple, "_Chunk"] = {}
+_CACHE_BYTES = [0]
+
+
+def _cache_budget() -> int:
+    try:
+        from distributed import get_worker
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return 0                      # not on a worker: nothing to reuse between calls
+    return int(CACHE_SHARE * limit) if limit else 0
+
+
+def _chunk(src) -> "_Chunk":
+    """The chunk's state, reused between passes while it fits the worker's cache budget.
+
+    Passes read the chunks in order, so the cache keeps the first chunks that fit and never
+    evicts (a least-recently-used cache would miss on every chunk of a scan larger than it).
+    Only a speed-up: a missing entry is rebuilt, so results never depend on it.
+    """
+    if isinstance(src, Instance):
+        ch = src.__dict__.get("_robatch_chunk")
+        if ch is None:
+            ch = _Chunk(src)
+            src.__dict__["_robatch_chunk"] = ch      # the held chunk keeps its state, like compile_options
+        return ch
+    import os
+    try:
+        stamp = os.stat(os.path.join(src.path, "zarr.json")).st_mtime_ns
+    except OSError:
+        stamp = -1
+    key = (os.path.realpath(src.path), src.index, stamp)
+    ch = _CACHE.get(key)
+    if ch is None:
+        ch = _Chunk(src)
+        size = ch.nbytes()
+        if _CACHE_BYTES[0] + size <= _cache_budget():
+            if any(k[0] == key[0] and k[2] != stamp for k in _CACHE):
+                _CACHE.clear()                     # the store was rewritten
+                _CACHE_BYTES[0] = 0
+            _CACHE[key] = ch
+            _CACHE_BYTES[0] += size
+    return ch
+
+
 class _Chunk:
-    """A chunk's option table, kernel arrays and hulls (rebuilt in every task)."""
+    """A chunk's option table, kernel arrays and hulls."""
 
     def __init__(self, src):
         self.inst = _instance(src)
@@ -63,6 +111,13 @@ class _Chunk:
         self.n = self.table.n_queries
         self.start = g._ro(self.table.cheapest_option, np.int64)
         self.hulls = g.hull_arrays(self.arr["cost"], self.arr["util"], self.start)
+
+    def nbytes(self) -> int:
+        """Memory held by the chunk's arrays (instance, table, hulls)."""
+        arrays = [getattr(self.inst, n) for n in ("query_task", "input_tokens", "output_tokens", "utility")]
+        arrays += [self.table.cost, self.table.admissible, self.table.variable_cost, self.start]
+        arrays += [self.hulls.opt, self.hulls.length, self.hulls.bin]
+        return int(sum(a.nbytes for a in arrays))
 
     def positions(self, kc: int | None) -> tuple[np.ndarray, tuple]:
         """Hull positions taking every increment above bin ``kc``, and the items in ``kc``."""
@@ -98,7 +153,7 @@ class _Chunk:
 
 def stats(src) -> dict[str, Any]:
     """Hulls and ratio histogram of the chunk (over its own bin range), and its start plan."""
-    ch = _Chunk(src)
+    ch = _chunk(src)
     h = ch.hulls
     a = ch.arr
     out = {"bin_lo": h.bin_lo, "bin_hi": h.bin_hi, "start_utility": h.start_utility,
@@ -121,7 +176,7 @@ def split(src, r0: int, kc: int) -> dict[str, Any]:
     Rows (hull, utility, variable cost, task, prefix position) let the driver run the walk
     and the exact-cost shedding of the crossing bin on these queries alone.
     """
-    ch = _Chunk(src)
+    ch = _chunk(src)
     pos, (iq, ip, ir, idc, idu) = ch.positions(kc)
     rows = np.unique(iq)
     a = ch.arr
@@ -132,7 +187,7 @@ def split(src, r0: int, kc: int) -> dict[str, Any]:
 
 def totals(src, recipe: Recipe) -> dict[str, Any]:
     """The chunk's part of ``_plan_totals`` for the plan the recipe describes."""
-    ch = _Chunk(src)
+    ch = _chunk(src)
     return ch.totals(ch.options(recipe))
 
 
@@ -156,7 +211,7 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
                model_count: np.ndarray, capacity: np.ndarray, max_candidates: int) -> dict[str, np.ndarray]:
     """Each query's best single move under the global counts; the chunk's best candidates
     with what ``_apply_moves`` reads of them (utilities and variable costs of both options)."""
-    ch = _Chunk(src)
+    ch = _chunk(src)
     opt = ch.options(recipe)
     a = ch.arr
     n = ch.n
@@ -178,7 +233,7 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
 def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> dict[str, Any]:
     """The final plan of the chunk: solver totals, the shared evaluator's figures, and the
     options written to the plan store (and returned if ``gather``)."""
-    ch = _Chunk(src)
+    ch = _chunk(src)
     opt = ch.options(recipe)
     out = ch.totals(opt)
     ev = evaluate(ch.inst, opt)
@@ -194,4 +249,15 @@ def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> 
             arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
     if gather:
         out["option"] = opt
+    return out
+
+
+def reference(src) -> dict[str, Any]:
+    """Group counts and token costs of the chunk's cheapest and most useful plans."""
+    inst = _chunk(src).inst
+    table = compile_options(inst)
+    out = {}
+    for name, opt in (("cheapest", table.cheapest_option), ("max_utility", table.most_useful_option)):
+        ev = evaluate(inst, opt)
+        out[name] = (np.asarray(ev.group_counts), ev.breakdown.input_usd + ev.breakdown.output_usd)
     return out

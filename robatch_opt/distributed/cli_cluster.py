@@ -41,6 +41,16 @@ def _dask_cli() -> list[str]:
     return [sys.executable, "-m", "distributed.cli.dask_scheduler"]  # pragma: no cover
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when the process that started it dies (no orphans even
+    if that process is killed before its clean-up runs)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class CommandLineCluster:
     """The processes of a running cluster.
@@ -138,7 +148,8 @@ def command_line_cluster(n_workers: int = 2, *, memory_limit: str = "4GiB", nthr
         log = open(log_dir / f"{name}.log", "wb")
         try:
             p = subprocess.Popen(dask + args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=env, cwd=str(log_dir), start_new_session=True)
+                                 env=env, cwd=str(log_dir), start_new_session=True,
+                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         finally:
             log.close()
         procs.append(p)

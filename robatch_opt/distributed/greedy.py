@@ -45,7 +45,7 @@ from . import _chunk_tasks as tasks
 from .errors import DistributedUnsupportedError, SchedulerUnreachableError
 from .store import ChunkedInstance, DEFAULT_CHUNK_QUERIES
 
-__all__ = ["solve", "connect", "GATHER_MAX_QUERIES"]
+__all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
 #: Plans of at most this many queries come back as in-memory arrays; larger ones stay in
 #: the plan store and ``plan.option`` reads it (a zarr array).
@@ -533,3 +533,36 @@ def _columns(instance, parts, out_path, gather: bool, om, ob):
     grp = zarr.open_group(str(out_path), mode="r")
     qt = zarr.open_group(str(instance.path), mode="r")["query_task"]
     return grp["option"], grp["model"], grp["batch_size"], qt
+
+
+def reference_costs(instance, client) -> tuple[float, float]:
+    """:func:`robatch_opt.reference_costs` chunk by chunk on the cluster (one pass).
+
+    Returns
+    -------
+    cheapest_usd, max_utility_usd : float
+        Exact costs of every query on its cheapest option, and on its most useful one.
+    """
+    if isinstance(client, str):
+        with connect(client) as c:
+            return reference_costs(instance, c)
+    sources, bounds = _sources(instance, client, None)
+    parts = _Runner(client, sources, bounds, False).map(tasks.reference, label="reference")
+    om, ob = instance.option_model, instance.option_batch
+    fixed = (np.array([t.system_tokens for t in instance.tasks])[:, None]
+             * np.array([m.price_in for m in instance.models])[None, :] / 1e6)
+    group_fixed, group_batch = fixed[:, om].ravel(), np.tile(ob, instance.n_tasks)
+    out = []
+    for name in ("cheapest", "max_utility"):
+        counts = np.sum([p[name][0] for p in parts], axis=0)
+        out.append(float(np.dot(-(-counts // group_batch), group_fixed)) + float(sum(p[name][1] for p in parts)))
+    return out[0], out[1]
+
+
+def budget_from_fraction(instance, fraction: float, client) -> float:
+    """:func:`robatch_opt.budget_from_fraction` with the reference costs computed on the cluster."""
+    f = float(fraction)
+    if not math.isfinite(f) or f < 0:
+        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fraction!r}")
+    lo, hi = reference_costs(instance, client)
+    return lo + f * max(hi - lo, 0.0)
