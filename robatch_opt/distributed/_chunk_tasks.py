@@ -54,7 +54,7 @@ def _instance(src) -> Instance:
 
 
 #: Share of a worker's memory limit that may hold chunks between tasks (see ``_chunk``).
-CACHE_SHARE = 0.35
+CACHE_SHARE = 0.25
 
 _CACHE: dict[tuple, "_Chunk"] = {}
 _CACHE_BYTES = [0]
