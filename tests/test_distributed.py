@@ -81,6 +81,8 @@ def test_cli_generate_writes_a_store(tmp_path, capsys):
     assert cli_main(["generate", "llm", str(out), "--n", "500", "--chunk-queries", "200"]) == 0
     assert "3 chunks" in capsys.readouterr().out
     assert ro.load(out).n_queries == 500
+    assert cli_main(["generate", "llm", str(tmp_path / "w.npz"), "--n", "50", "--chunk-queries", "20"]) == 2
+    assert "--chunk-queries" in capsys.readouterr().err
 
 
 def _bad_store(tmp_path, chunk_queries=100):
@@ -163,6 +165,8 @@ def test_same_plan_as_in_memory_from_a_store(tmp_path, client, batch_sizes):
         q = ro.solve(ci, budget=budget, method="greedy", client=client)
         assert_same_plan(p, q)
         assert q.info["distributed"] and q.info["n_chunks"] == 5
+    lo, hi = ro.distributed.reference_costs(ci, client)
+    assert _close(lo, ro.reference_costs(inst)[0]) and _close(hi, ro.reference_costs(inst)[1])
     plan_store = tmp_path / "x.plan.zarr"                  # options written next to the instance
     import zarr
     assert np.array_equal(zarr.open_group(str(plan_store), mode="r")["option"][:], q.option)
@@ -214,3 +218,12 @@ def test_worker_killed_mid_solve_gives_the_same_plan(tmp_path):
             raise result["error"]
         assert_same_plan(expected, result["plan"])
         assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_progress_shows_the_dashboard_link_and_dask_progress_bars(client, capsys):
+    inst = ro.workloads.llm("gemma3", n=600, seed=2)
+    ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.4), method="greedy", client=client,
+             chunk_queries=200, progress=True)
+    out = capsys.readouterr()
+    assert "Dask dashboard http://127.0.0.1:" in out.err
+    assert "Completed" in out.out and "100%" in out.out.replace("|", " ")

@@ -173,16 +173,20 @@ def stats(src) -> dict[str, Any]:
 def split(src, r0: int, kc: int) -> dict[str, Any]:
     """The crossing bin's increments (global query index), with their queries' rows.
 
-    Rows (hull, utility, variable cost, task, prefix position) let the driver run the walk
-    and the exact-cost shedding of the crossing bin on these queries alone.
+    Rows (hull, costs, utility, task, prefix position) let the driver run the walk and the
+    exact-cost shedding of the crossing bin on these queries alone, and turn the totals of
+    the prefix plan (every increment above the bin, none in it; also returned) into those of
+    the walked plan without another pass.
     """
     ch = _chunk(src)
     pos, (iq, ip, ir, idc, idu) = ch.positions(kc)
     rows = np.unique(iq)
     a = ch.arr
+    opt = np.empty(ch.n, np.int64)
+    gk._options_from_positions(ch.hulls.opt, pos, opt)
     return {"iq": iq + r0, "ip": ip, "ir": ir, "idc": idc, "idu": idu, "rows": rows + r0,
-            "prefix": pos[rows], "hull": ch.hulls.opt[rows], "util": a["util"][rows],
-            "var_cost": a["var_cost"][rows], "task": a["query_task"][rows]}
+            "prefix": pos[rows], "hull": ch.hulls.opt[rows], "util": a["util"][rows], "cost": a["cost"][rows],
+            "var_cost": a["var_cost"][rows], "task": a["query_task"][rows], "totals": ch.totals(opt)}
 
 
 def totals(src, recipe: Recipe) -> dict[str, Any]:

@@ -26,6 +26,7 @@ in-memory one only by the rounding of its sums (about 1e-15 relative).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -43,7 +44,7 @@ from ..plan import Plan, Status
 from ..solvers import greedy as g
 from . import _chunk_tasks as tasks
 from .errors import DistributedUnsupportedError, SchedulerUnreachableError
-from .store import ChunkedInstance, DEFAULT_CHUNK_QUERIES
+from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES
 
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
@@ -118,9 +119,28 @@ class _Totals:
             var += p["var_usd"]
             amort += p["amortized_usd"]
             util += p["utility"]
+        self.var = var
         self.exact = self.system(self.counts) + var
         self.amortized, self.utility = amort, util
         self.stale = False
+
+    def set_walked(self, parts: list[dict], lp: dict, om: np.ndarray, J: int) -> None:
+        """Totals of the walked plan: the chunks' prefix-plan totals, corrected for the
+        crossing bin's queries that the walk moved (their rows are in ``lp``)."""
+        self.set(parts)
+        r = np.flatnonzero(lp["pos"] != lp["prefix"])
+        if r.size:
+            old = lp["hull"][r, lp["prefix"][r]].astype(np.int64)
+            new = lp["hull"][r, lp["pos"][r]].astype(np.int64)
+            t = lp["task"][r]
+            np.add.at(self.counts, t * J + old, -1)
+            np.add.at(self.counts, t * J + new, 1)
+            np.add.at(self.model_count, om[old], -1)
+            np.add.at(self.model_count, om[new], 1)
+            self.var += float(np.sum(lp["var"][r, om[new]] - lp["var"][r, om[old]]))
+            self.amortized += float(np.sum(lp["cost"][r, new] - lp["cost"][r, old]))
+            self.utility += float(np.sum(lp["util"][r, new] - lp["util"][r, old]))
+        self.exact = self.system(self.counts) + self.var
 
     def system(self, counts: np.ndarray) -> float:
         s = 0.0
@@ -214,8 +234,10 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
 
     Notes
     -----
-    About 5 to 8 passes over the data (each reads every chunk once): statistics, the
-    crossing bin, totals, one per round of local moves, and the final grading.
+    About 4 to 7 passes over the data (each reads every chunk once): statistics, the
+    crossing bin (with the totals of the plan it gives), one per round of local moves, and
+    the final grading; a coupling re-threshold adds one. Workers keep the chunks that fit a
+    quarter of their memory limit between passes.
     """
     t0 = time.perf_counter()
     if method != "greedy":
@@ -299,6 +321,8 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
         n_inc += s["n_increments"]
     totals.set(st)
     cheapest_usd = totals.exact
+    # Every chunk passed validation in this pass: later passes read them without the checks.
+    run.sources = [dataclasses.replace(s, validated=True) if isinstance(s, ChunkRef) else s for s in run.sources]
     timings["stats_s"] = time.perf_counter() - t
     if not within_budget(c0, budget):
         raise InfeasibleBudgetError(
@@ -322,6 +346,7 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
                                                                    "prefix", "task")}
         hull = np.concatenate([p["hull"] for p in parts])
         util = np.concatenate([p["util"] for p in parts]).reshape(-1, J)
+        cost = np.concatenate([p["cost"] for p in parts]).reshape(-1, J)
         var = np.concatenate([p["var_cost"] for p in parts]).reshape(-1, K)
         rows = cat["rows"]
         local = np.searchsorted(rows, cat["iq"])               # item -> its query's row among `rows`
@@ -333,7 +358,8 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
         out.update(rows=rows, pos=pos, lp_dc=dc_above + tdc + frac * bdc, lp_du=du_above + tdu + frac * bdu,
                    threshold_ratio=float(br), order=order, n_taken=int(n_taken), local=local,
                    ip=cat["ip"], hull=hull, util=g._ro(util, np.float64), var=g._ro(var, np.float64),
-                   task=g._ro(cat["task"], np.int64))
+                   task=g._ro(cat["task"], np.int64), cost=cost, prefix=cat["prefix"].astype(np.int64),
+                   parts=[p["totals"] for p in parts])
         return out
 
     t = time.perf_counter()
@@ -354,9 +380,16 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
         rec = recipes()
         totals.set(run.map(tasks.totals, lambda c: (rec[c],), label="totals"))
 
+    def walked(lp_: dict) -> None:
+        """Totals right after a walk: from the split pass when there was one, else a pass."""
+        if "parts" in lp_:
+            totals.set_walked(lp_["parts"], lp_, om, J)
+        else:
+            refresh()
+
     # ------------------------------------------------ 3. exact cost: shed or re-threshold
     t = time.perf_counter()
-    refresh()
+    walked(lp)
     iterations = 0
     if totals.exact > limit and lp.get("n_taken", 0) > 0:
         state = np.array([totals.exact, totals.utility])
@@ -382,12 +415,11 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
             cap_r = limit - c0 - float(np.sum(group_fixed * (b - 1.0) / b))
         if cap_r <= 0.0:
             plan.update(kc=None, rows=empty, pos=empty)
-        else:
-            lp_r = lp_threshold(cap_r)
-            plan.update(kc=lp_r["kc"], rows=lp_r["rows"], pos=lp_r["pos"])
-        refresh()
-        if cap_r <= 0.0:
+            refresh()
             break
+        lp_r = lp_threshold(cap_r)
+        plan.update(kc=lp_r["kc"], rows=lp_r["rows"], pos=lp_r["pos"])
+        walked(lp_r)
     timings["coupling_s"] = time.perf_counter() - t
     info["coupling_iterations"] = iterations
 

@@ -215,10 +215,30 @@ class ChunkRef:
     index: int
     r0: int
     r1: int
+    validated: bool = False
+    """Set once every chunk passed validation in this solve: later reads skip the checks."""
 
     def load(self) -> Instance:
-        """The chunk as a validated in-memory :class:`~robatch_opt.Instance`."""
-        return open_zarr(self.path).chunk(self.index)
+        """The chunk as an in-memory :class:`~robatch_opt.Instance` (validated unless it was)."""
+        return open_zarr(self.path).chunk(self.index, validate=not self.validated)
+
+
+def _trusted(models, tasks, options, data: dict[str, np.ndarray]) -> Instance:
+    """An :class:`~robatch_opt.Instance` of arrays validated before, built without the checks.
+
+    The fields are what the constructor would store for the same arrays (read-only, int64
+    tasks, float64 numbers), so every derived array and cost is bit-identical.
+    """
+    inst = object.__new__(Instance)
+    for name, value in (("models", models), ("tasks", tasks), ("options", options)):
+        object.__setattr__(inst, name, value)
+    for name, dtype in (("query_task", np.int64), ("input_tokens", np.float64), ("output_tokens", np.float64),
+                        ("utility", np.float64)):
+        a = data[name] if data[name].dtype == dtype else data[name].astype(dtype)
+        a = np.ascontiguousarray(a)
+        a.flags.writeable = False
+        object.__setattr__(inst, name, a)
+    return inst
 
 
 _FIELD = re.compile(r"^(query_task|input_tokens|output_tokens|utility|query)\[(\d+)(.*)$")
@@ -347,8 +367,12 @@ class ChunkedInstance:
             raise ChunkError(str(self.path), name, c,
                              f"(queries {r0}..{r1 - 1}) is corrupt: {type(exc).__name__}: {exc}") from exc
 
-    def chunk(self, c: int) -> Instance:
+    def chunk(self, c: int, *, validate: bool = True) -> Instance:
         """Chunk ``c`` as a validated in-memory :class:`~robatch_opt.Instance` (local indices).
+
+        ``validate=False`` skips the O(n J) value checks; only for a chunk already validated
+        (the distributed solver validates every chunk in its first pass, then reads them
+        again in every later pass). Missing and corrupt chunks are still detected.
 
         Raises
         ------
@@ -361,6 +385,8 @@ class ChunkedInstance:
             raise IndexError(f"chunk {c} out of range for {self.n_chunks} chunks")
         r0, _ = self.bounds(c)
         data = {name: self._read(name, c) for name in ARRAYS}
+        if not validate:
+            return _trusted(self.models, self.tasks, self.options, data)
         try:
             return Instance(models=self.models, tasks=self.tasks, **data)
         except ChunkValueError:
