@@ -13,6 +13,7 @@ called through its wrappers (:mod:`robatch_opt.solvers.greedy`) on the chunk's r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,13 +61,23 @@ _CACHE: dict[tuple, "_Chunk"] = {}
 _CACHE_BYTES = [0]
 
 
-def _cache_budget() -> int:
+#: A chunk is cached only while the worker's resident memory stays below this share of its
+#: limit (Dask pauses a worker at 80 % and its nanny restarts it at 95 %).
+CACHE_RSS_SHARE = 0.5
+
+
+def _cache_room(size: int) -> bool:
+    """Whether a chunk of ``size`` bytes may be kept: within the cache's share of the worker's
+    memory limit, and the process (everything it holds, not only the cache) well below it."""
     try:
         from distributed import get_worker
         limit = get_worker().memory_manager.memory_limit
     except (ImportError, ValueError, AttributeError):
-        return 0                      # not on a worker: nothing to reuse between calls
-    return int(CACHE_SHARE * limit) if limit else 0
+        return False                  # not on a worker: nothing to reuse between calls
+    if not limit or _CACHE_BYTES[0] + size > CACHE_SHARE * limit:
+        return False
+    import psutil                     # a dependency of distributed
+    return psutil.Process().memory_info().rss + size <= CACHE_RSS_SHARE * limit
 
 
 def _chunk(src) -> "_Chunk":
@@ -92,7 +103,7 @@ def _chunk(src) -> "_Chunk":
     if ch is None:
         ch = _Chunk(src)
         size = ch.nbytes()
-        if _CACHE_BYTES[0] + size <= _cache_budget():
+        if _cache_room(size):
             if any(k[0] == key[0] and k[2] != stamp for k in _CACHE):
                 _CACHE.clear()                     # the store was rewritten
                 _CACHE_BYTES[0] = 0
@@ -212,9 +223,17 @@ def merge(parts: list[dict[str, np.ndarray]], max_candidates: int) -> dict[str, 
 
 
 def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np.ndarray,
-               model_count: np.ndarray, capacity: np.ndarray, max_candidates: int) -> dict[str, np.ndarray]:
-    """Each query's best single move under the global counts; the chunk's best candidates
-    with what ``_apply_moves`` reads of them (utilities and variable costs of both options)."""
+               model_count: np.ndarray, capacity: np.ndarray, max_candidates: int,
+               part: str = "select", cut: float = math.inf, max_returned: int = 1 << 16) -> dict[str, Any]:
+    """Each query's best single move under the global counts, and the chunk's candidates
+    with what ``_apply_moves`` reads of them (utilities and variable costs of both options).
+
+    ``part="select"``: the chunk's best ``max_candidates`` (ties at its cut kept, as the
+    kernel keeps them), or, if those are more than ``max_returned``, only the
+    ``max_candidates`` smallest kernel scores (``-best_score``) and their count, so the
+    driver can find the global cut. ``part="below"`` / ``"ties"``: the candidates whose
+    kernel score is below / equal to the global ``cut``.
+    """
     ch = _chunk(src)
     opt = ch.options(recipe)
     a = ch.arr
@@ -225,13 +244,25 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
                    a["option_model"], a["option_batch"], a["group_fixed"], counts.copy(), model_count.copy(),
                    g._ro(capacity, np.int64), best_j, best_score, g._n_chunks(n))
     rows = np.flatnonzero(best_j >= 0)
+    score = -best_score[rows]
+    n_cand = int(rows.shape[0])
+    if part == "select":
+        keep = select({"score": best_score[rows], "rows": rows}, max_candidates)["rows"]
+        if keep.shape[0] > max_returned:
+            k = min(max_candidates, score.shape[0])
+            return {"truncated": True, "n": n_cand, "top": np.sort(np.partition(score, k - 1)[:k])}
+        rows = keep
+    elif part == "below":
+        rows = rows[score < cut]
+    else:
+        rows = rows[score == cut]
     j = best_j[rows]
     c = opt[rows]
     om = a["option_model"]
-    cand = {"idx": rows + r0, "j": j, "score": best_score[rows], "c": c, "task": a["query_task"][rows],
-            "uc": a["util"][rows, c], "uj": a["util"][rows, j],
-            "vc": a["var_cost"][rows, om[c]], "vj": a["var_cost"][rows, om[j]]}
-    return select(cand, max_candidates)
+    out = {"idx": rows + r0, "j": j, "score": best_score[rows], "c": c, "task": a["query_task"][rows],
+           "uc": a["util"][rows, c], "uj": a["util"][rows, j],
+           "vc": a["var_cost"][rows, om[c]], "vj": a["var_cost"][rows, om[j]]}
+    return out if part != "select" else {**out, "n": np.array([n_cand])}
 
 
 def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> dict[str, Any]:

@@ -52,6 +52,11 @@ __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHE
 #: the plan store and ``plan.option`` reads it (a zarr array).
 GATHER_MAX_QUERIES = 1 << 25
 
+#: Most move candidates one chunk sends at once; beyond it (many ties at the cut, e.g. free
+#: moves into partial calls' seats) the chunk sends its best scores and the driver fetches
+#: the candidates below the global cut, then the tied ones chunk by chunk.
+MAX_RETURNED_CANDIDATES = 1 << 16
+
 #: Relative gap under which a plan is OPTIMAL by certificate (as in ``ro.solve``).
 OPTIMAL_RTOL = 1e-9
 
@@ -81,23 +86,16 @@ class _Runner:
         self.progress = progress
         self.passes = 0
 
-    def map(self, fn: Callable, per_chunk: Callable[[int], tuple] = lambda c: (), label: str = "") -> list:
+    def map(self, fn: Callable, per_chunk: Callable[[int], tuple] = lambda c: (), label: str = "",
+            chunks: list[int] | None = None) -> list:
+        """``fn(source, *per_chunk(c))`` for every chunk (or the given ones), results in order."""
         self.passes += 1
-        futures = [self.client.submit(fn, src, *per_chunk(c), pure=False,
+        chunks = range(len(self.sources)) if chunks is None else chunks
+        futures = [self.client.submit(fn, self.sources[c], *per_chunk(c), pure=False,
                                       key=f"robatch-{label or fn.__name__}-{c}-{uuid.uuid4().hex[:8]}")
-                   for c, src in enumerate(self.sources)]
+                   for c in chunks]
         self._show(futures)
         return self.client.gather(futures)
-
-    def reduce(self, fn: Callable, per_chunk: Callable[[int], tuple], combine: Callable, arity: int = 8):
-        """``combine`` over the chunks' results, pairwise on the cluster (order kept)."""
-        self.passes += 1
-        level = [self.client.submit(fn, src, *per_chunk(c), pure=False) for c, src in enumerate(self.sources)]
-        self._show(level)
-        while len(level) > 1:
-            level = [self.client.submit(combine, level[i:i + arity], pure=False)
-                     for i in range(0, len(level), arity)]
-        return level[0].result()
 
     def _show(self, futures) -> None:
         if self.progress:
@@ -165,6 +163,14 @@ def _sources(instance, client, chunk_queries: int | None):
         # The chunk's data lives in the task itself, so a chunk lost with a worker is rebuilt.
         held.append(client.submit(tasks.hold, part, pure=False))
     return held, bounds
+
+
+def _filter(cand: dict, keep: np.ndarray) -> dict:
+    return {k: v[keep] for k, v in cand.items()}
+
+
+def _concat(parts: list[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _chunk_recipes(bounds, kc, pos_rows, pos, move_rows, move_opt) -> list[tasks.Recipe]:
@@ -426,6 +432,27 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
     # ------------------------------------------------ 4. exact local moves
     rounds: list[int] = []
 
+    def apply(cand: dict, mode: int, state: np.ndarray) -> int:
+        """``_apply_moves`` on gathered candidates (all of them: any cut was made before)."""
+        m = cand["idx"].shape[0]
+        if not m:
+            return 0
+        ar = np.arange(m)
+        util = np.zeros((m, J))
+        util[ar, cand["c"]], util[ar, cand["j"]] = cand["uc"], cand["uj"]
+        var = np.zeros((m, K))
+        var[ar, om[cand["c"]]], var[ar, om[cand["j"]]] = cand["vc"], cand["vj"]
+        opt = cand["c"].astype(np.int64).copy()
+        moved = int(gk._apply_moves(mode, max(m, g.MAX_MOVES_PER_ROUND) if mode != gk.MODE_REPAIR else n,
+                                    cand["j"].astype(np.int64).copy(), cand["score"].astype(np.float64).copy(),
+                                    opt, g._ro(util, np.float64), g._ro(var, np.float64),
+                                    g._ro(cand["task"], np.int64), om_ro, ob_ro, group_fixed, totals.counts,
+                                    totals.model_count, capacity, state, float(limit), float(-math.inf)))
+        changed = opt != cand["c"]
+        plan["mrows"] = np.concatenate([plan["mrows"], cand["idx"][changed]])
+        plan["mopt"] = np.concatenate([plan["mopt"], opt[changed]])
+        return moved
+
     def local_moves(mode: int, last: bool) -> int:
         """As ``_State.local_moves`` (no capacities); ``last`` defers the refresh to grading."""
         optional = mode in (gk.MODE_UPGRADE, gk.MODE_TRIM)
@@ -438,27 +465,36 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
                 break
             rec = recipes()
             counts, mcount = totals.counts.copy(), totals.model_count.copy()
-            cand = run.reduce(tasks.best_moves,
-                              lambda c: (bounds[c][0], rec[c], mode, float(slack), counts, mcount, capacity,
-                                         max_moves),
-                              lambda parts: tasks.merge(parts, max_moves))
-            m = cand["idx"].shape[0]
+
+            def args(c, part="select", cut=math.inf):
+                return (bounds[c][0], rec[c], mode, float(slack), counts, mcount, capacity, max_moves, part, cut,
+                        MAX_RETURNED_CANDIDATES)
+
+            parts = run.map(tasks.best_moves, args, label="best_moves")
+            n_cand = sum(int(np.sum(p.pop("n"))) for p in parts)          # every chunk's whole count
             moved = 0
-            if m:
-                ar = np.arange(m)
-                util = np.zeros((m, J))
-                util[ar, cand["c"]], util[ar, cand["j"]] = cand["uc"], cand["uj"]
-                var = np.zeros((m, K))
-                var[ar, om[cand["c"]]], var[ar, om[cand["j"]]] = cand["vc"], cand["vj"]
-                opt = cand["c"].astype(np.int64).copy()
-                moved = int(gk._apply_moves(mode, max_moves, cand["j"].astype(np.int64).copy(),
-                                            cand["score"].astype(np.float64).copy(), opt, g._ro(util, np.float64),
-                                            g._ro(var, np.float64), g._ro(cand["task"], np.int64), om_ro, ob_ro,
-                                            group_fixed, totals.counts, totals.model_count, capacity, state,
-                                            float(limit), float(-math.inf)))
-                changed = opt != cand["c"]
-                plan["mrows"] = np.concatenate([plan["mrows"], cand["idx"][changed]])
-                plan["mopt"] = np.concatenate([plan["mopt"], opt[changed]])
+            if not any(p.get("truncated") for p in parts):
+                moved = apply(tasks.merge(parts, max_moves), mode, state)
+            else:
+                # Too many candidates to hold at once (ties at the cut): find the global cut from
+                # the chunks' best scores, apply every candidate below it (fewer than max_moves),
+                # then the tied ones chunk by chunk, in query order: the kernel's own order.
+                scores = np.concatenate([p["top"] if p.get("truncated") else -p["score"] for p in parts])
+                cut = float(np.partition(scores, max_moves - 1)[max_moves - 1]) if n_cand > max_moves else math.inf
+                trunc = [c for c, p in enumerate(parts) if p.get("truncated")]
+                fetched = dict(zip(trunc, run.map(tasks.best_moves, lambda c: args(c, "below", cut),
+                                                  label="best_moves_below", chunks=trunc)))
+                below = [fetched[c] if c in fetched else _filter(p, -p["score"] < cut) for c, p in enumerate(parts)]
+                moved += apply(_concat(below), mode, state)
+                if cut < math.inf:                  # (-inf: the cut is among free moves)
+                    for c, p in enumerate(parts):
+                        if c in fetched:
+                            ties = run.map(tasks.best_moves, lambda c: args(c, "ties", cut), label="best_moves_ties",
+                                           chunks=[c])[0]
+                            run.passes -= 1             # one chunk: not a pass over the data
+                        else:
+                            ties = _filter(p, -p["score"] == cut)
+                        moved += apply(ties, mode, state)
             total += moved
             rounds.append(moved)
             if moved == 0 or (optional and moved <= n >> 12):
