@@ -105,6 +105,9 @@ def _parser() -> _Parser:
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.add_argument("--no-baselines", action="store_true",
                    help="skip the routing-only and batching-only baselines")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="solve with the greedy on the Dask cluster at ADDRESS (tcp://HOST:PORT); the way to "
+                        "solve an INSTANCE.zarr store (budget form, no baselines; robatch_opt[dask])")
     s.set_defaults(func=_cmd_solve)
 
     g = sub.add_parser("generate", help="write a generated instance to a file",
@@ -249,6 +252,8 @@ def _baselines(inst: Instance, plan: Plan, args) -> dict[str, Any]:
 
 
 def _cmd_solve(args) -> int:
+    if args.scheduler is not None or (args.instance or "").lower().endswith(".zarr"):
+        return _cmd_solve_distributed(args)
     if args.method != AUTO:
         get_backend(args.method)           # unknown or unavailable: fail before any work
     if args.instance is None:
@@ -303,6 +308,42 @@ def _cmd_solve(args) -> int:
     if baselines is not None:
         print()
         print(_baseline_table(plan, baselines))
+    return EXIT_OK
+
+
+def _cmd_solve_distributed(args) -> int:
+    """``solve --scheduler ADDRESS``: the greedy on a Dask cluster (robatch_opt.distributed)."""
+    if args.scheduler is None:
+        raise _UsageError(f"{args.instance}: a .zarr store is solved on a Dask cluster: give --scheduler tcp://HOST:PORT")
+    if args.instance is None:
+        raise _UsageError("argument --scheduler: needs an INSTANCE (.zarr, .json or .npz)")
+    if args.min_mean_utility is not None:
+        raise _UsageError("argument --min-mean-utility: the distributed greedy solves the budget form only")
+    if args.method not in (AUTO, "greedy"):
+        raise _UsageError(f"argument --method: the distributed solver runs the greedy only, got {args.method!r}")
+    from . import distributed
+    inst = _load_instance(args.instance)
+    client = distributed.connect(args.scheduler)
+    try:
+        if args.budget is not None:
+            budget, rule = args.budget, {"form": "budget", "budget_usd": args.budget}
+        else:
+            fraction = DEFAULT_BUDGET_FRACTION if args.budget_fraction is None else args.budget_fraction
+            budget = distributed.budget_from_fraction(inst, fraction, client)
+            rule = {"form": "budget", "budget_fraction": fraction, "budget_usd": budget}
+        plan = solve(inst, budget=budget, method="greedy", client=client, progress=not args.json and None)
+    finally:
+        client.close()
+    if args.out is not None:
+        Path(args.out).write_text(plan.to_json(), encoding="utf-8")
+    if args.json:
+        _print_json({**_headline(plan), "instance": args.instance, "budget_rule": rule, "plan_file": args.out,
+                     "plan_store": plan.info.get("plan_path")})
+        return EXIT_OK
+    print(f"instance        {args.instance}  (Dask cluster {args.scheduler})")
+    print(plan.summary())
+    if plan.info.get("plan_path"):
+        print(f"options stored  {plan.info['plan_path']}")
     return EXIT_OK
 
 

@@ -244,3 +244,18 @@ def test_progress_shows_the_dashboard_link_and_dask_progress_bars(client, capsys
     out = capsys.readouterr()
     assert "Dask dashboard http://127.0.0.1:" in out.err
     assert "Completed" in out.out and "100%" in out.out.replace("|", " ")
+
+
+def test_cli_solves_a_store_on_the_cluster(tmp_path, client, capsys):
+    inst = ro.workloads.llm("gemma3", n=800, seed=6)
+    path = ro.save(inst, tmp_path / "c.zarr", chunk_queries=300)
+    address = client.scheduler.address
+    assert cli_main(["solve", str(path), "--scheduler", address, "--budget-fraction", "0.3", "--json"]) == 0
+    import json
+    got = json.loads(capsys.readouterr().out)
+    want = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy")
+    assert _close(got["utility"], want.utility) and _close(got["cost_usd"], want.cost_usd)
+    assert cli_main(["solve", str(path)]) == 2
+    assert "--scheduler" in capsys.readouterr().err
+    assert cli_main(["solve", str(path), "--scheduler", f"tcp://127.0.0.1:{free_port()}"]) == 2
+    assert "cannot be reached" in capsys.readouterr().err
