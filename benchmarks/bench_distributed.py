@@ -73,7 +73,8 @@ class _RssSampler:
         while not self._stop.is_set():
             for i, nanny in enumerate(self.cluster.workers):
                 try:
-                    kids = psutil.Process(nanny.pid).children(recursive=True)
+                    kids = [k for k in psutil.Process(nanny.pid).children(recursive=True)
+                            if "spawn_main" in " ".join(k.cmdline())]      # the worker, not its helpers
                     for k in kids:
                         rss = k.memory_info().rss
                         self.pids.setdefault(i, set()).add(k.pid)

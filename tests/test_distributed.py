@@ -180,21 +180,27 @@ def test_same_plan_as_in_memory_for_an_in_memory_instance(client):
                          ro.solve(inst, budget=budget, method="greedy", client=client, chunk_queries=400))
 
 
-def test_same_plan_when_move_candidates_are_fetched_in_parts(tmp_path, client, monkeypatch):
+@pytest.mark.parametrize("batch_sizes,free", [((1, 2, 4, 8), True), ((1,), False)], ids=["free-moves", "b1"])
+def test_same_plan_when_move_candidates_are_fetched_in_parts(tmp_path, client, monkeypatch, batch_sizes, free):
     # Few moves per round and few candidates per chunk message: the driver must find the
-    # global cut from the chunks' scores and fetch the candidates below it, then the ties.
+    # global cut from the chunks' scores, apply the candidates below it, then the ties in
+    # query order. Coupled: the cut falls among free moves (seats of partial calls, score
+    # inf); b = 1: at a finite score.
     import robatch_opt.distributed.greedy as dg
     import robatch_opt.solvers.greedy as mg
     monkeypatch.setattr(mg, "MAX_MOVES_PER_ROUND", 40)        # in memory and distributed alike
     monkeypatch.setattr(dg, "MAX_RETURNED_CANDIDATES", 5)
-    inst = ro.workloads.llm("gemma3", n=3000, seed=4)
+    inst = ro.workloads.llm("gemma3", n=3000, seed=4, batch_sizes=batch_sizes)
     ci = ro.load(ro.save(inst, tmp_path / "t.zarr", chunk_queries=500))
-    for fraction in (0.1, 0.4):
+    cuts = []
+    for fraction in (0.1, 0.5):
         budget = ro.budget_from_fraction(inst, fraction)
         p = ro.solve(inst, budget=budget, method="greedy")
         q = ro.solve(ci, budget=budget, method="greedy", client=client)
         assert_same_plan(p, q)
-        assert sum(q.info["local_rounds"]) > 0
+        cuts += q.info["candidate_cuts_fetched"]
+    # (a cut of +inf: fewer candidates than moves per round, all of them fetched)
+    assert any(c == -np.inf for c in cuts) if free else any(np.isfinite(c) for c in cuts)
 
 
 def test_budget_below_every_plan_is_infeasible(client):

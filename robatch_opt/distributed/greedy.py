@@ -57,6 +57,9 @@ GATHER_MAX_QUERIES = 1 << 25
 #: the candidates below the global cut, then the tied ones chunk by chunk.
 MAX_RETURNED_CANDIDATES = 1 << 16
 
+#: Chunks whose tied move candidates are computed ahead of the one being applied.
+TIES_IN_FLIGHT = 6
+
 #: Relative gap under which a plan is OPTIMAL by certificate (as in ``ro.solve``).
 OPTIMAL_RTOL = 1e-9
 
@@ -96,6 +99,11 @@ class _Runner:
                    for c in chunks]
         self._show(futures)
         return self.client.gather(futures)
+
+    def submit(self, fn: Callable, c: int, *args):
+        """One task on chunk ``c`` (a future)."""
+        return self.client.submit(fn, self.sources[c], *args, pure=False,
+                                  key=f"robatch-{fn.__name__}-{c}-{uuid.uuid4().hex[:8]}")
 
     def _show(self, futures) -> None:
         if self.progress:
@@ -431,6 +439,7 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
 
     # ------------------------------------------------ 4. exact local moves
     rounds: list[int] = []
+    fetched_in_parts: list[float] = []          # the global cut of every round fetched in parts
 
     def apply(cand: dict, mode: int, state: np.ndarray) -> int:
         """``_apply_moves`` on gathered candidates (all of them: any cut was made before)."""
@@ -482,16 +491,30 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
                 scores = np.concatenate([p["top"] if p.get("truncated") else -p["score"] for p in parts])
                 cut = float(np.partition(scores, max_moves - 1)[max_moves - 1]) if n_cand > max_moves else math.inf
                 trunc = [c for c, p in enumerate(parts) if p.get("truncated")]
-                fetched = dict(zip(trunc, run.map(tasks.best_moves, lambda c: args(c, "below", cut),
-                                                  label="best_moves_below", chunks=trunc)))
-                below = [fetched[c] if c in fetched else _filter(p, -p["score"] < cut) for c, p in enumerate(parts)]
-                moved += apply(_concat(below), mode, state)
-                if cut < math.inf:                  # (-inf: the cut is among free moves)
+                fetched_in_parts.append(cut)
+                if cut > -math.inf:                 # (nothing is below a cut among free moves)
+                    fetched = dict(zip(trunc, run.map(tasks.best_moves, lambda c: args(c, "below", cut),
+                                                      label="best_moves_below", chunks=trunc)))
+                    below = [fetched[c] if c in fetched else _filter(p, -p["score"] < cut)
+                             for c, p in enumerate(parts)]
+                    moved += apply(_concat(below), mode, state)
+                if cut < math.inf:
+                    # The ties in query order; a few chunks in flight, so memory stays bounded.
+                    run.passes += 1
+                    queue = iter(trunc)
+                    flight = {}
+
+                    def launch() -> None:
+                        c = next(queue, None)
+                        if c is not None:
+                            flight[c] = run.submit(tasks.best_moves, c, *args(c, "ties", cut))
+
+                    for _ in range(TIES_IN_FLIGHT):
+                        launch()
                     for c, p in enumerate(parts):
-                        if c in fetched:
-                            ties = run.map(tasks.best_moves, lambda c: args(c, "ties", cut), label="best_moves_ties",
-                                           chunks=[c])[0]
-                            run.passes -= 1             # one chunk: not a pass over the data
+                        if c in flight:
+                            ties = flight.pop(c).result()
+                            launch()
                         else:
                             ties = _filter(p, -p["score"] == cut)
                         moved += apply(ties, mode, state)
@@ -544,7 +567,7 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
     status = Status.OPTIMAL if gap <= OPTIMAL_RTOL else Status.FEASIBLE
     info.update(amortized_cost_usd=float(totals.amortized), exact_cost_usd=float(totals.exact),
                 coupling_overhead_usd=float(totals.exact - totals.amortized), utility=float(totals.utility),
-                n_local_moves=moves, local_rounds=rounds, timings=timings, n_chunks=len(bounds),
+                n_local_moves=moves, local_rounds=rounds, candidate_cuts_fetched=fetched_in_parts, timings=timings, n_chunks=len(bounds),
                 n_passes=run.passes, n_workers=len(client.scheduler_info().get("workers", {})),
                 plan_path=None if out_path is None else str(out_path))
     option, model, batch, qtask = _columns(instance, parts, out_path, gather, om, ob)
