@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Problem, SolverResult
+from .._interrupt import run_stoppable
+from .base import Option, Problem, SolverResult
 from ._coupled_model import RELAX_RTOL, CoupledModel, EngineAnswer, quality_floor, run_exact
 
 __all__ = ["CPSATBackend", "ACTIVITY_LIMIT", "COUPLED_SUBSOLVERS"]
@@ -135,6 +136,19 @@ class CPSATBackend:
     """
 
     name = "cpsat"
+    options = {
+        "workers": Option(int, DEFAULT_WORKERS, "CP-SAT search workers", minimum=1),
+        "amortized_cut": Option(bool, True, "add the redundant amortized-cost row"),
+        "prune": Option(bool, True, "drop dominated cells"),
+        "call_bounds": Option(bool, True, "bound the calls per group"),
+        "lp_fixing": Option(bool, True, "Lagrangian fixing against the greedy plan"),
+        "dominance": Option(bool, True, "partial-call dominance rows"),
+        "link_cuts": Option(bool, True, "x <= y rows on batched groups"),
+        "count_cuts": Option(bool, True, "task count cuts"),
+        "fill_cuts": Option(bool, True, "fill cuts"),
+        "hint": Option(bool, True, "warm start from the greedy plan"),
+        "cpsat_params": Option(dict, {}, "CP-SAT parameters by name"),
+    }
 
     def available(self) -> bool:
         try:
@@ -174,6 +188,26 @@ class CPSATBackend:
         info = dict(res.info)
         info.update(scales, workers=workers)
         return SolverResult(res.option, res.status, res.bound, info)
+
+
+class _ProgressCallback:
+    """Reports each new CP-SAT plan (in real units) to :meth:`Problem.report`.
+
+    Built lazily on the CP-SAT class, so that importing this module does not import OR-Tools.
+    """
+
+    def __new__(cls, problem: Problem, sc: "_Scaled", budget_form: bool):
+        from ortools.sat.python import cp_model
+
+        class Callback(cp_model.CpSolverSolutionCallback):
+            def on_solution_callback(self):
+                obj, bound = self.objective_value, self.best_objective_bound
+                if budget_form:
+                    problem.report(phase="search", incumbent=obj / sc.su, bound=(bound + sc.util_err) / sc.su)
+                else:
+                    problem.report(phase="search", incumbent=obj / sc.sc, bound=bound / sc.sc)
+
+        return Callback()
 
 
 def _apply_params(parameters, params: dict) -> None:
@@ -364,8 +398,12 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     p.relative_gap_limit = 0.0
     p.absolute_gap_limit = 0.0
     _apply_params(p, params)
+    # OR-Tools would catch SIGINT itself and return as if at the time limit (the command
+    # line then carried on); the package's interrupt handling stops the search instead.
+    p.catch_sigint_signal = False
     ts = time.perf_counter()
-    st = solver.solve(cp)
+    callback = _ProgressCallback(problem, sc, budget_form) if problem.progress is not None else None
+    st = run_stoppable(lambda: solver.solve(cp, callback), solver.stop_search)
     solve_s = time.perf_counter() - ts
     info: dict[str, Any] = {"build_s": build_s, "solve_s": solve_s,
                             "cpsat_status": solver.status_name(st),
