@@ -128,8 +128,12 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
         raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
     if not folder.is_dir():
         raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable")
+    # Try it: os.access says yes to root everywhere, also on read-only file systems.
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
+                              f"({exc.strerror or exc})") from exc
     if target.exists() and not target.is_file():
         raise OutputPathError(f"{what}: {text} exists and is not a regular file")
     for src in inputs:

@@ -24,17 +24,34 @@ import subprocess
 import threading
 from typing import Callable, Iterator, Sequence, TypeVar
 
-__all__ = ["Terminated", "run_stoppable", "run_child", "terminate_on_sigterm", "STOP_WAIT_S"]
+__all__ = ["Terminated", "run_stoppable", "run_child", "terminate_on_sigterm", "engine_interrupted",
+           "STOP_WAIT_S"]
 
 T = TypeVar("T")
 
 #: Seconds an interrupted engine may take to return before the caller gives up on it.
-STOP_WAIT_S = 1.0
+STOP_WAIT_S = 1.5
 
 
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread (a ``BaseException``, like ``KeyboardInterrupt``,
     so that no ``except Exception`` swallows it)."""
+
+
+_workers: "set[threading.Thread]" = set()
+_stopped = threading.Event()
+
+
+def engine_interrupted() -> bool:
+    """Whether an engine was stopped by an interrupt in this process (or still runs).
+
+    Such a process must not run the interpreter's normal shutdown: OR-Tools 9.15 aborts at
+    exit (``terminate called without an active exception``) once ``stop_search`` has stopped a
+    running CP-SAT search from another thread, and an engine thread still inside native code
+    would be torn down mid-call. The command line ends with ``os._exit`` instead (every
+    ``with`` block, so every temporary file and child process, is already cleaned up by then).
+    """
+    return _stopped.is_set() or any(t.is_alive() for t in _workers)
 
 
 def run_stoppable(call: Callable[[], T], stop: Callable[[], None]) -> T:
@@ -62,20 +79,29 @@ def run_stoppable(call: Callable[[], T], stop: Callable[[], None]) -> T:
     box: dict[str, object] = {}
 
     def work():
+        # The engine's own threads inherit this mask: the signals go to the main thread only.
+        # (A SIGINT that the kernel handed to one of CP-SAT's threads left it in a state that
+        # aborted the process at exit: "terminate called without an active exception".)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             box["value"] = call()
         except BaseException as exc:         # re-raised in the caller's thread
             box["error"] = exc
 
     worker = threading.Thread(target=work, name="robatch_opt-engine", daemon=True)
+    _workers.add(worker)
     worker.start()
     try:
         while worker.is_alive():
             worker.join(0.05)
     except BaseException:
+        _stopped.set()
         stop()
         worker.join(STOP_WAIT_S)
         raise
+    finally:
+        if not worker.is_alive():
+            _workers.discard(worker)
     if "error" in box:
         raise box["error"]                   # type: ignore[misc]
     return box["value"]                      # type: ignore[return-value]

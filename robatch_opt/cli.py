@@ -725,10 +725,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
         _fail_quietly("interrupted")
-        return EXIT_INTERRUPTED
+        return _exit_now_if_engine_runs(EXIT_INTERRUPTED)
     except Terminated:
         _fail_quietly("terminated")
-        return EXIT_TERMINATED
+        return _exit_now_if_engine_runs(EXIT_TERMINATED)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly. Point stdout at /dev/null so that
         # the interpreter's final flush does not complain about the closed pipe either.
@@ -752,6 +752,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if restore is not None:
             restore()
+
+
+def _exit_now_if_engine_runs(code: int) -> int:
+    """``code``; but if an engine was stopped mid-search, exit at once (``os._exit``).
+
+    Its temporary files and child processes are already gone (their ``with`` blocks ran);
+    the interpreter's normal shutdown would abort the process inside the engine instead
+    (:func:`robatch_opt._interrupt.engine_interrupted` says why).
+    """
+    from ._interrupt import engine_interrupted
+
+    if engine_interrupted():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
 
 
 def _fail_quietly(what: str) -> None:
