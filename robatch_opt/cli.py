@@ -400,6 +400,8 @@ def _baselines(inst: Instance, plan: Plan, args, options: dict, display: "_Displ
 
 
 def _cmd_solve(args) -> int:
+    if args.out is not None:               # first: a bad path must not cost a solve (or an import)
+        check_output_path(args.out, inputs=[args.instance] if args.instance else [], what="--out")
     method, options = args.method, {}
     if args.solver is not None:
         if method not in (AUTO, "milp"):
@@ -409,8 +411,6 @@ def _cmd_solve(args) -> int:
         get_backend(method)                # unknown or unavailable: fail before any work
     if args.instance is not None and Path(args.instance).is_dir():
         raise _CliError(f"{args.instance}: is a directory, not an instance file (.json or .npz)")
-    if args.out is not None:               # before any work: a bad path must not cost a solve
-        check_output_path(args.out, inputs=[args.instance] if args.instance else [], what="--out")
     if args.timings and args.out is None:
         raise _UsageError("argument --timings: applies to the plan file, give --out too")
     display = _Display(sys.stderr.isatty() and not args.json)
@@ -574,6 +574,13 @@ def _read_plan(path: str) -> Plan:
         raise _CliError(f"{path}: {exc}") from exc
 
 
+def _short(items, limit: int = 4) -> str:
+    """A list for a one-line message: the first few items, then how many more."""
+    items = list(items)
+    head = ", ".join(map(str, items[:limit]))
+    return f"[{head}{f', ... ({len(items) - limit} more)' if len(items) > limit else ''}]"
+
+
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= CLAIM_RTOL * max(abs(a), abs(b), 1e-12)
 
@@ -585,9 +592,16 @@ def _cmd_evaluate(args) -> int:
     if plan.n_queries != inst.n_queries:
         raise _CliError(f"{args.plan}: the plan covers {plan.n_queries} queries but {args.instance} "
                         f"has {inst.n_queries}")
-    if plan.options != inst.options or plan.model_names != names:
-        raise _CliError(f"{args.plan}: the plan's options {list(plan.options)} on models "
-                        f"{list(plan.model_names)} are not those of {args.instance}")
+    if plan.model_names != names:
+        raise _CliError(f"{args.plan}: the plan is for models {_short(plan.model_names)} but {args.instance} "
+                        f"has {_short(names)}")
+    if plan.options != inst.options:
+        j = next((j for j, (a, b) in enumerate(zip(plan.options, inst.options)) if a != b),
+                 min(len(plan.options), len(inst.options)))
+        there = lambda opts: f"(model {opts[j][0]}, b={opts[j][1]})" if j < len(opts) else "none"  # noqa: E731
+        raise _CliError(f"{args.plan}: the plan has {len(plan.options)} options and {args.instance} "
+                        f"{len(inst.options)}; option {j} is {there(plan.options)} in the plan and "
+                        f"{there(inst.options)} in the instance")
     if not (plan.query_task == inst.query_task).all():
         i = int((plan.query_task != inst.query_task).argmax())
         raise _CliError(f"{args.plan}: query {i} is in task {int(plan.query_task[i])} in the plan but "

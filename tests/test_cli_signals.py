@@ -258,3 +258,17 @@ def test_directories_and_oversized_requests_get_one_line(tmp_path):
     assert len(res.stderr.splitlines()) == 1
     assert "1,000,000,000,000 queries" in res.stderr and "needs about" in res.stderr and "available" in res.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_plan_for_other_options_is_refused_in_one_short_line(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=40, seed=0), a)
+    inst_b = ro.workloads.llm(pool="qwen3", n=40, seed=0).restrict(batch_sizes=[1])
+    ro.save(inst_b, b)
+    plan = tmp_path / "p.json"
+    ro.solve(inst_b, budget=ro.budget_from_fraction(inst_b, 0.5), method="greedy").save(plan)
+    res = _run_cli(["evaluate", str(a), str(plan)], tmp_path)
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert len(res.stderr.splitlines()) == 1 and len(line) < 300, line
+    assert "option 1 is" in line and "in the plan" in line
