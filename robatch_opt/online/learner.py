@@ -39,15 +39,19 @@ class OnlineLogistic:
         L2 penalty of the SGD (scikit-learn's ``alpha``).
     prior : float or array_like of shape (K,)
         Prediction for a model that has seen no outcome yet.
+    min_batch : int
+        ``partial_fit`` buffers each model's outcomes and runs one SGD pass when this many
+        wait (``flush`` forces it): one scikit-learn call costs ~3 ms whatever its size, so
+        one call per outcome would dominate a replay.
     seed : int
 
     Notes
     -----
-    Labels are outcomes thresholded at 0.5 (0/1 outcomes pass unchanged). One update of one
-    model costs one ``SGDClassifier.partial_fit`` (tens of microseconds) plus an O(d) copy.
+    Labels are outcomes thresholded at 0.5 (0/1 outcomes pass unchanged).
     """
 
-    def __init__(self, n_features: int, n_models: int, *, l2: float = 1e-3, prior=0.5, seed: int = 0):
+    def __init__(self, n_features: int, n_models: int, *, l2: float = 1e-3, prior=0.5, min_batch: int = 16,
+                 seed: int = 0):
         if int(n_features) < 1 or int(n_models) < 1:
             raise OnlineError("n_features", "n_features and n_models must be >= 1")
         self.n_features, self.n_models = int(n_features), int(n_models)
@@ -63,6 +67,10 @@ class OnlineLogistic:
         self.W = np.zeros((self.n_features, self.n_models))       # mirrored coefficients
         self.b = np.zeros(self.n_models)
         self.n_updates = np.zeros(self.n_models, dtype=np.int64)
+        self.min_batch = max(1, int(min_batch))
+        self._buf_X: list = [[] for _ in range(self.n_models)]
+        self._buf_y: list = [[] for _ in range(self.n_models)]
+        self._buf_n = np.zeros(self.n_models, dtype=np.int64)
 
     # ------------------------------------------------------------------ learning
     def _mirror(self, k: int) -> None:
@@ -71,19 +79,42 @@ class OnlineLogistic:
         self.b[k] = clf.intercept_[0]
         self._fitted[k] = True
 
-    def partial_fit(self, X, model: int, y, sample_weight=None) -> "OnlineLogistic":
-        """Update model ``model`` with outcomes ``y`` of the rows of ``X``."""
+    def partial_fit(self, X, model: int, y) -> "OnlineLogistic":
+        """Learn outcomes ``y`` of model ``model`` on the rows of ``X`` (buffered, see ``min_batch``)."""
         X = sp.csr_matrix(X, dtype=np.float64)
-        y = (np.atleast_1d(np.asarray(y, dtype=np.float64)) >= 0.5).astype(np.int64)
+        y = np.atleast_1d(np.asarray(y, dtype=np.float64))
         if X.shape != (y.shape[0], self.n_features):
             raise OnlineError("X", f"must have shape ({y.shape[0]}, {self.n_features}), got {X.shape}")
         k = int(model)
+        if not 0 <= k < self.n_models:
+            raise OnlineError("model", f"must be in [0, {self.n_models}), got {model!r}")
+        self._buf_X[k].append(X)
+        self._buf_y[k].append(y)
+        self._buf_n[k] += y.shape[0]
+        if self._buf_n[k] >= self.min_batch:
+            self._flush(k)
+        return self
+
+    def flush(self) -> "OnlineLogistic":
+        """Learn every buffered outcome now."""
+        for k in range(self.n_models):
+            if self._buf_n[k]:
+                self._flush(k)
+        return self
+
+    def _flush(self, k: int) -> None:
+        X = sp.vstack(self._buf_X[k], format="csr")
+        y = np.concatenate(self._buf_y[k])
+        self._buf_X[k], self._buf_y[k], self._buf_n[k] = [], [], 0
+        self._update(X, k, y)
+
+    def _update(self, X, k: int, y, sample_weight=None) -> None:
+        y = (y >= 0.5).astype(np.int64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")          # ConvergenceWarning on one-sample steps
             self._clf[k].partial_fit(X, y, classes=_CLASSES, sample_weight=sample_weight)
         self.n_updates[k] += y.shape[0]
         self._mirror(k)
-        return self
 
     def fit(self, X, Y, *, epochs: int = 5) -> "OnlineLogistic":
         """Offline fit: ``Y`` (n, K) outcomes, NaN where a model was not observed.
@@ -103,7 +134,7 @@ class OnlineLogistic:
             self.prior[k] = float(Y[rows, k].mean())
             for _ in range(int(epochs)):
                 perm = rng.permutation(rows)
-                self.partial_fit(X[perm], k, Y[perm, k])
+                self._update(X[perm], k, Y[perm, k])
         return self
 
     # ---------------------------------------------------------------- prediction

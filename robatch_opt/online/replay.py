@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 import sys
@@ -262,32 +261,28 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
         for c in range(calls):                       # each call's members share its system prompt
             lo, hi = c * b, min(m, (c + 1) * b)
             share[lo:hi] = f[t, k] / (hi - lo)
-        cost_i[rows] += share + v[rows, k]
+        np.add.at(cost_i, rows, share + v[rows, k])
 
     def realize(d: Dispatch):
-        rows = d.requests
-        if (model[rows] >= 0).any():
-            raise AssertionError("a request was dispatched twice")     # a router bug, never input
-        t = d.task
-        if d.explore:
-            obs = []
-            for k in np.flatnonzero(d.explore_batch):
-                charge(rows, t, int(k), int(d.explore_batch[k]))
-                obs.append((int(k), y_true[rows, k], out_tok[rows, k]))
-            explored[rows] = True
-        else:
-            charge(rows, t, d.model, d.batch_size)
-            obs = [(d.model, y_true[rows, d.model], out_tok[rows, d.model])]
-        y = y_true[rows, d.model] * r[opt_index[(d.model, d.batch_size)]]
-        model[rows] = d.model
-        bsize[rows] = d.batch_size
-        disp[rows] = d.time_s
-        outcome[rows] = y
-        keep = rng_fb.random(len(rows)) < feedback_rate if feedback_rate < 1 else np.ones(len(rows), bool)
+        served, shadow = d.requests, d.shadow
+        members = d.members
+        if members.size == 0:
+            return
+        if (model[served] >= 0).any():
+            raise AssertionError("a request was served twice")          # a router bug, never input
+        t, k = d.task, d.model
+        charge(members, t, k, d.batch_size)
+        explored[shadow] = True
+        y = y_true[served, k] * r[opt_index[(k, d.batch_size)]]
+        model[served] = k
+        bsize[served] = d.batch_size
+        disp[served] = d.time_s
+        outcome[served] = y
+        keep = rng_fb.random(members.size) < feedback_rate if feedback_rate < 1 else np.ones(members.size, bool)
         if keep.any():
-            sub = d if keep.all() else dataclasses.replace(d, requests=rows[keep])
-            fb = Feedback(dispatch=sub, satisfied=y[keep],
-                          observed=tuple((k, yk[keep], ok[keep]) for k, yk, ok in obs))
+            ks = keep[:served.size]
+            fb = Feedback(dispatch=d, served=served[ks], satisfied=y[ks], rows=members[keep],
+                          outcome=y_true[members[keep], k], output_tokens=out_tok[members[keep], k])
             seq[0] += 1
             heapq.heappush(fb_heap, (d.time_s + feedback_delay_s, seq[0], fb))
 
@@ -321,6 +316,8 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
             if bar is not None:
                 bar.update(1)
         run_until(math.inf)
+        if hasattr(router.predictor, "flush"):
+            router.predictor.flush()
     finally:
         if bar is not None:
             bar.close()

@@ -18,7 +18,7 @@ A router is driven by events (the replay, or a serving loop, calls them in time 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from typing import Sequence
 
@@ -33,10 +33,13 @@ __all__ = ["MessPlusRouter", "BatchingRouter", "RandomRouter", "Dispatch", "Feed
            "DEFAULT_V_SCALE", "calibrated_random_router"]
 
 #: ``V = None`` resolves to ``DEFAULT_V_SCALE / c_ref`` where ``c_ref`` is the mean expected
-#: cost of one unbatched request on the most expensive model (USD, from the pool's prices,
-#: the requests' input tokens and the output-token prior). So ``V * cost`` of the priciest
-#: model is 0.1, and the queue outweighs it once ``Q * (p_big - p_small)`` exceeds that.
-DEFAULT_V_SCALE = 0.1
+#: cost of one request on the most expensive model (USD, from the pool's prices, the
+#: requests' input tokens and the output-token prior), unbatched for MESS+ and at each
+#: model's largest batch size (amortized) for the batching router: ``V * cost`` of the
+#: priciest model is 1 in the costs each router really pays. Chosen on the RouterBench
+#: streams (``benchmarks/bench_online.py``): 0.1 overshot the service level (money spent
+#: on satisfaction above alpha), 3 let MESS+'s queue grow past the 0.01 tolerance at 0.85.
+DEFAULT_V_SCALE = 1.0
 
 #: Pseudo-observations given to the output-token prior in the routers' running means.
 PRIOR_WEIGHT = 5.0
@@ -44,34 +47,34 @@ PRIOR_WEIGHT = 5.0
 
 @dataclass(frozen=True, eq=False)
 class Dispatch:
-    """Requests sent to a model together.
+    """Requests sent to one model together, in ``ceil(m / batch_size)`` calls.
 
     Attributes
     ----------
     time_s : float
         When they are sent.
     task : int
-    requests : ndarray of int64
-        Request indices (all of ``task``); served in ``ceil(len / batch_size)`` calls.
     model : int
-        Model whose answers are served.
     batch_size : int
         Nominal batch size of the calls (1 for MESS+).
-    explore : bool
-        Every model in ``explore_batch`` answers (every cost is paid) and the learner sees
-        every outcome; ``model`` (the most expensive available model) is served.
-    explore_batch : ndarray of int64, shape (K,), or None
-        For an exploring dispatch, the nominal batch size each model answers in (0: that
-        model does not answer).
+    requests : ndarray of int64
+        Requests whose answer from this model is served.
+    shadow : ndarray of int64
+        Exploring requests this model also answers, in the same calls, whose answer is not
+        served (another model's is): their cost is paid and the learner sees the outcome.
+        The calls hold ``requests`` then ``shadow``, in order.
     """
 
     time_s: float
     task: int
-    requests: np.ndarray
     model: int
     batch_size: int
-    explore: bool = False
-    explore_batch: np.ndarray | None = None
+    requests: np.ndarray
+    shadow: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def members(self) -> np.ndarray:
+        return np.concatenate([self.requests, self.shadow])
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,15 +84,23 @@ class Feedback:
     Attributes
     ----------
     dispatch : Dispatch
-    satisfied : ndarray, shape (m,)
+    served : ndarray of int64
+        Served requests whose outcome arrived.
+    satisfied : ndarray, shape (len(served),)
         Outcome of each served answer in [0, 1] (batched: real outcome x retention).
-    observed : tuple of (model, outcome (m,), output_tokens (m,))
-        Unbatched-equivalent outcomes and output tokens of every model that answered.
+    rows : ndarray of int64
+        Every member (served or shadow) whose outcome arrived.
+    outcome : ndarray, shape (len(rows),)
+        ``dispatch.model``'s unbatched-equivalent outcome on each (what the learner learns).
+    output_tokens : ndarray, shape (len(rows),)
     """
 
     dispatch: Dispatch
+    served: np.ndarray
     satisfied: np.ndarray
-    observed: tuple
+    rows: np.ndarray
+    outcome: np.ndarray
+    output_tokens: np.ndarray
 
 
 def _check_alpha(alpha) -> float:
@@ -175,7 +186,9 @@ class _OnlineRouter:
         self._fast = isinstance(self.predictor, OnlineLogistic)
         self._can_learn = hasattr(self.predictor, "partial_fit")
         if self.V is None:
-            exp_cost = self.fixed_usd[self.task] + self.input_usd + self.out_mean[self.task] * self.price_out
+            per_call = np.array([self._reference_batch(k) for k in range(K)], dtype=np.float64)
+            exp_cost = (self.fixed_usd[self.task] / per_call + self.input_usd
+                        + self.out_mean[self.task] * self.price_out)
             c_ref = float(exp_cost[:, self.available].mean(axis=0).max())
             self.V_resolved = DEFAULT_V_SCALE / c_ref if c_ref > 0 else 1.0
         else:
@@ -187,6 +200,10 @@ class _OnlineRouter:
         self.sum_shortfall = 0.0              # sum over received feedback of (alpha - y)
         self._bound = True
         return self
+
+    def _reference_batch(self, k: int) -> int:
+        """Batch size at which the default ``V`` prices model ``k`` (1: unbatched)."""
+        return 1
 
     def _need_bound(self):
         if not self._bound:
@@ -224,17 +241,15 @@ class _OnlineRouter:
             self.Q = max(0.0, self.Q + a - float(y))
             self.sum_shortfall += a - float(y)
             self.n_feedback += 1
-        rows = fb.dispatch.requests
-        t = fb.dispatch.task
-        for k, y0, out in fb.observed:
-            self._out_sum[t, k] += float(np.sum(out))
-            self._out_cnt[t, k] += len(out)
-            self.out_mean[t, k] = self._out_sum[t, k] / self._out_cnt[t, k]
-            if self._can_learn:
-                if self._fast:
-                    self.predictor.partial_fit(self.X[rows], k, y0)
-                else:
-                    self.predictor.partial_fit(self.X[rows], k, np.asarray(y0))
+        rows = fb.rows
+        if rows.size == 0:
+            return
+        t, k = fb.dispatch.task, fb.dispatch.model
+        self._out_sum[t, k] += float(np.sum(fb.output_tokens))
+        self._out_cnt[t, k] += rows.size
+        self.out_mean[t, k] = self._out_sum[t, k] / self._out_cnt[t, k]
+        if self._can_learn:
+            self.predictor.partial_fit(self.X[rows], k, np.asarray(fb.outcome))
 
     def withdraw(self, model: str) -> None:
         """Remove ``model`` from the pool for every later decision (pending windows included)."""
@@ -249,25 +264,20 @@ class _OnlineRouter:
     def _pool_index(self, model: str) -> int:
         return self._pool_names.index(model)
 
-    def _explore_dispatch(self, rows: np.ndarray, t: int, now_s: float, batched: bool) -> Dispatch:
-        eb = np.zeros(self.K, dtype=np.int64)
-        m = len(rows)
-        for k in range(self.K):
-            if not self.available[k]:
-                continue
-            best = 0
-            for b in self.batch_sizes[k]:
-                if b > (m if batched else 1):
-                    break
-                j = self._option_index[(k, b)]
-                if self.admissible[rows, j].all():
-                    best = b
-            eb[k] = best
-        served = int(np.argmax(np.where(eb > 0, self.model_rank, -np.inf)))
-        if eb[served] == 0:
-            raise StreamError(f"request[{int(rows[0])}]", "fits no available model")
-        return Dispatch(time_s=now_s, task=t, requests=rows, model=served, batch_size=int(eb[served]),
-                        explore=True, explore_batch=eb)
+    def _explore_unbatched(self, i: int, t: int, now_s: float) -> list:
+        """MESS+'s exploration: every available model answers request ``i`` alone."""
+        ks = [k for k in range(self.K) if self.available[k] and self._adm1(i, k)]
+        if not ks:
+            raise StreamError(f"request[{i}]", "fits no available model unbatched")
+        served = max(ks, key=lambda k: self.model_rank[k])
+        row = np.array([i], dtype=np.int64)
+        none = np.zeros(0, dtype=np.int64)
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=int(self.option_batch[self.unbatched_option[k]]),
+                         requests=row if k == served else none, shadow=none if k == served else row)
+                for k in ks]
+
+    def _adm1(self, i: int, k: int) -> bool:
+        return bool(self.admissible[i, self.unbatched_option[k]])
 
 
 def _bind_names(router: _OnlineRouter, stream: RequestStream) -> None:
@@ -312,11 +322,11 @@ class MessPlusRouter(_OnlineRouter):
         self._allowed1 = adm
         return self
 
-    def route(self, i: int, now_s: float = 0.0) -> Dispatch:
-        """Decide request ``i`` (arrived at ``now_s``)."""
+    def route(self, i: int, now_s: float = 0.0) -> list:
+        """Decide request ``i`` (arrived at ``now_s``): one dispatch, or one per model when exploring."""
         t = int(self.task[i])
         if self._explores():
-            return self._explore_dispatch(np.array([i], dtype=np.int64), t, now_s, batched=False)
+            return self._explore_unbatched(i, t, now_s)
         p = self._predict_row(i)
         cost = self.fixed_usd[t] + self.input_usd[i] + self.out_mean[t] * self.price_out
         score = self.V_resolved * cost + self.Q * (self.alpha - p)
@@ -324,12 +334,12 @@ class MessPlusRouter(_OnlineRouter):
         k = int(np.argmin(score))
         if not np.isfinite(score[k]):
             raise StreamError(f"request[{i}]", "fits no available model unbatched")
-        return Dispatch(time_s=now_s, task=t, requests=np.array([i], dtype=np.int64), model=k,
-                        batch_size=int(self.option_batch[self.unbatched_option[k]]))
+        return [Dispatch(time_s=now_s, task=t, requests=np.array([i], dtype=np.int64), model=k,
+                         batch_size=int(self.option_batch[self.unbatched_option[k]]))]
 
     def submit(self, i: int, now_s: float) -> list:
         self._need_bound()
-        return [self.route(int(i), now_s)]
+        return self.route(int(i), now_s)
 
 
 class BatchingRouter(_OnlineRouter):
@@ -344,6 +354,10 @@ class BatchingRouter(_OnlineRouter):
         first request arrived.
     max_batch : int >= 1, optional
         Also close a window as soon as this many requests wait (default: no limit).
+    explore_wait_s : float >= 0
+        Answers that only feed the learner (an exploring request's non-served models) are
+        not urgent: they wait, per (task, model), until a full batch of them is waiting or
+        for this long, then go in one batched call (default 60 s). Exploring is then cheap.
 
     Notes
     -----
@@ -353,23 +367,30 @@ class BatchingRouter(_OnlineRouter):
     ``p_i = p_k(x_i) * r_k(b)`` and the exact cost counts ``ceil(n_g / b)`` system prompts per
     group. It is solved by :func:`robatch_opt.online.window.plan_window` (the amortized
     Lagrangian choice, then exact single and group moves). Exploration draws are per
-    request as in MESS+; a window's explored requests are answered by every model, batched.
+    request as in MESS+; an exploring request is answered by every model (batched where a
+    seat is free, see ``_place_shadows``) and its planned answer is served.
     """
 
     def __init__(self, model_names: Sequence[str], *, alpha, V=None, max_wait_s, max_batch=None, c=0.1,
-                 predictor=None, seed=0):
+                 predictor=None, seed=0, explore_wait_s=60.0):
         super().__init__(model_names, alpha=alpha, V=V, c=c, predictor=predictor, seed=seed)
         self.max_wait_s = _check_positive(max_wait_s, "max_wait_s", allow_zero=True)
+        self.explore_wait_s = _check_positive(explore_wait_s, "explore_wait_s", allow_zero=True)
         if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer))
                                       or max_batch < 1):
             raise OnlineError("max_batch", f"must be an integer >= 1 or None, got {max_batch!r}")
         self.max_batch = None if max_batch is None else int(max_batch)
+
+    def _reference_batch(self, k: int) -> int:
+        return max(self.batch_sizes[k])
 
     def bind(self, stream: RequestStream) -> "BatchingRouter":
         _bind_names(self, stream)
         super().bind(stream)
         self._pending: list[list[int]] = [[] for _ in range(self.T)]
         self._deadline = np.full(self.T, math.inf)
+        self._shadow: dict = {}                         # (task, model) -> [rows], deadline
+        self._shadow_deadline: dict = {}
         self.window_sizes: list[int] = []
         return self
 
@@ -384,16 +405,39 @@ class BatchingRouter(_OnlineRouter):
         return []
 
     def next_deadline_s(self) -> float:
-        return float(self._deadline.min()) if self.T else math.inf
+        d = float(self._deadline.min()) if self.T else math.inf
+        return min([d, *self._shadow_deadline.values()])
 
     def advance(self, now_s: float) -> list:
         out = []
         while True:
             t = int(np.argmin(self._deadline))
             d = float(self._deadline[t])
-            if d > now_s:
+            sk = min(self._shadow_deadline, key=self._shadow_deadline.get, default=None)
+            ds = self._shadow_deadline[sk] if sk is not None else math.inf
+            if min(d, ds) > now_s:
                 return out
-            out.extend(self.close(t, d))
+            if ds < d:
+                out.extend(self._send_shadow(sk, ds))
+            else:
+                out.extend(self.close(t, d))
+
+    def _shadow_batch(self, rows: list, k: int) -> int:
+        """Largest batch size of model ``k`` that every row fits, at most ``len(rows)``."""
+        best = int(self.option_batch[self.unbatched_option[k]])
+        for b in self.batch_sizes[k]:
+            if b <= len(rows) and self.admissible[rows, self._option_index[(k, b)]].all():
+                best = b
+        return best
+
+    def _send_shadow(self, key, now_s: float) -> list:
+        t, k = key
+        rows = self._shadow.pop(key)
+        del self._shadow_deadline[key]
+        if not self.available[k]:
+            return []                                    # withdrawn meanwhile: nothing to learn from it
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=self._shadow_batch(rows, k),
+                         requests=np.zeros(0, dtype=np.int64), shadow=np.array(rows, dtype=np.int64))]
 
     def close(self, t: int, now_s: float) -> list:
         """Plan and dispatch task ``t``'s waiting requests now."""
@@ -404,15 +448,48 @@ class BatchingRouter(_OnlineRouter):
             return []
         self.window_sizes.append(int(rows.size))
         explore = np.array([self._explores() for _ in range(rows.size)], dtype=bool)
+        option = self.plan(rows, t)
+        groups: dict = {}                               # (model, batch) -> [served, shadow]
+        for j in np.unique(option):
+            key = (int(self.option_model[j]), int(self.option_batch[j]))
+            groups[key] = [list(rows[option == j]), []]
         out = []
-        if explore.any():
-            out.append(self._explore_dispatch(rows[explore], t, now_s, batched=True))
-        rest = rows[~explore]
-        if rest.size:
-            option = self.plan(rest, t)
-            for j in np.unique(option):
-                out.append(Dispatch(time_s=now_s, task=t, requests=rest[option == j],
-                                    model=int(self.option_model[j]), batch_size=int(self.option_batch[j])))
+        for i, j in zip(rows[explore], option[explore]):
+            out.extend(self._place_shadows(int(i), int(self.option_model[j]), groups, t, now_s))
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=b, requests=np.array(sv, dtype=np.int64),
+                         shadow=np.array(sh, dtype=np.int64))
+                for (k, b), (sv, sh) in sorted(groups.items())] + out
+
+    def _place_shadows(self, i: int, served: int, groups: dict, t: int, now_s: float) -> list:
+        """Every other available model answers exploring request ``i`` too, for the learner.
+
+        Unlike MESS+ (which serves the largest model's answer when it explores), the window's
+        planned answer is served: exploration here only buys outcomes to learn from. Each
+        other model's answer rides in a free seat of a call the window makes anyway when
+        there is one (then it costs only its own tokens), else it waits in that model's
+        exploration buffer (``explore_wait_s``). Returns the buffers that filled a batch.
+        """
+        out = []
+        for k in range(self.K):
+            if k == served or not self.available[k] or not self._adm1(i, k):
+                continue
+            best, best_free = None, 0
+            for (gk, gb), (sv, sh) in groups.items():
+                if gk != k or not self.admissible[i, self._option_index[(gk, gb)]]:
+                    continue
+                free = (-(len(sv) + len(sh))) % gb
+                if free > best_free:
+                    best, best_free = (gk, gb), free
+            if best is not None:
+                groups[best][1].append(i)
+                continue
+            key = (t, k)
+            buf = self._shadow.setdefault(key, [])
+            if not buf:
+                self._shadow_deadline[key] = now_s + self.explore_wait_s
+            buf.append(i)
+            if len(buf) >= max(self.batch_sizes[k]):
+                out.extend(self._send_shadow(key, now_s))
         return out
 
     def plan(self, rows: np.ndarray, t: int) -> np.ndarray:
