@@ -21,6 +21,7 @@ from . import proxy
 from .frontier import Frontier, frontier
 from . import baselines
 from . import datasets
+from . import online
 
 __version__ = "0.1.0"
 
@@ -37,4 +38,5 @@ __all__ = [
     "proxy",
     "frontier", "Frontier", "baselines",
     "datasets",
+    "online",
 ]

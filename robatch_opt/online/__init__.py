@@ -26,6 +26,7 @@ from .router import (DEFAULT_V_SCALE, BatchingRouter, Dispatch, Feedback, MessPl
                      calibrated_random_router)
 from .stream import RequestStream, as_stream, stream_from_instance, stream_from_llm
 from .window import plan_window, window_objective
+from .experiment import Split, compare, llm_split, plot_time_series, routerbench_split
 
 __all__ = [
     "MessPlusRouter", "BatchingRouter", "RandomRouter", "calibrated_random_router", "DEFAULT_V_SCALE",
@@ -35,5 +36,6 @@ __all__ = [
     "hindsight", "HindsightBound", "cheapest_single_model", "SingleModelBaseline", "model_means",
     "RequestStream", "as_stream", "stream_from_llm", "stream_from_instance",
     "plan_window", "window_objective",
+    "Split", "routerbench_split", "llm_split", "compare", "plot_time_series",
     "OnlineError", "StreamError", "UnknownModelError",
 ]
