@@ -1,6 +1,6 @@
 """Online routing with a service level: MESS+ vs the batching router on RouterBench streams.
 
-Usage (from the repository root; about 3 minutes on 2 shared cores)::
+Usage (from the repository root; about 4 minutes on 2 shared cores)::
 
     python benchmarks/bench_online.py               # writes the "Online" section of RESULTS.md
     python benchmarks/bench_online.py --quick       # one fold, fewer sweeps (prints only)
@@ -59,48 +59,76 @@ def fmt(x, p=4):
     return "-" if x is None else (f"{x:.{p}f}" if np.isfinite(x) else "inf")
 
 
-def table_alpha(sps, alphas, lines):
-    lines += ["| fold | alpha | router | satisfaction | Q_T/T | met | cost $ | of it exploring $ | x hindsight | "
-              "saving vs MESS+ |", "|---|---|---|---|---|---|---|---|---|---|"]
-    rows = []
-    for f, sp in enumerate(sps):
-        for a in alphas:
-            t0 = time.perf_counter()
-            res = on.compare(sp, a, max_wait_s=2.0, rate_per_s=20.0, seed=0, progress=False)
-            log(f"fold {f} alpha {a}: {time.perf_counter() - t0:.1f} s")
-            h1, hb = res["hindsight_b1"], res["hindsight_batch"]
-            m, b, r = res["mess"], res["batching"], res["random"]
-            for name, x, yard in (("MESS+", m, h1), ("batching (2 s)", b, hb), ("random (calibrated)", r, h1)):
-                lines.append(
-                    f"| {f} | {a} | {name} | {x.satisfaction:.4f} | {x.final_queue / max(x.n_feedback, 1):.4f} | "
-                    f"{'yes' if x.satisfaction >= a - 0.01 else 'no'} | {x.cost_usd:.4f} | "
-                    f"{x.cost_per_request_usd[x.explored].sum():.4f} | "
-                    f"{fmt(x.cost_usd / yard.cost_usd, 1) if yard else '-'} | "
-                    f"{'' if x is m else f'{100 * (1 - x.cost_usd / m.cost_usd):.0f} %'} |")
-            s = res["single"]
-            lines.append(f"| {f} | {a} | cheapest single model: {s.model or 'none reaches alpha'} | "
-                         f"{fmt(s.satisfaction)} | | | {fmt(s.cost_usd)} | | | |")
-            lines.append(f"| {f} | {a} | hindsight optimum b = 1 / with batching | | | | "
-                         f"{fmt(h1.cost_usd if h1 else None)} / {fmt(hb.cost_usd if hb else None)} | | | |")
-            rows.append(res)
-    return rows
+def _served(x):
+    """Cost without the exploring requests' bill."""
+    return x.cost_usd - x.cost_per_request_usd[x.explored].sum()
+
+
+def table_alpha(sps, alphas, seeds, lines):
+    runs = len(sps) * len(seeds)
+    lines += [f"Each row: {runs} runs (2 folds x seeds {seeds[0]}..{seeds[-1]} of the arrivals and the routers' "
+              "exploration); mean [min, max]. `met`: runs with satisfaction >= alpha - 0.01. `served $`: cost "
+              "without the exploring requests' bill (MESS+ pays every model for each; the batching router "
+              "batches those answers and serves its planned one).", "",
+              "| alpha | router | satisfaction | met | Q_T/T | cost $ | served $ | x hindsight | saving vs MESS+ | "
+              "saving on served $ |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in alphas:
+        acc = {k: [] for k in ("mess", "batching", "random")}
+        single, h1s, hbs = [], [], []
+        t0 = time.perf_counter()
+        for sp in sps:
+            for seed in seeds:
+                res = on.compare(sp, a, max_wait_s=2.0, rate_per_s=20.0, seed=seed, progress=False,
+                                 baselines=True)
+                for k in acc:
+                    acc[k].append(res[k])
+                single.append(res["single"])
+                h1s.append(res["hindsight_b1"])
+                hbs.append(res["hindsight_batch"])
+        log(f"alpha {a}: {time.perf_counter() - t0:.1f} s")
+
+        def mm(v, p=4):
+            v = np.asarray(v, dtype=float)
+            return f"{v.mean():.{p}f} [{v.min():.{p}f}, {v.max():.{p}f}]"
+
+        for key, name, yard in (("mess", "MESS+", h1s), ("batching", "batching (2 s)", hbs),
+                                ("random", "random (calibrated)", h1s)):
+            xs = acc[key]
+            ratio = ([x.cost_usd / h.cost_usd for x, h in zip(xs, yard)] if all(h is not None for h in yard)
+                     else None)
+            sav = "" if key == "mess" else mm([100 * (1 - x.cost_usd / m.cost_usd) for x, m in zip(xs, acc["mess"])], 0)
+            sav2 = "" if key == "mess" else mm([100 * (1 - _served(x) / _served(m)) for x, m in zip(xs, acc["mess"])], 0)
+            lines.append(
+                f"| {a} | {name} | {mm([x.satisfaction for x in xs])} | "
+                f"{sum(x.satisfaction >= a - 0.01 for x in xs)}/{len(xs)} | "
+                f"{mm([x.final_queue / max(x.n_feedback, 1) for x in xs])} | {mm([x.cost_usd for x in xs], 3)} | "
+                f"{mm([_served(x) for x in xs], 3)} | {mm(ratio, 1) if ratio else '-'} | "
+                f"{sav + ' %' if sav else ''} | {sav2 + ' %' if sav2 else ''} |")
+        names = sorted({s.model or "none reaches alpha" for s in single})
+        lines.append(f"| {a} | cheapest single model ({', '.join(names)}) | "
+                     f"{mm([s.satisfaction for s in single])} | | | "
+                     f"{mm([s.cost_usd for s in single], 3) if all(s.model for s in single) else 'inf'} | | | | |")
+        lines.append(f"| {a} | hindsight optimum, b = 1 / with batching | | | | "
+                     f"{mm([h.cost_usd for h in h1s], 4) if all(h1s) else '-'} / "
+                     f"{mm([h.cost_usd for h in hbs], 4) if all(hbs) else '-'} | | | | |")
 
 
 def sweep(sp, alpha, waits, rates, lines):
     lines += ["", f"Batching router at alpha = {alpha} (fold 0) against MESS+ at the same arrivals:", "",
-              "| rate /s | max_wait_s | satisfaction | cost $ | saving vs MESS+ | mean batch | wait p50 s | "
-              "wait p99 s |", "|---|---|---|---|---|---|---|---|"]
+              "| rate /s | max_wait_s | satisfaction | cost $ | saving vs MESS+ | saving on served $ | mean batch | "
+              "wait p50 s | wait p99 s |", "|---|---|---|---|---|---|---|---|---|"]
     for rate in rates:
         m = on.replay(sp.stream, on.MessPlusRouter(sp.stream.model_names, alpha=alpha,
                                                    predictor=copy.deepcopy(sp.predictor)),
                       rate_per_s=rate, seed=0)
-        lines.append(f"| {rate} | MESS+ | {m.satisfaction:.4f} | {m.cost_usd:.4f} | | 1.00 | 0 | 0 |")
+        lines.append(f"| {rate} | MESS+ | {m.satisfaction:.4f} | {m.cost_usd:.4f} | | | 1.00 | 0 | 0 |")
         for w in waits:
             b = on.replay(sp.stream, on.BatchingRouter(sp.stream.model_names, alpha=alpha, max_wait_s=w,
                                                        predictor=copy.deepcopy(sp.predictor)),
                           rate_per_s=rate, seed=0)
             lines.append(f"| {rate} | {w} | {b.satisfaction:.4f} | {b.cost_usd:.4f} | "
-                         f"{100 * (1 - b.cost_usd / m.cost_usd):.0f} % | {b.batch_size.mean():.2f} | "
+                         f"{100 * (1 - b.cost_usd / m.cost_usd):.0f} % | {100 * (1 - _served(b) / _served(m)):.0f} % | "
+                         f"{b.batch_size.mean():.2f} | "
                          f"{b.wait_percentile_s(50):.2f} | {b.wait_percentile_s(99):.2f} |")
         log(f"sweep rate {rate} done")
 
@@ -186,7 +214,8 @@ def main(argv=None) -> int:
              "(`ro.online.DEFAULT_V_SCALE`). Cost includes exploration (every model answers an exploring "
              "request). `x hindsight`: cost over the hindsight optimum (b = 1 for MESS+ and random, with "
              "batching for the batching router), which knows every outcome in advance.", ""]
-    table_alpha(sps, (0.75, 0.85) if args.quick else (0.75, 0.85, 0.90), lines)
+    table_alpha(sps, (0.75, 0.85) if args.quick else (0.75, 0.85, 0.90), (0,) if args.quick else tuple(range(5)),
+                lines)
     sweep(sps[0], 0.85, (0.5, 2) if args.quick else (0.1, 0.5, 2, 10), (5, 20) if args.quick else (1, 5, 20),
           lines)
     fig = HERE / "figures" / "online_v.png"

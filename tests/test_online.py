@@ -251,3 +251,12 @@ def test_cli_online_bad_alpha(capsys):
     assert main(["online", "--alpha", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--alpha" in err
+
+
+@pytest.mark.parametrize("max_wait_s, max_batch", [(0.5, None), (2.0, 4), (0.0, None)])
+def test_batching_waits_at_most_max_wait(split, stream, max_wait_s, max_batch):
+    r = _batch(stream, split, max_wait_s=max_wait_s, max_batch=max_batch)
+    res = on.replay(stream, r, arrival="bursty", rate_per_s=10.0, seed=1)
+    assert (res.wait_s >= 0).all() and res.wait_s.max() <= max_wait_s + 1e-9
+    if max_batch is not None:
+        assert max(r.window_sizes) <= max_batch
