@@ -260,3 +260,37 @@ def test_batching_waits_at_most_max_wait(split, stream, max_wait_s, max_batch):
     assert (res.wait_s >= 0).all() and res.wait_s.max() <= max_wait_s + 1e-9
     if max_batch is not None:
         assert max(r.window_sizes) <= max_batch
+
+
+class _TaskMeans:
+    """A frozen predictor of RoutingData rows (the interface of ro.proxy.TextUtility)."""
+
+    def __init__(self, data):
+        self.means = np.array([data.outcome[data.task == t].mean(axis=0) for t in range(len(data.task_names))])
+        self.calls = 0
+
+    def predict(self, data):
+        self.calls += 1
+        assert hasattr(data, "question")                         # RoutingData rows, not features
+        return self.means[data.task]
+
+
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_routing_data_predictor_gets_routing_data_rows():
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 7))
+    pred = _TaskMeans(data)
+    s = on.as_stream(data)
+    for r in (on.MessPlusRouter(s.model_names, alpha=0.8, predictor=pred),
+              on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, predictor=pred)):
+        res = on.replay(s, r, rate_per_s=10.0)
+        assert (res.model >= 0).all()
+    assert pred.calls > 0
+
+
+def test_instance_and_workload_streams(split):
+    inst = ro.workloads.llm("gemma3", n=120, seed=2)
+    res = on.replay(inst, on.MessPlusRouter([m.name for m in inst.models], alpha=0.7), rate_per_s=5.0)
+    assert res.n_requests == 120 and "Instance" in res.source
+    w = ro.workloads.llm_truth("gemma3", n=120, seed=2)
+    res = on.replay(w, on.BatchingRouter(list(w.model_names), alpha=0.7, max_wait_s=3.0), rate_per_s=5.0)
+    assert res.n_requests == 120 and res.batch_size.max() > 1

@@ -76,4 +76,4 @@ def stream_from_routing_data(data, *, batch_sizes=(1, 2, 4, 8), degradation=None
     return RequestStream(instance=inst, outcome=y, retention=r, features=text_features(data),
                          output_tokens_prior=np.nan_to_num(pt),
                          source=f"{data.source or 'RoutingData'}: real outcomes and costs; batched outcome = "
-                                f"real outcome x fitted retention")
+                                f"real outcome x fitted retention", data=data)

@@ -185,6 +185,7 @@ class _OnlineRouter:
             self.predictor = OnlineLogistic(self.X.shape[1], K, seed=self.seed)
         self._fast = isinstance(self.predictor, OnlineLogistic)
         self._can_learn = hasattr(self.predictor, "partial_fit")
+        self._source_data = stream.data
         if self.V is None:
             per_call = np.array([self._reference_batch(k) for k in range(K)], dtype=np.float64)
             exp_cost = (self.fixed_usd[self.task] / per_call + self.input_usd
@@ -214,10 +215,12 @@ class _OnlineRouter:
         if self._fast:
             lo, hi = self._indptr[i], self._indptr[i + 1]
             return self.predictor.predict_row(self._indices[lo:hi], self._data[lo:hi])
-        return np.asarray(self.predictor.predict(self.X[i:i + 1]), dtype=np.float64)[0]
+        return self._predict(np.array([i], dtype=np.int64))[0]
 
     def _predict(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.predictor.predict(self.X[rows]), dtype=np.float64)
+        if self._fast or self._source_data is None:
+            return np.asarray(self.predictor.predict(self.X[rows]), dtype=np.float64)
+        return np.asarray(self.predictor.predict(self._source_data.select(rows)), dtype=np.float64)
 
     def _explores(self) -> bool:
         self.t += 1
@@ -249,7 +252,8 @@ class _OnlineRouter:
         self._out_cnt[t, k] += rows.size
         self.out_mean[t, k] = self._out_sum[t, k] / self._out_cnt[t, k]
         if self._can_learn:
-            self.predictor.partial_fit(self.X[rows], k, np.asarray(fb.outcome))
+            X = self.X[rows] if (self._fast or self._source_data is None) else self._source_data.select(rows)
+            self.predictor.partial_fit(X, k, np.asarray(fb.outcome))
 
     def withdraw(self, model: str) -> None:
         """Remove ``model`` from the pool for every later decision (pending windows included)."""
@@ -304,7 +308,10 @@ class MessPlusRouter(_OnlineRouter):
     predictor : object, optional
         ``predict(X) -> (n, K)`` probabilities and, to learn online,
         ``partial_fit(X, model, y)``; default a fresh :class:`OnlineLogistic`. A fitted
-        :class:`OnlineLogistic` starts from its offline fit.
+        :class:`OnlineLogistic` starts from its offline fit. ``X`` is the stream's CSR
+        feature rows, or, for a stream built from RoutingData and a predictor that is not an
+        :class:`OnlineLogistic` (e.g. a fitted ``ro.proxy.TextUtility``), the RoutingData
+        rows; a predictor without ``partial_fit`` stays frozen.
     seed : int
         Seed of the exploration draws: the same seed and stream give the same decisions.
 

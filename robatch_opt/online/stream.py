@@ -51,6 +51,10 @@ class RequestStream:
         start their running means here.
     source : str
         One line saying where outcomes and costs come from.
+    data : RoutingData, optional
+        The real data the stream was built from (same rows, same order). A predictor other
+        than :class:`~robatch_opt.online.OnlineLogistic` (e.g. a fitted
+        ``ro.proxy.TextUtility``) is then asked ``predict(data.select(rows))``.
     """
 
     instance: Instance
@@ -59,6 +63,7 @@ class RequestStream:
     features: sp.csr_matrix
     output_tokens_prior: np.ndarray
     source: str
+    data: object = None
 
     def __post_init__(self):
         inst = self.instance
@@ -116,7 +121,8 @@ class RequestStream:
         q = np.asarray(requests, dtype=np.int64)
         return RequestStream(instance=subset_instance(self.instance, q), outcome=self.outcome[q],
                              retention=self.retention, features=self.features[q],
-                             output_tokens_prior=self.output_tokens_prior, source=self.source)
+                             output_tokens_prior=self.output_tokens_prior, source=self.source,
+                             data=None if self.data is None else self.data.select(q))
 
     def mean_output_tokens(self) -> np.ndarray:
         """Mean realized output tokens per (task, model), shape (T, K) (a prior for another stream)."""
