@@ -76,7 +76,7 @@ def _parser() -> _Parser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, raise it with its Python traceback (for debugging)")
-    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier,online}", required=True)
+    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier}", required=True)
 
     s = sub.add_parser(
         "solve", help="plan an instance (default: the bundled LLM workload)",
