@@ -128,5 +128,12 @@ def plot_time_series(results: dict, path: str, *, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    import os
+    tmp = f"{path}.tmp.png"
+    try:                                     # atomic: an interrupt leaves no half-written file
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)

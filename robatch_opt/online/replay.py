@@ -166,7 +166,10 @@ def _progress(total: int, progress):
     show = (total >= PROGRESS_MIN_REQUESTS and sys.stderr.isatty()) if progress is None else bool(progress)
     if not show:
         return None
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:                      # the bar is a nicety, never a requirement
+        return None
     return tqdm(total=total, unit="req", desc="replay", leave=False, file=sys.stderr)
 
 
