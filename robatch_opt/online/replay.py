@@ -183,7 +183,8 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
     stream : RequestStream, LLMWorkload, Instance or RoutingData
         Requests in arrival order (see :func:`robatch_opt.online.as_stream`).
     router : MessPlusRouter, BatchingRouter or RandomRouter
-        Bound to the stream here (its state is reset).
+        Bound to the stream here: its queue, exploration draws and output-token means are
+        reset; its predictor keeps what it learned (it is updated in place).
     arrival : {"poisson", "bursty"} or array_like of timestamps
     rate_per_s : float > 0
     seed : int
@@ -292,18 +293,19 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
     def run_until(now: float, inclusive: bool = True):
         """Process deadlines, feedback and withdrawals due by ``now`` in time order."""
         while True:
-            cands = [router.next_deadline_s(), fb_heap[0][0] if fb_heap else math.inf,
-                     events_w[0][0] if events_w else math.inf]
+            # At equal times: outcomes first (older news), then withdrawals, then window deadlines.
+            cands = [fb_heap[0][0] if fb_heap else math.inf, events_w[0][0] if events_w else math.inf,
+                     router.next_deadline_s()]
             which = int(np.argmin(cands))
             when = cands[which]
             if when > now or (not inclusive and when == now) or not math.isfinite(when):
                 return
-            if which == 1:                     # feedback first at equal times: it is older news
+            if which == 0:
                 _, _, fb = heapq.heappop(fb_heap)
                 router.feedback(fb)
                 q_vals.append(router.Q)
                 q_times.append(when)
-            elif which == 2:
+            elif which == 1:
                 _, name = events_w.pop(0)
                 router.withdraw(name)
             else:

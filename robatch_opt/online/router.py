@@ -311,7 +311,8 @@ class MessPlusRouter(_OnlineRouter):
         :class:`OnlineLogistic` starts from its offline fit. ``X`` is the stream's CSR
         feature rows, or, for a stream built from RoutingData and a predictor that is not an
         :class:`OnlineLogistic` (e.g. a fitted ``ro.proxy.TextUtility``), the RoutingData
-        rows; a predictor without ``partial_fit`` stays frozen.
+        rows; a predictor without ``partial_fit`` stays frozen. It is updated in place
+        (pass ``copy.deepcopy(predictor)`` to start several routers from one fit).
     seed : int
         Seed of the exploration draws: the same seed and stream give the same decisions.
 
