@@ -70,11 +70,11 @@ def table_alpha(sps, alphas, seeds, lines):
               "exploration); mean [min, max]. `met`: runs with satisfaction >= alpha - 0.01. `served $`: cost "
               "without the exploring requests' bill (MESS+ pays every model for each; the batching router "
               "batches those answers and serves its planned one).", "",
-              "| alpha | router | satisfaction | met | Q_T/T | cost $ | served $ | x hindsight | saving vs MESS+ | "
-              "saving on served $ |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| alpha | router | satisfaction | met | Q_T/T | cost $ | served $ | x hindsight | x offline plan | "
+              "saving vs MESS+ | saving on served $ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for a in alphas:
         acc = {k: [] for k in ("mess", "batching", "random")}
-        single, h1s, hbs = [], [], []
+        single, h1s, hbs, o1s, obs = [], [], [], [], []
         t0 = time.perf_counter()
         for sp in sps:
             for seed in seeds:
@@ -85,17 +85,21 @@ def table_alpha(sps, alphas, seeds, lines):
                 single.append(res["single"])
                 h1s.append(res["hindsight_b1"])
                 hbs.append(res["hindsight_batch"])
+                o1s.append(res["offline_b1"])
+                obs.append(res["offline_batch"])
         log(f"alpha {a}: {time.perf_counter() - t0:.1f} s")
 
         def mm(v, p=4):
             v = np.asarray(v, dtype=float)
             return f"{v.mean():.{p}f} [{v.min():.{p}f}, {v.max():.{p}f}]"
 
-        for key, name, yard in (("mess", "MESS+", h1s), ("batching", "batching (2 s)", hbs),
-                                ("random", "random (calibrated)", h1s)):
+        for key, name, yard, off in (("mess", "MESS+", h1s, o1s), ("batching", "batching (2 s)", hbs, obs),
+                                     ("random", "random (calibrated)", h1s, o1s)):
             xs = acc[key]
             ratio = ([x.cost_usd / h.cost_usd for x, h in zip(xs, yard)] if all(h is not None for h in yard)
                      else None)
+            oratio = ([x.cost_usd / o.cost_usd for x, o in zip(xs, off)] if all(o is not None for o in off)
+                      else None)
             sav = "" if key == "mess" else mm([100 * (1 - x.cost_usd / m.cost_usd) for x, m in zip(xs, acc["mess"])], 0)
             sav2 = "" if key == "mess" else mm([100 * (1 - _served(x) / _served(m)) for x, m in zip(xs, acc["mess"])], 0)
             lines.append(
@@ -103,14 +107,20 @@ def table_alpha(sps, alphas, seeds, lines):
                 f"{sum(x.satisfaction >= a - 0.01 for x in xs)}/{len(xs)} | "
                 f"{mm([x.final_queue / max(x.n_feedback, 1) for x in xs])} | {mm([x.cost_usd for x in xs], 3)} | "
                 f"{mm([_served(x) for x in xs], 3)} | {mm(ratio, 1) if ratio else '-'} | "
+                f"{mm(oratio, 2) if oratio else '-'} | "
                 f"{sav + ' %' if sav else ''} | {sav2 + ' %' if sav2 else ''} |")
         names = sorted({s.model or "none reaches alpha" for s in single})
         lines.append(f"| {a} | cheapest single model ({', '.join(names)}) | "
                      f"{mm([s.satisfaction for s in single])} | | | "
-                     f"{mm([s.cost_usd for s in single], 3) if all(s.model for s in single) else 'inf'} | | | | |")
+                     f"{mm([s.cost_usd for s in single], 3) if all(s.model for s in single) else 'inf'} | | | | | |")
         lines.append(f"| {a} | hindsight optimum, b = 1 / with batching | | | | "
                      f"{mm([h.cost_usd for h in h1s], 4) if all(h1s) else '-'} / "
-                     f"{mm([h.cost_usd for h in hbs], 4) if all(hbs) else '-'} | | | | |")
+                     f"{mm([h.cost_usd for h in hbs], 4) if all(hbs) else '-'} | | | | | |")
+        lines.append(f"| {a} | offline plan with the same predictor, b = 1 / with batching (realized satisfaction) "
+                     f"| {mm([o.realized_satisfaction for o in o1s]) if all(o1s) else '-'} / "
+                     f"{mm([o.realized_satisfaction for o in obs]) if all(obs) else '-'} | | | "
+                     f"{mm([o.cost_usd for o in o1s], 3) if all(o1s) else '-'} / "
+                     f"{mm([o.cost_usd for o in obs], 3) if all(obs) else '-'} | | | | | |")
 
 
 def sweep(sp, alpha, waits, rates, lines):
@@ -252,7 +262,10 @@ def main(argv=None) -> int:
                 + sps[0].description) + ". " + sps[0].stream.source + ". Poisson arrivals; c = 0.1; V default "
              "(`ro.online.DEFAULT_V_SCALE`). Cost includes exploration (every model answers an exploring "
              "request). `x hindsight`: cost over the hindsight optimum (b = 1 for MESS+ and random, with "
-             "batching for the batching router), which knows every outcome in advance.", ""]
+             "batching for the batching router), which knows every outcome in advance. `x offline plan`: cost over "
+             "the offline plan made with the same offline-fitted predictor (`ro.online.offline_plan`: every request "
+             "known in advance, batches across the whole stream, outcomes unknown; '-' when it predicts no plan "
+             "reaching alpha), which separates what being online costs from what prediction errors cost.", ""]
     table_alpha(sps, (0.75, 0.85) if args.quick else (0.75, 0.85, 0.90), (0,) if args.quick else tuple(range(5)),
                 lines)
     sweep(sps[0], 0.85, (0.5, 2) if args.quick else (0.1, 0.5, 2, 10), (5, 20) if args.quick else (1, 5, 20),

@@ -294,3 +294,16 @@ def test_instance_and_workload_streams(split):
     w = ro.workloads.llm_truth("gemma3", n=120, seed=2)
     res = on.replay(w, on.BatchingRouter(list(w.model_names), alpha=0.7, max_wait_s=3.0), rate_per_s=5.0)
     assert res.n_requests == 120 and res.batch_size.max() > 1
+
+
+def test_offline_plan_with_a_perfect_predictor_is_the_hindsight_optimum(stream):
+    class Oracle:
+        def predict(self, X):
+            return stream.outcome
+
+    for batching in (False, True):
+        off = on.offline_plan(stream, 0.8, Oracle(), batching=batching)
+        h = on.hindsight(stream, 0.8, batching=batching)
+        assert math.isclose(off.cost_usd, h.cost_usd, rel_tol=1e-12)
+        assert off.predicted_mean_utility >= 0.8 - 1e-12
+        assert math.isclose(off.realized_satisfaction, h.mean_utility, rel_tol=1e-12)

@@ -19,7 +19,8 @@ The guarantee and what batching changes: ``proofs/online_sla.md``.
 from __future__ import annotations
 
 from .errors import OnlineError, StreamError, UnknownModelError
-from .hindsight import HindsightBound, SingleModelBaseline, cheapest_single_model, hindsight, model_means
+from .hindsight import (HindsightBound, OfflinePlan, SingleModelBaseline, cheapest_single_model, hindsight,
+                        model_means, offline_plan)
 from .learner import OnlineLogistic
 from .replay import ARRIVALS, OnlineResult, arrival_times, replay
 from .router import (DEFAULT_V_SCALE, BatchingRouter, Dispatch, Feedback, MessPlusRouter, RandomRouter,
@@ -33,7 +34,7 @@ __all__ = [
     "Dispatch", "Feedback",
     "OnlineLogistic",
     "replay", "OnlineResult", "arrival_times", "ARRIVALS",
-    "hindsight", "HindsightBound", "cheapest_single_model", "SingleModelBaseline", "model_means",
+    "hindsight", "HindsightBound", "offline_plan", "OfflinePlan", "cheapest_single_model", "SingleModelBaseline", "model_means",
     "RequestStream", "as_stream", "stream_from_llm", "stream_from_instance",
     "plan_window", "window_objective",
     "Split", "routerbench_split", "llm_split", "compare", "plot_time_series",

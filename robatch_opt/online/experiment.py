@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hindsight import cheapest_single_model, hindsight, model_means
+from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
 from .learner import OnlineLogistic
 from .replay import OnlineResult, replay
 from .router import BatchingRouter, MessPlusRouter, calibrated_random_router
@@ -73,7 +73,9 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
     dict
         ``mess``, ``batching``, ``random`` (:class:`OnlineResult` or None), ``single``
         (:class:`SingleModelBaseline`), ``hindsight_b1``, ``hindsight_batch``
-        (:class:`HindsightBound` or None when ``alpha`` is out of reach even in hindsight).
+        (:class:`HindsightBound` or None when ``alpha`` is out of reach even in hindsight),
+        ``offline_b1``, ``offline_batch`` (:class:`OfflinePlan` with the offline-fitted
+        predictor, or None when it predicts no plan reaching ``alpha``).
     """
     s = split.stream
     out: dict = {"alpha": alpha}
@@ -93,6 +95,11 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
         for key, batching in (("hindsight_b1", False), ("hindsight_batch", True)):
             try:
                 out[key] = hindsight(s, alpha, batching=batching)
+            except InfeasibleBudgetError:
+                out[key] = None
+        for key, batching in (("offline_b1", False), ("offline_batch", True)):
+            try:
+                out[key] = offline_plan(s, alpha, split.predictor, batching=batching)
             except InfeasibleBudgetError:
                 out[key] = None
     return out

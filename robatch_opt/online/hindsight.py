@@ -19,7 +19,8 @@ import numpy as np
 from ..solve import solve
 from .stream import RequestStream, as_stream
 
-__all__ = ["HindsightBound", "hindsight", "SingleModelBaseline", "cheapest_single_model", "model_means"]
+__all__ = ["HindsightBound", "hindsight", "offline_plan", "SingleModelBaseline", "cheapest_single_model",
+           "model_means"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,53 @@ def hindsight(stream, alpha: float, *, batching: bool = True, models: Sequence[s
                           lower_bound_usd=float(plan.cost_lower_bound_usd), mean_utility=plan.mean_utility,
                           status=str(plan.status.name if hasattr(plan.status, "name") else plan.status),
                           method=plan.method)
+
+
+@dataclass(frozen=True)
+class OfflinePlan:
+    """The offline plan made with the predictor instead of the outcomes, graded by the outcomes.
+
+    Attributes
+    ----------
+    alpha : float
+    batching : bool
+    cost_usd : float
+        Exact cost of the plan (the same for predicted and realized grading).
+    predicted_mean_utility : float
+        Mean predicted utility (``>= alpha`` by construction).
+    realized_satisfaction : float
+        Mean realized outcome of the plan's choices.
+    """
+
+    alpha: float
+    batching: bool
+    cost_usd: float
+    predicted_mean_utility: float
+    realized_satisfaction: float
+
+
+def offline_plan(stream, alpha: float, predictor, *, batching: bool = True, method: str = "greedy") -> OfflinePlan:
+    """The least-cost plan of the whole stream at predicted mean utility ``>= alpha``, in hindsight.
+
+    It knows every request in advance (and may batch across the whole stream) but not the
+    outcomes: the utilities are ``predictor.predict(features) * r_k(b)``. Comparing an
+    online router with it separates what being online costs from what the predictor's
+    errors cost (the hindsight optimum of :func:`hindsight` has neither).
+    """
+    from ..proxy.simulate import subset_instance
+    s: RequestStream = as_stream(stream)
+    inst = s.instance
+    p = np.clip(np.asarray(predictor.predict(s.features), dtype=np.float64), 0.0, 1.0)
+    u = np.clip(p[:, inst.option_model] * s.retention[None, :], 0.0, 1.0)
+    pinst = subset_instance(inst, np.arange(s.n_requests), utility=u)
+    if not batching:
+        pinst = pinst.restrict(batch_sizes=[1])
+    plan = solve(pinst, min_mean_utility=float(alpha), method=method)
+    realized = s.realized_utility()
+    opts = [inst.options.index(pinst.options[j]) for j in plan.option]
+    return OfflinePlan(alpha=float(alpha), batching=bool(batching), cost_usd=plan.cost_usd,
+                       predicted_mean_utility=plan.mean_utility,
+                       realized_satisfaction=float(realized[np.arange(s.n_requests), opts].mean()))
 
 
 def model_means(stream) -> tuple[np.ndarray, np.ndarray]:
