@@ -7,7 +7,7 @@ registered by name (``greedy``, ``cpsat``, ``milp``).
 from __future__ import annotations
 
 from .errors import (AssignmentError, FormatError, InfeasibleBudgetError, InstanceError, RobatchError,
-                     SolverError, SolverUnavailableError, UnknownMethodError)
+                     SolverError, SolverUnavailableError, UnknownMethodError, UnknownOptionError)
 from .evaluate import Call, CallTable, CostBreakdown, Evaluation, evaluate
 from .instance import Instance, Model, Task
 from .io import load, save
@@ -38,7 +38,7 @@ __all__ = [
     "save", "load",
     "solve", "Plan", "Status", "budget_from_fraction", "reference_costs",
     "available_methods", "registered_methods", "register_backend",
-    "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",
+    "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError", "UnknownOptionError",
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
     "workloads",
     "reductions",
