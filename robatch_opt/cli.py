@@ -757,6 +757,8 @@ def _cmd_online(args) -> int:
     from . import online as on
     if args.seed < 0:
         raise _CliError(f"--seed: must be >= 0, got {args.seed}")
+    if args.plot:
+        check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
     if args.data:
         paths = args.data[0] if len(args.data) == 1 else args.data
         split = on.routerbench_split(paths, seed=args.seed)

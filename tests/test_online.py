@@ -307,3 +307,13 @@ def test_offline_plan_with_a_perfect_predictor_is_the_hindsight_optimum(stream):
         assert math.isclose(off.cost_usd, h.cost_usd, rel_tol=1e-12)
         assert off.predicted_mean_utility >= 0.8 - 1e-12
         assert math.isclose(off.realized_satisfaction, h.mean_utility, rel_tol=1e-12)
+
+
+def test_cli_online_plot_and_bad_plot_path(tmp_path, capsys):
+    out = tmp_path / "o.png"
+    assert main(["online", "--n", "150", "--alpha", "0.7", "--max-wait", "1", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]             # no temporary file left
+    capsys.readouterr()
+    assert main(["online", "--alpha", "0.7", "--plot", str(tmp_path / "missing" / "o.png")]) == 2
+    assert "--plot" in capsys.readouterr().err

@@ -135,12 +135,11 @@ def plot_time_series(results: dict, path: str, *, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    import os
-    tmp = f"{path}.tmp.png"
-    try:                                     # atomic: an interrupt leaves no half-written file
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+    import io
+    from .._files import write_atomic
+    buf = io.BytesIO()                       # PNG in memory, then one atomic write to exactly `path`
+    try:
+        fig.savefig(buf, format="png", dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, buf.getvalue())
