@@ -783,7 +783,9 @@ def _cmd_online(args) -> int:
     summary = dict(stream=split.description, alpha=args.alpha, rate_per_s=args.rate, arrival=args.arrival,
                    max_wait_s=args.max_wait, routers=rows,
                    hindsight_b1_usd=h1.cost_usd if h1 else None, hindsight_batching_usd=hb.cost_usd if hb else None,
-                   cheapest_single_model=single.model, cheapest_single_model_usd=single.cost_usd)
+                   cheapest_single_model=single.model, cheapest_single_model_usd=single.cost_usd,
+                   offline_plan_b1_usd=res["offline_b1"].cost_usd if res["offline_b1"] else None,
+                   offline_plan_batching_usd=res["offline_batch"].cost_usd if res["offline_batch"] else None)
     if args.plot:
         try:
             on.plot_time_series({r.router: res[k] for k, r in (("mess", res["mess"]), ("batching", res["batching"]),
@@ -792,12 +794,15 @@ def _cmd_online(args) -> int:
         except ImportError as exc:
             raise _CliError(f"--plot needs matplotlib (pip install 'robatch_opt[plot]'): {exc}") from exc
     if args.json:
-        print(json.dumps(summary, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x))
+        _print_json(summary)
         return EXIT_OK
     print(split.description)
     print(f"alpha {args.alpha}  arrivals {args.arrival} {args.rate:g}/s  hindsight optimum: "
           f"b=1 ${h1.cost_usd:.4f}" if h1 else "hindsight: alpha unreachable", end="")
     print(f", with batching ${hb.cost_usd:.4f}" if hb else "")
+    o1, ob = res["offline_b1"], res["offline_batch"]
+    print("offline plan with the same predictor (outcomes unknown): "
+          + (f"b=1 ${o1.cost_usd:.4f}, with batching ${ob.cost_usd:.4f}" if o1 and ob else "predicts alpha out of reach"))
     print(f"cheapest single model meeting alpha: {single.model or 'none'}"
           + (f" (${single.cost_usd:.4f})" if single.model else ""))
     print(f"{'router':<16}{'satisfied':>10}{'Q_T/T':>8}{'SLA':>5}{'cost $':>10}{'x hind':>8}"
