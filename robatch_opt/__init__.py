@@ -20,8 +20,17 @@ from . import reductions
 from . import proxy
 from .frontier import Frontier, frontier
 from . import baselines
+from . import datasets
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ro.online imports scikit-learn and SciPy (~1 s): loaded on first use, not with the package.
+    if name == "online":
+        import importlib
+        return importlib.import_module(".online", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Model", "Task", "Instance", "OptionTable", "compile_options",
@@ -35,4 +44,6 @@ __all__ = [
     "reductions",
     "proxy",
     "frontier", "Frontier", "baselines",
+    "datasets",
+    "online",
 ]

@@ -178,6 +178,7 @@ def _parser() -> _Parser:
     f.add_argument("--plot", metavar="FILE.png", help="write a PNG (needs matplotlib: robatch_opt[plot])")
     f.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     f.set_defaults(func=_cmd_frontier)
+    _add_online_parser(sub)
     return p
 
 
@@ -704,6 +705,128 @@ def _one_line(exc: BaseException) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
+
+
+# ------------------------------------------------------------------------------- online
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _add_online_parser(sub) -> None:
+    o = sub.add_parser(
+        "online", help="replay a request stream through MESS+ and the batching router (service level alpha)",
+        description="Replay a stream of requests (Poisson or bursty arrivals) through MESS+ (per-request routing "
+                    "with a virtual queue for the service level alpha) and, with --max-wait, the batching "
+                    "router (windows planned as small Route-with-Batching problems). The predictor is fitted "
+                    "offline on held-out data and updated online. Reports realized satisfaction, Q_T/T, cost, "
+                    "the ratio to the hindsight optimum and waiting-time percentiles. Without --data, streams "
+                    "ro.workloads.llm('qwen3', n=2000) with simulated outcomes.")
+    o.add_argument("--data", metavar="PATH", nargs="+",
+                   help="RouterBench CSV files or folder (real outcomes and costs): half is streamed, the "
+                        "predictor is fitted on the other half")
+    o.add_argument("--n", type=_positive_int, default=2000, metavar="N",
+                   help="without --data: requests of the simulated stream (default 2000)")
+    o.add_argument("--alpha", type=_unit_interval, required=True, metavar="A", help="service level in [0, 1]")
+    o.add_argument("--V", type=_positive_float, default=None, metavar="V",
+                   help="cost weight (default: scaled to the models' costs, see ro.online.DEFAULT_V_SCALE)")
+    o.add_argument("--c", type=_nonneg_float, default=0.1, metavar="C",
+                   help="exploration constant: explore with probability min(1, C / t^0.25) (default 0.1)")
+    o.add_argument("--max-wait", type=_nonneg_float, default=None, metavar="S",
+                   help="also run the batching router with this maximum wait, seconds")
+    o.add_argument("--rate", type=_positive_float, default=20.0, metavar="R", help="arrivals per second (default 20)")
+    o.add_argument("--arrival", choices=("poisson", "bursty"), default="poisson", help="arrival process")
+    o.add_argument("--seed", type=int, default=0, metavar="N", help="seed of split, arrivals and routers (default 0)")
+    o.add_argument("--plot", metavar="FILE.png", help="running satisfaction and cost over time (needs matplotlib)")
+    o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    o.set_defaults(func=_cmd_online)
+
+
+def _cmd_online(args) -> int:
+    from . import online as on
+    if args.seed < 0:
+        raise _CliError(f"--seed: must be >= 0, got {args.seed}")
+    if args.plot:
+        check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
+    if args.data:
+        paths = args.data[0] if len(args.data) == 1 else args.data
+        split = on.routerbench_split(paths, seed=args.seed)
+    else:
+        split = on.llm_split("qwen3", n=args.n, seed=args.seed)
+    res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
+                     arrival=args.arrival, seed=args.seed, progress=False if args.json else None)
+    h1, hb = res["hindsight_b1"], res["hindsight_batch"]
+    rows = []
+    for key in ("mess", "batching", "random"):
+        r = res.get(key)
+        if r is None:
+            continue
+        yard = hb if key == "batching" else h1
+        rows.append(dict(router=r.router, satisfaction=r.satisfaction, queue_over_T=r.final_queue / max(r.n_feedback, 1),
+                         sla_met=bool(r.satisfaction >= args.alpha - 0.01), cost_usd=r.cost_usd,
+                         ratio_to_hindsight=(r.cost_usd / yard.cost_usd) if yard and yard.cost_usd > 0 else None,
+                         wait_p50_s=r.wait_percentile_s(50), wait_p90_s=r.wait_percentile_s(90),
+                         wait_p99_s=r.wait_percentile_s(99), mean_batch_size=float(r.batch_size.mean()),
+                         explored=int(r.explored.sum())))
+    single = res["single"]
+    summary = dict(stream=split.description, alpha=args.alpha, rate_per_s=args.rate, arrival=args.arrival,
+                   max_wait_s=args.max_wait, routers=rows,
+                   hindsight_b1_usd=h1.cost_usd if h1 else None, hindsight_batching_usd=hb.cost_usd if hb else None,
+                   cheapest_single_model=single.model, cheapest_single_model_usd=single.cost_usd,
+                   offline_plan_b1_usd=res["offline_b1"].cost_usd if res["offline_b1"] else None,
+                   offline_plan_batching_usd=res["offline_batch"].cost_usd if res["offline_batch"] else None)
+    if args.plot:
+        try:
+            on.plot_time_series({r.router: res[k] for k, r in (("mess", res["mess"]), ("batching", res["batching"]),
+                                                               ("random", res.get("random"))) if r is not None},
+                                args.plot, title=split.description)
+        except ImportError as exc:
+            raise _CliError(f"--plot needs matplotlib (pip install 'robatch_opt[plot]'): {exc}") from exc
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    print(split.description)
+    print(f"alpha {args.alpha}  arrivals {args.arrival} {args.rate:g}/s  hindsight optimum: "
+          f"b=1 ${h1.cost_usd:.4f}" if h1 else "hindsight: alpha unreachable", end="")
+    print(f", with batching ${hb.cost_usd:.4f}" if hb else "")
+    o1, ob = res["offline_b1"], res["offline_batch"]
+    print("offline plan with the same predictor (outcomes unknown): "
+          + (f"b=1 ${o1.cost_usd:.4f}, with batching ${ob.cost_usd:.4f}" if o1 and ob else "predicts alpha out of reach"))
+    print(f"cheapest single model meeting alpha: {single.model or 'none'}"
+          + (f" (${single.cost_usd:.4f})" if single.model else ""))
+    print(f"{'router':<16}{'satisfied':>10}{'Q_T/T':>8}{'SLA':>5}{'cost $':>10}{'x hind':>8}"
+          f"{'wait p50':>10}{'p90':>7}{'p99':>7}{'mean b':>8}")
+    for r in rows:
+        ratio = f"{r['ratio_to_hindsight']:.1f}" if r["ratio_to_hindsight"] else "-"
+        print(f"{r['router']:<16}{r['satisfaction']:>10.4f}{r['queue_over_T']:>8.4f}{'yes' if r['sla_met'] else 'no':>5}"
+              f"{r['cost_usd']:>10.4f}{ratio:>8}{r['wait_p50_s']:>10.2f}{r['wait_p90_s']:>7.2f}{r['wait_p99_s']:>7.2f}"
+              f"{r['mean_batch_size']:>8.2f}")
+    return EXIT_OK
 
 
 def _fail(message: str) -> None:
