@@ -326,6 +326,11 @@ def main(argv=None) -> int:
     head.append("")
     text = "\n".join(head + body) + "\n"
     name = "RESULTS.quick.md" if args.quick else "RESULTS.md"
+    # Section (f) is written by bench_real.py (real data, its own command): keep it.
+    old = _read(os.path.join(HERE, name))
+    start, end = "<!-- bench_real:start -->", "<!-- bench_real:end -->"
+    if start in old and end in old:
+        text += "\n" + old[old.index(start):old.index(end) + len(end)] + "\n"
     with open(os.path.join(HERE, name), "w") as fh:
         fh.write(text)
     log(f"wrote benchmarks/{name} in {wall:.0f} s")

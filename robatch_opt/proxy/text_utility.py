@@ -21,7 +21,8 @@ import numpy as np
 
 from .base_utility import PredictorError
 
-__all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "BLEND_GRID"]
+__all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "shrunk_task_means", "prior_strength_eb",
+           "BLEND_GRID"]
 
 #: Candidate weights of the classifier against the per-(task, model) mean (``blend="cv"``).
 BLEND_GRID = np.linspace(0.0, 1.0, 11)
@@ -37,32 +38,75 @@ def _check_data(data, what: str = "data"):
             raise PredictorError(what, f"must be a RoutingData (robatch_opt.datasets), got {type(data).__name__}")
 
 
-def task_model_means(data, prior_strength: float = 2.0) -> tuple[dict, np.ndarray]:
+def prior_strength_eb(sums, counts) -> float:
+    """Empirical-Bayes strength ``a`` of a Beta prior over task rates (method of moments).
+
+    With task rates ``r_t = sums_t / counts_t`` around the overall rate ``p``, the spread
+    between tasks beyond binomial noise is ``tau^2 = max(V - T p (1 - p) / N, 0)`` (``V`` the
+    count-weighted variance of the rates, ``T`` tasks, ``N`` observations); a Beta prior of
+    mean ``p`` and strength ``a`` has ``tau^2 = p (1 - p) / (a + 1)``. No spread beyond noise
+    gives the cap (every task at the overall rate). Clipped to [1, 1e6].
+    """
+    s, n = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    keep = n > 0
+    s, n = s[keep], n[keep]
+    N = n.sum()
+    if N == 0 or s.shape[0] < 2:
+        return 1e6
+    p = s.sum() / N
+    noise = p * (1 - p)
+    if noise <= 0:
+        return 1e6
+    v = float((n * (s / n - p) ** 2).sum() / N)
+    tau2 = v - s.shape[0] * noise / N
+    if tau2 <= 0:
+        return 1e6
+    return float(np.clip(noise / tau2 - 1.0, 1.0, 1e6))
+
+
+def shrunk_task_means(y, task, n_tasks: int, prior_strength="auto"):
+    """Per-task mean of one model's outcomes ``y`` (NaN = unobserved), shrunk toward its overall mean.
+
+    Returns
+    -------
+    means : ndarray (n_tasks,)
+        ``(sum_t + a * overall) / (n_t + a)``; the overall mean where the task has no observation.
+    overall : float
+    a : float
+        The prior strength used (``"auto"``: :func:`prior_strength_eb`).
+    """
+    y = np.asarray(y, np.float64)
+    obs = ~np.isnan(y)
+    sums = np.bincount(task[obs], weights=y[obs], minlength=n_tasks)
+    cnt = np.bincount(task[obs], minlength=n_tasks).astype(np.float64)
+    overall = float(sums.sum() / cnt.sum()) if cnt.sum() else 0.5
+    a = prior_strength_eb(sums, cnt) if prior_strength == "auto" else float(prior_strength)
+    return (sums + a * overall) / (cnt + a), overall, a
+
+
+def task_model_means(data, prior_strength="auto") -> tuple[dict, np.ndarray]:
     """Per-(task, model) mean outcome, each shrunk toward the model's overall mean.
 
-    ``mean[t, k] = (sum_y + a * overall_k) / (n_tk + a)`` with ``a = prior_strength``
-    pseudo-observations (a Beta prior), so a task seen a few times is not predicted at 0 or 1.
+    ``mean[t, k] = (sum_y + a_k * overall_k) / (n_tk + a_k)``: a Beta prior of ``a_k``
+    pseudo-observations, by default fitted per model by empirical Bayes
+    (:func:`prior_strength_eb`), so a task seen a few times is pulled toward the model's
+    overall rate as much as the spread between tasks warrants.
 
     Returns
     -------
     means : dict of task name -> ndarray (K,)
+        Tasks of ``data`` with at least one query.
     overall : ndarray (K,)
         Each model's mean over every observed query.
     """
     y = np.asarray(data.outcome, np.float64)
-    obs = ~np.isnan(y)
-    y0 = np.where(obs, y, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        overall = y0.sum(axis=0) / obs.sum(axis=0)
-    overall = np.where(np.isfinite(overall), overall, 0.5)
-    means = {}
-    for t, name in enumerate(data.task_names):
-        rows = data.task == t
-        if not rows.any():
-            continue
-        cnt = obs[rows].sum(axis=0)
-        means[name] = (y0[rows].sum(axis=0) + prior_strength * overall) / (cnt + prior_strength)
-    return means, overall
+    T, K = len(data.task_names), y.shape[1]
+    table = np.empty((T, K))
+    overall = np.empty(K)
+    for k in range(K):
+        table[:, k], overall[k], _ = shrunk_task_means(y[:, k], np.asarray(data.task), T, prior_strength)
+    present = np.bincount(np.asarray(data.task), minlength=T) > 0
+    return {name: table[t] for t, name in enumerate(data.task_names) if present[t]}, overall
 
 
 class TaskMeanUtility:
@@ -70,12 +114,15 @@ class TaskMeanUtility:
 
     Parameters
     ----------
-    prior_strength : float
-        Pseudo-observations of the model's overall mean added to every task's rate.
+    prior_strength : "auto" or float
+        Pseudo-observations of the model's overall mean added to every task's rate;
+        ``"auto"`` (default) fits them per model by empirical Bayes (:func:`prior_strength_eb`).
     """
 
-    def __init__(self, prior_strength: float = 2.0):
-        self.prior_strength = float(prior_strength)
+    def __init__(self, prior_strength="auto"):
+        if prior_strength != "auto" and not float(prior_strength) >= 0:
+            raise PredictorError("prior_strength", f"must be 'auto' or >= 0, got {prior_strength!r}")
+        self.prior_strength = prior_strength
 
     def fit(self, data) -> "TaskMeanUtility":
         """Count outcomes per (task, model) of ``data`` (a RoutingData)."""
@@ -355,12 +402,11 @@ class TextUtility:
         from sklearn.model_selection import KFold
         raw = np.empty(n)
         mean = np.empty(n)
+        n_tasks = int(task.max()) + 1
         for tr, te in KFold(self.inner_folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
             raw[te] = self._predict_one(self._fit_one(x[tr], y[tr]), x[te])
-            overall = y[tr].mean()
-            for t in np.unique(task[te]):
-                sel = task[tr] == t
-                mean[te[task[te] == t]] = (y[tr][sel].sum() + 2.0 * overall) / (sel.sum() + 2.0)
+            means, _, _ = shrunk_task_means(y[tr], task[tr], n_tasks)
+            mean[te] = means[task[te]]
         loss = np.array([(lam * raw + (1 - lam) * mean - y) ** 2 for lam in BLEND_GRID])    # (G, n)
         best = int(np.argmin(loss.mean(axis=1)))
         # Leave the task mean only for a clear gain (paired loss differences, blend_z standard
