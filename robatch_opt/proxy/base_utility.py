@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 from ..errors import RobatchError
 
@@ -290,6 +289,7 @@ class KNNUtility(_BasePredictor):
             cnt = observed[sel].sum(axis=0)
             overall = y0.sum(axis=0) / observed.sum(axis=0)
             self.prior_[c] = np.where(cnt > 0, y0[sel].sum(axis=0) / np.maximum(cnt, 1), overall)
+            from sklearn.neighbors import NearestNeighbors     # lazy: `import robatch_opt` stays fast
             ztr = np.ascontiguousarray(z[sel])
             # scikit-learn picks a KD-tree, ball tree or brute force by the data's size and dimension.
             index = NearestNeighbors(metric="euclidean").fit(ztr) if ztr.shape[0] else None
