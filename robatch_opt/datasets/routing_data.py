@@ -285,7 +285,7 @@ class RoutingData:
             output_tokens=np.nan_to_num(self.output_tokens[qi, ki], nan=0.0), models=self.model_names)
 
     def instance(self, utility, *, batch_sizes: Sequence[int] = (1,), degradation=None,
-                 capabilities: Mapping[str, float] | None = None) -> Instance:
+                 capabilities: Mapping[str, float] | None = None, output_tokens=None) -> Instance:
         """An :class:`~robatch_opt.Instance` of these queries, priced by the data's real costs.
 
         Parameters
@@ -302,6 +302,11 @@ class RoutingData:
         capabilities : mapping of model name to float, optional
             Capabilities for models the degradation does not know; default each model's mean
             observed outcome in this data (capped at 0.99).
+        output_tokens : array_like, shape (n, K), optional
+            Use these output tokens instead of the data's (e.g.
+            :meth:`robatch_opt.proxy.TextUtility.predict_output_tokens` for queries not yet
+            answered, whose costs are unknown); the cost identity then holds for them, not
+            for :attr:`cost_usd`.
 
         Returns
         -------
@@ -323,11 +328,15 @@ class RoutingData:
         u0 = np.asarray(utility, dtype=np.float64)
         if u0.shape != (self.n_queries, self.n_models):
             raise InstanceError("utility", f"must have shape ({self.n_queries}, {self.n_models}), got {u0.shape}")
-        missing = ~np.isfinite(self.output_tokens)
+        out_tok = self.output_tokens if output_tokens is None else np.asarray(output_tokens, np.float64)
+        if out_tok.shape != self.output_tokens.shape:
+            raise InstanceError("output_tokens", f"must have shape {self.output_tokens.shape}, got {out_tok.shape}")
+        missing = ~np.isfinite(out_tok)
         if missing.any():
             i, k = np.unravel_index(int(np.argmax(missing)), missing.shape)
             raise DatasetError(f"no cost for query {self.query_id[i]!r} on {self.model_names[k]!r}; "
-                               f"plan on data.dropna() or data.select_models(...)", row=int(i),
+                               f"plan on data.dropna() or data.select_models(...), or pass output_tokens=",
+                               row=int(i),
                                column="cost_usd")
         sizes = tuple(sorted({int(b) for b in batch_sizes}))
         if not sizes or sizes[0] < 1:
@@ -346,7 +355,7 @@ class RoutingData:
                     obs = self.outcome[:, k]
                     caps[m] = min(float(np.nanmean(obs)) if np.isfinite(obs).any() else 0.5, 0.99)
             retention = lambda model, b: deg.retention(model.name, b, capability=caps.get(model.name))  # noqa: E731
-        return Instance.from_decomposition(models, tasks, self.task, self.input_tokens, self.output_tokens,
+        return Instance.from_decomposition(models, tasks, self.task, self.input_tokens, out_tok,
                                            np.clip(u0, 0.0, 1.0) if np.isfinite(u0).all() else u0, retention)
 
     def __repr__(self) -> str:
