@@ -261,7 +261,9 @@ def _integral(arr: np.ndarray, field: str, error: ErrorFactory) -> np.ndarray:
         bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > _INT64_MAX)
     if bad.any():
         i = _first(bad)
-        raise error(field, i, f"must be an integer, got {fmt_num(arr[i])}")
+        x = float(arr[i])
+        what = "is too large for an index" if np.isfinite(x) and x == round(x) else "must be an integer"
+        raise error(field, i, f"{what}, got {fmt_num(x)}")
     return arr.astype(np.int64)
 
 
