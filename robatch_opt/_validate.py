@@ -303,12 +303,9 @@ def _checked_list(value: list | tuple, field: str, error: ErrorFactory, dims: tu
     if n == 0:
         return np.zeros(0, np.int64 if integer else np.float64)
     # How deep is it? The first entry says; the census then demands the same of every entry.
+    # A depth the field does not take is reported at the first entry (as a mistyped entry).
     depth = 2 if _is_row(value[0]) else 1
     if depth not in dims:
-        if depth == 2 and all(map(_is_row, value)):
-            raise error(field, (), "must be a flat list of numbers, got a list of lists")
-        if depth == 1 and all(_is_number_type(type(v)) for v in value):
-            raise error(field, (), "must be a list of rows (lists of numbers), got a flat list of numbers")
         depth = dims[0]
     if depth == 1:
         elements: Any = value

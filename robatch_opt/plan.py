@@ -243,6 +243,11 @@ class Plan:
         if bad.any():
             i = int(np.argmax(bad))
             raise err("option", (i,), f"option {int(option[i])} is out of range for {len(options)} options")
+        # Informative duplicates: checked for type (and n_queries for agreement), not used.
+        if "n_queries" in d and integer(d["n_queries"], "n_queries", err, strict=True) != len(option):
+            raise err("n_queries", (), f"is {d['n_queries']} but `option` has {len(option)} entries")
+        if "mean_utility" in d:
+            number(d["mean_utility"], "mean_utility", err)
         if query_task.size and query_task.min() < 0:
             i = int(np.argmax(query_task < 0))
             raise err("query_task", (i,), f"must be a task index >= 0, got {int(query_task[i])}")
