@@ -418,9 +418,10 @@ class Instance:
             if batch_sizes is None:
                 allowed = set(m.batch_sizes)
             elif isinstance(batch_sizes, Mapping):
-                allowed = set(int(b) for b in batch_sizes.get(m.name, m.batch_sizes))
+                allowed = set(V.numeric_array(list(batch_sizes.get(m.name, m.batch_sizes)),
+                                              f"batch_sizes[{m.name!r}]", integer=True).tolist())
             else:
-                allowed = set(int(b) for b in batch_sizes)
+                allowed = set(V.numeric_array(list(batch_sizes), "batch_sizes", integer=True).tolist())
             sizes = tuple(b for b in m.batch_sizes if b in allowed)
             if not sizes:
                 continue
