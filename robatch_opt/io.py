@@ -197,10 +197,7 @@ def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
     try:
         models, tasks = _check_meta(d, source)
         arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
-        # No true/false/null token anywhere: no boolean or null can hide among the numbers,
-        # so NumPy's inferred dtype is check enough (see numeric_array).
-        maybe_bool = any(token in text for token in ("true", "false", "null"))
-        return _build(models, tasks, arrays, d, source, format_errors(source), maybe_bool=maybe_bool)
+        return _build(models, tasks, arrays, d, source, format_errors(source))
     except InstanceError as err:
         raise err.located(source) from err
 
@@ -384,12 +381,11 @@ def _records(d: dict, what: str, keys: tuple[str, ...], src: str) -> list[dict[s
 
 
 def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str,
-           err: ErrorFactory, *, maybe_bool: bool = True) -> Instance:
+           err: ErrorFactory) -> Instance:
     """Type-check the per-query arrays (``err``), build the instance, cross-check the extras."""
     width = {"output_tokens": len(models), "utility": sum(len(m.batch_sizes) for m in models)}
     for name, ndim in _NPZ_ARRAYS.items():
-        arr = numeric_array(arrays[name], name, err, ndim=ndim, integer=name == "query_task", strict=True,
-                            maybe_bool=maybe_bool)
+        arr = numeric_array(arrays[name], name, err, ndim=ndim, integer=name == "query_task", strict=True)
         if name in width and arr.shape == (0,):
             arr = arr.reshape(0, width[name])         # JSON cannot say how wide an empty 2-D array is
         arrays[name] = arr

@@ -220,8 +220,6 @@ class Plan:
                 raise FormatError(f"{source or 'plan JSON'}: missing field `{key}`")
             return d[key]
 
-        # No true/false/null token: NumPy's inferred dtype is check enough for the long lists.
-        maybe_bool = not isinstance(text, str) or any(t in text for t in ("true", "false", "null"))
         options = numeric_array(field("options"), "options", err, ndim=2, integer=True, strict=True)
         names = field("model_names")
         if not isinstance(names, list):
@@ -234,9 +232,8 @@ class Plan:
             j = int(np.argmax(bad))
             raise err("options", (j,), f"{options[j].tolist()} is not a pair of a model index below "
                                        f"{len(model_names)} and a batch size >= 1")
-        option = numeric_array(field("option"), "option", err, integer=True, strict=True, maybe_bool=maybe_bool)
-        query_task = numeric_array(field("query_task"), "query_task", err, integer=True, strict=True,
-                                   maybe_bool=maybe_bool)
+        option = numeric_array(field("option"), "option", err, integer=True, strict=True)
+        query_task = numeric_array(field("query_task"), "query_task", err, integer=True, strict=True)
         if option.shape != query_task.shape:
             raise err("option", (), f"has {len(option)} entries but `query_task` has {len(query_task)}")
         bad = (option < 0) | (option >= len(options))
