@@ -210,7 +210,8 @@ def numeric_array(value: Any, field: str, error: ErrorFactory = instance_errors,
     Returns
     -------
     ndarray
-        A new float64 (or int64) array; a NumPy input of the right dtype may be returned as is.
+        From a list: a new float64 array (int64 with ``integer``). A NumPy array of a numeric
+        dtype is returned as is (with ``integer``, a float array as a new int64 array).
 
     Notes
     -----
@@ -287,8 +288,7 @@ def _checked_list(value: list | tuple, field: str, error: ErrorFactory, dims: tu
     if depth not in dims:
         depth = dims[0]
     if depth == 1:
-        elements: Any = value
-        _census(value, field, error, integer, strict, ())
+        types = _census(value, field, error, integer, strict, ())
     else:
         row_types = set(map(type, value))
         if not all(t in (list, tuple) or issubclass(t, np.ndarray) for t in row_types):
@@ -299,15 +299,13 @@ def _checked_list(value: list | tuple, field: str, error: ErrorFactory, dims: tu
             i = next(i for i, r in enumerate(value) if len(r) != width)
             m = len(value[i])
             raise error(field, (i,), f"has {m} entr{'y' if m == 1 else 'ies'}, but row 0 has {width}")
-        elements = itertools.chain.from_iterable(value)
-        types = set(map(type, elements))
+        types = set(map(type, itertools.chain.from_iterable(value)))
         if not _types_ok(types, integer, strict):
             for i, row in enumerate(value):
                 _census(row, field, error, integer, strict, (i,))
     # Integers convert exactly to int64; floats (allowed for integers only when not strict)
     # go through float64 and must then be integral.
-    all_int = integer and (strict or _types_ok(set(map(type, value if depth == 1 else
-                                                       itertools.chain.from_iterable(value))), True, True))
+    all_int = integer and _types_ok(types, True, True)
     dtype = np.int64 if all_int else np.float64
     try:
         arr = np.array(value, dtype=dtype)
@@ -327,11 +325,11 @@ def _types_ok(types: set, integer: bool, strict: bool) -> bool:
     return all(check(t) for t in types)
 
 
-def _census(seq, field: str, error: ErrorFactory, integer: bool, strict: bool, prefix: tuple) -> None:
-    """Raise at the first entry of ``seq`` of a type the field does not take."""
+def _census(seq, field: str, error: ErrorFactory, integer: bool, strict: bool, prefix: tuple) -> set:
+    """The set of types in ``seq``; raise at its first entry of a type the field does not take."""
     types = set(map(type, seq))
     if _types_ok(types, integer, strict):
-        return
+        return types
     check = _is_integer_type if integer and strict else _is_number_type
     for j, v in enumerate(seq):
         if not check(type(v)):
