@@ -63,7 +63,7 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
-from .._validate import describe, fmt_num, numeric_array
+from .._validate import describe, fmt_num, integer, numeric_array
 from ..errors import FormatError
 from ..instance import Instance, Model
 
@@ -299,7 +299,7 @@ class ObservationLog:
                 raise LogValueError(f"feature_names[{pos}]", "must be a non-empty name")
         if len(set(names)) != len(names):
             raise LogValueError("feature_names", f"must be unique, got {list(names)}")
-        emb = int(self.embedding_dim)
+        emb = integer(self.embedding_dim, "embedding", _log_errors)
         if emb < 0:
             raise LogValueError("embedding", f"dimension must be >= 0, got {emb}")
         d = len(names) + emb
