@@ -66,18 +66,25 @@ def format_errors(source: str, what: str = "") -> ErrorFactory:
 
 
 # ------------------------------------------------------------------------------ formatting
-def fmt_num(x) -> str:
+def fmt_num(x, *, apart_from: float | None = None) -> str:
     """A number as short readable text: ``:.6g``, integers exact up to 15 digits.
 
-    Never a NumPy repr (``np.float64(1.5)``) and never hundreds of digits.
+    Never a NumPy repr (``np.float64(1.5)``) and never hundreds of digits. With
+    ``apart_from`` (the bound a value broke), a float that would print as the bound itself
+    (``1.0000001`` beside 1) is printed in full instead.
 
     Examples
     --------
     >>> fmt_num(1.5), fmt_num(1.0), fmt_num(1e300), fmt_num(10 ** 400), fmt_num(np.int64(7))
     ('1.5', '1.0', '1e+300', '1e+400', '7')
+    >>> fmt_num(1.0000001), fmt_num(1.0000001, apart_from=1)
+    ('1.0', '1.0000001')
     """
     if isinstance(x, np.generic):
         x = x.item()
+    if apart_from is not None and isinstance(x, float) and x != apart_from \
+            and float(fmt_num(x)) == apart_from:
+        return repr(x)
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, int):

@@ -139,12 +139,14 @@ def _as_float_array(value, name: str, shape: tuple[int, ...], *, lo: float | Non
         bad = arr < lo
         if bad.any():
             idx = _first_bad(bad)
-            raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be >= {lo:g}, got {V.fmt_num(arr[idx])}")
+            raise InstanceError(f"{name}{_fmt_index(idx)}",
+                                f"must be >= {lo:g}, got {V.fmt_num(arr[idx], apart_from=lo)}")
     if hi is not None:
         bad = arr > hi
         if bad.any():
             idx = _first_bad(bad)
-            raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be <= {hi:g}, got {V.fmt_num(arr[idx])}")
+            raise InstanceError(f"{name}{_fmt_index(idx)}",
+                                f"must be <= {hi:g}, got {V.fmt_num(arr[idx], apart_from=hi)}")
     arr.flags.writeable = False
     return arr
 

@@ -425,6 +425,9 @@ def test_messages_format_numbers_readably(tmp_path):
     with pytest.raises(InstanceError) as err:
         _instance(utility=np.array([[0.5, 0.4], [0.5, np.float64(1.5)], [0.5, 0.4]]))
     assert str(err.value) == "`utility[1, 1]`: must be <= 1, got 1.5"
+    with pytest.raises(InstanceError) as err:                  # :.6g would print the bound itself
+        _instance(utility=[[0.5, 0.4], [0.5, 1.0000001], [0.5, 0.4]])
+    assert str(err.value) == "`utility[1, 1]`: must be <= 1, got 1.0000001"
     with pytest.raises(InstanceError) as err:
         _instance(input_tokens=[50, 1e300, 70])
     assert str(err.value) == ("`query[1]`: fits no model's context window (needs at least 1e+300 tokens with "

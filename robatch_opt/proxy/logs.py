@@ -204,7 +204,7 @@ def _float_array(values, column: str, n: int, *, lo: float | None = None) -> np.
         bad = arr < lo
         if bad.any():
             i = int(np.argmax(bad))
-            raise LogValueError(column, f"must be >= {lo:g}, got {fmt_num(arr[i])}", row=i)
+            raise LogValueError(column, f"must be >= {lo:g}, got {fmt_num(arr[i], apart_from=lo)}", row=i)
     return arr
 
 
@@ -218,6 +218,15 @@ def _int_array(values, column: str, n: int, *, lo: int, strict: bool = False) ->
         i = int(np.argmax(bad))
         raise LogValueError(column, f"must be an integer >= {lo}, got {int(arr[i])}", row=i)
     return arr.astype(np.int64, copy=False)
+
+
+def _shown(a, b) -> tuple[str, str]:
+    """Two differing log values for a message: text quoted, numbers as ``:.6g`` unless that
+    would print them alike (then in full)."""
+    a, b = (x.item() if isinstance(x, np.generic) else x for x in (a, b))
+    if isinstance(a, str) or fmt_num(a) == fmt_num(b):
+        return repr(a), repr(b)
+    return fmt_num(a), fmt_num(b)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -288,7 +297,8 @@ class ObservationLog:
         bad = (outcome < 0.0) | (outcome > 1.0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise OutcomeRangeError("outcome", f"must be in [0, 1], got {float(outcome[i])!r}", row=i)
+            raise OutcomeRangeError("outcome", f"must be in [0, 1], got "
+                                               f"{fmt_num(outcome[i], apart_from=0.0 if outcome[i] < 0 else 1.0)}", row=i)
         inp = _float_array(self.input_tokens, "input_tokens", n, lo=0.0)
         out = _float_array(self.output_tokens, "output_tokens", n, lo=0.0)
         rep = np.zeros(n, np.int64) if self.repeat is None else _int_array(self.repeat, "repeat", n, lo=0)
@@ -345,7 +355,8 @@ class ObservationLog:
                 if bad.any():
                     i = int(np.argmax(bad))
                     raise InconsistentQueryError(
-                        col, f"query {str(qid[i])!r} has {arr[i].item()!r} here but {arr[ref[i]].item()!r} in row {int(ref[i])}",
+                        col, "query {!r} has {} here but {} in row {}".format(
+                            str(qid[i]), *_shown(arr[i], arr[ref[i]]), int(ref[i])),
                         row=i)
             if d:
                 bad = (feats != feats[ref]).any(axis=1)
