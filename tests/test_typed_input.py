@@ -323,6 +323,41 @@ def test_csv_log_refuses_every_mistyped_field(tmp_path_factory, case):
     assert_names(info.value, label)
 
 
+# Any JSON value in any field: a one-line FormatError / InstanceError or acceptance, never
+# another exception (TypeError, OverflowError, NumPy's own ValueError...).
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=6)
+
+
+@settings(max_examples=60)
+@given(inst=instances(**SMALL), data=st.data())
+def test_any_json_value_in_any_instance_field_is_a_one_line_error_or_valid(tmp_path_factory, inst, data):
+    doc = json.loads(instance_to_json(inst))
+    path, _, _ = data.draw(st.sampled_from(leaves(doc, INSTANCE_SPEC) + [((k,), None, k) for k in doc]))
+    set_at(doc, path, data.draw(JSON_VALUES))
+    file = tmp_path_factory.mktemp("a") / "x.json"
+    file.write_text(json.dumps(doc))
+    try:
+        ro.load(file)
+    except (FormatError, InstanceError) as exc:
+        assert str(exc).startswith(f"{file}: ") and "\n" not in str(exc)
+
+
+@settings(max_examples=60)
+@given(recs=log_records(), data=st.data())
+def test_any_json_value_in_any_log_cell_is_a_one_line_error_or_valid(tmp_path_factory, recs, data):
+    row = data.draw(st.integers(0, len(recs) - 1))
+    recs[row][data.draw(st.sampled_from(sorted(recs[0])))] = data.draw(JSON_VALUES)
+    file = tmp_path_factory.mktemp("a") / "log.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    try:
+        P.load_logs(file, models=LOG_MODELS)
+    except P.LogError as exc:
+        assert str(exc).startswith(f"{file}:") and "\n" not in str(exc)
+
+
 # ----------------------------------------------------- constructors and the grader (unit)
 def _model(**over):
     kw = dict(name="x", price_in=0.1, price_out=0.2, context_window=100, batch_sizes=(1, 2))
