@@ -89,25 +89,33 @@ def main(argv=None) -> None:
             old = baseline_package(args.baseline, tmp)
             timed[f"ro.load json @ {args.baseline}"] = lambda: old.load(pj)
             timed[f"ro.load npz @ {args.baseline}"] = lambda: old.load(pn)
+        # Wall time and this process's CPU time: on a shared machine the CPU time is the
+        # steadier figure (other processes' load lengthens the wall time of both sides).
         times = {k: [] for k in timed}
+        cpu = {k: [] for k in timed}
         for _ in range(args.rounds):
             for name, fn in timed.items():
                 gc.collect()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
         med = {k: statistics.median(v) for k, v in times.items()}
+        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         print(f"n = {args.n:,} queries x {inst.n_options} options; JSON {pj.stat().st_size / 1e6:.1f} MB, "
               f"npz {pn.stat().st_size / 1e6:.1f} MB; median of {args.rounds} interleaved rounds; "
               f"load average {os.getloadavg()[0]:.1f}")
-        for k, v in med.items():
-            print(f"  {k:34s} {v:8.3f} s")
-        load = med["ro.load json"]
-        print(f"  type checks alone / ro.load json: "
-              f"{(med['checks + conversion'] - med['conversion alone']) / load:.1%}")
-        if args.baseline:
-            print(f"  ro.load json new / {args.baseline}: {load / med[f'ro.load json @ {args.baseline}']:.3f}; "
-                  f"npz: {med['ro.load npz'] / med[f'ro.load npz @ {args.baseline}']:.3f}")
+        print(f"  {'':34s} {'wall':>8s}   {'cpu':>8s}")
+        for k in med:
+            print(f"  {k:34s} {med[k]:8.3f} s {mcpu[k]:8.3f} s")
+        for label, m in (("wall", med), ("cpu", mcpu)):
+            line = (f"  {label}: type checks alone / ro.load json: "
+                    f"{(m['checks + conversion'] - m['conversion alone']) / m['ro.load json']:.1%}")
+            if args.baseline:
+                line += (f"; ro.load json new / {args.baseline}: "
+                         f"{m['ro.load json'] / m[f'ro.load json @ {args.baseline}']:.3f}, npz: "
+                         f"{m['ro.load npz'] / m[f'ro.load npz @ {args.baseline}']:.3f}")
+            print(line)
 
 
 if __name__ == "__main__":
