@@ -297,8 +297,9 @@ class ObservationLog:
         bad = (outcome < 0.0) | (outcome > 1.0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise OutcomeRangeError("outcome", f"must be in [0, 1], got "
-                                               f"{fmt_num(outcome[i], apart_from=0.0 if outcome[i] < 0 else 1.0)}", row=i)
+            bound = 0.0 if outcome[i] < 0 else 1.0
+            raise OutcomeRangeError("outcome", f"must be in [0, 1], got {fmt_num(outcome[i], apart_from=bound)}",
+                                    row=i)
         inp = _float_array(self.input_tokens, "input_tokens", n, lo=0.0)
         out = _float_array(self.output_tokens, "output_tokens", n, lo=0.0)
         rep = np.zeros(n, np.int64) if self.repeat is None else _int_array(self.repeat, "repeat", n, lo=0)
