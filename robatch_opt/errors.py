@@ -13,6 +13,7 @@ __all__ = [
     "AssignmentError",
     "FormatError",
     "UnknownMethodError",
+    "UnknownOptionError",
     "SolverUnavailableError",
     "InfeasibleBudgetError",
     "SolverError",
@@ -61,6 +62,13 @@ class FormatError(RobatchError, ValueError):
 
 class UnknownMethodError(RobatchError, ValueError):
     """``method=`` names no registered backend; the message lists the valid names."""
+
+
+class UnknownOptionError(RobatchError, TypeError, ValueError):
+    """A keyword option the chosen backend does not declare, or a value of the wrong kind.
+
+    The message lists the backend's valid options and suggests the closest name.
+    """
 
 
 class SolverUnavailableError(RobatchError, RuntimeError):

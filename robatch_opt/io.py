@@ -41,6 +41,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ._files import open_atomic
 from ._validate import ErrorFactory, describe, format_errors, integer, number, numeric_array, string
 from .errors import FormatError, InstanceError
 from .instance import Instance, Model, Task
@@ -71,8 +72,9 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     inst : Instance
     path : str or path-like
         Target file; its suffix chooses the format unless ``format`` is given. The file is
-        written to a temporary name in the same directory and renamed, so a crash never
-        leaves a truncated file under ``path``.
+        written to a temporary name in the same directory and renamed
+        (:func:`robatch_opt._files.open_atomic`), so a failure never leaves a truncated file
+        under ``path`` and an existing file keeps its mode.
     format : {"json", "npz"}, optional
         Overrides the suffix.
     compress : bool
@@ -105,20 +107,11 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
     path = Path(path)
     fmt = format_of(path, format)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if fmt == "json":
-                fh.write(instance_to_json(inst).encode("utf-8"))
-            else:
-                _write_npz(inst, fh, compress=compress)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with open_atomic(path, "wb") as fh:        # whole or not at all; the mode follows the umask
+        if fmt == "json":
+            fh.write(instance_to_json(inst).encode("utf-8"))
+        else:
+            _write_npz(inst, fh, compress=compress)
     return path
 
 

@@ -170,9 +170,21 @@ class Plan:
                 f"gap={self.gap:.3g}, status={self.status.value}, method={self.method!r})")
 
     # ------------------------------------------------------------------ JSON
-    def to_json(self) -> str:
-        """Serialise losslessly (floats by ``repr``, which round-trips exactly)."""
+    def to_json(self, *, timings: bool = False) -> str:
+        """Serialise losslessly (floats by ``repr``, which round-trips exactly).
+
+        Parameters
+        ----------
+        timings : bool
+            Keep the run's timings (``wall_time_s`` and every ``*_s`` / ``timings`` entry of
+            ``info``). Off by default, so that the same solve writes the same bytes; a plan
+            read back without them has ``wall_time_s`` NaN.
+        """
         d = self.summary_dict()
+        info = dict(self.info)
+        if not timings:
+            d.pop("wall_time_s")
+            info = _without_timings(info)
         d.update({
             "format": PLAN_FORMAT,
             "option": self.option.tolist(),
@@ -181,9 +193,15 @@ class Plan:
             "model_names": list(self.model_names),
             "breakdown": {"system_usd": self.breakdown.system_usd, "input_usd": self.breakdown.input_usd,
                           "output_usd": self.breakdown.output_usd},
-            "info": _jsonable(dict(self.info)),
+            "info": _jsonable(info),
         })
         return json.dumps(d, allow_nan=True)
+
+    def save(self, path, *, timings: bool = False):
+        """Write :meth:`to_json` to ``path`` atomically (whole or not at all); returns the path."""
+        from ._files import write_atomic
+
+        return write_atomic(path, self.to_json(timings=timings))
 
     @classmethod
     def from_json(cls, text: str, *, source: str | None = None) -> "Plan":
@@ -287,6 +305,14 @@ class _CallView:
     def __init__(self, query_task, option_model, option_batch, n_options):
         self.query_task, self.option_model, self.option_batch = query_task, option_model, option_batch
         self.n_options = n_options
+
+
+def _without_timings(x):
+    """``x`` without the entries that measure time (keys ending in ``_s``, ``timings``)."""
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items()
+                if not (isinstance(k, str) and (k.endswith("_s") or k == "timings"))}
+    return x
 
 
 def _jsonable(x):

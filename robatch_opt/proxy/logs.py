@@ -63,6 +63,7 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
+from .._files import open_atomic
 from .._validate import describe, fmt_num, integer, numeric_array
 from ..errors import FormatError
 from ..instance import Instance, Model
@@ -485,7 +486,7 @@ class ObservationLog:
 
     def to_csv(self, path: PathLike) -> None:
         """Write the log as CSV (floats by ``repr``: lossless)."""
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with open_atomic(path, "w") as fh:          # whole or not at all
             w = csv.writer(fh)
             w.writerow(self._columns())
             has_emb = bool(self.embedding_dim)
@@ -497,7 +498,7 @@ class ObservationLog:
     def to_jsonl(self, path: PathLike) -> None:
         """Write the log as JSON Lines (floats by ``repr``: lossless)."""
         cols = self._columns()
-        with open(path, "w", encoding="utf-8") as fh:
+        with open_atomic(path, "w") as fh:          # whole or not at all
             for rec in self._records():
                 fh.write(json.dumps(dict(zip(cols, rec)), allow_nan=False))
                 fh.write("\n")
