@@ -568,11 +568,10 @@ def _cmd_generate(args) -> int:
 
 # ---------------------------------------------------------------------------- evaluate
 def _read_plan(path: str) -> Plan:
+    if Path(path).is_dir():
+        raise _CliError(f"{path}: is a directory, not a plan file")
     text = Path(path).read_text(encoding="utf-8", errors="replace")
-    try:
-        return Plan.from_json(text)
-    except FormatError as exc:
-        raise _CliError(f"{path}: {exc}") from exc
+    return Plan.from_json(text, source=path)         # its errors name the file
 
 
 def _short(items, limit: int = 4) -> str:
