@@ -20,6 +20,7 @@ from . import reductions
 from . import proxy
 from .frontier import Frontier, frontier
 from . import baselines
+from . import serve
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,5 @@ __all__ = [
     "reductions",
     "proxy",
     "frontier", "Frontier", "baselines",
+    "serve",
 ]
