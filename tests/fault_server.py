@@ -84,6 +84,12 @@ class FaultServer:
             def log_message(self, *a):       # quiet
                 pass
 
+            def handle(self):
+                try:
+                    super().handle()
+                except (ConnectionResetError, BrokenPipeError):
+                    pass                     # the client went away (a timeout, a killed client)
+
             def setup(self):
                 super().setup()
                 # Headers and body go out in two writes: without TCP_NODELAY, Nagle's
@@ -109,6 +115,11 @@ class FaultServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
+                if self.path not in ("/v1/completions", "/v1/chat/completions"):
+                    with outer.lock:
+                        outer.log.append({"questions": (), "fault": None, "status": 404, "path": self.path,
+                                          "t": time.monotonic()})
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 try:
                     outer._handle(self, body)
                 except (BrokenPipeError, ConnectionResetError):
