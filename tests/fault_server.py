@@ -71,6 +71,9 @@ class FaultServer:
         self.delay_s, self.retry_after, self.timeout_sleep_s = delay_s, retry_after, timeout_sleep_s
         self.max_faults = max_faults_per_call
         self.upstream = upstream
+        if upstream is not None:
+            import httpx
+            self._up = httpx.Client(trust_env=False, verify=False, timeout=600)
         self.models = models
         self.seed = seed
         self.lock = threading.Lock()
@@ -107,6 +110,9 @@ class FaultServer:
                 self.wfile.write(data)
 
             def do_GET(self):
+                if outer.upstream is not None:
+                    r = outer._up.get(outer.upstream.rstrip("/") + self.path[self.path.index("/v1") + 3:])
+                    return self._send(r.status_code, r.content)
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
                 else:
@@ -153,8 +159,7 @@ class FaultServer:
             self.seen[qs] = attempt + 1
         entry = {"questions": qs, "attempt": attempt, "t": time.monotonic(), "path": h.path, "fault": None}
         if self.upstream is not None:
-            import httpx
-            r = httpx.post(self.upstream.rstrip("/") + h.path[h.path.index("/v1") + 3:], json=body, timeout=600)
+            r = self._up.post(self.upstream.rstrip("/") + h.path[h.path.index("/v1") + 3:], json=body)
             entry["status"] = r.status_code
             try:
                 entry["usage"] = r.json().get("usage")
@@ -214,6 +219,8 @@ class FaultServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+        if self.upstream is not None:
+            self._up.close()
 
     def __enter__(self):
         return self

@@ -7,12 +7,14 @@ import numpy as np
 import robatch_opt as ro
 
 
-def two_model_plan(n: int = 40, names=("model-a", "model-b"), *, system_tokens: float = 120.0):
+def two_model_plan(n: int = 40, names=("model-a", "model-b"), *, n_solo: int | None = None,
+                   system_tokens: float = 120.0):
     """An instance of two tasks and two models whose most useful plan serves task ``solo``
-    (the first half) alone on the second model and task ``batch`` (the second half) in
-    batches of 4 on the first: both models and both batch sizes, decided by ``ro.solve``.
+    (the first ``n_solo`` queries, default half) alone on the second model and task ``batch``
+    (the rest) in batches of 4 on the first: both models and both batch sizes, decided by
+    ``ro.solve``.
     """
-    half = n // 2
+    half = n // 2 if n_solo is None else n_solo
     models = [ro.Model(names[0], price_in=0.10, price_out=0.40, context_window=8192, batch_sizes=(1, 4)),
               ro.Model(names[1], price_in=0.30, price_out=1.20, context_window=8192, batch_sizes=(1, 4))]
     tasks = [ro.Task("solo", system_tokens=system_tokens), ro.Task("batch", system_tokens=system_tokens)]

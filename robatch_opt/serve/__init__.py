@@ -24,7 +24,7 @@ from .executor import Progress, check_endpoints, run, run_async
 from .formats import FORMATS, BatchFormat, JsonArrayFormat, NumberedFormat, get_format
 from .journal import Journal, read_journal
 from .result import CallRecord, QueryFailure, ServeResult, choice, exact_match, number
-from .tasks import TaskSet, arithmetic
+from .tasks import FACT_TASKS, TaskSet, arithmetic, facts
 
 __all__ = [
     "run", "run_async", "ServeResult", "CallRecord", "QueryFailure", "Progress",
@@ -32,6 +32,6 @@ __all__ = [
     "BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format",
     "Journal", "read_journal",
     "exact_match", "number", "choice",
-    "TaskSet", "arithmetic",
+    "TaskSet", "arithmetic", "facts", "FACT_TASKS",
     "ServeError", "ServeConfigError", "MissingKeyError", "EndpointUnreachableError", "JournalError",
 ]

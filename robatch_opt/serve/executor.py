@@ -197,7 +197,7 @@ class _Runner:
     """The state of one run: clients, limits, journal, finished records."""
 
     def __init__(self, *, instance, endpoints, prompts, questions, fmt: BatchFormat, journal: Journal | None,
-                 max_concurrency, retries, timeout_s, backoff_s, max_backoff_s, progress, n_calls):
+                 max_concurrency, retries, timeout_s, backoff_s, max_backoff_s, progress, n_calls, ask_alone):
         import httpx
 
         self.httpx = httpx
@@ -219,6 +219,7 @@ class _Runner:
                 limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc),
                 timeout=timeout_s, trust_env=False, verify=verify)
         self.progress = progress
+        self.ask_alone = ask_alone
         self.n_calls, self.done = n_calls, 0
         self.answered, self.failed, self.cost = 0, 0, 0.0
         self.rng = random.Random()
@@ -330,7 +331,7 @@ class _Runner:
         fresh = rec is None
         if fresh:
             rec = await self.send(spec)
-        retry_alone = rec.status == "ok" and len(spec.query_ids) > 1
+        retry_alone = self.ask_alone and rec.status == "ok" and len(spec.query_ids) > 1
         self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
         out = [rec]
         if not retry_alone:
@@ -381,7 +382,7 @@ def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResul
 async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
                     system_prompts: Mapping[str, str] | None = None, journal=None, max_concurrency: int = 8,
                     retries: int = 3, timeout_s: float = 60.0, format=None, backoff_s: float = 0.5,
-                    max_backoff_s: float = 30.0, check: bool = True,
+                    max_backoff_s: float = 30.0, check: bool = True, ask_alone: bool = True,
                     progress: Callable[[Progress], None] | None = None, fsync: bool = True) -> ServeResult:
     """The coroutine behind :func:`run` (for callers that already run an event loop)."""
     t0 = time.perf_counter()
@@ -402,7 +403,7 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
             ep.api_key()
         except MissingKeyError as exc:
             raise MissingKeyError(f"endpoints[{name!r}].api_key_env", exc.detail) from None
-    fp = fingerprint([getattr(fmt, "name", type(fmt).__name__),
+    fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
                       [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
                       list(questions), prompts])
     jr = None
@@ -416,7 +417,8 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
         n_resumed = len(finished)
         runner = _Runner(instance=instance, endpoints=eps, prompts=prompts, questions=questions, fmt=fmt,
                          journal=jr, max_concurrency=max_concurrency, retries=retries, timeout_s=timeout_s,
-                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, progress=progress, n_calls=len(specs))
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, progress=progress, n_calls=len(specs),
+                         ask_alone=ask_alone)
         try:
             per_call = await asyncio.gather(*(runner.one(s) for s in specs))
         finally:
@@ -459,6 +461,8 @@ def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
         ``format`` (a :class:`BatchFormat` or ``"numbered"`` / ``"json"``), ``backoff_s``
         (first backoff, default 0.5; doubled per attempt, full jitter), ``max_backoff_s``
         (30), ``check`` (check every endpoint's ``/models`` first, default True),
+        ``ask_alone`` (default True; False leaves queries a batch did not answer as failures,
+        e.g. to measure batch accuracy as such),
         ``progress`` (callable receiving a :class:`Progress` after every call), ``fsync``.
 
     Returns

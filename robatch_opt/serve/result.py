@@ -125,10 +125,13 @@ def _norm(text: str) -> str:
     return " ".join(str(text).strip().strip(".").casefold().split())
 
 
-def exact_match(expected: Sequence[str]) -> Grader:
-    """Grader: 1.0 if the answer equals ``expected[i]`` (case, spaces and a final '.' ignored)."""
-    exp = [_norm(e) for e in expected]
-    return lambda answer, i: float(_norm(answer) == exp[i])
+def exact_match(expected: Sequence) -> Grader:
+    """Grader: 1.0 if the answer equals ``expected[i]`` (case, spaces and a final '.' ignored).
+
+    ``expected[i]`` may be a string or a sequence of accepted strings.
+    """
+    exp = [{_norm(e)} if isinstance(e, str) else {_norm(x) for x in e} for e in expected]
+    return lambda answer, i: float(_norm(answer) in exp[i])
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
