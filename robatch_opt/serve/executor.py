@@ -241,11 +241,18 @@ class _Runner:
             body["stop"] = stop
         return body, prefix
 
-    async def _post(self, spec: _CallSpec, ep: Endpoint, body: dict) -> tuple[str, str | None, dict | None]:
-        """One request; returns (text, finish_reason, usage) or raises _Retryable / _Fatal."""
+    async def _post(self, spec: _CallSpec, ep: Endpoint, body: dict,
+                    started: list) -> tuple[str, str | None, dict | None]:
+        """One request; returns (text, finish_reason, usage) or raises _Retryable / _Fatal.
+
+        ``started`` receives the time the first attempt was let through the limits, so that a
+        call's seconds count its requests (and retry waits), not its wait for a free slot.
+        """
         httpx = self.httpx
         async with self.ep_sem[spec.model], self.global_sem:
             await self.limiter[spec.model].wait()
+            if not started:
+                started.append(time.perf_counter())
             try:
                 resp = await self.clients[spec.model].post(ep.url, json=body)
             except httpx.TimeoutException:
@@ -275,13 +282,13 @@ class _Runner:
     async def send(self, spec: _CallSpec) -> CallRecord:
         ep = self.endpoints[spec.model]
         body, prefix = self._payload(ep, spec)
-        t0 = time.perf_counter()
+        started: list = []
         attempts, error = 0, None
         n = len(spec.query_ids)
         for attempt in range(self.retries + 1):
             attempts += 1
             try:
-                text, finish, usage = await self._post(spec, ep, body)
+                text, finish, usage = await self._post(spec, ep, body, started)
             except _Fatal as exc:
                 error = str(exc)
                 break
@@ -306,11 +313,11 @@ class _Runner:
             return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                               batch_size=spec.batch_size, answers=answers, prompt_tokens=p_tok,
                               completion_tokens=c_tok, cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6,
-                              attempts=attempts, seconds=time.perf_counter() - t0, status="ok",
+                              attempts=attempts, seconds=time.perf_counter() - started[0], status="ok",
                               error=None if usage else "no usage reported", finish_reason=finish, reply=reply)
         return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                           batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
-                          seconds=time.perf_counter() - t0, status="failed", error=error)
+                          seconds=time.perf_counter() - started[0], status="failed", error=error)
 
     def _finished(self, rec: CallRecord, fresh: bool, final: Sequence[bool]) -> None:
         if fresh and self.journal is not None:

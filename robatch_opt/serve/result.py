@@ -37,7 +37,8 @@ class CallRecord:
     attempts : int
         HTTP requests sent for this call.
     seconds : float
-        Wall time from the first request to the parsed reply (retries and waits included).
+        Wall time from the start of the first request (once the concurrency and rate limits
+        let it through) to the parsed reply; retries and their waits included.
     status : {"ok", "failed"}
         ``"failed"``: no usable reply after all attempts (``error`` says why).
     error : str or None
