@@ -22,7 +22,7 @@ import json
 import re
 from typing import Sequence
 
-__all__ = ["BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format"]
+__all__ = ["BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format", "contains_label"]
 
 
 class BatchFormat:
@@ -74,19 +74,40 @@ class BatchFormat:
 # ---------------------------------------------------------------------- numbered format
 # A label: Q3 / A3 then ':' '.' or ')' (also "**A3**:"), or Question 3 / Answer 3 then ':'
 # (a '.' after the long forms is too common in prose: "my answer 5."). It must start the
-# text or follow whitespace or markdown, so "BA1:" inside a word is not a label.
-_LABEL = re.compile(r"(?:^|(?<=[\s*_`#>|(\[-]))(?:(Q|A)\s*(\d{1,4})\s*[:.)]|(Question|Answer)\s*(\d{1,4})\s*:"
-                    r"|(Q|A)\s*(\d{1,4})\*\*\s*[:.)])", re.IGNORECASE)
+# text or follow whitespace or markdown, so "BA1:" inside a word is not a label. The regex
+# starts with a literal character class (which the regex engine scans for quickly); the
+# character before and the long form's word are checked in Python on the few candidates.
+_CANDIDATE = re.compile(r"[QqAa](?:(?i:uestion|nswer)\s*(\d{1,4})\s*:|\s*(\d{1,4})(?:\*\*)?\s*[:.)])")
+_BEFORE = frozenset("*_`#>|([-")
+
+
+def _labels(text: str) -> list[tuple[int, int, str, int]]:
+    """``(start, end, "a" or "q", number)`` of every label in ``text``, in order."""
+    out = []
+    for m in _CANDIDATE.finditer(text):
+        st = m.start()
+        if st:
+            c = text[st - 1]
+            if c not in _BEFORE and not c.isspace():
+                continue
+        kind = "a" if text[st] in "Aa" else "q"
+        num = m.group(2)
+        if num is None:                                  # long form: the whole word must match
+            if not text[st:st + 8].lower().startswith("question" if kind == "q" else "answer"):
+                continue
+            num = m.group(1)
+        out.append((st, m.end(), kind, int(num)))
+    return out
+
+
+def contains_label(text: str) -> bool:
+    """True if ``text`` holds something the numbered parser reads as a label (``A3:``...)."""
+    return bool(_labels(" " + text))
+
+
 # Fallback for replies without A-labels: "1. x", "2) x" at the start of a line.
 _BARE = re.compile(r"^[ \t>*_`#-]*(\d{1,4})\s*[.):]\s+(.*)$", re.MULTILINE)
 _EDGE = " \t\r\n*_`\"'"
-
-
-def _label(m: re.Match) -> tuple[str, int]:
-    """(``"a"`` or ``"q"``, number) of a label match."""
-    g = m.groups()
-    kind, num = next((g[j], g[j + 1]) for j in (0, 2, 4) if g[j] is not None)
-    return kind[0].lower(), int(num)
 
 
 def _clean(text: str) -> str:
@@ -178,20 +199,17 @@ class NumberedFormat(BatchFormat):
             # The last line was cut off: drop it (an answer on it may be incomplete).
             cut = text.rfind("\n")
             text = text[:cut + 1] if cut >= 0 else ""
-        labels = list(_LABEL.finditer(text))
-        kinds = [_label(m) for m in labels]
+        labels = _labels(text)
         found: list[tuple[int, str]] = []
-        for pos, m in enumerate(labels):
-            kind, num = kinds[pos]
+        for pos, (st, en, kind, num) in enumerate(labels):
             if kind != "a":
                 continue
-            end = labels[pos + 1].start() if pos + 1 < len(labels) else len(text)
-            nl = text.find("\n", m.end(), end)
-            seg = text[m.end():end if nl < 0 else nl]
-            found.append((num, _clean(seg)))
+            end = labels[pos + 1][0] if pos + 1 < len(labels) else len(text)
+            nl = text.find("\n", en, end)
+            found.append((num, _clean(text[en:end if nl < 0 else nl])))
         if found:
             return _attribute(found, n)
-        if kinds:
+        if labels:
             # Questions echoed but no answer label: bare numbers could be the questions' own.
             return [None] * n
         bare = [(int(m.group(1)), _clean(m.group(2))) for m in _BARE.finditer(text)]
