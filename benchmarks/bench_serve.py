@@ -186,36 +186,57 @@ def executor_overhead(n_calls: int = 300, rounds: int = 5) -> dict:
         bodies = [{"model": "fake-a", "max_tokens": 72, "temperature": 0.0,
                    "messages": fmt.messages("", [questions[int(q)] for q in c.query_ids])} for c in plan.calls]
 
-        async def bare() -> float:
-            async with httpx.AsyncClient(trust_env=False, verify=False) as client:
+        async def bare(conc: int) -> float:
+            async with httpx.AsyncClient(trust_env=False, verify=False,
+                                         limits=httpx.Limits(max_connections=conc)) as client:
                 await client.get(srv.base_url + "/models")
-                t0 = time.perf_counter()
-                for body in bodies:
-                    r = await client.post(srv.base_url + "/chat/completions", json=body)
+                sem = asyncio.Semaphore(conc)
+
+                async def one(body):
+                    async with sem:
+                        r = await client.post(srv.base_url + "/chat/completions", json=body)
                     r.json()
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(b) for b in bodies))
                 return time.perf_counter() - t0
 
-        def served(journal: bool) -> float:
-            with tempfile.TemporaryDirectory() as d:
+        def served(journal: bool, conc: int) -> float:
+            with tempfile.TemporaryDirectory(dir=HERE) as d:         # the repository's disk, as a user's run
                 t0 = time.perf_counter()
-                res = ro.serve.run(plan, inst, questions, eps, max_concurrency=1, check=False,
+                res = ro.serve.run(plan, inst, questions, eps, max_concurrency=conc, check=False,
                                    journal=Path(d) / "j.jsonl" if journal else None)
                 wall = time.perf_counter() - t0
             assert res.n_answered == n_calls
             return wall
 
-        served(False)
-        asyncio.run(bare())                                          # warm-up: imports, first connections
-        t_bare, t_run, t_journal = [], [], []
-        for _ in range(rounds):                                      # interleaved, so load drifts hit all three
-            t_bare.append(asyncio.run(bare()) / n_calls)
-            t_run.append(served(False) / n_calls)
-            t_journal.append(served(True) / n_calls)
-        s_bare, s_run, s_jr = (statistics.median(x) for x in (t_bare, t_run, t_journal))
-        log(f"bare round trip {1e3 * s_bare:.3f} ms, run {1e3 * s_run:.3f} ms, run+journal {1e3 * s_jr:.3f} ms")
-    return {"n_calls": n_calls, "rounds": rounds, "bare_ms": 1e3 * s_bare, "run_ms": 1e3 * s_run,
-            "journal_ms": 1e3 * s_jr, "overhead_ms": 1e3 * (s_run - s_bare),
-            "overhead_journal_ms": 1e3 * (s_jr - s_bare)}
+        served(False, 1)
+        asyncio.run(bare(1))                                         # warm-up: imports, first connections
+        times: dict = {}
+        for _ in range(rounds):                                      # interleaved, so load drifts hit all
+            for conc in (1, 8):
+                times.setdefault(("bare", conc), []).append(asyncio.run(bare(conc)) / n_calls)
+                times.setdefault(("run", conc), []).append(served(False, conc) / n_calls)
+                times.setdefault(("journal", conc), []).append(served(True, conc) / n_calls)
+        med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        # fsync alone: one ~300-byte line appended and fsynced, the journal's unit of durability.
+        with tempfile.TemporaryDirectory(dir=HERE) as d, open(Path(d) / "f", "ab") as fh:
+            fs = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                fh.write(b"x" * 300 + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                fs.append(time.perf_counter() - t0)
+        fsync_ms = 1e3 * statistics.median(fs)
+        for conc in (1, 8):
+            log(f"in flight {conc}: bare {med[('bare', conc)]:.3f} ms/call, run {med[('run', conc)]:.3f}, "
+                f"run+journal {med[('journal', conc)]:.3f}; fsync {fsync_ms:.3f} ms")
+    return {"n_calls": n_calls, "rounds": rounds, "fsync_ms": fsync_ms,
+            "by_concurrency": {str(c): {"bare_ms": med[("bare", c)], "run_ms": med[("run", c)],
+                                        "journal_ms": med[("journal", c)],
+                                        "overhead_ms": med[("run", c)] - med[("bare", c)],
+                                        "overhead_journal_ms": med[("journal", c)] - med[("bare", c)]}
+                               for c in (1, 8)}}
 
 
 # ------------------------------------------------------------------------------- report
@@ -282,14 +303,18 @@ def section(data: dict) -> str:
     if over is not None:
         out += ["### Executor overhead per call", "",
                 f"{over['n_calls']} calls of one question each against a local instant server (the tests' fault "
-                "server, no faults, `http.server` threads), one request in flight; median over "
-                f"{over['rounds']} interleaved rounds. *Bare*: an httpx loop posting the same request bodies. "
-                "*run*: `ro.serve.run` end to end (validation, plan calls, prompt building, parsing, accounting, "
-                "records, result) divided by the calls.", "",
-                "| bare round trip (ms) | run, no journal (ms) | run, fsynced journal (ms) | overhead (ms) "
-                "| overhead with journal (ms) |", "|---:|---:|---:|---:|---:|",
-                f"| {over['bare_ms']:.3f} | {over['run_ms']:.3f} | {over['journal_ms']:.3f} | "
-                f"{over['overhead_ms']:.3f} | {over['overhead_journal_ms']:.3f} |", ""]
+                "server, no faults, `http.server` threads); median over "
+                f"{over['rounds']} interleaved rounds; milliseconds per call (wall time / calls). *Bare*: an "
+                "httpx loop posting the same request bodies with the same number in flight. *run*: "
+                "`ro.serve.run` end to end (validation, plan calls, prompt building, parsing, accounting, "
+                "records, result). *Journal*: the same with the fsynced journal on the repository's disk; "
+                f"one fsync of a line there takes {over['fsync_ms']:.3f} ms (median of 200).", "",
+                "| in flight | bare (ms) | run (ms) | run + journal (ms) | overhead (ms) | overhead with journal (ms) |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        for c, r in over["by_concurrency"].items():
+            out.append(f"| {c} | {r['bare_ms']:.3f} | {r['run_ms']:.3f} | {r['journal_ms']:.3f} | "
+                       f"{r['overhead_ms']:.3f} | {r['overhead_journal_ms']:.3f} |")
+        out.append("")
     out.append(END)
     return "\n".join(out) + "\n"
 

@@ -326,6 +326,12 @@ def main(argv=None) -> int:
     head.append("")
     text = "\n".join(head + body) + "\n"
     name = "RESULTS.quick.md" if args.quick else "RESULTS.md"
+    # Sections written by other scripts between their own markers (bench_serve.py: a real
+    # llama.cpp server, run separately) are carried over unchanged.
+    old = _read(os.path.join(HERE, name))
+    for begin, end in (("<!-- bench_serve:begin -->", "<!-- bench_serve:end -->"),):
+        if begin in old and end in old:
+            text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
     with open(os.path.join(HERE, name), "w") as fh:
         fh.write(text)
     log(f"wrote benchmarks/{name} in {wall:.0f} s")

@@ -319,9 +319,9 @@ class _Runner:
                           batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
                           seconds=time.perf_counter() - started[0], status="failed", error=error)
 
-    def _finished(self, rec: CallRecord, fresh: bool, final: Sequence[bool]) -> None:
+    async def _finished(self, rec: CallRecord, fresh: bool, final: Sequence[bool]) -> None:
         if fresh and self.journal is not None:
-            self.journal.append(rec)
+            await self.journal.append_async(rec)
         self.done += 1
         self.cost += rec.cost_usd
         for a, is_final in zip(rec.answers, final):
@@ -339,7 +339,7 @@ class _Runner:
         if fresh:
             rec = await self.send(spec)
         retry_alone = self.ask_alone and rec.status == "ok" and len(spec.query_ids) > 1
-        self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
+        await self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
         out = [rec]
         if not retry_alone:
             return out
@@ -352,7 +352,7 @@ class _Runner:
             new = r is None
             if new:
                 r = await self.send(s)
-            self._finished(r, new, [True])
+            await self._finished(r, new, [True])
             return r
         out.extend(await asyncio.gather(*(single(s) for s in singles)))
         return out

@@ -2,7 +2,8 @@
 
 Line 1 is a header naming the run (a fingerprint of the plan's calls, the questions, the
 system prompts and the format); every further line is one finished call
-(:meth:`CallRecord.to_dict`), written, flushed and fsynced before the run goes on. A run
+(:meth:`CallRecord.to_dict`), written, flushed and fsynced before anything depends on it
+(records finishing together share one fsync). A run
 killed at any moment therefore leaves whole lines plus at most one torn last line, which
 :meth:`Journal.open` cuts off. Resuming reads the finished calls back, and they are never
 sent again.
@@ -10,6 +11,7 @@ sent again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -89,6 +91,8 @@ class Journal:
         self.path = Path(path)
         self.fsync = fsync
         self.finished: dict[str, CallRecord] = {}
+        self._queue: list = []
+        self._draining = False
         if self.path.exists() and self.path.stat().st_size > 0:
             lines, good_end = _read_lines(self.path)
             if not lines:
@@ -119,16 +123,56 @@ class Journal:
             self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
                          **(header or {})})
 
-    def _write(self, obj: dict) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n")
+    @staticmethod
+    def _line(obj: dict) -> bytes:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+
+    def _write_bytes(self, data: bytes) -> None:
+        self._fh.write(data)
         self._fh.flush()
         if self.fsync:
             os.fsync(self._fh.fileno())
+
+    def _write(self, obj: dict) -> None:
+        self._write_bytes(self._line(obj))
 
     def append(self, record: CallRecord) -> None:
         """Write one finished call (a whole line, flushed and fsynced)."""
         self._write(record.to_dict())
         self.finished[record.key] = record
+
+    async def append_async(self, record: CallRecord) -> None:
+        """:meth:`append` from a coroutine: returns once the line is durable.
+
+        The write and fsync run in a worker thread, so other calls go on meanwhile, and the
+        records that finish while one fsync runs are written together by the next (group
+        commit: one fsync for many calls when many are in flight).
+        """
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((record, fut))
+        if not self._draining:
+            self._draining = True
+            self._drainer = asyncio.ensure_future(self._drain())
+        await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                data = b"".join(self._line(rec.to_dict()) for rec, _ in batch)
+                try:
+                    await asyncio.to_thread(self._write_bytes, data)
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for rec, fut in batch:
+                    self.finished[rec.key] = rec
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            self._draining = False
 
     def close(self) -> None:
         self._fh.close()
