@@ -32,12 +32,27 @@ def fake_answer(question: str) -> str:
     return "ans-" + hashlib.sha1(question.encode()).hexdigest()[:8]
 
 
+def _json_questions(text: str):
+    """Questions of the JSON-array format (``[{"id": 1, "question": ...}, ...]``), or None."""
+    start = text.find("[{")
+    if start < 0:
+        return None
+    try:
+        items = json.loads(text[start:text.rindex("]") + 1])
+        return tuple(it["question"] for it in items)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def questions_of(body: dict) -> tuple[str, ...]:
     if "messages" in body:
         text = body["messages"][-1]["content"]
     else:
         prompt = body["prompt"]
         text = prompt[prompt.rfind("\n\n") + 2:]
+    js = _json_questions(text)
+    if js is not None:
+        return js
     return tuple(m.group(2) for m in _Q.finditer(text))
 
 
@@ -79,6 +94,7 @@ class FaultServer:
         self.lock = threading.Lock()
         self.log: list[dict] = []            # one entry per POST: questions, fault, usage, time
         self.seen: dict[tuple, int] = {}
+        self.in_flight = self.max_in_flight = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,7 +173,18 @@ class FaultServer:
         with self.lock:
             attempt = self.seen.get(qs, 0)
             self.seen[qs] = attempt + 1
-        entry = {"questions": qs, "attempt": attempt, "t": time.monotonic(), "path": h.path, "fault": None}
+        entry = {"questions": qs, "attempt": attempt, "t": time.monotonic(), "path": h.path, "fault": None,
+                 "auth": h.headers.get("Authorization")}
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._reply(h, body, qs, attempt, entry)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _reply(self, h, body, qs, attempt, entry):
         if self.upstream is not None:
             r = self._up.post(self.upstream.rstrip("/") + h.path[h.path.index("/v1") + 3:], json=body)
             entry["status"] = r.status_code
@@ -190,10 +217,14 @@ class FaultServer:
             return
         if fault == "badjson":
             return h._send(200, b"<html>502 upstream hiccup</html>")
+        as_json = "messages" in body and _json_questions(body["messages"][-1]["content"]) is not None
         answers = [f"A{j}: {fake_answer(q)}" for j, q in enumerate(qs, 1)]
+        items = [{"id": j, "answer": fake_answer(q)} for j, q in enumerate(qs, 1)]
         if fault == "missing":
-            answers = answers[::2]
-        text = "Sorry, I cannot help with that." if fault == "garbage" else "\n".join(answers)
+            answers, items = answers[::2], items[::2]
+        text = "\n".join(answers) if not as_json else "```json\n" + json.dumps(items) + "\n```"
+        if fault == "garbage":
+            text = "Sorry, I cannot help with that."
         completion_tokens = len(text.split())
         if "messages" in body:
             prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])

@@ -231,6 +231,32 @@ def test_sigkill_mid_run_then_resume_resends_no_finished_call(plan40, tmp_path):
         _check_accounting(res, inst, srv, journal)
 
 
+def test_json_format_on_the_chat_api(plan40):
+    inst, plan = plan40
+    with FaultServer({"missing": 1.0}, max_faults_per_call=1) as srv:
+        eps = {m: {"base_url": srv.base_url, "model": "fake-a", "api": "chat"} for m in ("model-a", "model-b")}
+        res = serve.run(plan, inst, QUESTIONS, eps, format="json", **FAST)
+        assert res.answers == _expected() and res.failures == {}
+        assert any(c.is_single for c in res.calls)          # missing items were asked again alone
+
+
+def test_limits_and_key(plan40, monkeypatch):
+    inst, plan = plan40
+    monkeypatch.setenv("RO_TEST_KEY", "sk-test-123")
+    with FaultServer(delay_s=0.02) as srv:
+        eps = _endpoints(srv)
+        for e in eps.values():
+            e.update({"max_concurrency": 1, "requests_per_s": 40.0, "api_key_env": "RO_TEST_KEY"})
+        res = serve.run(plan, inst, QUESTIONS, eps, max_concurrency=8, **FAST)
+        assert res.answers == _expected()
+        assert {e["auth"] for e in srv.log} == {"Bearer sk-test-123"}
+        assert srv.max_in_flight <= 2                       # one per endpoint, two endpoints
+        for model in ("fake-a", "fake-b"):                  # request starts at most 40 per second
+            path = "/v1/completions" if model == "fake-a" else "/v1/chat/completions"
+            t = sorted(e["t"] for e in srv.log if e["path"] == path)
+            assert t[-1] - t[0] >= (len(t) - 1) / 40.0 * 0.9
+
+
 # -------------------------------------------------------------------- configuration errors
 def test_bad_configuration_fails_before_any_request(plan40, tmp_path, monkeypatch):
     inst, plan = plan40
@@ -258,6 +284,7 @@ def test_bad_configuration_fails_before_any_request(plan40, tmp_path, monkeypatc
     # A port nobody listens on (the server above is stopped).
     with pytest.raises(serve.EndpointUnreachableError, match="unreachable"):
         serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=tmp_path / "j.jsonl")
+    assert not (tmp_path / "j.jsonl").exists()              # a run that cannot start leaves no file
 
 
 def test_endpoints_toml(tmp_path):
@@ -330,3 +357,16 @@ def test_cli_serve(plan40, tmp_path, capsys):
     code = main(["serve", *args[:-1], str(tmp_path / "new.jsonl")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "base_url" in err and "ep.toml" in err
+    # The server is gone: unreachable, found before anything is sent; one line, status 2.
+    (tmp_path / "ep.toml").write_text("".join(
+        f'["{m}"]\nbase_url = "{srv.base_url}"\nmodel = "fake-a"\n\n' for m in ("model-a", "model-b")))
+    code = main(["serve", *args[:-1], str(tmp_path / "new.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "unreachable" in err
+    (tmp_path / "ep.toml").write_text("".join(
+        f'["{m}"]\nbase_url = "{srv.base_url}"\nmodel = "fake-a"\napi_key_env = "RO_UNSET_KEY_VAR"\n\n'
+        for m in ("model-a", "model-b")))
+    os.environ.pop("RO_UNSET_KEY_VAR", None)
+    code = main(["serve", *args[:-1], str(tmp_path / "new.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "RO_UNSET_KEY_VAR" in err and "is not set" in err

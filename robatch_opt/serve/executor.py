@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -413,14 +414,20 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
                       [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
                       list(questions), prompts])
+    check_s = min(timeout_s, 10.0) or 10.0
     jr = None
     if journal is not None:
+        fresh = not os.path.exists(journal) or os.path.getsize(journal) == 0
+        if check and fresh:
+            # Before the journal file exists: a run that cannot start leaves no file behind.
+            await check_endpoints(eps, timeout_s=check_s)
+            check = False
         jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs)}, fsync=fsync)
     try:
         finished = jr.finished if jr is not None else {}
         todo = {s.model for s in specs if s.key not in finished}
         if check and todo:
-            await check_endpoints({m: eps[m] for m in sorted(todo)}, timeout_s=min(timeout_s, 10.0) or 10.0)
+            await check_endpoints({m: eps[m] for m in sorted(todo)}, timeout_s=check_s)
         n_resumed = len(finished)
         runner = _Runner(instance=instance, endpoints=eps, prompts=prompts, questions=questions, fmt=fmt,
                          journal=jr, max_concurrency=max_concurrency, retries=retries, timeout_s=timeout_s,
