@@ -439,7 +439,7 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
             await runner.aclose()
     finally:
         if jr is not None:
-            jr.close()
+            await jr.aclose()
     return _assemble(specs, per_call, instance.n_queries, plan, instance, time.perf_counter() - t0, n_resumed)
 
 

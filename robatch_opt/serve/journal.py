@@ -174,6 +174,16 @@ class Journal:
         finally:
             self._draining = False
 
+    async def aclose(self) -> None:
+        """Wait for lines being written (also when the run is being cancelled), then close."""
+        drainer = getattr(self, "_drainer", None)
+        if drainer is not None and not drainer.done():
+            try:
+                await asyncio.shield(drainer)
+            except BaseException:        # a failed write was already raised to its caller
+                pass
+        self.close()
+
     def close(self) -> None:
         self._fh.close()
 
