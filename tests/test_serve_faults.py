@@ -370,3 +370,31 @@ def test_cli_serve(plan40, tmp_path, capsys):
     code = main(["serve", *args[:-1], str(tmp_path / "new.jsonl")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "RO_UNSET_KEY_VAR" in err and "is not set" in err
+
+
+def test_cli_interrupt_exits_130_and_leaves_a_resumable_journal(plan40, tmp_path):
+    inst, plan = plan40
+    with FaultServer(delay_s=0.2) as srv:
+        args = _cli_files(tmp_path, srv, inst, plan)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen([sys.executable, "-m", "robatch_opt", "serve", *args, "--max-concurrency", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        try:
+            journal = tmp_path / "run.jsonl"
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if journal.exists() and journal.read_text().count("\n") >= 4:
+                    break
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err.decode()[-500:]
+        assert err.decode().strip() == "robatch-opt: interrupted"
+        _, done = serve.read_journal(journal)                # whole lines only
+        assert 3 <= len(done) < len(plan.calls)
+        res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)
+        assert res.answers == _expected() and res.n_resumed == len(done)
