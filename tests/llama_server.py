@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 
 def available() -> str | None:
     """None if a server can be started here, else the reason it cannot."""
@@ -73,6 +71,8 @@ class LlamaServer:
         self.start_timeout_s = start_timeout_s
 
     def wait(self) -> "LlamaServer":
+        import httpx
+
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
