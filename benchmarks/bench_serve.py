@@ -275,7 +275,7 @@ def _pct(x):
 
 
 def section(data: dict) -> str:
-    out = [BEGIN, "## (f) Serving: a real batch-degradation curve and the executor's overhead", ""]
+    out = [BEGIN, "## (h) Serving: a real batch-degradation curve and the executor's overhead", ""]
     out.append(f"Python {platform.python_version()}, httpx {_version('httpx')}, "
                f"llama-cpp-python {_version('llama_cpp_python')}; the machine is shared (2 cores).")
     out.append("")

@@ -326,16 +326,23 @@ def main(argv=None) -> int:
     head.append("")
     text = "\n".join(head + body) + "\n"
     name = "RESULTS.quick.md" if args.quick else "RESULTS.md"
-    # Sections written by other scripts between their own markers (bench_serve.py: a real
-    # llama.cpp server, run separately) are carried over unchanged.
-    old = _read(os.path.join(HERE, name))
-    for begin, end in (("<!-- bench_serve:begin -->", "<!-- bench_serve:end -->"),):
-        if begin in old and end in old:
-            text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    text += _kept_sections(os.path.join(HERE, name))
     with open(os.path.join(HERE, name), "w") as fh:
         fh.write(text)
     log(f"wrote benchmarks/{name} in {wall:.0f} s")
     return 0
+
+
+def _kept_sections(path: str) -> str:
+    """Sections other scripts write into RESULTS.md between ``<!-- NAME:begin -->`` and
+    ``<!-- NAME:end -->`` markers (e.g. ``bench_online.py``): kept across a regeneration."""
+    import re
+    if not os.path.exists(path):
+        return ""
+    with open(path) as fh:
+        old = fh.read()
+    found = re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", old, flags=re.S)
+    return "".join("\n" + m.group(0) + "\n" for m in found)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ registered by name (``greedy``, ``cpsat``, ``milp``).
 from __future__ import annotations
 
 from .errors import (AssignmentError, FormatError, InfeasibleBudgetError, InstanceError, RobatchError,
-                     SolverError, SolverUnavailableError, UnknownMethodError)
+                     SolverError, SolverUnavailableError, UnknownMethodError, UnknownOptionError)
 from .evaluate import Call, CallTable, CostBreakdown, Evaluation, evaluate
 from .instance import Instance, Model, Task
 from .io import load, save
@@ -20,9 +20,18 @@ from . import reductions
 from . import proxy
 from .frontier import Frontier, frontier
 from . import baselines
+from . import datasets
 from . import serve
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ro.online imports scikit-learn and SciPy (~1 s): loaded on first use, not with the package.
+    if name == "online":
+        import importlib
+        return importlib.import_module(".online", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Model", "Task", "Instance", "OptionTable", "compile_options",
@@ -30,11 +39,13 @@ __all__ = [
     "save", "load",
     "solve", "Plan", "Status", "budget_from_fraction", "reference_costs",
     "available_methods", "registered_methods", "register_backend",
-    "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError",
+    "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError", "UnknownOptionError",
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",
     "workloads",
     "reductions",
     "proxy",
     "frontier", "Frontier", "baselines",
+    "datasets",
+    "online",
     "serve",
 ]

@@ -10,6 +10,10 @@ solves the joint problem, and every comparison is fair by construction:
   best single model for that budget (``restrict(models=[k])`` for every model ``k``);
 - **single model, no batching**: one model, batch size 1: one fixed plan per model.
 
+The peers' policies (:mod:`robatch_opt.peers`) are here too: RouteLLM's threshold router
+(:func:`routellm_threshold`), ECCOS's optimizer (:func:`eccos_optimizer`, the quality form
+with capacities) and its local rule (:func:`eccos_local`, :func:`eccos_local_at_budget`).
+
 Because each restriction's plans are plans of the joint instance, the joint optimum is at
 least each baseline's optimum at every budget (and costs at most as much at every
 accuracy). A heuristic solver need not keep that order; :func:`compare_strategies`
@@ -30,10 +34,15 @@ from .frontier import Frontier, frontier, frontier_budgets
 from .instance import Instance
 from .plan import Status
 from .solve import solve
+from .peers import (PolicyPlan, default_strong_weak, eccos_local, eccos_local_at_budget, eccos_optimizer,
+                    routellm_threshold)
 
 __all__ = ["routing_only", "single_model", "single_model_instances", "SingleModelPlan",
            "single_model_plans", "batching_only_frontier", "cost_to_reach", "StrategyComparison",
-           "compare_strategies", "STRATEGIES"]
+           "compare_strategies", "STRATEGIES",
+           # the peers' policies (robatch_opt.peers)
+           "PolicyPlan", "routellm_threshold", "eccos_optimizer", "eccos_local", "eccos_local_at_budget",
+           "default_strong_weak"]
 
 #: Strategies compared by :func:`compare_strategies`, in plotting order.
 STRATEGIES = ("joint", "routing-only", "batching-only")

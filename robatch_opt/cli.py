@@ -6,12 +6,18 @@ compares the joint plan with the routing-only and batching-only restrictions sol
 same solver at the same budget.
 
 Every error a user can cause (bad input, a missing file, a malformed file, a budget below
-the cheapest plan, an unknown method, a usage mistake) prints exactly one line
-``robatch-opt: error: ...`` on stderr and exits with status 2; an interrupt exits with 130.
-Run with ``--traceback`` to see the Python traceback instead.
+the cheapest plan, an unknown method, a usage mistake, an output path that cannot be
+written, not enough memory) prints exactly one line ``robatch-opt: error: ...`` on stderr
+and exits with status 2. Output paths are checked before any work, and every file is
+written whole or not at all (the old file stays on any failure). Ctrl-C (SIGINT) and
+SIGTERM stop the command within a second or two, whichever engine runs: the engine is
+stopped, its child processes killed, its temporary files removed, and no output file is
+written. Run with ``--traceback`` to see the Python traceback instead.
 
 Exit status: 0 success; 1 ``evaluate`` found that a plan's claims do not match its grading
-(or an internal error); 2 an error as above; 130 interrupted.
+(or an internal error); 2 an error as above; 130 interrupted (SIGINT); 141 standard output
+was closed early (e.g. piped into ``head``: the command stops quietly); 143 terminated
+(SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from ._files import check_output_path, write_atomic
+from ._interrupt import Terminated, terminate_on_sigterm
 from .baselines import routing_only, single_model
 from .errors import FormatError, InfeasibleBudgetError, InstanceError, RobatchError
 from .evaluate import evaluate
@@ -47,6 +56,20 @@ DEFAULT_BUDGET_FRACTION = 0.5
 CLAIM_RTOL = 1e-9
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INTERNAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 1, 2, 130
+EXIT_BROKEN_PIPE, EXIT_TERMINATED = 141, 143
+
+#: What the output's terms mean (``--help`` and the README say the same).
+LEGEND = """\
+terms:
+  utility       expected quality of an answer in [0, 1] (e.g. the probability that it is
+                correct); mean utility = expected accuracy of the whole workload
+  exact cost    what the plan costs in USD: every call pays the task's system prompt once,
+                every query its own input and output tokens (a partial call costs as a full one)
+  bound         a proven limit on the optimum: no plan within the budget has more utility
+                (quality form: none reaching the target costs less)
+  gap           (bound - utility) / bound: how far the plan can be from the optimum at most
+  optimal       the gap is 0 (within 1e-9): proven best; feasible: a valid plan with that gap
+                (e.g. an exact engine stopped at its time limit, or the greedy)"""
 
 
 class _UsageError(Exception):
@@ -72,14 +95,16 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog=PROG, description="Joint routing and batch prompting of LLM queries under a budget.")
+    p = _Parser(prog=PROG, description="Joint routing and batch prompting of LLM queries under a budget.",
+                epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, raise it with its Python traceback (for debugging)")
-    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier,serve}", required=True)
+    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier,online,serve}", required=True)
 
     s = sub.add_parser(
         "solve", help="plan an instance (default: the bundled LLM workload)",
+        epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Pick a model and a batch size for every query, maximising utility within a budget "
                     "(or, with --min-mean-utility, minimising cost). Without INSTANCE, solves "
                     "ro.workloads.llm(pool='qwen3', n=2000, seed=0). Without a budget option, the "
@@ -97,11 +122,17 @@ def _parser() -> _Parser:
     s.add_argument("--method", default=AUTO, metavar="M",
                    help=f"solver: {', '.join(registered_methods())} (default {AUTO}: exact on small "
                         "instances, greedy otherwise)")
+    s.add_argument("--solver", choices=("highs", "cbc"), metavar="ENGINE",
+                   help="MILP engine: highs (default) or cbc; implies --method milp")
     s.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="time limit of exact engines per solve, seconds (default 60); the baselines "
-                        "are up to K + 1 further solves, one per restriction")
+                   help="time limit of each solve in seconds, model building included (default 60); "
+                        "the baselines are up to K + 1 further solves, one per restriction")
     s.add_argument("--seed", type=int, default=0, metavar="N", help="solver seed (default 0)")
-    s.add_argument("--out", metavar="PLAN.json", help="write the plan (JSON) here")
+    s.add_argument("--out", metavar="PLAN.json",
+                   help="write the plan (JSON) here; checked before any work, written whole or not at "
+                        "all; the same command writes the same bytes (timings are left out)")
+    s.add_argument("--timings", action="store_true",
+                   help="with --out: keep the run's timings in the plan file (then it differs run to run)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.add_argument("--no-baselines", action="store_true",
                    help="skip the routing-only and batching-only baselines")
@@ -130,6 +161,7 @@ def _parser() -> _Parser:
 
     f = sub.add_parser(
         "frontier", help="sweep budgets: the cost-utility frontier (optionally vs the baselines)",
+        epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Solve an instance at N budgets from its cheapest plan to its most useful plan "
                     "(ro.frontier) and print one row per budget. The greedy sweeps with one shared walk; "
                     "exact methods solve every budget (progress bar on a terminal). Without INSTANCE, uses "
@@ -146,6 +178,7 @@ def _parser() -> _Parser:
     f.add_argument("--plot", metavar="FILE.png", help="write a PNG (needs matplotlib: robatch_opt[plot])")
     f.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     f.set_defaults(func=_cmd_frontier)
+    _add_online_parser(sub)
     _add_serve_parser(sub)
     return p
 
@@ -168,11 +201,125 @@ class _CliError(RobatchError, ValueError):
 
 
 def _load_instance(path: str) -> Instance:
+    if Path(path).is_dir():
+        raise _CliError(f"{path}: is a directory, not an instance file (.json or .npz)")
     try:
-        return load(path)
+        inst = load(path)
+        _SIZE["what"] = f"{inst.n_queries:,} queries x {inst.n_options} options"
+        _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
+        return inst
     except (InstanceError, FormatError) as exc:
         msg = str(exc)
         raise _CliError(msg if msg.startswith(f"{path}:") else f"{path}: {msg}") from exc
+
+
+# What the command works on, for an out-of-memory message (set as soon as it is known).
+_SIZE: dict[str, Any] = {}
+
+
+def _solve_bytes(n: int, n_options: int, n_models: int) -> int:
+    """A rough peak of a solve's arrays: a few n x J float64 tables (costs, utilities, hulls)."""
+    return int(n) * (6 * 8 * int(n_options) + 8 * int(n_models) + 64)
+
+
+def _available_bytes() -> int | None:
+    """Memory available to this process now (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(x: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if x < 1000 or unit == "PB":
+            return f"{x:.3g} {unit}"
+        x /= 1000
+    return f"{x:.3g} PB"
+
+
+def _generate_bytes(n: int, n_options: int, n_models: int) -> int:
+    """A rough peak of generating an instance: its arrays, their validated copies and draws."""
+    return int(n) * 4 * (8 * (int(n_options) + int(n_models)) + 32)
+
+
+def _out_of_memory_message() -> str:
+    what = _SIZE.get("what")
+    need = _SIZE.get("bytes")
+    avail = _available_bytes()
+    parts = ["out of memory"]
+    if what:
+        parts.append(f"while working on {what}")
+    if need:
+        parts.append(f"(its arrays need about {_bytes(need)}"
+                     + (f"; {_bytes(avail)} available)" if avail else ")"))
+    return " ".join(parts)
+
+
+class _Display:
+    """A transient progress line on a terminal's stderr (rich): phase, elapsed, incumbent, bound, gap.
+
+    Silent (and free) when disabled: not a terminal, or ``--json``.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+        self._label = ""
+        self._budget_form = True
+
+    def __enter__(self) -> "_Display":
+        if self.enabled:
+            try:
+                from rich.console import Console
+                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            except ImportError:
+                self.enabled = False
+                return self
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def phase(self, label: str, *, budget_form: bool = True) -> None:
+        self._label, self._budget_form = label, budget_form
+        if self._progress is not None:
+            self._progress.update(self._task, description=label)
+
+    def note(self, text: str) -> None:
+        """A line that stays (above the progress line); stderr, only when enabled."""
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False)
+
+    def report(self, p) -> None:
+        """The ``progress=`` callback of :func:`robatch_opt.solve`."""
+        if self._progress is None:
+            return
+        parts = [self._label]
+        unit = "" if self._budget_form else "$"
+        if p.incumbent is not None:
+            parts.append(f"incumbent {unit}{p.incumbent:.6g}")
+        if p.bound is not None:
+            parts.append(f"bound {unit}{p.bound:.6g}")
+        if p.incumbent is not None and p.bound is not None:
+            ref = p.bound if self._budget_form else p.incumbent
+            if ref:
+                parts.append(f"gap {100 * abs(p.bound - p.incumbent) / abs(ref):.4f}%")
+        self._progress.update(self._task, description=", ".join(parts))
 
 
 def _default_instance() -> Instance:
@@ -180,7 +327,9 @@ def _default_instance() -> Instance:
         from . import workloads
     except ImportError as exc:
         raise _CliError(f"the bundled default workload is unavailable ({exc}); pass an INSTANCE file") from exc
-    return workloads.llm(**DEFAULT_WORKLOAD)
+    inst = workloads.llm(**DEFAULT_WORKLOAD)
+    _SIZE["what"] = f"{inst.n_queries:,} queries x {inst.n_options} options"
+    return inst
 
 
 def _finite_or_none(x):
@@ -211,16 +360,20 @@ def _headline(plan: Plan) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- solve
-def _solve_restriction(make, *, budget_usd, min_mean_utility, method, time_limit_s, seed) -> dict[str, Any]:
+def _solve_restriction(make, *, budget_usd, min_mean_utility, method, time_limit_s, seed,
+                       options=None, display=None, label="") -> dict[str, Any]:
     """Solve one restriction; infeasible or inapplicable restrictions are reported, not raised."""
     try:
         sub = make()
     except InstanceError as exc:
         # e.g. a model whose window fits only some queries: that restriction has no plan at all.
         return {"status": "not_applicable", "reason": str(exc)}
+    if display is not None:
+        display.phase(f"baseline {label} ({method})", budget_form=budget_usd is not None)
     try:
         plan = solve(sub, budget=budget_usd, min_mean_utility=min_mean_utility, method=method,
-                     time_limit_s=time_limit_s, seed=seed)
+                     time_limit_s=time_limit_s, seed=seed,
+                     progress=None if display is None else display.report, **(options or {}))
     except InfeasibleBudgetError as exc:
         cheapest = exc.cheapest_cost_usd
         if not math.isfinite(cheapest):
@@ -230,13 +383,14 @@ def _solve_restriction(make, *, budget_usd, min_mean_utility, method, time_limit
     return _headline(plan)
 
 
-def _baselines(inst: Instance, plan: Plan, args) -> dict[str, Any]:
+def _baselines(inst: Instance, plan: Plan, args, options: dict, display: "_Display") -> dict[str, Any]:
     kw = dict(budget_usd=plan.budget_usd, min_mean_utility=plan.min_mean_utility, method=plan.method,
-              time_limit_s=args.time_limit, seed=args.seed)
+              time_limit_s=args.time_limit, seed=args.seed, options=options, display=display)
     # The restrictions are those of robatch_opt.baselines, so the CLI and the library agree.
-    routing = _solve_restriction(lambda: routing_only(inst), **kw)
+    routing = _solve_restriction(lambda: routing_only(inst), label="routing-only", **kw)
     routing["restriction"] = "batch size 1 on every model"
-    per_model = {m.name: _solve_restriction(lambda name=m.name: single_model(inst, name), **kw)
+    per_model = {m.name: _solve_restriction(lambda name=m.name: single_model(inst, name),
+                                            label=f"only {m.name}", **kw)
                  for m in inst.models}
     solved = {name: r for name, r in per_model.items() if "cost_usd" in r}
     if solved:
@@ -260,45 +414,59 @@ def _baselines(inst: Instance, plan: Plan, args) -> dict[str, Any]:
 
 
 def _cmd_solve(args) -> int:
-    if args.method != AUTO:
-        get_backend(args.method)           # unknown or unavailable: fail before any work
-    if args.instance is None:
-        inst = _default_instance()
-        params = ", ".join(f"{k}={v!r}" for k, v in DEFAULT_WORKLOAD.items())
-        source = f"default: ro.workloads.llm({params})"
-    else:
-        inst = _load_instance(args.instance)
-        source = args.instance
-    if args.out is not None:
-        out_dir = Path(args.out).resolve().parent
-        if not out_dir.is_dir():
-            raise FileNotFoundError(2, "directory does not exist", str(out_dir))
+    if args.out is not None:               # first: a bad path must not cost a solve (or an import)
+        check_output_path(args.out, inputs=[args.instance] if args.instance else [], what="--out")
+    method, options = args.method, {}
+    if args.solver is not None:
+        if method not in (AUTO, "milp"):
+            raise _UsageError(f"argument --solver: picks the MILP engine, but --method is {method!r}")
+        method, options = "milp", {"solver": args.solver}
+    if method != AUTO:
+        get_backend(method)                # unknown or unavailable: fail before any work
+    if args.instance is not None and Path(args.instance).is_dir():
+        raise _CliError(f"{args.instance}: is a directory, not an instance file (.json or .npz)")
+    if args.timings and args.out is None:
+        raise _UsageError("argument --timings: applies to the plan file, give --out too")
+    display = _Display(sys.stderr.isatty() and not args.json)
+    with display:
+        display.phase("loading the instance")
+        if args.instance is None:
+            inst = _default_instance()
+            params = ", ".join(f"{k}={v!r}" for k, v in DEFAULT_WORKLOAD.items())
+            source = f"default: ro.workloads.llm({params})"
+        else:
+            inst = _load_instance(args.instance)
+            source = args.instance
+        _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
 
-    rule: dict[str, Any]
-    budget = None
-    if args.min_mean_utility is not None:
-        rule = {"form": "quality", "min_mean_utility": args.min_mean_utility}
-    elif args.budget is not None:
-        budget = args.budget
-        rule = {"form": "budget", "budget_usd": budget}
-    else:
-        fraction = DEFAULT_BUDGET_FRACTION if args.budget_fraction is None else args.budget_fraction
-        budget = budget_from_fraction(inst, fraction)
-        cheapest, max_utility = reference_costs(inst)
-        rule = {"form": "budget", "budget_fraction": fraction, "cheapest_cost_usd": cheapest,
-                "max_utility_cost_usd": max_utility, "budget_usd": budget}
+        compile_s = _warm_up(display, quiet=args.json)
 
-    plan = solve(inst, budget=budget, min_mean_utility=args.min_mean_utility, method=args.method,
-                 time_limit_s=args.time_limit, seed=args.seed)
-    baselines = None if args.no_baselines else _baselines(inst, plan, args)
+        rule: dict[str, Any]
+        budget = None
+        if args.min_mean_utility is not None:
+            rule = {"form": "quality", "min_mean_utility": args.min_mean_utility}
+        elif args.budget is not None:
+            budget = args.budget
+            rule = {"form": "budget", "budget_usd": budget}
+        else:
+            fraction = DEFAULT_BUDGET_FRACTION if args.budget_fraction is None else args.budget_fraction
+            budget = budget_from_fraction(inst, fraction)
+            cheapest, max_utility = reference_costs(inst)
+            rule = {"form": "budget", "budget_fraction": fraction, "cheapest_cost_usd": cheapest,
+                    "max_utility_cost_usd": max_utility, "budget_usd": budget}
+
+        display.phase(f"solving ({method})", budget_form=budget is not None)
+        plan = solve(inst, budget=budget, min_mean_utility=args.min_mean_utility, method=method,
+                     time_limit_s=args.time_limit, seed=args.seed, progress=display.report, **options)
+        baselines = None if args.no_baselines else _baselines(inst, plan, args, options, display)
     if args.out is not None:
-        Path(args.out).write_text(plan.to_json(), encoding="utf-8")
+        write_atomic(args.out, plan.to_json(timings=args.timings))
 
     if args.json:
         d = _headline(plan)
         d.update({"instance": source, "n_tasks": inst.n_tasks, "n_models": inst.n_models,
                   "n_options": inst.n_options, "budget_rule": rule, "plan_file": args.out,
-                  "baselines": baselines})
+                  "compile_s": compile_s, "baselines": baselines})
         _print_json(d)
         return EXIT_OK
 
@@ -309,12 +477,37 @@ def _cmd_solve(args) -> int:
         print(f"budget rule     cheapest {_usd(rule['cheapest_cost_usd'])} + {rule['budget_fraction']:g} x "
               f"(max-utility plan {_usd(rule['max_utility_cost_usd'])} - cheapest)")
     print(plan.summary())
+    if compile_s is not None:
+        print(f"                (kernels compiled in {compile_s:.1f} s before the solve, once per install; "
+              "not in the solve time)")
     if args.out is not None:
         print(f"plan written to {args.out}")
     if baselines is not None:
         print()
         print(_baseline_table(plan, baselines))
     return EXIT_OK
+
+
+def _warm_up(display: "_Display", *, quiet: bool) -> float | None:
+    """Compile the kernels before the solve if they are not cached; their seconds, or None.
+
+    The first run after an install compiles the Numba kernels (tens of seconds): say so
+    once, on stderr, and keep that time out of the solve's.
+    """
+    from .kernels.warmup import kernels_cached, warm_up
+
+    if kernels_cached():
+        warm_up()                          # loads from the cache: well under a second
+        return None
+    if not quiet:
+        message = (f"{PROG}: compiling the solver kernels (once after install, about 20-40 s; "
+                   "cached for later runs)...")
+        if display.enabled:
+            display.note(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
+    display.phase("compiling the solver kernels")
+    return warm_up()
 
 
 def _baseline_table(plan: Plan, baselines: dict[str, Any]) -> str:
@@ -350,6 +543,7 @@ def _baseline_table(plan: Plan, baselines: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- generate
 def _cmd_generate(args) -> int:
     format_of(args.out)                    # an unknown suffix fails before any work
+    check_output_path(args.out, what="OUT")
     if args.kind == "llm" and args.family is not None:
         raise _UsageError("argument --family: applies to `generate synthetic` only")
     if args.kind == "synthetic" and (args.pool is not None or args.price is not None):
@@ -362,12 +556,21 @@ def _cmd_generate(args) -> int:
         kw: dict[str, Any] = {"pool": args.pool or DEFAULT_WORKLOAD["pool"], "n": args.n, "seed": args.seed}
         if args.price is not None:
             kw["price"] = args.price
-        inst = workloads.llm(**kw)
+        make = workloads.llm
     else:
         kw = {"n": args.n, "seed": args.seed}
         if args.family is not None:
             kw["family"] = args.family
-        inst = workloads.synthetic(**kw)
+        make = workloads.synthetic
+    # Size check before any work: one query of the same workload tells the option count.
+    probe = make(**{**kw, "n": 1})
+    need = _generate_bytes(args.n, probe.n_options, probe.n_models)
+    avail = _available_bytes()
+    _SIZE.update(what=f"{args.n:,} queries x {probe.n_options} options", bytes=need)
+    if avail is not None and need > avail:
+        raise _CliError(f"--n {args.n:,}: an instance of {args.n:,} queries x {probe.n_options} options "
+                        f"needs about {_bytes(need)} of memory to generate; {_bytes(avail)} is available")
+    inst = make(**kw)
     path = save(inst, args.out)
     size = path.stat().st_size
     params = ", ".join(f"{k}={v!r}" for k, v in kw.items())
@@ -378,11 +581,17 @@ def _cmd_generate(args) -> int:
 
 # ---------------------------------------------------------------------------- evaluate
 def _read_plan(path: str) -> Plan:
+    if Path(path).is_dir():
+        raise _CliError(f"{path}: is a directory, not a plan file")
     text = Path(path).read_text(encoding="utf-8", errors="replace")
-    try:
-        return Plan.from_json(text)
-    except FormatError as exc:
-        raise _CliError(f"{path}: {exc}") from exc
+    return Plan.from_json(text, source=path)         # its errors name the file
+
+
+def _short(items, limit: int = 4) -> str:
+    """A list for a one-line message: the first few items, then how many more."""
+    items = list(items)
+    head = ", ".join(map(str, items[:limit]))
+    return f"[{head}{f', ... ({len(items) - limit} more)' if len(items) > limit else ''}]"
 
 
 def _close(a: float, b: float) -> bool:
@@ -396,9 +605,16 @@ def _cmd_evaluate(args) -> int:
     if plan.n_queries != inst.n_queries:
         raise _CliError(f"{args.plan}: the plan covers {plan.n_queries} queries but {args.instance} "
                         f"has {inst.n_queries}")
-    if plan.options != inst.options or plan.model_names != names:
-        raise _CliError(f"{args.plan}: the plan's options {list(plan.options)} on models "
-                        f"{list(plan.model_names)} are not those of {args.instance}")
+    if plan.model_names != names:
+        raise _CliError(f"{args.plan}: the plan is for models {_short(plan.model_names)} but {args.instance} "
+                        f"has {_short(names)}")
+    if plan.options != inst.options:
+        j = next((j for j, (a, b) in enumerate(zip(plan.options, inst.options)) if a != b),
+                 min(len(plan.options), len(inst.options)))
+        there = lambda opts: f"(model {opts[j][0]}, b={opts[j][1]})" if j < len(opts) else "none"  # noqa: E731
+        raise _CliError(f"{args.plan}: the plan has {len(plan.options)} options and {args.instance} "
+                        f"{len(inst.options)}; option {j} is {there(plan.options)} in the plan and "
+                        f"{there(inst.options)} in the instance")
     if not (plan.query_task == inst.query_task).all():
         i = int((plan.query_task != inst.query_task).argmax())
         raise _CliError(f"{args.plan}: query {i} is in task {int(plan.query_task[i])} in the plan but "
@@ -466,6 +682,8 @@ def _cmd_frontier(args) -> int:
     from .frontier import frontier, frontier_budgets, plot_frontiers
 
     get_backend(args.method) if args.method != AUTO else None      # fail before any work
+    if args.plot:
+        check_output_path(args.plot, inputs=[args.instance] if args.instance else [], what="--plot")
     inst = _load_instance(args.instance) if args.instance else _default_instance()
     kw = dict(method=args.method, time_limit_s=args.time_limit, seed=args.seed, progress=None)
     budgets = frontier_budgets(inst, args.points)
@@ -510,6 +728,128 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+# ------------------------------------------------------------------------------- online
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _add_online_parser(sub) -> None:
+    o = sub.add_parser(
+        "online", help="replay a request stream through MESS+ and the batching router (service level alpha)",
+        description="Replay a stream of requests (Poisson or bursty arrivals) through MESS+ (per-request routing "
+                    "with a virtual queue for the service level alpha) and, with --max-wait, the batching "
+                    "router (windows planned as small Route-with-Batching problems). The predictor is fitted "
+                    "offline on held-out data and updated online. Reports realized satisfaction, Q_T/T, cost, "
+                    "the ratio to the hindsight optimum and waiting-time percentiles. Without --data, streams "
+                    "ro.workloads.llm('qwen3', n=2000) with simulated outcomes.")
+    o.add_argument("--data", metavar="PATH", nargs="+",
+                   help="RouterBench CSV files or folder (real outcomes and costs): half is streamed, the "
+                        "predictor is fitted on the other half")
+    o.add_argument("--n", type=_positive_int, default=2000, metavar="N",
+                   help="without --data: requests of the simulated stream (default 2000)")
+    o.add_argument("--alpha", type=_unit_interval, required=True, metavar="A", help="service level in [0, 1]")
+    o.add_argument("--V", type=_positive_float, default=None, metavar="V",
+                   help="cost weight (default: scaled to the models' costs, see ro.online.DEFAULT_V_SCALE)")
+    o.add_argument("--c", type=_nonneg_float, default=0.1, metavar="C",
+                   help="exploration constant: explore with probability min(1, C / t^0.25) (default 0.1)")
+    o.add_argument("--max-wait", type=_nonneg_float, default=None, metavar="S",
+                   help="also run the batching router with this maximum wait, seconds")
+    o.add_argument("--rate", type=_positive_float, default=20.0, metavar="R", help="arrivals per second (default 20)")
+    o.add_argument("--arrival", choices=("poisson", "bursty"), default="poisson", help="arrival process")
+    o.add_argument("--seed", type=int, default=0, metavar="N", help="seed of split, arrivals and routers (default 0)")
+    o.add_argument("--plot", metavar="FILE.png", help="running satisfaction and cost over time (needs matplotlib)")
+    o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    o.set_defaults(func=_cmd_online)
+
+
+def _cmd_online(args) -> int:
+    from . import online as on
+    if args.seed < 0:
+        raise _CliError(f"--seed: must be >= 0, got {args.seed}")
+    if args.plot:
+        check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
+    if args.data:
+        paths = args.data[0] if len(args.data) == 1 else args.data
+        split = on.routerbench_split(paths, seed=args.seed)
+    else:
+        split = on.llm_split("qwen3", n=args.n, seed=args.seed)
+    res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
+                     arrival=args.arrival, seed=args.seed, progress=False if args.json else None)
+    h1, hb = res["hindsight_b1"], res["hindsight_batch"]
+    rows = []
+    for key in ("mess", "batching", "random"):
+        r = res.get(key)
+        if r is None:
+            continue
+        yard = hb if key == "batching" else h1
+        rows.append(dict(router=r.router, satisfaction=r.satisfaction, queue_over_T=r.final_queue / max(r.n_feedback, 1),
+                         sla_met=bool(r.satisfaction >= args.alpha - 0.01), cost_usd=r.cost_usd,
+                         ratio_to_hindsight=(r.cost_usd / yard.cost_usd) if yard and yard.cost_usd > 0 else None,
+                         wait_p50_s=r.wait_percentile_s(50), wait_p90_s=r.wait_percentile_s(90),
+                         wait_p99_s=r.wait_percentile_s(99), mean_batch_size=float(r.batch_size.mean()),
+                         explored=int(r.explored.sum())))
+    single = res["single"]
+    summary = dict(stream=split.description, alpha=args.alpha, rate_per_s=args.rate, arrival=args.arrival,
+                   max_wait_s=args.max_wait, routers=rows,
+                   hindsight_b1_usd=h1.cost_usd if h1 else None, hindsight_batching_usd=hb.cost_usd if hb else None,
+                   cheapest_single_model=single.model, cheapest_single_model_usd=single.cost_usd,
+                   offline_plan_b1_usd=res["offline_b1"].cost_usd if res["offline_b1"] else None,
+                   offline_plan_batching_usd=res["offline_batch"].cost_usd if res["offline_batch"] else None)
+    if args.plot:
+        try:
+            on.plot_time_series({r.router: res[k] for k, r in (("mess", res["mess"]), ("batching", res["batching"]),
+                                                               ("random", res.get("random"))) if r is not None},
+                                args.plot, title=split.description)
+        except ImportError as exc:
+            raise _CliError(f"--plot needs matplotlib (pip install 'robatch_opt[plot]'): {exc}") from exc
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    print(split.description)
+    print(f"alpha {args.alpha}  arrivals {args.arrival} {args.rate:g}/s  hindsight optimum: "
+          f"b=1 ${h1.cost_usd:.4f}" if h1 else "hindsight: alpha unreachable", end="")
+    print(f", with batching ${hb.cost_usd:.4f}" if hb else "")
+    o1, ob = res["offline_b1"], res["offline_batch"]
+    print("offline plan with the same predictor (outcomes unknown): "
+          + (f"b=1 ${o1.cost_usd:.4f}, with batching ${ob.cost_usd:.4f}" if o1 and ob else "predicts alpha out of reach"))
+    print(f"cheapest single model meeting alpha: {single.model or 'none'}"
+          + (f" (${single.cost_usd:.4f})" if single.model else ""))
+    print(f"{'router':<16}{'satisfied':>10}{'Q_T/T':>8}{'SLA':>5}{'cost $':>10}{'x hind':>8}"
+          f"{'wait p50':>10}{'p90':>7}{'p99':>7}{'mean b':>8}")
+    for r in rows:
+        ratio = f"{r['ratio_to_hindsight']:.1f}" if r["ratio_to_hindsight"] else "-"
+        print(f"{r['router']:<16}{r['satisfaction']:>10.4f}{r['queue_over_T']:>8.4f}{'yes' if r['sla_met'] else 'no':>5}"
+              f"{r['cost_usd']:>10.4f}{ratio:>8}{r['wait_p50_s']:>10.2f}{r['wait_p90_s']:>7.2f}{r['wait_p99_s']:>7.2f}"
+              f"{r['mean_batch_size']:>8.2f}")
+    return EXIT_OK
+
+
 def _fail(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
@@ -526,18 +866,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 success, 1 ``evaluate`` found a mismatch (or an internal error), 2 an error
-        (one line on stderr), 130 interrupted.
+        (one line on stderr), 130 interrupted (SIGINT), 141 stdout closed early, 143
+        terminated (SIGTERM).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--traceback" in argv
+    # SIGTERM unwinds like Ctrl-C (engines stopped, children killed, temporary files removed)
+    # instead of killing the interpreter on the spot. Only the main thread can install it.
+    import threading
+
+    restore = terminate_on_sigterm() if threading.current_thread() is threading.main_thread() else None
     try:
         args = _parser().parse_args(argv)
         return args.func(args)
     except SystemExit as exc:              # --help and --version exit through argparse
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _fail_quietly("interrupted")
+        return _exit_now_if_engine_runs(EXIT_INTERRUPTED)
+    except Terminated:
+        _fail_quietly("terminated")
+        return _exit_now_if_engine_runs(EXIT_TERMINATED)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly. Point stdout at /dev/null so that
+        # the interpreter's final flush does not complain about the closed pipe either.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except MemoryError:
+        if debug:
+            raise
+        _fail(_out_of_memory_message())
+        return EXIT_ERROR
     except (_UsageError, RobatchError, ValueError, OSError) as exc:
         if debug:
             raise
@@ -548,3 +907,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --traceback for details)")
         return EXIT_INTERNAL
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _exit_now_if_engine_runs(code: int) -> int:
+    """``code``; but if an engine was stopped mid-search, exit at once (``os._exit``).
+
+    Its temporary files and child processes are already gone (their ``with`` blocks ran);
+    the interpreter's normal shutdown would abort the process inside the engine instead
+    (:func:`robatch_opt._interrupt.engine_interrupted` says why).
+    """
+    from ._interrupt import engine_interrupted
+
+    if engine_interrupted():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
+
+
+def _fail_quietly(what: str) -> None:
+    try:
+        print(f"{PROG}: {what}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

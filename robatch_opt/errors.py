@@ -13,6 +13,7 @@ __all__ = [
     "AssignmentError",
     "FormatError",
     "UnknownMethodError",
+    "UnknownOptionError",
     "SolverUnavailableError",
     "InfeasibleBudgetError",
     "SolverError",
@@ -32,11 +33,19 @@ class InstanceError(RobatchError, ValueError):
         Dotted path of the bad field, e.g. ``"models[2].batch_sizes"`` or ``"utility[17, 3]"``.
     message : str
         What is wrong with it.
+    source : str, optional
+        The file the instance was read from; prefixed to the message.
     """
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, *, source: str | None = None):
         self.field = field
-        super().__init__(f"`{field}`: {message}")
+        self.detail = message
+        self.source = source
+        super().__init__(f"{source}: `{field}`: {message}" if source else f"`{field}`: {message}")
+
+    def located(self, source: str) -> "InstanceError":
+        """The same error with the file it came from prefixed (already located: unchanged)."""
+        return self if self.source else InstanceError(self.field, self.detail, source=source)
 
 
 class AssignmentError(RobatchError, ValueError):
@@ -53,6 +62,13 @@ class FormatError(RobatchError, ValueError):
 
 class UnknownMethodError(RobatchError, ValueError):
     """``method=`` names no registered backend; the message lists the valid names."""
+
+
+class UnknownOptionError(RobatchError, TypeError, ValueError):
+    """A keyword option the chosen backend does not declare, or a value of the wrong kind.
+
+    The message lists the backend's valid options and suggests the closest name.
+    """
 
 
 class SolverUnavailableError(RobatchError, RuntimeError):

@@ -8,6 +8,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from ._validate import assignment_errors, numeric_array
 from .errors import AssignmentError
 from .instance import Instance
 from .options import compile_options
@@ -103,19 +104,15 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
     Raises
     ------
     AssignmentError
-        Wrong shape, a non-integer or out-of-range option, or an option that is not
-        admissible for its query (the message names the query).
+        Wrong shape; an entry that is not an integer (a string, a boolean, null, ``0.7``);
+        an out-of-range option; an option that is not admissible for its query. The message
+        names the first offending query.
     """
-    arr = np.asarray(option)
+    # Strings, booleans, null and fractional indices are refused (an integral float is fine).
+    arr = numeric_array(option, "option", assignment_errors, integer=True)
     n, J = inst.n_queries, inst.n_options
     if arr.shape != (n,):
         raise AssignmentError("option", f"must have shape ({n},), got {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        f = np.asarray(arr, dtype=np.float64)
-        bad = ~np.isfinite(f) | (f != np.round(f))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise AssignmentError(f"option[{i}]", f"must be an integer option index, got {arr[i]!r}")
     arr = np.array(arr, dtype=np.int64, copy=True)
     bad = (arr < 0) | (arr >= J)
     if bad.any():

@@ -533,6 +533,14 @@ def plot_frontiers(frontiers: Iterable[Frontier] | Mapping[str, Frontier], path:
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path)
+    import io as _io
+
+    from ._files import write_atomic
+
+    buf = _io.BytesIO()
+    # PNG into memory, then one atomic write to exactly ``path`` (savefig would append
+    # ".png" to a name without a suffix, and leave a partial file on failure).
+    fig.savefig(buf, format="png")
+    write_atomic(path, buf.getvalue())
     plt.close(fig)
     return None

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
+from . import _validate as V
 from .errors import InstanceError
 
 __all__ = ["Model", "Task", "Instance"]
@@ -28,14 +29,11 @@ RetentionSpec = Union[
 
 
 def _finite_nonneg(value, field_name: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InstanceError(field_name, f"must be a number, got {value!r}") from exc
+    x = V.number(value, field_name)
     if not np.isfinite(x):
-        raise InstanceError(field_name, f"must be finite, got {x!r}")
+        raise InstanceError(field_name, f"must be finite, got {V.fmt_num(x)}")
     if x < 0:
-        raise InstanceError(field_name, f"must be >= 0, got {x!r}")
+        raise InstanceError(field_name, f"must be >= 0, got {V.fmt_num(x)}")
     return x
 
 
@@ -64,26 +62,30 @@ class Model:
     def __post_init__(self):
         where = f"models[{self.name!r}]"
         if not isinstance(self.name, str) or not self.name:
-            raise InstanceError("models.name", f"must be a non-empty string, got {self.name!r}")
+            raise InstanceError("models.name", f"must be a non-empty string, got {V.describe(self.name)}")
         object.__setattr__(self, "price_in", _finite_nonneg(self.price_in, f"{where}.price_in"))
         object.__setattr__(self, "price_out", _finite_nonneg(self.price_out, f"{where}.price_out"))
-        window = self.context_window
-        if isinstance(window, bool) or not float(window).is_integer() or window <= 0:
+        window = V.integer(self.context_window, f"{where}.context_window")
+        if window <= 0:
             raise InstanceError(f"{where}.context_window",
-                                f"must be a positive integer number of tokens, got {window!r}")
-        object.__setattr__(self, "context_window", int(window))
+                                f"must be a positive integer number of tokens, got {V.fmt_num(window)}")
+        object.__setattr__(self, "context_window", window)
+        if isinstance(self.batch_sizes, (str, bytes, dict)):
+            raise InstanceError(f"{where}.batch_sizes",
+                                f"must be a sequence of integers, got {V.describe(self.batch_sizes)}")
         try:
             sizes = tuple(self.batch_sizes)
         except TypeError as exc:
             raise InstanceError(f"{where}.batch_sizes",
-                                f"must be a sequence of integers, got {self.batch_sizes!r}") from exc
+                                f"must be a sequence of integers, got {V.describe(self.batch_sizes)}") from exc
         if not sizes:
             raise InstanceError(f"{where}.batch_sizes", "must not be empty")
         clean = []
         for pos, b in enumerate(sizes):
-            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-                raise InstanceError(f"{where}.batch_sizes[{pos}]",
-                                    f"must be an integer >= 1, got {b!r}")
+            # Batch sizes are counts: an integral float (2.0) is refused too, as it always was.
+            b = V.integer(b, f"{where}.batch_sizes", strict=True, idx=(pos,))
+            if b < 1:
+                raise InstanceError(f"{where}.batch_sizes[{pos}]", f"must be an integer >= 1, got {b}")
             if clean and b <= clean[-1]:
                 raise InstanceError(f"{where}.batch_sizes[{pos}]",
                                     f"must be strictly increasing, got {b} after {clean[-1]}")
@@ -108,7 +110,7 @@ class Task:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
-            raise InstanceError("tasks.name", f"must be a non-empty string, got {self.name!r}")
+            raise InstanceError("tasks.name", f"must be a non-empty string, got {V.describe(self.name)}")
         object.__setattr__(self, "system_tokens",
                            _finite_nonneg(self.system_tokens, f"tasks[{self.name!r}].system_tokens"))
 
@@ -119,32 +121,32 @@ def _first_bad(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in np.unravel_index(flat, mask.shape))
 
 
-def _fmt_index(idx: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(v) for v in idx) + "]"
+_fmt_index = V.fmt_index
 
 
 def _as_float_array(value, name: str, shape: tuple[int, ...], *, lo: float | None = 0.0,
                     hi: float | None = None) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InstanceError(name, f"must be numeric: {exc}") from exc
+    checked = V.numeric_array(value, name, ndim=len(shape))
+    # A new array from a list is ours already; the caller's own array is copied (never aliased).
+    arr = np.array(checked, dtype=np.float64, copy=True) if checked is value else checked.astype(np.float64, copy=False)
     if arr.shape != shape:
         raise InstanceError(name, f"must have shape {shape}, got {arr.shape}")
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = _first_bad(bad)
-        raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be finite, got {arr[idx]!r}")
+        raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be finite, got {V.fmt_num(arr[idx])}")
     if lo is not None:
         bad = arr < lo
         if bad.any():
             idx = _first_bad(bad)
-            raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be >= {lo}, got {arr[idx]!r}")
+            raise InstanceError(f"{name}{_fmt_index(idx)}",
+                                f"must be >= {lo:g}, got {V.fmt_num(arr[idx], apart_from=lo)}")
     if hi is not None:
         bad = arr > hi
         if bad.any():
             idx = _first_bad(bad)
-            raise InstanceError(f"{name}{_fmt_index(idx)}", f"must be <= {hi}, got {arr[idx]!r}")
+            raise InstanceError(f"{name}{_fmt_index(idx)}",
+                                f"must be <= {hi:g}, got {V.fmt_num(arr[idx], apart_from=hi)}")
     arr.flags.writeable = False
     return arr
 
@@ -220,20 +222,10 @@ class Instance:
         options = tuple((k, b) for k, m in enumerate(models) for b in m.batch_sizes)
         object.__setattr__(self, "options", options)
 
-        qt = np.asarray(self.query_task)
+        qt = V.numeric_array(self.query_task, "query_task", integer=True)
         if qt.ndim != 1:
             raise InstanceError("query_task", f"must be 1-D, got shape {qt.shape}")
         n = qt.shape[0]
-        if qt.dtype.kind not in "iu":
-            try:
-                qtf = np.asarray(qt, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise InstanceError("query_task", f"must hold integers: {exc}") from exc
-            bad = ~np.isfinite(qtf) | (qtf != np.round(qtf)) if n else np.zeros(0, bool)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise InstanceError(f"query_task[{i}]", f"must be an integer task index, got {qt[i]!r}")
-            qt = qtf
         qt = np.array(qt, dtype=np.int64, copy=True)
         bad = (qt < 0) | (qt >= len(tasks))
         if bad.any():
@@ -245,7 +237,7 @@ class Instance:
 
         K, J = len(models), len(options)
         object.__setattr__(self, "input_tokens", _as_float_array(self.input_tokens, "input_tokens", (n,)))
-        out = np.asarray(self.output_tokens)
+        out = V.numeric_array(self.output_tokens, "output_tokens", ndim=(2, 1))
         if out.ndim == 1 and out.shape == (n,):
             out = np.repeat(np.asarray(out, dtype=np.float64)[:, None], K, axis=1)
         object.__setattr__(self, "output_tokens", _as_float_array(out, "output_tokens", (n, K)))
@@ -260,8 +252,8 @@ class Instance:
                        for k in range(K))
             raise InstanceError(
                 f"query[{i}]",
-                f"fits no model's context window (needs at least {need:.0f} tokens with batch size 1; "
-                f"largest window is {max(m.context_window for m in models)})")
+                f"fits no model's context window (needs at least {float(np.ceil(need)):.6g} tokens with "
+                f"batch size 1; largest window is {V.fmt_num(max(m.context_window for m in models))})")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -382,16 +374,18 @@ class Instance:
         n = np.asarray(query_task).shape[0]
         u0 = _as_float_array(base_utility, "base_utility", (n, len(models)), lo=0.0, hi=1.0)
         if callable(retention):
-            r = np.array([float(retention(models[k], b)) for k, b in options], dtype=np.float64)
+            r = np.array([V.number(retention(models[k], b), f"retention[{models[k].name!r}][{b}]")
+                          for k, b in options], dtype=np.float64)
         elif isinstance(retention, Mapping):
             r = np.empty(len(options))
             for j, (k, b) in enumerate(options):
                 try:
-                    r[j] = float(retention[models[k].name][b])
+                    value = retention[models[k].name][b]
                 except KeyError as exc:
                     raise InstanceError(f"retention[{models[k].name!r}][{b}]", "is missing") from exc
+                r[j] = V.number(value, f"retention[{models[k].name!r}][{b}]")
         else:
-            r = np.asarray(retention, dtype=np.float64)
+            r = V.numeric_array(retention, "retention")
             if r.shape != (len(options),):
                 raise InstanceError("retention", f"must have shape ({len(options)},), got {r.shape}")
         r = _as_float_array(r, "retention", (len(options),), lo=0.0, hi=None)
@@ -426,9 +420,10 @@ class Instance:
             if batch_sizes is None:
                 allowed = set(m.batch_sizes)
             elif isinstance(batch_sizes, Mapping):
-                allowed = set(int(b) for b in batch_sizes.get(m.name, m.batch_sizes))
+                allowed = set(V.numeric_array(list(batch_sizes.get(m.name, m.batch_sizes)),
+                                              f"batch_sizes[{m.name!r}]", integer=True).tolist())
             else:
-                allowed = set(int(b) for b in batch_sizes)
+                allowed = set(V.numeric_array(list(batch_sizes), "batch_sizes", integer=True).tolist())
             sizes = tuple(b for b in m.batch_sizes if b in allowed)
             if not sizes:
                 continue

@@ -21,10 +21,13 @@ unsigned integer type that holds them exactly (they read back as the same float6
 which is what makes the form compact; utilities stay float64.
 
 Errors: a file that cannot be read as an instance (malformed, truncated, wrong format key,
-missing or mistyped field) raises :class:`~robatch_opt.errors.FormatError` whose one-line
-message names the file and the field; readable but invalid contents (a utility above 1, an
-array of the wrong shape...) raise the :class:`~robatch_opt.errors.InstanceError` of the
-:class:`~robatch_opt.Instance` constructor; a missing file raises :class:`OSError`.
+missing or mistyped field: a string, boolean or null where a number belongs, a float where
+an integer belongs, a nested list, a ragged row) raises
+:class:`~robatch_opt.errors.FormatError` whose one-line message names the file, the field
+and the first offending index; readable but invalid contents (a utility above 1, an array
+of the wrong shape...) raise the :class:`~robatch_opt.errors.InstanceError` of the
+:class:`~robatch_opt.Instance` constructor, with the file prefixed; a missing file raises
+:class:`OSError`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from typing import Any, Union
 
 import numpy as np
 
-from .errors import FormatError
+from ._files import open_atomic
+from ._validate import ErrorFactory, describe, format_errors, integer, number, numeric_array, string
+from .errors import FormatError, InstanceError
 from .instance import Instance, Model, Task
 
 __all__ = ["save", "load", "format_of", "instance_to_json", "instance_from_json", "INSTANCE_FORMAT",
@@ -53,8 +58,9 @@ _FORMAT_PREFIX = "robatch_opt.instance/"
 #: Suffix -> format name understood by :func:`save` and :func:`load`.
 SUFFIXES = {".json": "json", ".npz": "npz"}
 
-# Arrays of the npz form, with the dtype kinds accepted on load.
-_NPZ_ARRAYS = {"query_task": "iu", "input_tokens": "iuf", "output_tokens": "iuf", "utility": "iuf"}
+# Per-query arrays (of both forms), with the nesting depths accepted on load (output tokens
+# may be one column shared by every model).
+_NPZ_ARRAYS = {"query_task": 1, "input_tokens": 1, "output_tokens": (2, 1), "utility": 2}
 
 
 # ---------------------------------------------------------------------------- front doors
@@ -66,8 +72,9 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     inst : Instance
     path : str or path-like
         Target file; its suffix chooses the format unless ``format`` is given. The file is
-        written to a temporary name in the same directory and renamed, so a crash never
-        leaves a truncated file under ``path``.
+        written to a temporary name in the same directory and renamed
+        (:func:`robatch_opt._files.open_atomic`), so a failure never leaves a truncated file
+        under ``path`` and an existing file keeps its mode.
     format : {"json", "npz"}, optional
         Overrides the suffix.
     compress : bool
@@ -100,20 +107,11 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
     path = Path(path)
     fmt = format_of(path, format)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if fmt == "json":
-                fh.write(instance_to_json(inst).encode("utf-8"))
-            else:
-                _write_npz(inst, fh, compress=compress)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with open_atomic(path, "wb") as fh:        # whole or not at all; the mode follows the umask
+        if fmt == "json":
+            fh.write(instance_to_json(inst).encode("utf-8"))
+        else:
+            _write_npz(inst, fh, compress=compress)
     return path
 
 
@@ -189,9 +187,12 @@ def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
         raise FormatError(f"{source}: not a JSON text: {exc}") from exc
     if not isinstance(d, dict):
         raise FormatError(f"{source}: expected a JSON object at the top level, got {_type_name(d)}")
-    models, tasks = _check_meta(d, source)
-    arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
-    return _build(models, tasks, arrays, d, source)
+    try:
+        models, tasks = _check_meta(d, source)
+        arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
+        return _build(models, tasks, arrays, d, source, format_errors(source))
+    except InstanceError as err:
+        raise err.located(source) from err
 
 
 # ----------------------------------------------------------------------------------- NPZ
@@ -261,20 +262,20 @@ def _read_npz(path: Path) -> Instance:
                 raise FormatError(f"{src}: npz array `meta` must hold a JSON object, got {_type_name(d)}")
             models, tasks = _check_meta(d, src)
             arrays = {}
-            for name, kinds in _NPZ_ARRAYS.items():
+            for name in _NPZ_ARRAYS:
                 if name not in npz.files:
                     raise FormatError(f"{src}: npz archive is missing array `{name}`")
-                arr = _npz_array(npz, name, src)
-                if arr.dtype.kind not in kinds:
-                    expected = "an integer" if kinds == "iu" else "a real numeric"
-                    raise FormatError(f"{src}: npz array `{name}` has dtype {arr.dtype}; "
-                                      f"expected {expected} type")
-                arrays[name] = arr
+                arrays[name] = _npz_array(npz, name, src)
+        except InstanceError as err:
+            raise err.located(src) from err
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, FormatError):
                 raise
             raise FormatError(f"{src}: npz archive is truncated or corrupt: {_one_line(exc)}") from exc
-    return _build(models, tasks, arrays, d, src)
+    try:
+        return _build(models, tasks, arrays, d, src, format_errors(src, "npz array "))
+    except InstanceError as err:
+        raise err.located(src) from err
 
 
 def _npz_array(npz, name: str, src: str) -> np.ndarray:
@@ -332,22 +333,30 @@ def _field(d: dict, key: str, where: str, *, prefix: str = ""):
 
 def _check_meta(d: dict, src: str) -> tuple[list[Model], list[Task]]:
     """Check the format key and build models and tasks (their own checks raise InstanceError)."""
-    fmt = d.get("format")
-    if fmt is None:
+    if "format" not in d:
         raise FormatError(f"{src}: missing field `format` (not a robatch_opt instance)")
+    fmt = d["format"]
     if fmt != INSTANCE_FORMAT:
+        shown = repr(fmt) if isinstance(fmt, str) and len(fmt) <= 60 else describe(fmt)
         if isinstance(fmt, str) and fmt.startswith(_FORMAT_PREFIX):
-            raise FormatError(f"{src}: unsupported instance format version {fmt!r}; "
+            raise FormatError(f"{src}: unsupported instance format version {shown}; "
                               f"this robatch_opt reads {INSTANCE_FORMAT!r}")
-        raise FormatError(f"{src}: `format` is {fmt!r}, not a robatch_opt instance ({INSTANCE_FORMAT!r})")
+        raise FormatError(f"{src}: `format` is {shown}, not a robatch_opt instance ({INSTANCE_FORMAT!r})")
+    # Types are the format's business (FormatError, by position in the file); values are the
+    # constructors' (InstanceError: a negative price, decreasing batch sizes...).
+    err = format_errors(src)
     models = []
     for pos, kw in enumerate(_records(d, "models", ("name", "price_in", "price_out", "context_window",
                                                     "batch_sizes"), src)):
-        if not isinstance(kw["batch_sizes"], list):
-            raise FormatError(f"{src}: `models[{pos}].batch_sizes` must be a list, "
-                              f"got {_type_name(kw['batch_sizes'])}")
-        models.append(Model(**{**kw, "batch_sizes": tuple(kw["batch_sizes"])}))
-    tasks = [Task(**kw) for kw in _records(d, "tasks", ("name", "system_tokens"), src)]
+        at = f"models[{pos}]."
+        sizes = numeric_array(kw["batch_sizes"], at + "batch_sizes", err, integer=True, strict=True)
+        models.append(Model(string(kw["name"], at + "name", err), number(kw["price_in"], at + "price_in", err),
+                            number(kw["price_out"], at + "price_out", err),
+                            integer(kw["context_window"], at + "context_window", err, strict=True),
+                            tuple(sizes.tolist())))
+    tasks = [Task(string(kw["name"], f"tasks[{pos}].name", err),
+                  number(kw["system_tokens"], f"tasks[{pos}].system_tokens", err))
+             for pos, kw in enumerate(_records(d, "tasks", ("name", "system_tokens"), src))]
     return models, tasks
 
 
@@ -364,26 +373,36 @@ def _records(d: dict, what: str, keys: tuple[str, ...], src: str) -> list[dict[s
     return out
 
 
-def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str) -> Instance:
-    # JSON cannot say how wide an empty 2-D array is; the models say it.
+def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str,
+           err: ErrorFactory) -> Instance:
+    """Type-check the per-query arrays (``err``), build the instance, cross-check the extras."""
     width = {"output_tokens": len(models), "utility": sum(len(m.batch_sizes) for m in models)}
-    for name, cols in width.items():
-        if isinstance(arrays[name], list) and not arrays[name]:
-            arrays[name] = np.zeros((0, cols))
+    for name, ndim in _NPZ_ARRAYS.items():
+        arr = numeric_array(arrays[name], name, err, ndim=ndim, integer=name == "query_task", strict=True)
+        if name in width and arr.shape == (0,):
+            arr = arr.reshape(0, width[name])         # JSON cannot say how wide an empty 2-D array is
+        arrays[name] = arr
     inst = Instance(models=models, tasks=tasks, **arrays)
     # The informative fields must agree with what the data says, or the file was edited
     # inconsistently (e.g. batch sizes changed without the utility columns).
-    if "n_queries" in d and d["n_queries"] != inst.n_queries:
-        raise FormatError(f"{src}: `n_queries` is {d['n_queries']!r} but the arrays hold "
-                          f"{inst.n_queries} queries")
+    meta_err = format_errors(src)
+    if "n_queries" in d:
+        n = integer(d["n_queries"], "n_queries", meta_err, strict=True)
+        if n != inst.n_queries:
+            raise FormatError(f"{src}: `n_queries` is {n} but the arrays hold {inst.n_queries} queries")
     if "options" in d:
-        try:
-            stored = tuple((int(k), int(b)) for k, b in d["options"])
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"{src}: `options` must be a list of [model index, batch size] pairs") from exc
-        if stored != inst.options:
-            raise FormatError(f"{src}: `options` {[list(o) for o in stored]} disagree with the models' batch "
-                              f"sizes, which give {[list(o) for o in inst.options]}")
+        stored = numeric_array(d["options"], "options", meta_err, ndim=2, integer=True, strict=True)
+        if stored.size and stored.shape[1] != 2:
+            raise FormatError(f"{src}: `options`: must be a list of [model index, batch size] pairs, "
+                              f"got rows of {stored.shape[1]}")
+        if len(stored) != inst.n_options:
+            raise FormatError(f"{src}: `options` lists {len(stored)} pairs but the models' batch sizes "
+                              f"give {inst.n_options} options")
+        differ = np.flatnonzero((stored != np.array(inst.options)).any(axis=1))
+        if differ.size:
+            j = int(differ[0])
+            raise FormatError(f"{src}: `options[{j}]` is {stored[j].tolist()} but the models' batch sizes "
+                              f"make option {j} {list(inst.options[j])}")
     return inst
 
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ._validate import describe, format_errors, integer, number, numeric_array, optional_number, string
 from .errors import FormatError
 from .evaluate import CallTable, CostBreakdown, pack_calls
 
@@ -169,9 +170,21 @@ class Plan:
                 f"gap={self.gap:.3g}, status={self.status.value}, method={self.method!r})")
 
     # ------------------------------------------------------------------ JSON
-    def to_json(self) -> str:
-        """Serialise losslessly (floats by ``repr``, which round-trips exactly)."""
+    def to_json(self, *, timings: bool = False) -> str:
+        """Serialise losslessly (floats by ``repr``, which round-trips exactly).
+
+        Parameters
+        ----------
+        timings : bool
+            Keep the run's timings (``wall_time_s`` and every ``*_s`` / ``timings`` entry of
+            ``info``). Off by default, so that the same solve writes the same bytes; a plan
+            read back without them has ``wall_time_s`` NaN.
+        """
         d = self.summary_dict()
+        info = dict(self.info)
+        if not timings:
+            d.pop("wall_time_s")
+            info = _without_timings(info)
         d.update({
             "format": PLAN_FORMAT,
             "option": self.option.tolist(),
@@ -180,47 +193,110 @@ class Plan:
             "model_names": list(self.model_names),
             "breakdown": {"system_usd": self.breakdown.system_usd, "input_usd": self.breakdown.input_usd,
                           "output_usd": self.breakdown.output_usd},
-            "info": _jsonable(dict(self.info)),
+            "info": _jsonable(info),
         })
         return json.dumps(d, allow_nan=True)
 
+    def save(self, path, *, timings: bool = False):
+        """Write :meth:`to_json` to ``path`` atomically (whole or not at all); returns the path."""
+        from ._files import write_atomic
+
+        return write_atomic(path, self.to_json(timings=timings))
+
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        """Inverse of :meth:`to_json`; raises FormatError on malformed or truncated text."""
+    def from_json(cls, text: str, *, source: str | None = None) -> "Plan":
+        """Inverse of :meth:`to_json`.
+
+        Parameters
+        ----------
+        text : str
+        source : str, optional
+            The file the text came from, prefixed to error messages.
+
+        Raises
+        ------
+        FormatError
+            Malformed or truncated text; not a plan; a missing field; a mistyped field (a
+            string, boolean or null where a number belongs, a float or out-of-range option
+            index, a nested list). The one-line message names the field and the first
+            offending index.
+        """
+        prefix = f"{source}: " if source else ""
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise FormatError(f"plan JSON is malformed or truncated: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{prefix}plan JSON is malformed or truncated at line {exc.lineno} column "
+                              f"{exc.colno} (char {exc.pos}): {exc.msg}") from exc
+        except (TypeError, RecursionError) as exc:
+            raise FormatError(f"{prefix}plan JSON is malformed: {exc}") from exc
         if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
-            raise FormatError(f"not a robatch_opt plan (expected format {PLAN_FORMAT!r})")
-        try:
-            options = tuple((int(k), int(b)) for k, b in d["options"])
-            option = _ro(d["option"], np.int64)
-            query_task = _ro(d["query_task"], np.int64)
-            if option.shape != query_task.shape or option.ndim != 1:
-                raise FormatError("plan JSON: `option` and `query_task` must be lists of equal length")
-            if option.size and (option.min() < 0 or option.max() >= len(options)):
-                raise FormatError("plan JSON: `option` holds an index outside `options`")
-            om = np.array([k for k, _ in options], dtype=np.int64)
-            ob = np.array([b for _, b in options], dtype=np.int64)
-            bd = d["breakdown"]
-            return cls(
-                option=option, model=_ro(om[option], np.int64), batch_size=_ro(ob[option], np.int64),
-                query_task=query_task, cost_usd=float(d["cost_usd"]), utility=float(d["utility"]),
-                upper_bound=_opt_float(d.get("upper_bound")),
-                cost_lower_bound_usd=_opt_float(d.get("cost_lower_bound_usd")),
-                gap=float(d["gap"]), status=Status(d["status"]), method=str(d["method"]),
-                wall_time_s=float(d["wall_time_s"]), budget_usd=_opt_float(d.get("budget_usd")),
-                min_mean_utility=_opt_float(d.get("min_mean_utility")), n_calls=int(d["n_calls"]),
-                breakdown=CostBreakdown(float(bd["system_usd"]), float(bd["input_usd"]),
-                                        float(bd["output_usd"])),
-                options=options, model_names=tuple(str(s) for s in d["model_names"]),
-                info=d.get("info", {}),
-            )
-        except FormatError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"plan JSON is missing or has a bad field: {exc!r}") from exc
+            raise FormatError(f"{prefix}not a robatch_opt plan (expected format {PLAN_FORMAT!r})")
+        err = format_errors(source or "plan JSON")
+
+        def field(key: str):
+            if key not in d:
+                raise FormatError(f"{source or 'plan JSON'}: missing field `{key}`")
+            return d[key]
+
+        options = numeric_array(field("options"), "options", err, ndim=2, integer=True, strict=True)
+        names = field("model_names")
+        if not isinstance(names, list):
+            raise err("model_names", (), f"must be a list of strings, got {describe(names)}")
+        model_names = tuple(string(s, f"model_names[{k}]", err) for k, s in enumerate(names))
+        if options.ndim != 2 or options.shape[1] != 2:
+            raise err("options", (), "must be a non-empty list of [model index, batch size] pairs")
+        bad = (options[:, 0] < 0) | (options[:, 0] >= len(model_names)) | (options[:, 1] < 1)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise err("options", (j,), f"{options[j].tolist()} is not a pair of a model index below "
+                                       f"{len(model_names)} and a batch size >= 1")
+        option = numeric_array(field("option"), "option", err, integer=True, strict=True)
+        query_task = numeric_array(field("query_task"), "query_task", err, integer=True, strict=True)
+        if option.shape != query_task.shape:
+            raise err("option", (), f"has {len(option)} entries but `query_task` has {len(query_task)}")
+        bad = (option < 0) | (option >= len(options))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise err("option", (i,), f"option {int(option[i])} is out of range for {len(options)} options")
+        # Informative duplicates: checked for type (and n_queries for agreement), not used.
+        if "n_queries" in d and integer(d["n_queries"], "n_queries", err, strict=True) != len(option):
+            raise err("n_queries", (), f"is {d['n_queries']} but `option` has {len(option)} entries")
+        if "mean_utility" in d:
+            number(d["mean_utility"], "mean_utility", err)
+        if query_task.size and query_task.min() < 0:
+            i = int(np.argmax(query_task < 0))
+            raise err("query_task", (i,), f"must be a task index >= 0, got {int(query_task[i])}")
+        status = string(field("status"), "status", err)
+        if status not in {s.value for s in Status}:
+            raise err("status", (), f"must be one of {[s.value for s in Status]}, got {describe(status)}")
+        bd = field("breakdown")
+        if not isinstance(bd, dict):
+            raise err("breakdown", (), f"must be an object, got {describe(bd)}")
+        for key in ("system_usd", "input_usd", "output_usd"):
+            if key not in bd:
+                raise FormatError(f"{source or 'plan JSON'}: missing field `breakdown.{key}`")
+        info = d.get("info", {})
+        if not isinstance(info, dict):
+            raise err("info", (), f"must be an object, got {describe(info)}")
+        om, ob = options[:, 0], options[:, 1]
+        return cls(
+            option=_ro(option, np.int64), model=_ro(om[option], np.int64), batch_size=_ro(ob[option], np.int64),
+            query_task=_ro(query_task, np.int64), cost_usd=number(field("cost_usd"), "cost_usd", err),
+            utility=number(field("utility"), "utility", err),
+            upper_bound=optional_number(d.get("upper_bound"), "upper_bound", err),
+            cost_lower_bound_usd=optional_number(d.get("cost_lower_bound_usd"), "cost_lower_bound_usd", err),
+            gap=number(field("gap"), "gap", err), status=Status(status),
+            method=string(field("method"), "method", err),
+            # A plan file need not record how long its solve took (NaN when it does not).
+            wall_time_s=number(d.get("wall_time_s", math.nan), "wall_time_s", err),
+            budget_usd=optional_number(d.get("budget_usd"), "budget_usd", err),
+            min_mean_utility=optional_number(d.get("min_mean_utility"), "min_mean_utility", err),
+            n_calls=integer(field("n_calls"), "n_calls", err, strict=True),
+            breakdown=CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
+                                      for k in ("system_usd", "input_usd", "output_usd"))),
+            options=tuple((int(k), int(b)) for k, b in options.tolist()), model_names=model_names,
+            info=info,
+        )
 
 
 class _CallView:
@@ -231,8 +307,12 @@ class _CallView:
         self.n_options = n_options
 
 
-def _opt_float(x) -> float | None:
-    return None if x is None else float(x)
+def _without_timings(x):
+    """``x`` without the entries that measure time (keys ending in ``_s``, ``timings``)."""
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items()
+                if not (isinstance(k, str) and (k.endswith("_s") or k == "timings"))}
+    return x
 
 
 def _jsonable(x):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InfeasibleBudgetError, InstanceError, SolverError, SolverUnavailableError
+from .errors import (InfeasibleBudgetError, InstanceError, SolverError, SolverUnavailableError,
+                     UnknownOptionError)
 from .evaluate import evaluate, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
 from .solvers import AUTO, get_backend, registered_methods
-from .solvers.base import Problem, SolverResult
+from .solvers.base import Problem, SolveProgress, SolverResult, check_options
 from .errors import UnknownMethodError
 
 __all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_CELLS"]
@@ -67,16 +68,22 @@ def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
     if isinstance(max_queries_per_model, Mapping):
         items = [(inst.model_index(name), v) for name, v in max_queries_per_model.items()]
     else:
-        vals = list(max_queries_per_model)
+        try:
+            vals = list(max_queries_per_model)
+        except TypeError:
+            raise InstanceError("max_queries_per_model", "must be a sequence (one entry per model) or a "
+                                f"mapping of model name to int, got {type(max_queries_per_model).__name__}") from None
         if len(vals) != K:
             raise InstanceError("max_queries_per_model", f"must have one entry per model ({K}), got {len(vals)}")
         items = list(enumerate(vals))
     for k, v in items:
         if v is None:
             continue
-        if isinstance(v, bool) or not float(v).is_integer() or v < 0:
+        integral = isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating))
+                                                          and math.isfinite(v) and float(v).is_integer())
+        if isinstance(v, (bool, np.bool_)) or not integral or v < 0:
             raise InstanceError(f"max_queries_per_model[{inst.models[k].name!r}]",
-                                f"must be an integer >= 0 or None, got {v!r}")
+                                f"must be an integer >= 0 or None, got {_show(v)}")
         cap[k] = min(int(v), inst.n_queries)
     if cap.sum() < inst.n_queries:
         raise InfeasibleBudgetError(
@@ -88,7 +95,8 @@ def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
 def solve(instance: Instance, budget: float | None = None, *, method: str = "auto",
           min_mean_utility: float | None = None,
           max_queries_per_model: Sequence[int | None] | Mapping[str, int | None] | None = None,
-          time_limit_s: float = 60.0, seed: int = 0, **options: Any) -> Plan:
+          time_limit_s: float = 60.0, seed: int = 0,
+          progress: Callable[[SolveProgress], None] | None = None, **options: Any) -> Plan:
     """Plan a workload: pick a model and a batch size for every query.
 
     Parameters
@@ -105,11 +113,18 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     max_queries_per_model : sequence (one per model) or mapping of name to int, optional
         Per-model capacity; ``None`` entries are unlimited.
     time_limit_s : float
-        Limit for exact engines (seconds). A time-limited answer is FEASIBLE, never OPTIMAL.
+        Wall-clock limit of the whole solve in seconds, model building included (exact
+        engines; the greedy needs far less). A time-limited answer is FEASIBLE, never OPTIMAL.
     seed : int
         Seed for engines that use randomness; the same input and seed give the same plan.
+    progress : callable, optional
+        Called with a :class:`~robatch_opt.solvers.base.SolveProgress` as the engine
+        finds plans and bounds (exact engines), e.g. to draw a progress display.
     **options
-        Backend-specific settings, e.g. ``solver="highs"`` for ``method="milp"``.
+        Backend-specific settings, e.g. ``solver="highs"`` for ``method="milp"``. Each
+        backend declares its options (``get_backend(name).options``); any other name, or a
+        value of the wrong type, raises :class:`~robatch_opt.errors.UnknownOptionError`
+        before any work. ``method="auto"`` takes none.
 
     Returns
     -------
@@ -118,8 +133,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
 
     Raises
     ------
-    UnknownMethodError, SolverUnavailableError
-        Before any work, for a method that is not registered or not installed.
+    UnknownMethodError, SolverUnavailableError, UnknownOptionError
+        Before any work, for a method that is not registered or not installed, or an
+        option the method does not declare.
     InfeasibleBudgetError
         No plan within the budget (or reaching the target); carries the cheapest cost found.
     InstanceError
@@ -136,7 +152,15 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     t0 = time.perf_counter()
     if not isinstance(method, str):
         raise UnknownMethodError(f"`method`: must be a string; valid: {', '.join(registered_methods())}")
+    if method != AUTO:
+        chosen, backend = method, get_backend(method)      # unknown or unavailable: fail first
+    if not isinstance(instance, Instance):
+        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(instance).__name__}")
     if method == AUTO:
+        if options:
+            raise UnknownOptionError(
+                f"`{next(iter(options))}`: method 'auto' takes no engine options, because the engine it "
+                f"picks depends on the instance's size; name the method (e.g. method='milp', solver='cbc')")
         # Resolved before any work too: small instances go to an exact engine.
         cells = instance.n_queries * instance.n_options
         chosen = "milp" if cells <= AUTO_EXACT_MAX_CELLS else "greedy"
@@ -144,27 +168,27 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             backend = get_backend(chosen)
         except SolverUnavailableError:
             chosen, backend = "greedy", get_backend("greedy")
-    else:
-        chosen, backend = method, get_backend(method)
-    if not isinstance(instance, Instance):
-        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(instance).__name__}")
+    declared = getattr(backend, "options", None)
+    if declared is not None:              # a user's backend without a declaration gets all
+        check_options(chosen, declared, options)
     if (budget is None) == (min_mean_utility is None):
         raise InstanceError("budget", "give exactly one of `budget` (USD) and `min_mean_utility`")
-    tl = float(time_limit_s)
+    tl = _number(time_limit_s, "time_limit_s")
     if not math.isfinite(tl) or tl <= 0:
-        raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {time_limit_s!r}")
+        raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {_show(time_limit_s)}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InstanceError("seed", f"must be an integer, got {_show(seed)}")
+    if progress is not None and not callable(progress):
+        raise InstanceError("progress", f"must be callable or None, got {type(progress).__name__}")
 
     table = compile_options(instance)
     n = instance.n_queries
     lower_bound = table.min_cost_usd
     budget_usd = target = None
     if budget is not None:
-        try:
-            budget_usd = float(budget)
-        except (TypeError, ValueError) as exc:
-            raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
+        budget_usd = _number(budget, "budget")
         if not math.isfinite(budget_usd) or budget_usd < 0:
-            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {_show(budget)}")
         if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
@@ -172,12 +196,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
                 f"(lower bound ${lower_bound:.6g}; cheapest plan found ${cheapest:.6g})",
                 budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
     else:
-        try:
-            a = float(min_mean_utility)
-        except (TypeError, ValueError) as exc:
-            raise InstanceError("min_mean_utility", f"must be a number, got {min_mean_utility!r}") from exc
+        a = _number(min_mean_utility, "min_mean_utility")
         if not math.isfinite(a) or not 0 <= a <= 1:
-            raise InstanceError("min_mean_utility", f"must be in [0, 1], got {min_mean_utility!r}")
+            raise InstanceError("min_mean_utility", f"must be in [0, 1], got {_show(min_mean_utility)}")
         target = a * n
         best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
         if not meets_target(best, target):                       # no plan is more useful than best
@@ -186,17 +207,25 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
                 budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
     cap = _capacity(instance, max_queries_per_model)
 
+    # The limit covers the whole solve: what the front door spent is taken off the backend's.
+    remaining = max(tl - (time.perf_counter() - t0), 0.01)
     problem = Problem(instance=instance, table=table, budget_usd=budget_usd, min_total_utility=target,
-                      max_queries=cap, time_limit_s=tl, seed=int(seed), options=dict(options))
+                      max_queries=cap, time_limit_s=remaining, seed=int(seed), options=dict(options),
+                      progress=progress)
     result: SolverResult = backend.solve(problem)
     if result.option is None:
         cheapest = float(result.info.get("cheapest_cost_usd", math.inf))
         what = (f"budget ${budget_usd:.6g}" if budget_usd is not None
                 else f"mean utility {min_mean_utility:.6g}")
+        if cap is not None:
+            what += " within the per-model capacities"
         proven = result.status == Status.INFEASIBLE
+        found = (f"cheapest plan found ${cheapest:.6g}" if math.isfinite(cheapest)
+                 else "no plan found" + (" within the capacities" if cap is not None else ""))
         raise InfeasibleBudgetError(
-            f"`budget`: no plan meets {what} ({'proven by ' + chosen if proven else chosen + ' found none'}; "
-            f"cheapest plan found ${cheapest:.6g}, lower bound ${lower_bound:.6g})",
+            f"`{'budget' if budget_usd is not None else 'min_mean_utility'}`: no plan meets {what} "
+            f"({'proven by ' + chosen if proven else chosen + ' found none'}; "
+            f"{found}; lower bound ${lower_bound:.6g})",
             budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
     return _grade(problem, result, chosen, t0,
                   None if min_mean_utility is None else float(min_mean_utility))
@@ -241,6 +270,21 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
         n_calls=ev.n_calls, breakdown=ev.breakdown, options=inst.options,
         model_names=tuple(m.name for m in inst.models), info=dict(result.info),
     )
+
+
+def _number(v: Any, name: str) -> float:
+    """``v`` as a float; strings and booleans are refused (a number must be a number)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise InstanceError(name, f"must be a number, got {_show(v)}")
+    return float(v)
+
+
+def _show(v: Any) -> str:
+    """A value as a user wrote it, short: numbers by ``:.6g``, anything else by ``repr`` (cut)."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return f"{float(v):.6g}"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

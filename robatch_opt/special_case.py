@@ -385,6 +385,7 @@ class BatchingFlowBackend:
     """
 
     name = "batching_flow"
+    options: dict = {}              # no options: anything passed is refused by the front door
 
     def available(self) -> bool:
         try:

@@ -64,7 +64,7 @@ def test_admissibility_follows_context_window_exactly():
     (dict(query_task=[0, 2, 0]), "query_task[1]"),
     (dict(query_task=[0, -1, 0]), "query_task[1]"),
     (dict(query_task=[0, 0.5, 0]), "query_task[1]"),
-    (dict(query_task=[[0, 1, 0]]), "query_task"),
+    (dict(query_task=[[0, 1, 0]]), "query_task[0]"),
     (dict(models=[]), "models"),
     (dict(tasks=[]), "tasks"),
 ])

@@ -150,8 +150,11 @@ BAD_JSON = {
     "models not a list": (_edit(models={"m": 1}), r"field `models` must be a list, got an object"),
     "task not an object": (_edit(tasks=[3]), r"`tasks\[0\]` must be an object, got a number"),
     "model lacks a price": (_edit_model("price_out", KeyError), r"missing field `models\[1\].price_out`"),
-    "batch sizes not a list": (_edit_model("batch_sizes", 4), r"`models\[1\].batch_sizes` must be a list"),
-    "options edited": (_edit(options=[[0, 1], [0, 2], [0, 8], [1, 1]]), r"`options` .* disagree"),
+    "batch sizes not a list": (_edit_model("batch_sizes", 4),
+                               r"`models\[1\].batch_sizes`: must be a list of integers, got 4$"),
+    "options edited": (_edit(options=[[0, 1], [0, 2], [0, 8], [1, 1]]),
+                       r"`options\[2\]` is \[0, 8\] but the models' batch sizes make option 2 \[0, 4\]$"),
+    "options shortened": (_edit(options=[[0, 1]]), r"`options` lists 1 pairs but the models' batch sizes give 4"),
     "n_queries edited": (_edit(n_queries=4), r"`n_queries` is 4 but the arrays hold 3"),
 }
 
@@ -174,7 +177,6 @@ def test_non_utf8_json(tmp_path):
 
 BAD_CONTENTS = {
     "utility above 1": ("utility", lambda u: u[2].__setitem__(1, 1.5), r"`utility\[2, 1\]`: must be <= 1"),
-    "ragged utility": ("utility", lambda u: u[1].pop(), r"`utility`: must be numeric"),
     "wrong width": ("output_tokens", lambda o: [r.append(1) for r in o], r"`output_tokens`: must have shape"),
     "task out of range": ("query_task", lambda q: q.__setitem__(0, 5), r"`query_task\[0\]`: task index 5"),
     "negative tokens": ("input_tokens", lambda x: x.__setitem__(1, -2), r"`input_tokens\[1\]`: must be >= 0"),
@@ -264,7 +266,7 @@ BAD_NPZ = {
     "meta wrong format": r"`format` is 'something/else', not a robatch_opt instance",
     "meta lacks tasks": r"missing field `tasks`",
     "pickled object array": r"npz array `utility` cannot be read: ValueError: Object arrays cannot be loaded",
-    "string utility": r"npz array `utility` has dtype <U3; expected a real numeric type",
+    "string utility": r"npz array `utility`: must hold real numbers, got an array of strings \(dtype <U3\)",
 }
 
 

@@ -118,3 +118,78 @@ def test_plan_json_round_trip():
 def test_plan_from_bad_json(text):
     with pytest.raises(ro.FormatError):
         ro.Plan.from_json(text)
+
+
+# ------------------------------------------------ backend options (issue 12, item 5)
+def _no_work(monkeypatch):
+    """Make any work past the front door's checks fail loudly."""
+    import importlib
+
+    front = importlib.import_module("robatch_opt.solve")     # the module, not ro.solve
+
+    def boom(*a, **k):
+        raise AssertionError("work started before the options were checked")
+    monkeypatch.setattr(front, "compile_options", boom)
+
+
+@pytest.mark.parametrize("method", [m for m in ro.registered_methods() if m != "auto"])
+def test_every_backend_refuses_an_unknown_option_before_any_work(method, monkeypatch):
+    from robatch_opt.solvers import get_backend
+
+    inst = ro.workloads.synthetic(n=6, seed=0)
+    _no_work(monkeypatch)
+    declared = sorted(get_backend(method).options)
+    with pytest.raises(ro.UnknownOptionError) as err:
+        ro.solve(inst, 1.0, method=method, colour="blue")
+    msg = str(err.value)
+    assert "colour" in msg and method in msg
+    assert f"its options: {', '.join(declared) or 'none'}" in msg
+    # a close misspelling of a front-door argument is suggested
+    with pytest.raises(ro.UnknownOptionError, match="did you mean 'time_limit_s'"):
+        ro.solve(inst, 1.0, method=method, time_limit=5)
+
+
+@pytest.mark.parametrize("method, options, match", [
+    ("cpsat", {"workers": 0}, "`workers`: must be >= 1"),
+    ("cpsat", {"workers": "2"}, "`workers`: method 'cpsat' expects int"),
+    ("cpsat", {"hint": 1}, "`hint`: method 'cpsat' expects bool"),
+    ("milp", {"solver": "gurobi"}, "unknown value 'gurobi'.*valid: highs, cbc"),
+    ("milp", {"count_cuts": "no"}, "`count_cuts`: method 'milp' expects bool"),
+    ("greedy", {"solver": "highs"}, "method 'greedy' has no option 'solver'.*its options: none"),
+    ("auto", {"solver": "cbc"}, "method 'auto' takes no engine options"),
+])
+def test_option_values_and_auto_are_checked_before_any_work(method, options, match, monkeypatch):
+    inst = ro.workloads.synthetic(n=6, seed=0)
+    _no_work(monkeypatch)
+    with pytest.raises(ro.UnknownOptionError, match=match):
+        ro.solve(inst, 1.0, method=method, **options)
+
+
+def test_front_door_checks_the_instance_before_auto_looks_at_it():
+    with pytest.raises(ro.InstanceError, match="`instance`: must be a robatch_opt.Instance, got dict"):
+        ro.solve({"a": 1}, budget=1.0)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"max_queries_per_model": ["2", None]}, r"max_queries_per_model\['m0'\].*integer >= 0 or None, got '2'"),
+    ({"max_queries_per_model": [True, None]}, r"got True"),
+    ({"max_queries_per_model": [1.5, None]}, r"got 1.5"),
+    ({"max_queries_per_model": 3}, r"must be a sequence"),
+    ({"time_limit_s": "5"}, r"`time_limit_s`: must be a number, got '5'"),
+    ({"seed": 1.5}, r"`seed`: must be an integer"),
+])
+def test_front_door_arguments_are_typed(kw, match):
+    inst = ro.workloads.synthetic(n=6, seed=0)
+    inst = ro.Instance(models=[ro.Model("m0", 0.1, 0.2, 4096, (1,)), ro.Model("m1", 1.0, 2.0, 4096, (1,))],
+                       tasks=[ro.Task("t", 10)], query_task=[0, 0], input_tokens=[10, 10],
+                       output_tokens=[5, 5], utility=[[0.5, 0.9], [0.5, 0.9]])
+    with pytest.raises(ro.InstanceError, match=match):
+        ro.solve(inst, 1.0, method="greedy", **kw)
+
+
+def test_budget_must_be_a_number():
+    inst = ro.workloads.synthetic(n=6, seed=0)
+    with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got '1.0'"):
+        ro.solve(inst, "1.0", method="greedy")
+    with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got True"):
+        ro.solve(inst, True, method="greedy")

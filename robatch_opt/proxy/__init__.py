@@ -10,6 +10,9 @@ decomposition ``u[i, k, b] = u0[i, k] * r_k(b)``:
   on the bundled published batch-prompting observations);
 - :class:`KNNUtility` (retrieval-based) and :class:`LogisticUtility` (training-based) predict
   the unbatched utility ``u0[i, k]`` from query features;
+- :class:`TextUtility` (scikit-learn) predicts ``u0[i, k]`` and each model's output tokens
+  from a query's text, for real logs (:class:`~robatch_opt.datasets.RoutingData`), shrunk
+  toward the per-(task, model) mean (:class:`TaskMeanUtility`);
 - :class:`ProxyUtility` composes them into ``u[i, k, b]`` and a ready
   :class:`~robatch_opt.Instance`;
 - :mod:`robatch_opt.proxy.simulate` draws features and logs from a workload's ground truth,
@@ -27,6 +30,7 @@ from .logs import (DuplicateRowError, InconsistentQueryError, LogError, LogValue
                    ObservationLog, OutcomeRangeError, UnknownColumnError, UnknownModelError, load_logs,
                    save_logs)
 from .simulate import query_features, simulate_logs, subset_instance
+from .text_utility import TaskMeanUtility, TextUtility, task_model_means
 
 __all__ = [
     "load_logs", "save_logs", "ObservationLog",
@@ -38,4 +42,5 @@ __all__ = [
     "expected_calibration_error",
     "ProxyUtility",
     "query_features", "simulate_logs", "subset_instance",
+    "TextUtility", "TaskMeanUtility", "task_model_means",
 ]

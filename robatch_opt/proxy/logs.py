@@ -46,8 +46,10 @@ Validation (each a specific :class:`LogError`, a ``ValueError``, naming column, 
 - :class:`DuplicateRowError`: two rows with the same (query_id, model, batch_size, repeat);
 - :class:`InconsistentQueryError`: one query with two different tasks, input token counts or
   feature vectors;
-- :class:`LogValueError`: a malformed value: not a number, NaN, a non-integer or < 1 batch
-  size, negative tokens, an empty name, an embedding of the wrong length.
+- :class:`LogValueError`: a malformed value: not a number (text, a boolean, null, a nested
+  list), NaN, a non-integer or < 1 batch size (in a file, ``batch_size`` and ``repeat`` are
+  integer literals: ``2.0`` is refused), negative tokens, an empty name, an embedding of the
+  wrong length.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
+from .._files import open_atomic
+from .._validate import describe, fmt_num, integer, numeric_array
 from ..errors import FormatError
 from ..instance import Instance, Model
 
@@ -155,17 +159,33 @@ def _model_names(models) -> tuple[str, ...] | None:
 
 
 # ------------------------------------------------------------------------ the log itself
+def _log_errors(field: str, idx: tuple, message: str) -> LogValueError:
+    """Error factory of the shared type checks (robatch_opt._validate): column and row."""
+    return LogValueError(field, message, row=idx[0] if idx else None)
+
+
+def _is_name_type(t: type) -> bool:
+    # An integer id in JSON Lines is read as its text; booleans, floats and null are refused.
+    return issubclass(t, (str, int, np.integer)) and not issubclass(t, (bool, np.bool_))
+
+
 def _str_array(values, column: str) -> np.ndarray:
-    arr = np.asarray(values)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "U":
+        arr = values
+    elif isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        arr = values.astype(str)
+    else:
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
+        if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            raise LogValueError(column, f"must be a list of strings, got {describe(values)}")
+        values = list(values)
+        if not all(_is_name_type(t) for t in set(map(type, values))):
+            i = next(i for i, v in enumerate(values) if not _is_name_type(type(v)))
+            raise LogValueError(column, f"must be a string, got {describe(values[i])}", row=i)
+        arr = np.array([str(v) for v in values], dtype=str) if values else np.zeros(0, dtype="<U1")
     if arr.ndim != 1:
         raise LogValueError(column, f"must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind not in "U":
-        out = []
-        for i, v in enumerate(arr.tolist()):
-            if isinstance(v, bool) or not isinstance(v, (str, int, np.integer)):
-                raise LogValueError(column, f"must be a string, got {v!r}", row=i)
-            out.append(str(v))
-        arr = np.array(out, dtype=str) if out else np.zeros(0, dtype="<U1")
     empty = np.char.str_len(arr) == 0 if arr.size else np.zeros(0, bool)
     if empty.any():
         raise LogValueError(column, "must be a non-empty string", row=int(np.argmax(empty)))
@@ -173,46 +193,41 @@ def _str_array(values, column: str) -> np.ndarray:
 
 
 def _float_array(values, column: str, n: int, *, lo: float | None = None) -> np.ndarray:
-    try:
-        arr = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.shape != (n,):
-        # Find the first entry that does not read as a number, to name its row.
-        seq = list(values)
-        if len(seq) != n:
-            raise LogValueError(column, f"must have {n} values, got {len(seq)}")
-        for i, v in enumerate(seq):
-            try:
-                if isinstance(v, bool):
-                    raise TypeError
-                float(v)
-            except (TypeError, ValueError):
-                raise LogValueError(column, f"must be a number, got {v!r}", row=i) from None
-        raise LogValueError(column, "must be a 1-D list of numbers")
+    # Strings, booleans, null and nested lists are refused, naming the first offending row.
+    arr = numeric_array(values, column, _log_errors).astype(np.float64, copy=False)
+    if arr.shape != (n,):
+        raise LogValueError(column, f"must have {n} values (one per row), got {arr.shape[0]}")
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
-        raise LogValueError(column, f"must be finite, got {float(arr[i])!r}", row=i)
+        raise LogValueError(column, f"must be finite, got {fmt_num(arr[i])}", row=i)
     if lo is not None:
         bad = arr < lo
         if bad.any():
             i = int(np.argmax(bad))
-            raise LogValueError(column, f"must be >= {lo:g}, got {float(arr[i])!r}", row=i)
+            raise LogValueError(column, f"must be >= {lo:g}, got {fmt_num(arr[i], apart_from=lo)}", row=i)
     return arr
 
 
-def _int_array(values, column: str, n: int, *, lo: int) -> np.ndarray:
-    arr = _float_array(values, column, n)
-    bad = arr != np.round(arr)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise LogValueError(column, f"must be an integer, got {float(arr[i])!r}", row=i)
+def _int_array(values, column: str, n: int, *, lo: int, strict: bool = False) -> np.ndarray:
+    # strict (the file readers): an integer literal; else an integral float passes too.
+    arr = numeric_array(values, column, _log_errors, integer=True, strict=strict)
+    if arr.shape != (n,):
+        raise LogValueError(column, f"must have {n} values (one per row), got {arr.shape[0]}")
     bad = arr < lo
     if bad.any():
         i = int(np.argmax(bad))
         raise LogValueError(column, f"must be an integer >= {lo}, got {int(arr[i])}", row=i)
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
+
+
+def _shown(a, b) -> tuple[str, str]:
+    """Two differing log values for a message: text quoted, numbers as ``:.6g`` unless that
+    would print them alike (then in full)."""
+    a, b = (x.item() if isinstance(x, np.generic) else x for x in (a, b))
+    if isinstance(a, str) or fmt_num(a) == fmt_num(b):
+        return repr(a), repr(b)
+    return fmt_num(a), fmt_num(b)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -283,7 +298,9 @@ class ObservationLog:
         bad = (outcome < 0.0) | (outcome > 1.0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise OutcomeRangeError("outcome", f"must be in [0, 1], got {float(outcome[i])!r}", row=i)
+            bound = 0.0 if outcome[i] < 0 else 1.0
+            raise OutcomeRangeError("outcome", f"must be in [0, 1], got {fmt_num(outcome[i], apart_from=bound)}",
+                                    row=i)
         inp = _float_array(self.input_tokens, "input_tokens", n, lo=0.0)
         out = _float_array(self.output_tokens, "output_tokens", n, lo=0.0)
         rep = np.zeros(n, np.int64) if self.repeat is None else _int_array(self.repeat, "repeat", n, lo=0)
@@ -294,11 +311,19 @@ class ObservationLog:
                 raise LogValueError(f"feature_names[{pos}]", "must be a non-empty name")
         if len(set(names)) != len(names):
             raise LogValueError("feature_names", f"must be unique, got {list(names)}")
-        emb = int(self.embedding_dim)
+        emb = integer(self.embedding_dim, "embedding", _log_errors)
         if emb < 0:
             raise LogValueError("embedding", f"dimension must be >= 0, got {emb}")
         d = len(names) + emb
-        feats = np.zeros((n, 0)) if self.features is None else np.array(self.features, dtype=np.float64)
+        def feature_errors(field: str, idx: tuple, message: str) -> LogValueError:
+            if len(idx) == 2:                  # name the feature column of a bad entry
+                c = idx[1]
+                col = FEATURE_PREFIX + names[c] if c < len(names) else f"embedding[{c - len(names)}]"
+                return LogValueError(col, message, row=idx[0])
+            return _log_errors(field, idx, message)
+
+        feats = np.zeros((n, 0)) if self.features is None else \
+            numeric_array(self.features, "features", feature_errors, ndim=2).astype(np.float64, copy=False)
         if feats.shape != (n, d):
             raise LogValueError("features", f"must have shape ({n}, {d}) for {len(names)} named features "
                                             f"and an embedding of {emb}, got {feats.shape}")
@@ -332,7 +357,8 @@ class ObservationLog:
                 if bad.any():
                     i = int(np.argmax(bad))
                     raise InconsistentQueryError(
-                        col, f"query {str(qid[i])!r} has {arr[i].item()!r} here but {arr[ref[i]].item()!r} in row {int(ref[i])}",
+                        col, "query {!r} has {} here but {} in row {}".format(
+                            str(qid[i]), *_shown(arr[i], arr[ref[i]]), int(ref[i])),
                         row=i)
             if d:
                 bad = (feats != feats[ref]).any(axis=1)
@@ -460,7 +486,7 @@ class ObservationLog:
 
     def to_csv(self, path: PathLike) -> None:
         """Write the log as CSV (floats by ``repr``: lossless)."""
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with open_atomic(path, "w") as fh:          # whole or not at all
             w = csv.writer(fh)
             w.writerow(self._columns())
             has_emb = bool(self.embedding_dim)
@@ -472,7 +498,7 @@ class ObservationLog:
     def to_jsonl(self, path: PathLike) -> None:
         """Write the log as JSON Lines (floats by ``repr``: lossless)."""
         cols = self._columns()
-        with open(path, "w", encoding="utf-8") as fh:
+        with open_atomic(path, "w") as fh:          # whole or not at all
             for rec in self._records():
                 fh.write(json.dumps(dict(zip(cols, rec)), allow_nan=False))
                 fh.write("\n")
@@ -537,9 +563,12 @@ def _embedding_matrix(cells: list, n: int, parse_json: bool, path: str, line_of)
             except json.JSONDecodeError as exc:
                 raise LogValueError("embedding", f"must be a JSON array of numbers: {exc.msg}",
                                     row=i, source=line_of(i)) from None
-        if not isinstance(v, list) or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise LogValueError("embedding", f"must be an array of numbers, got {str(v)[:60]!r}",
+        if not isinstance(v, list):
+            raise LogValueError("embedding", f"must be an array of numbers, got {describe(v)}",
+                                row=i, source=line_of(i))
+        bad = next((x for x in v if isinstance(x, bool) or not isinstance(x, (int, float))), v)
+        if bad is not v:
+            raise LogValueError("embedding", f"must be an array of numbers, got {describe(bad)} in it",
                                 row=i, source=line_of(i))
         if dim is None:
             dim = len(v)
@@ -556,11 +585,18 @@ def _build(columns: dict, path: str, line_of, models, parse_json_embedding: bool
     n = len(columns["query_id"])
     feat_cols = [c for c in columns if c.startswith(FEATURE_PREFIX)]
     parts = []
-    for c in feat_cols:
-        try:
+    try:
+        # Types first, by the files' rule: a number is a number (not text, a boolean or null)
+        # and an integer column holds integer literals (what the writers write).
+        for c in ("batch_size", "repeat"):
+            if c in columns:
+                columns[c] = numeric_array(columns[c], c, _log_errors, integer=True, strict=True)
+        for c in ("outcome", "input_tokens", "output_tokens"):
+            columns[c] = numeric_array(columns[c], c, _log_errors)
+        for c in feat_cols:
             parts.append(_float_array(columns[c], c, n)[:, None])
-        except LogError as err:
-            raise err.located(line_of(err.row) if err.row is not None else path) from None
+    except LogError as err:
+        raise err.located(line_of(err.row) if err.row is not None else path) from None
     emb_dim = 0
     if "embedding" in columns:
         emb = _embedding_matrix(columns["embedding"], n, parse_json_embedding, path, line_of)
@@ -593,18 +629,25 @@ def _read_csv(path: str, models) -> ObservationLog:
             raise LogValueError("", f"has {len(r)} fields, the header has {width}", row=i,
                                 source=f"{path}:{i + 2}")
     columns = {c: [r[pos] for r in rows] for pos, c in enumerate(header)}
-    # CSV cells are text: numbers are parsed by the validators, ids and names stay strings.
-    for c in ("batch_size", "repeat", "outcome", "input_tokens", "output_tokens"):
+    # CSV cells are text: numbers are parsed here (text that is no number stays text, for the
+    # validators to name its row), ids and names stay strings.
+    for c in ("batch_size", "repeat", "outcome", "input_tokens", "output_tokens") + tuple(
+            c for c in header if c.startswith(FEATURE_PREFIX)):
         if c in columns:
             columns[c] = [_num(v) for v in columns[c]]
     return _build(columns, path, lambda i: f"{path}:{i + 2}", models, parse_json_embedding=True)
 
 
 def _num(text: str):
+    """An integer literal as int, another number as float, anything else as the text itself."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
     try:
         return float(text)
     except ValueError:
-        return text          # left as text so the validator names the row
+        return text
 
 
 def _read_jsonl(path: str, models) -> ObservationLog:
@@ -638,13 +681,8 @@ def _read_jsonl(path: str, models) -> ObservationLog:
             extra = sorted(set(rec) - keys)[0]
             _check_header(header + [extra], f"{path}:{lines[i]}")
             raise UnknownColumnError(extra, "key is not in row 0", row=i, source=f"{path}:{lines[i]}")
+    # Values stay as JSON typed them: _build refuses text, booleans and null among the numbers.
     columns = {c: [rec[c] for rec in records] for c in header}
-    for c in ("batch_size", "repeat", "outcome", "input_tokens", "output_tokens") + tuple(
-            c for c in header if c.startswith(FEATURE_PREFIX)):
-        if c in columns:
-            # JSON null (and NaN written by other tools) must be reported, not turned into NaN silently.
-            columns[c] = [v if not (v is None or isinstance(v, (bool, str, list, dict))) else repr(v)
-                          for v in columns[c]]
     return _build(columns, path, lambda i: f"{path}:{lines[i]}", models, parse_json_embedding=False)
 
 

@@ -698,7 +698,13 @@ def run_exact(problem: Problem, engine_name: str,
     info["rounds"] = rounds
     info["nogood_cuts"] = len(nogoods)
     info["wall_s"] = time.perf_counter() - t_start
-    cheapest = evaluate(problem.instance, problem.table.cheapest_option).cost_usd if problem.table.n_queries else 0.0
+    cheapest = 0.0
+    if problem.table.n_queries:
+        ev_cheap = evaluate(problem.instance, problem.table.cheapest_option)
+        # With capacities the per-query cheapest plan may overfill a model: it is then no
+        # plan at all, and must not be reported as "the cheapest plan found".
+        fits = problem.max_queries is None or bool((ev_cheap.model_usage() <= problem.max_queries).all())
+        cheapest = ev_cheap.cost_usd if fits else math.inf
     info["cheapest_cost_usd"] = cheapest
     if infeasible:
         return SolverResult(None, Status.INFEASIBLE, bound, info)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..instance import Instance
 from ..options import OptionTable
 from ..plan import Status
 
-__all__ = ["Problem", "SolverResult", "Backend"]
+__all__ = ["Problem", "SolverResult", "Backend", "Option", "check_options", "SolveProgress"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +46,20 @@ class Problem:
     time_limit_s: float
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
+    progress: Callable[["SolveProgress"], None] | None = None
+
+    def report(self, **fields: Any) -> None:
+        """Tell the caller's progress callback how the search stands (no-op without one).
+
+        Engines call it from their callbacks with ``incumbent`` (utility, or cost in USD in
+        the quality form), ``bound`` and ``phase``; a failing callback never breaks a solve.
+        """
+        if self.progress is None:
+            return
+        try:
+            self.progress(SolveProgress(**fields))
+        except Exception:                   # the display is optional, the solve is not
+            pass
 
     @property
     def form(self) -> str:
@@ -74,10 +89,90 @@ class SolverResult:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SolveProgress:
+    """One progress report of a running solve (see :attr:`Problem.progress`).
+
+    Attributes
+    ----------
+    phase : str
+        What runs now, e.g. ``"greedy"``, ``"build"``, ``"search"``.
+    incumbent : float or None
+        Best plan so far: total utility (budget form) or cost in USD (quality form).
+    bound : float or None
+        The engine's current bound on the optimum (same unit), when it reports one.
+    """
+
+    phase: str = "search"
+    incumbent: float | None = None
+    bound: float | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option a backend accepts (``solve(..., method=M, name=value)``).
+
+    Attributes
+    ----------
+    kind : type or tuple of types
+        Accepted Python types (``bool`` is never accepted for ``int`` or ``float``).
+    default : object
+    doc : str
+        One line, shown in error messages and ``--help``.
+    choices : tuple, optional
+        The only accepted values.
+    minimum : float, optional
+        Smallest accepted number.
+    """
+
+    kind: type | tuple[type, ...]
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    minimum: float | None = None
+
+
+def check_options(method: str, declared: Mapping[str, Option], given: Mapping[str, Any]) -> None:
+    """Refuse unknown or mistyped backend options before any work.
+
+    Raises
+    ------
+    robatch_opt.errors.UnknownOptionError
+        An option ``method`` does not declare (the message lists the valid names and the
+        closest one), or a value of the wrong type, outside ``choices`` or below ``minimum``.
+    """
+    from ..errors import UnknownOptionError
+
+    valid = ", ".join(sorted(declared)) or "none"
+    for name, value in given.items():
+        if name not in declared:
+            close = difflib.get_close_matches(str(name), list(declared) + ["time_limit_s", "seed",
+                                                                           "max_queries_per_model",
+                                                                           "min_mean_utility", "budget"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownOptionError(f"`{name}`: method {method!r} has no option {name!r}{hint} "
+                                     f"(its options: {valid})")
+        spec = declared[name]
+        kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            want = " or ".join(k.__name__ for k in kinds)
+            raise UnknownOptionError(f"`{name}`: method {method!r} expects {want}, got "
+                                     f"{type(value).__name__} {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            raise UnknownOptionError(f"`{name}`: unknown value {value!r} for method {method!r}; "
+                                     f"valid: {', '.join(map(str, spec.choices))}")
+        if spec.minimum is not None and value < spec.minimum:
+            raise UnknownOptionError(f"`{name}`: must be >= {spec.minimum:g}, got {value!r}")
+
+
 class Backend(Protocol):
-    """A solver backend: ``available()`` and ``solve(problem)``."""
+    """A solver backend: ``name``, ``options`` (what it accepts), ``available()``, ``solve(problem)``."""
 
     name: str
+    options: Mapping[str, Option]
 
     def available(self) -> bool: ...
 

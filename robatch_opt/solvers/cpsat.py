@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Problem, SolverResult
+from .._interrupt import run_stoppable
+from .base import Option, Problem, SolverResult
 from ._coupled_model import RELAX_RTOL, CoupledModel, EngineAnswer, quality_floor, run_exact
 
 __all__ = ["CPSATBackend", "ACTIVITY_LIMIT", "COUPLED_SUBSOLVERS"]
@@ -135,6 +136,19 @@ class CPSATBackend:
     """
 
     name = "cpsat"
+    options = {
+        "workers": Option(int, DEFAULT_WORKERS, "CP-SAT search workers", minimum=1),
+        "amortized_cut": Option(bool, True, "add the redundant amortized-cost row"),
+        "prune": Option(bool, True, "drop dominated cells"),
+        "call_bounds": Option(bool, True, "bound the calls per group"),
+        "lp_fixing": Option(bool, True, "Lagrangian fixing against the greedy plan"),
+        "dominance": Option(bool, True, "partial-call dominance rows"),
+        "link_cuts": Option(bool, True, "x <= y rows on batched groups"),
+        "count_cuts": Option(bool, True, "task count cuts"),
+        "fill_cuts": Option(bool, True, "fill cuts"),
+        "hint": Option(bool, True, "warm start from the greedy plan"),
+        "cpsat_params": Option(dict, {}, "CP-SAT parameters by name"),
+    }
 
     def available(self) -> bool:
         try:
@@ -174,6 +188,26 @@ class CPSATBackend:
         info = dict(res.info)
         info.update(scales, workers=workers)
         return SolverResult(res.option, res.status, res.bound, info)
+
+
+class _ProgressCallback:
+    """Reports each new CP-SAT plan (in real units) to :meth:`Problem.report`.
+
+    Built lazily on the CP-SAT class, so that importing this module does not import OR-Tools.
+    """
+
+    def __new__(cls, problem: Problem, sc: "_Scaled", budget_form: bool):
+        from ortools.sat.python import cp_model
+
+        class Callback(cp_model.CpSolverSolutionCallback):
+            def on_solution_callback(self):
+                obj, bound = self.objective_value, self.best_objective_bound
+                if budget_form:
+                    problem.report(phase="search", incumbent=obj / sc.su, bound=(bound + sc.util_err) / sc.su)
+                else:
+                    problem.report(phase="search", incumbent=obj / sc.sc, bound=bound / sc.sc)
+
+        return Callback()
 
 
 def _apply_params(parameters, params: dict) -> None:
@@ -261,23 +295,69 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     from ortools.sat.python import cp_model
 
     tb = time.perf_counter()
-    cp = cp_model.CpModel()
-    enc = _ColumnLiterals(model)
-    xv = [cp.new_bool_var(f"v{k}") for k in range(enc.n_vars)]
-    y = [cp.new_int_var(0, int(model.g_max_calls[g]), f"y{g}") for g in range(model.G)]
-    # Column c as a literal: 1 (the query's only column), v or not v (one of two), or its own v.
-    lit = [1 if k < 0 else (xv[k] if pos else xv[k].Not())
-           for k, pos in zip(enc.var.tolist(), enc.positive.tolist())]
-    # Exactly one option per query (queries with one or two columns satisfy it by encoding).
-    qs = model.q_start
-    for i in np.flatnonzero(np.diff(qs) > 2).tolist():
-        cp.add_exactly_one(lit[qs[i]:qs[i + 1]])
+    # Building is Python work per cell (minutes at 10^5 queries x 24 options on a loaded
+    # machine): the time limit covers it, so the loops look at the clock as they go and
+    # give up with no plan (the driver then returns the greedy's) when it has passed.
+    clock = _BuildClock(tb + time_limit_s)
+    try:
+        cp = cp_model.CpModel()
+        enc = _ColumnLiterals(model)
+        xv = [cp.new_bool_var(f"v{k}") for k in clock.range(enc.n_vars)]
+        y = [cp.new_int_var(0, int(model.g_max_calls[g]), f"y{g}") for g in clock.range(model.G)]
+        # Column c as a literal: 1 (the query's only column), v or not v (one of two), or its own v.
+        var_list, pos_list = enc.var.tolist(), enc.positive.tolist()
+        lit = [1 if var_list[c] < 0 else (xv[var_list[c]] if pos_list[c] else xv[var_list[c]].Not())
+               for c in clock.range(len(var_list))]
+        # Exactly one option per query (queries with one or two columns satisfy it by encoding).
+        qs = model.q_start
+        for i in clock.iterate(np.flatnonzero(np.diff(qs) > 2).tolist()):
+            cp.add_exactly_one(lit[qs[i]:qs[i + 1]])
+        return _build_and_solve(problem, model, sc, budget_form, workers, amortized_cut, use_hint, link_cuts,
+                                cuts, params, nogoods, hint, time_limit_s, tb, clock, cp, enc, xv, y, lit)
+    except _OutOfTime:
+        return EngineAnswer("unknown", None, None, {"build_s": time.perf_counter() - tb,
+                                                    "cpsat_status": "time limit reached while building"})
+
+
+class _OutOfTime(Exception):
+    """The time limit passed while the CP-SAT model was being built."""
+
+
+class _BuildClock:
+    """Iterators that check a deadline every few thousand items (cheap: one clock read each)."""
+
+    EVERY = 4096
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def check(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _OutOfTime()
+
+    def iterate(self, items):
+        for pos, item in enumerate(items):
+            if pos % self.EVERY == 0:
+                self.check()
+            yield item
+
+    def range(self, n: int):
+        return self.iterate(range(n))
+
+
+def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budget_form: bool, workers: int,
+                     amortized_cut: bool, use_hint: bool, link_cuts: bool, cuts: dict, params: dict,
+                     nogoods: list, hint, time_limit_s: float, tb: float, clock: _BuildClock,
+                     cp, enc, xv, y, lit) -> EngineAnswer:
+    """The rest of :func:`_solve_relaxation`: group rows, cuts, objective, hint, then the search."""
+    from ortools.sat.python import cp_model
+
     # Calls of a group seat its members: b_g * y_g >= sum of x in g. (Columns outside any
     # coupled group, x_group == -1, sort first and are skipped by the group slices.)
     order = np.argsort(model.x_group, kind="stable")
     bounded = model.seat_bounded
     gs = np.searchsorted(model.x_group[order], np.arange(model.G + 1))
-    for g in range(model.G):
+    for g in clock.range(model.G):
         members = [lit[c] for c in order[gs[g]:gs[g + 1]]]
         seats = int(model.g_batch[g]) * y[g] - sum(members)
         cp.add(seats >= 0)
@@ -295,7 +375,7 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
         c_row, c_col, c_coef, c_lo = model.count_cuts()
         cut_lits = lit + y
         bounds = np.searchsorted(c_row, np.arange(len(c_lo) + 1))
-        for r in range(len(c_lo)):
+        for r in clock.range(len(c_lo)):
             sl = slice(bounds[r], bounds[r + 1])
             terms = [(cut_lits[c], int(k)) for c, k in zip(c_col[sl].tolist(), c_coef[sl].tolist())]
             cp.add(sum(k * v for v, k in terms) >= int(c_lo[r]))
@@ -335,6 +415,7 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
         hint_proto.vars.extend([v.index for v in xv] + [v.index for v in y])
         hint_proto.values.extend(np.r_[var_hint, calls].tolist())
     build_s = time.perf_counter() - tb
+    clock.check()
 
     solver = cp_model.CpSolver()
     p = solver.parameters
@@ -364,8 +445,12 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     p.relative_gap_limit = 0.0
     p.absolute_gap_limit = 0.0
     _apply_params(p, params)
+    # OR-Tools would catch SIGINT itself and return as if at the time limit (the command
+    # line then carried on); the package's interrupt handling stops the search instead.
+    p.catch_sigint_signal = False
     ts = time.perf_counter()
-    st = solver.solve(cp)
+    callback = _ProgressCallback(problem, sc, budget_form) if problem.progress is not None else None
+    st = run_stoppable(lambda: solver.solve(cp, callback), solver.stop_search)
     solve_s = time.perf_counter() - ts
     info: dict[str, Any] = {"build_s": build_s, "solve_s": solve_s,
                             "cpsat_status": solver.status_name(st),

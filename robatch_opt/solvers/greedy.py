@@ -570,6 +570,7 @@ class GreedyBackend:
     """
 
     name = "greedy"
+    options: dict = {}              # no options: anything passed is refused by the front door
 
     def available(self) -> bool:
         return True

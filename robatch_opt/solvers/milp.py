@@ -33,19 +33,23 @@ presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options), so
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import re
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .base import Problem, SolverResult
+from .._interrupt import communicate, run_child, run_stoppable
+from .base import Option, Problem, SolverResult
 from ._coupled_model import RELAX_RTOL, CoupledModel, EngineAnswer, quality_floor, run_exact
 
 __all__ = ["MILPBackend", "SOLVERS", "DEFAULT_SOLVER"]
@@ -220,24 +224,23 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
     # pools already run inherits their locks but not their threads and can hang, and "spawn"
     # re-runs the user's unguarded __main__ script in the child.
     import pickle
-    import subprocess
-    import sys
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="robatch_highs_") as tmp:
         inp, out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
         with open(inp, "wb") as fh:
-            pickle.dump((problem, model, opts, nogoods, hint, time_limit_s), fh)
+            # The progress callback stays here (it may be a closure, and the child has no display).
+            pickle.dump((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
+                         time_limit_s), fh)
         code = "import sys; from robatch_opt.solvers.milp import _highs_child; _highs_child(sys.argv[1], sys.argv[2])"
-        child = subprocess.Popen([sys.executable, "-c", code, inp, out],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            child.wait(timeout=max(time_limit_s, 0.0) + HIGHS_GRACE_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            return EngineAnswer("unknown", None, None,
-                                {"highs_status": "killed after the time limit", "solve_s": time.perf_counter() - t0})
+        # run_child kills the child on an interrupt or any error: it never outlives the solve.
+        with run_child([sys.executable, "-c", code, inp, out],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
+            try:
+                child.wait(timeout=max(time_limit_s, 0.0) + HIGHS_GRACE_S)
+            except subprocess.TimeoutExpired:
+                return EngineAnswer("unknown", None, None, {"highs_status": "killed after the time limit",
+                                                            "solve_s": time.perf_counter() - t0})
         if child.returncode != 0 or not os.path.exists(out):
             return EngineAnswer("unknown", None, None, {"highs_status": "child process failed"})
         with open(out, "rb") as fh:
@@ -312,21 +315,33 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     # HiGHS checks its time_limit only between some phases (it overran 60 s by ~50 s at
     # n = 5,000); the interrupt callbacks enforce the deadline inside simplex and the MIP loop.
     deadline = tb + time_limit_s
+    interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
+    last_report = [0.0]
 
     def stop(event):
-        if time.perf_counter() > deadline:
+        if interrupted.is_set() or time.perf_counter() > deadline:
             event.interrupt()
+
+    def stop_and_report(event):
+        stop(event)
+        now = time.perf_counter()
+        if problem.progress is not None and now - last_report[0] > 0.25:
+            last_report[0] = now
+            primal, dual = event.data_out.mip_primal_bound, event.data_out.mip_dual_bound
+            problem.report(phase="search",
+                           incumbent=rows.obj_scale * primal if abs(primal) < highspy.kHighsInf else None,
+                           bound=rows.obj_scale * dual if abs(dual) < highspy.kHighsInf else None)
 
     h.cbSimplexInterrupt += stop
     h.cbIpmInterrupt += stop
-    h.cbMipInterrupt += stop
+    h.cbMipInterrupt += stop_and_report
     z0 = _hint_vector(model, hint)
     if z0 is not None:
         sol = highspy.HighsSolution()
         sol.col_value = z0
         h.setSolution(sol)
     ts = time.perf_counter()
-    run_status = h.run()
+    run_status = run_stoppable(h.run, interrupted.set)
     solve_s = time.perf_counter() - ts
     ms = h.getModelStatus()
     info_h = h.getInfo()
@@ -471,8 +486,8 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         # CBC checks -sec only between phases (its root cut loop can overrun it), so the
         # process is killed after a short grace; its plan is then lost, not wrong.
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit + CBC_GRACE_S)
-            log = proc.stdout
+            with run_child(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+                log, _ = communicate(proc, limit + CBC_GRACE_S)
         except subprocess.TimeoutExpired:
             info = {"build_s": build_s, "solve_s": time.perf_counter() - ts, "rows": rows.nrow,
                     "cbc_status": "killed after the time limit"}
@@ -548,6 +563,18 @@ class MILPBackend:
     """
 
     name = "milp"
+    options = {
+        "solver": Option(str, DEFAULT_SOLVER, "MILP engine", choices=SOLVERS),
+        "link_cuts": Option(bool, True, "x <= y rows on batched groups"),
+        "amortized_cut": Option(bool, False, "add the amortized knapsack row (budget form)"),
+        "count_cuts": Option(bool, True, "task count cuts"),
+        "fill_cuts": Option(bool, True, "fill cuts"),
+        "prune": Option(bool, True, "drop dominated cells"),
+        "call_bounds": Option(bool, True, "bound the calls per group"),
+        "lp_fixing": Option(bool, True, "Lagrangian fixing against the greedy plan"),
+        "dominance": Option(bool, True, "partial-call dominance rows"),
+        "hint": Option(bool, True, "warm start from the greedy plan"),
+    }
 
     def available(self) -> bool:
         return bool(self.engines())

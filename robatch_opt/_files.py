@@ -1,0 +1,149 @@
+"""Output files that are whole or absent: every file the package writes goes through here.
+
+:func:`open_atomic` writes to a temporary file in the target's folder, flushes and fsyncs
+it, and renames it over the target, so a failure at any point (disk full, a file-size
+limit, an interrupt, a bug) leaves the old file byte-identical and no temporary behind. A
+new file gets the mode ``0o666 & ~umask`` (what ``open(path, "w")`` gives; the temporary
+file's 0600 is not kept); a replaced file keeps its mode.
+
+:func:`check_output_path` is the check the command line runs *before* any work: the path is
+not empty, not a folder, in a folder that exists and can be written, and is none of the
+command's input files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Union
+
+from .errors import RobatchError
+
+__all__ = ["OutputPathError", "open_atomic", "write_atomic", "check_output_path"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class OutputPathError(RobatchError, ValueError):
+    """An output path that cannot (or must not) be written; the message names it."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def open_atomic(path: PathLike, mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO]:
+    """``with open_atomic(path) as fh:`` -- write ``path`` whole, or leave it as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+    mode : {"wb", "w"}
+    encoding : str, optional
+        Text mode only (default UTF-8).
+
+    Raises
+    ------
+    OSError
+        Whatever the writing raised, with ``filename`` set to ``path``; the old file (if
+        any) is unchanged and the temporary file removed.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"`mode`: must be 'wb' or 'w', got {mode!r}")
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        old_mode = None
+    except OSError as exc:
+        raise _named(exc, target) from exc
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _named(exc, target) from exc
+    try:
+        with os.fdopen(fd, mode, **({"encoding": encoding or "utf-8", "newline": ""} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, old_mode if old_mode is not None else 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, target) from exc
+        raise
+
+
+def write_atomic(path: PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` with :func:`open_atomic`."""
+    with open_atomic(path, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """The same kind of OSError, naming the target (not the temporary file)."""
+    if exc.errno is not None:
+        return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+    return OSError(f"{path}: {exc}")
+
+
+def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be written as a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    inputs : iterable of paths
+        Files the command reads; writing over one of them is refused.
+    what : str
+        The option's name, for the message (e.g. ``"--out"``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputPathError
+        Empty path, a folder, a missing or unwritable folder, or one of ``inputs``.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{what}: the path is empty")
+    target = Path(text)
+    if target.is_dir():
+        raise OutputPathError(f"{what}: {text} is a directory, not a file")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
+    # Try it: os.access says yes to root everywhere, also on read-only file systems.
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
+                              f"({exc.strerror or exc})") from exc
+    if target.exists() and not target.is_file():
+        raise OutputPathError(f"{what}: {text} exists and is not a regular file")
+    for src in inputs:
+        if src is None:
+            continue
+        try:
+            same = target.exists() and os.path.samefile(target, src)
+        except OSError:
+            same = False
+        if same or target.resolve() == Path(src).resolve():
+            raise OutputPathError(f"{what}: {text} is also an input of this command; "
+                                  "writing it would destroy the input")
+    return target

@@ -1,0 +1,101 @@
+"""Helpers shared by the loaders: paths, numbers, system-prompt detection, assembling RoutingData."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CostValueError, MissingFileError, OutcomeRangeError, UnknownPriceError
+from .routing_data import RoutingData
+from .tokens import common_prefix, estimate_tokens, split_costs
+
+
+def existing(path, what: str) -> Path:
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise MissingFileError(f"{what} does not exist", source=p)
+    return p
+
+
+def number(text, *, source, row, column, error=CostValueError, what="a number") -> float:
+    """A finite float from a CSV cell or JSON value; ``error`` names file, row, column."""
+    if isinstance(text, bool):
+        raise error(f"must be {what}, got {text!r}", source=source, row=row, column=column)
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        raise error(f"must be {what}, got {text!r}", source=source, row=row, column=column) from None
+    if not math.isfinite(x):
+        raise error(f"must be finite, got {text!r}", source=source, row=row, column=column)
+    return x
+
+
+def cost_cell(text, *, source, row, column) -> float:
+    x = number(text, source=source, row=row, column=column, what="a cost in USD")
+    if x < 0:
+        raise CostValueError(f"must be >= 0, got {text!r}", source=source, row=row, column=column)
+    return x
+
+
+def outcome_cell(text, *, source, row, column) -> float:
+    """An outcome in [0, 1]; an empty cell is NaN (not observed)."""
+    if text is None or (isinstance(text, str) and text.strip() == ""):
+        return float("nan")
+    x = number(text, source=source, row=row, column=column, error=OutcomeRangeError, what="an outcome in [0, 1]")
+    if not 0.0 <= x <= 1.0:
+        raise OutcomeRangeError(f"must be in [0, 1], got {text!r}", source=source, row=row, column=column)
+    return x
+
+
+def prices_for(models, table: dict, *, source) -> tuple[np.ndarray, np.ndarray]:
+    p_in, p_out = [], []
+    for m in models:
+        if m not in table:
+            raise UnknownPriceError(f"model {m!r} is not in the price table (known: {sorted(table)})",
+                                    source=source, column=m)
+        a, b = table[m]
+        p_in.append(float(a))
+        p_out.append(float(b))
+    return np.array(p_in), np.array(p_out)
+
+
+def split_prompts(prompts: list[str], task: np.ndarray, n_tasks: int) -> tuple[list[str], list[str]]:
+    """Per task the detected system prompt, per query its own text."""
+    system = []
+    for t in range(n_tasks):
+        system.append(common_prefix([prompts[i] for i in np.flatnonzero(task == t)]))
+    question = [p[len(system[t]):] for p, t in zip(prompts, task.tolist())]
+    return system, question
+
+
+def assemble(*, model_names, task_names, task, prompts, query_id, outcome, cost_usd, price_in, price_out,
+             source, notes, contaminated=None, shared_input_tokens=None) -> RoutingData:
+    """Split prompts, estimate tokens, split costs so that the instance reproduces them, build RoutingData.
+
+    ``shared_input_tokens`` (n,): real input tokens every model saw at least (system prompt
+    included); when given, the query's own tokens are that minus the system prompt's estimate.
+    """
+    task = np.asarray(task, np.int64)
+    system, question = split_prompts(prompts, task, len(task_names))
+    s_est = estimate_tokens(system)
+    if shared_input_tokens is None:
+        l_est = estimate_tokens(question)
+    else:
+        s_est = np.minimum(s_est, _task_min(np.asarray(shared_input_tokens, np.float64), task, len(task_names)))
+        l_est = np.asarray(shared_input_tokens, np.float64) - s_est[task]
+    s, l, o, n_capped = split_costs(cost_usd, task, price_in, price_out, s_est, l_est)
+    notes = dict(notes)
+    notes["token_estimates_capped"] = n_capped
+    return RoutingData(model_names=tuple(model_names), task_names=tuple(task_names), task=task,
+                       question=question, system_prompt=tuple(system), query_id=query_id, outcome=outcome,
+                       cost_usd=cost_usd, price_in=price_in, price_out=price_out, system_tokens=s,
+                       input_tokens=l, output_tokens=o, contaminated=contaminated, source=source, notes=notes)
+
+
+def _task_min(x: np.ndarray, task: np.ndarray, T: int) -> np.ndarray:
+    out = np.full(T, np.inf)
+    np.minimum.at(out, task, x)
+    return np.where(np.isfinite(out), out, 0.0)

@@ -1,0 +1,145 @@
+"""Ready-made online experiments: held-out streams with an offline-fitted predictor, and plots.
+
+Used by ``robatch-opt online`` and ``benchmarks/bench_online.py`` so both report the same
+thing.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
+from .learner import OnlineLogistic
+from .replay import OnlineResult, replay
+from .router import BatchingRouter, MessPlusRouter, calibrated_random_router
+from .stream import RequestStream, stream_from_llm
+
+__all__ = ["Split", "routerbench_split", "llm_split", "compare", "plot_time_series"]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """A stream to replay, the data the predictor was fitted on, and that predictor."""
+
+    stream: RequestStream
+    train: RequestStream
+    predictor: OnlineLogistic
+    description: str
+
+
+def _fit(train: RequestStream, seed: int) -> OnlineLogistic:
+    return OnlineLogistic(train.features.shape[1], train.instance.n_models, seed=seed).fit(train.features,
+                                                                                          train.outcome)
+
+
+def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2, 4, 8)) -> Split:
+    """RouterBench (every complete row), shuffled by ``seed`` and halved: stream one half (``fold``),
+    fit the predictor and the output-token prior on the other."""
+    from ..datasets import load_routerbench
+    from .realdata import stream_from_routing_data
+    data = load_routerbench(paths).dropna()
+    perm = np.random.default_rng(seed).permutation(data.n_queries)
+    half = data.n_queries // 2
+    parts = (data.select(perm[:half]), data.select(perm[half:]))
+    test, train = parts[fold], parts[1 - fold]
+    s = stream_from_routing_data(test, batch_sizes=batch_sizes, prior=train)
+    tr = stream_from_routing_data(train, batch_sizes=batch_sizes, prior=train)
+    return Split(s, tr, _fit(tr, seed),
+                 f"RouterBench {len(data.task_names)} tasks x {data.n_models} models: {s.n_requests} requests "
+                 f"streamed (fold {fold} of 2, seed {seed}), predictor fitted on the other {tr.n_requests}")
+
+
+def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) -> Split:
+    """A simulated ``ro.workloads.llm`` stream; the predictor is fitted on an independent workload
+    (seed + 1000) of the same kind."""
+    from ..workloads import llm_truth
+    w = llm_truth(pool, n=n, tasks=tasks, seed=seed)
+    wt = llm_truth(pool, n=max(n, 1000), tasks=tasks, seed=seed + 1000)
+    s, tr = stream_from_llm(w, seed=seed), stream_from_llm(wt, seed=seed + 1000)
+    return Split(s, tr, _fit(tr, seed), f"ro.workloads.llm({pool!r}, n={n}, seed={seed}): simulated outcomes")
+
+
+def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: float | None = 2.0,
+            rate_per_s: float = 20.0, arrival="poisson", seed: int = 0, baselines: bool = True,
+            progress=None) -> dict:
+    """MESS+, the batching router (if ``max_wait_s`` is set), the calibrated random router, the
+    cheapest single model and both hindsight bounds on one stream.
+
+    Returns
+    -------
+    dict
+        ``mess``, ``batching``, ``random`` (:class:`OnlineResult` or None), ``single``
+        (:class:`SingleModelBaseline`), ``hindsight_b1``, ``hindsight_batch``
+        (:class:`HindsightBound` or None when ``alpha`` is out of reach even in hindsight),
+        ``offline_b1``, ``offline_batch`` (:class:`OfflinePlan` with the offline-fitted
+        predictor, or None when it predicts no plan reaching ``alpha``).
+    """
+    s = split.stream
+    out: dict = {"alpha": alpha}
+    out["mess"] = replay(s, MessPlusRouter(s.model_names, alpha=alpha, V=V, c=c,
+                                           predictor=copy.deepcopy(split.predictor), seed=seed),
+                         arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
+    out["batching"] = None if max_wait_s is None else replay(
+        s, BatchingRouter(s.model_names, alpha=alpha, V=V, c=c, max_wait_s=max_wait_s,
+                          predictor=copy.deepcopy(split.predictor), seed=seed),
+        arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
+    if baselines:
+        acc, cost = model_means(split.train)            # estimated offline, as the router would
+        out["random"] = replay(s, calibrated_random_router(s.model_names, acc, cost, alpha=alpha, seed=seed),
+                               arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=False)
+        out["single"] = cheapest_single_model(s, alpha)
+        from ..errors import InfeasibleBudgetError
+        for key, batching in (("hindsight_b1", False), ("hindsight_batch", True)):
+            try:
+                out[key] = hindsight(s, alpha, batching=batching)
+            except InfeasibleBudgetError:
+                out[key] = None
+        for key, batching in (("offline_b1", False), ("offline_batch", True)):
+            try:
+                out[key] = offline_plan(s, alpha, split.predictor, batching=batching)
+            except InfeasibleBudgetError:
+                out[key] = None
+    return out
+
+
+def plot_time_series(results: dict, path: str, *, title: str = "") -> None:
+    """Running satisfaction and cumulative cost over time, one line per labelled result.
+
+    Parameters
+    ----------
+    results : mapping of label to OnlineResult
+    path : str
+        PNG file to write (needs matplotlib).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    alphas = set()
+    for label, r in results.items():
+        ts = r.time_series()
+        a1.plot(ts["time_s"], ts["running_satisfaction"], label=label, lw=1.2)
+        a2.plot(ts["time_s"], ts["cumulative_cost_usd"], label=label, lw=1.2)
+        alphas.add(r.alpha)
+    for a in alphas:
+        a1.axhline(a, color="k", ls="--", lw=0.8)
+    a1.set_xlabel("time (s)")
+    a1.set_ylabel("running satisfaction")
+    a1.set_ylim(max(0.0, min(alphas) - 0.15), 1.0)
+    a2.set_xlabel("time (s)")
+    a2.set_ylabel("cumulative cost (USD)")
+    a1.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    import io
+    from .._files import write_atomic
+    buf = io.BytesIO()                       # PNG in memory, then one atomic write to exactly `path`
+    try:
+        fig.savefig(buf, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    write_atomic(path, buf.getvalue())

@@ -1,0 +1,597 @@
+"""The online routers: MESS+ (one decision per request) and batching windows (beyond MESS+).
+
+Both keep MESS+'s state, the *virtual queue* ``Q`` of the service level: after the outcome
+``y`` of a served request arrives, ``Q <- max(0, Q + alpha - y)``. ``Q`` grows while the
+router falls short of ``alpha`` and is the weight of quality against cost in every
+decision (drift-plus-penalty; ``proofs/online_sla.md``).
+
+A router is driven by events (the replay, or a serving loop, calls them in time order):
+
+- ``bind(stream)`` once: the pool (prices, system prompts, batch sizes) and the requests'
+  arrival-time data (task, features, input tokens). Outcomes are never shown to a router.
+- ``submit(i, now_s) -> list[Dispatch]``: request ``i`` arrives.
+- ``next_deadline_s()`` and ``advance(now_s) -> list[Dispatch]``: windows that are due.
+- ``feedback(Feedback)``: outcomes of a dispatch (possibly late, possibly never).
+- ``withdraw(model)``: a model leaves the pool; later decisions avoid it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Sequence
+
+import numpy as np
+
+from ..kernels import online_kernels as ok
+from .errors import OnlineError, StreamError, UnknownModelError
+from .learner import OnlineLogistic
+from .stream import RequestStream
+
+__all__ = ["MessPlusRouter", "BatchingRouter", "RandomRouter", "Dispatch", "Feedback",
+           "DEFAULT_V_SCALE", "calibrated_random_router"]
+
+#: ``V = None`` resolves to ``DEFAULT_V_SCALE / c_ref`` where ``c_ref`` is the mean expected
+#: cost of one request on the most expensive model (USD, from the pool's prices, the
+#: requests' input tokens and the output-token prior), unbatched for MESS+ and at each
+#: model's largest batch size (amortized) for the batching router: ``V * cost`` of the
+#: priciest model is 1 in the costs each router really pays. Chosen on the RouterBench
+#: streams (``benchmarks/bench_online.py``): 0.1 overshot the service level (money spent
+#: on satisfaction above alpha), 3 let MESS+'s queue grow past the 0.01 tolerance at 0.85.
+DEFAULT_V_SCALE = 1.0
+
+#: Pseudo-observations given to the output-token prior in the routers' running means.
+PRIOR_WEIGHT = 5.0
+
+
+@dataclass(frozen=True, eq=False)
+class Dispatch:
+    """Requests sent to one model together, in ``ceil(m / batch_size)`` calls.
+
+    Attributes
+    ----------
+    time_s : float
+        When they are sent.
+    task : int
+    model : int
+    batch_size : int
+        Nominal batch size of the calls (1 for MESS+).
+    requests : ndarray of int64
+        Requests whose answer from this model is served.
+    shadow : ndarray of int64
+        Exploring requests this model also answers, in the same calls, whose answer is not
+        served (another model's is): their cost is paid and the learner sees the outcome.
+        The calls hold ``requests`` then ``shadow``, in order.
+    """
+
+    time_s: float
+    task: int
+    model: int
+    batch_size: int
+    requests: np.ndarray
+    shadow: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def members(self) -> np.ndarray:
+        return np.concatenate([self.requests, self.shadow])
+
+
+@dataclass(frozen=True, eq=False)
+class Feedback:
+    """Outcomes of one dispatch, as reported back to the router.
+
+    Attributes
+    ----------
+    dispatch : Dispatch
+    served : ndarray of int64
+        Served requests whose outcome arrived.
+    satisfied : ndarray, shape (len(served),)
+        Outcome of each served answer in [0, 1] (batched: real outcome x retention).
+    rows : ndarray of int64
+        Every member (served or shadow) whose outcome arrived.
+    outcome : ndarray, shape (len(rows),)
+        ``dispatch.model``'s unbatched-equivalent outcome on each (what the learner learns).
+    output_tokens : ndarray, shape (len(rows),)
+    """
+
+    dispatch: Dispatch
+    served: np.ndarray
+    satisfied: np.ndarray
+    rows: np.ndarray
+    outcome: np.ndarray
+    output_tokens: np.ndarray
+
+
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha) or not 0 <= alpha <= 1:
+        raise OnlineError("alpha", f"must be a number in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def _check_positive(value, name: str, *, allow_none=False, allow_zero=False, allow_inf=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(value) \
+            or (math.isinf(value) and not allow_inf) or value < 0 or (value == 0 and not allow_zero):
+        op = ">= 0" if allow_zero else "> 0"
+        raise OnlineError(name, f"must be a {'' if allow_inf else 'finite '}number {op}, got {value!r}")
+    return float(value)
+
+
+class _OnlineRouter:
+    """State shared by the routers: queue, learner, output-token means, pool, exploration."""
+
+    def __init__(self, model_names: Sequence[str], *, alpha, V=None, c=0.1, predictor=None, seed=0):
+        if isinstance(model_names, str):
+            model_names = [model_names]
+        names = list(model_names)
+        if not names:
+            raise OnlineError("model_names", "must name at least one model")
+        for pos, m in enumerate(names):
+            if not isinstance(m, str) or not m:
+                raise OnlineError(f"model_names[{pos}]", f"must be a non-empty string, got {m!r}")
+        if len(set(names)) != len(names):
+            raise OnlineError("model_names", "must not repeat a model")
+        self.model_names = tuple(names)
+        self.alpha = _check_alpha(alpha)
+        self.V = _check_positive(V, "V", allow_none=True)
+        self.c = _check_positive(c, "c", allow_zero=True)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise OnlineError("seed", f"must be an integer >= 0, got {seed!r}")
+        self.seed = int(seed)
+        if predictor is not None and not hasattr(predictor, "predict"):
+            raise OnlineError("predictor", f"must have `predict` (and may have `partial_fit`), "
+                                           f"got {type(predictor).__name__}")
+        self.predictor = predictor
+        self._bound = False
+
+    # ------------------------------------------------------------------ binding
+    def bind(self, stream: RequestStream) -> "_OnlineRouter":
+        """Take the pool and the requests' arrival-time data; reset the state.
+
+        Raises
+        ------
+        UnknownModelError
+            A router model the stream's pool does not have.
+        """
+        inst = stream.instance
+        pool = stream.model_names
+        for m in self.model_names:
+            if m not in pool:
+                raise UnknownModelError("model_names", f"unknown model {m!r}; the stream's pool: {list(pool)}")
+        K = inst.n_models
+        self.K, self.T = K, inst.n_tasks
+        self.available = np.array([m in self.model_names for m in pool], dtype=bool)
+        self.task = np.asarray(inst.query_task, dtype=np.int64)
+        self.X = stream.features
+        self._indptr, self._indices, self._data = self.X.indptr, self.X.indices, self.X.data
+        self.price_out = inst.price_out / 1e6                                  # USD per token
+        self.fixed_usd = np.asarray(inst.fixed_cost_usd, dtype=np.float64)     # (T, K)
+        self.input_usd = inst.input_tokens[:, None] * (inst.price_in / 1e6)[None, :]   # (n, K)
+        self.option_model = np.asarray(inst.option_model, dtype=np.int64)
+        self.option_batch = np.asarray(inst.option_batch, dtype=np.int64)
+        self.retention = np.asarray(stream.retention, dtype=np.float64)
+        self.admissible = inst.admissible
+        self.unbatched_option = np.array([inst.options.index((k, min(m.batch_sizes)))
+                                          for k, m in enumerate(inst.models)], dtype=np.int64)
+        self.batch_sizes = [m.batch_sizes for m in inst.models]
+        self._out_sum = stream.output_tokens_prior * PRIOR_WEIGHT
+        self._out_cnt = np.full((self.T, K), PRIOR_WEIGHT)
+        self.out_mean = self._out_sum / self._out_cnt
+        # Exploration serves the most expensive model (standing for MESS+'s "largest").
+        self.model_rank = np.asarray(inst.price_in + inst.price_out, dtype=np.float64)
+        if self.predictor is None:
+            self.predictor = OnlineLogistic(self.X.shape[1], K, seed=self.seed)
+        self._fast = isinstance(self.predictor, OnlineLogistic)
+        self._can_learn = hasattr(self.predictor, "partial_fit")
+        self._source_data = stream.data
+        if self.V is None:
+            per_call = np.array([self._reference_batch(k) for k in range(K)], dtype=np.float64)
+            exp_cost = (self.fixed_usd[self.task] / per_call + self.input_usd
+                        + self.out_mean[self.task] * self.price_out)
+            c_ref = float(exp_cost[:, self.available].mean(axis=0).max())
+            self.V_resolved = DEFAULT_V_SCALE / c_ref if c_ref > 0 else 1.0
+        else:
+            self.V_resolved = self.V
+        self.Q = 0.0
+        self.t = 0
+        self.rng = np.random.default_rng(self.seed)
+        self.n_feedback = 0
+        self.sum_shortfall = 0.0              # sum over received feedback of (alpha - y)
+        self._bound = True
+        return self
+
+    def _reference_batch(self, k: int) -> int:
+        """Batch size at which the default ``V`` prices model ``k`` (1: unbatched)."""
+        return 1
+
+    def _need_bound(self):
+        if not self._bound:
+            raise OnlineError("router", "call bind(stream) (or replay) before routing")
+
+    # ---------------------------------------------------------------- predictions
+    def _predict_row(self, i: int) -> np.ndarray:
+        if self._fast:
+            lo, hi = self._indptr[i], self._indptr[i + 1]
+            return self.predictor.predict_row(self._indices[lo:hi], self._data[lo:hi])
+        return self._predict(np.array([i], dtype=np.int64))[0]
+
+    def _predict(self, rows: np.ndarray) -> np.ndarray:
+        if self._fast or self._source_data is None:
+            return np.asarray(self.predictor.predict(self.X[rows]), dtype=np.float64)
+        return np.asarray(self.predictor.predict(self._source_data.select(rows)), dtype=np.float64)
+
+    def _explores(self) -> bool:
+        self.t += 1
+        return self.c > 0 and self.rng.random() < min(1.0, self.c / self.t ** 0.25)
+
+    def _largest(self) -> int:
+        return int(np.argmax(np.where(self.available, self.model_rank, -np.inf)))
+
+    # --------------------------------------------------------------------- events
+    def next_deadline_s(self) -> float:
+        return math.inf
+
+    def advance(self, now_s: float) -> list:
+        return []
+
+    def feedback(self, fb: Feedback) -> None:
+        """Update the queue with the served outcomes, the learner and the output-token means."""
+        self._need_bound()
+        a = self.alpha
+        for y in np.asarray(fb.satisfied, dtype=np.float64):
+            self.Q = max(0.0, self.Q + a - float(y))
+            self.sum_shortfall += a - float(y)
+            self.n_feedback += 1
+        rows = fb.rows
+        if rows.size == 0:
+            return
+        t, k = fb.dispatch.task, fb.dispatch.model
+        self._out_sum[t, k] += float(np.sum(fb.output_tokens))
+        self._out_cnt[t, k] += rows.size
+        self.out_mean[t, k] = self._out_sum[t, k] / self._out_cnt[t, k]
+        if self._can_learn:
+            X = self.X[rows] if (self._fast or self._source_data is None) else self._source_data.select(rows)
+            self.predictor.partial_fit(X, k, np.asarray(fb.outcome))
+
+    def withdraw(self, model: str) -> None:
+        """Remove ``model`` from the pool for every later decision (pending windows included)."""
+        self._need_bound()
+        if model not in self.model_names:
+            raise UnknownModelError("model", f"unknown model {model!r}; the router's models: {list(self.model_names)}")
+        k = self._pool_index(model)
+        if self.available.sum() <= 1 and self.available[k]:
+            raise OnlineError("model", f"cannot withdraw {model!r}: it is the last model left")
+        self.available[k] = False
+
+    def _pool_index(self, model: str) -> int:
+        return self._pool_names.index(model)
+
+    def _explore_unbatched(self, i: int, t: int, now_s: float) -> list:
+        """MESS+'s exploration: every available model answers request ``i`` alone."""
+        ks = [k for k in range(self.K) if self.available[k] and self._adm1(i, k)]
+        if not ks:
+            raise StreamError(f"request[{i}]", "fits no available model unbatched")
+        served = max(ks, key=lambda k: self.model_rank[k])
+        row = np.array([i], dtype=np.int64)
+        none = np.zeros(0, dtype=np.int64)
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=int(self.option_batch[self.unbatched_option[k]]),
+                         requests=row if k == served else none, shadow=none if k == served else row)
+                for k in ks]
+
+    def _adm1(self, i: int, k: int) -> bool:
+        return bool(self.admissible[i, self.unbatched_option[k]])
+
+
+def _bind_names(router: _OnlineRouter, stream: RequestStream) -> None:
+    router._pool_names = list(stream.model_names)
+    router._option_index = {opt: j for j, opt in enumerate(stream.instance.options)}
+
+
+class MessPlusRouter(_OnlineRouter):
+    """MESS+ (Wang et al., NeurIPS 2025): per request, ``argmin_m V cost_m(x) + Q (alpha - p_m(x))``.
+
+    Parameters
+    ----------
+    model_names : sequence of str
+        Models the router may use (a subset of the stream's pool).
+    alpha : float in [0, 1]
+        The service level: long-run mean satisfaction promised.
+    V : float > 0, optional
+        Weight of cost against the queue; default ``DEFAULT_V_SCALE / c_ref`` (see there).
+        Larger ``V``: lower cost, a larger queue (slower to meet ``alpha``).
+    c : float >= 0
+        Exploration: with probability ``min(1, c / t^(1/4))`` every model answers request
+        ``t`` (all costs paid), the most expensive model's answer is served, and the learner
+        sees every outcome.
+    predictor : object, optional
+        ``predict(X) -> (n, K)`` probabilities and, to learn online,
+        ``partial_fit(X, model, y)``; default a fresh :class:`OnlineLogistic`. A fitted
+        :class:`OnlineLogistic` starts from its offline fit. ``X`` is the stream's CSR
+        feature rows, or, for a stream built from RoutingData and a predictor that is not an
+        :class:`OnlineLogistic` (e.g. a fitted ``ro.proxy.TextUtility``), the RoutingData
+        rows; a predictor without ``partial_fit`` stays frozen. It is updated in place
+        (pass ``copy.deepcopy(predictor)`` to start several routers from one fit).
+    seed : int
+        Seed of the exploration draws: the same seed and stream give the same decisions.
+
+    Notes
+    -----
+    ``cost_m(x)`` is the expected USD of the request on ``m``: its system prompt and input
+    tokens (known) and the running mean of ``m``'s output tokens on its task (predicted).
+    One decision is O(K + nnz(x) K).
+    """
+
+    def bind(self, stream: RequestStream) -> "MessPlusRouter":
+        _bind_names(self, stream)
+        super().bind(stream)
+        adm = self.admissible[:, self.unbatched_option]                       # (n, K)
+        self._allowed1 = adm
+        return self
+
+    def route(self, i: int, now_s: float = 0.0) -> list:
+        """Decide request ``i`` (arrived at ``now_s``): one dispatch, or one per model when exploring."""
+        t = int(self.task[i])
+        if self._explores():
+            return self._explore_unbatched(i, t, now_s)
+        p = self._predict_row(i)
+        cost = self.fixed_usd[t] + self.input_usd[i] + self.out_mean[t] * self.price_out
+        score = self.V_resolved * cost + self.Q * (self.alpha - p)
+        score = np.where(self.available & self._allowed1[i], score, np.inf)
+        k = int(np.argmin(score))
+        if not np.isfinite(score[k]):
+            raise StreamError(f"request[{i}]", "fits no available model unbatched")
+        return [Dispatch(time_s=now_s, task=t, requests=np.array([i], dtype=np.int64), model=k,
+                         batch_size=int(self.option_batch[self.unbatched_option[k]]))]
+
+    def submit(self, i: int, now_s: float) -> list:
+        self._need_bound()
+        return self.route(int(i), now_s)
+
+
+class BatchingRouter(_OnlineRouter):
+    """MESS+'s queue with batching windows: each task's requests wait, then are planned together.
+
+    Parameters
+    ----------
+    model_names, alpha, V, c, predictor, seed
+        As :class:`MessPlusRouter`.
+    max_wait_s : float >= 0
+        A request waits at most this long: a task's window closes ``max_wait_s`` after its
+        first request arrived.
+    max_batch : int >= 1, optional
+        Also close a window as soon as this many requests wait (default: no limit).
+    explore_wait_s : float >= 0
+        Answers that only feed the learner (an exploring request's non-served models) are
+        not urgent: they wait, per (task, model), until a full batch of them is waiting or
+        for this long, then go in one batched call (default 60 s). Exploring is then cheap.
+
+    Notes
+    -----
+    A closing window of ``m`` requests of task ``t`` is a small Route-with-Batching problem
+    with the queue as the multiplier of the service-level term: minimise
+    ``V * exact_cost - Q * sum_i (p_i - alpha)`` over options ``(k, b)`` per request, where
+    ``p_i = p_k(x_i) * r_k(b)`` and the exact cost counts ``ceil(n_g / b)`` system prompts per
+    group. It is solved by :func:`robatch_opt.online.window.plan_window` (the amortized
+    Lagrangian choice, then exact single and group moves). Exploration draws are per
+    request as in MESS+; an exploring request is answered by every model (batched where a
+    seat is free, see ``_place_shadows``) and its planned answer is served.
+    """
+
+    def __init__(self, model_names: Sequence[str], *, alpha, V=None, max_wait_s, max_batch=None, c=0.1,
+                 predictor=None, seed=0, explore_wait_s=60.0):
+        super().__init__(model_names, alpha=alpha, V=V, c=c, predictor=predictor, seed=seed)
+        self.max_wait_s = _check_positive(max_wait_s, "max_wait_s", allow_zero=True)
+        self.explore_wait_s = _check_positive(explore_wait_s, "explore_wait_s", allow_zero=True)
+        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer))
+                                      or max_batch < 1):
+            raise OnlineError("max_batch", f"must be an integer >= 1 or None, got {max_batch!r}")
+        self.max_batch = None if max_batch is None else int(max_batch)
+
+    def _reference_batch(self, k: int) -> int:
+        return max(self.batch_sizes[k])
+
+    def bind(self, stream: RequestStream) -> "BatchingRouter":
+        _bind_names(self, stream)
+        super().bind(stream)
+        self._pending: list[list[int]] = [[] for _ in range(self.T)]
+        self._deadline = np.full(self.T, math.inf)
+        self._shadow: dict = {}                         # (task, model) -> [rows], deadline
+        self._shadow_deadline: dict = {}
+        self.window_sizes: list[int] = []
+        return self
+
+    def submit(self, i: int, now_s: float) -> list:
+        self._need_bound()
+        t = int(self.task[i])
+        if not self._pending[t]:
+            self._deadline[t] = now_s + self.max_wait_s
+        self._pending[t].append(int(i))
+        if self.max_wait_s == 0 or (self.max_batch is not None and len(self._pending[t]) >= self.max_batch):
+            return self.close(t, now_s)
+        return []
+
+    def next_deadline_s(self) -> float:
+        d = float(self._deadline.min()) if self.T else math.inf
+        return min([d, *self._shadow_deadline.values()])
+
+    def advance(self, now_s: float) -> list:
+        out = []
+        while True:
+            t = int(np.argmin(self._deadline))
+            d = float(self._deadline[t])
+            sk = min(self._shadow_deadline, key=self._shadow_deadline.get, default=None)
+            ds = self._shadow_deadline[sk] if sk is not None else math.inf
+            if min(d, ds) > now_s:
+                return out
+            if ds < d:
+                out.extend(self._send_shadow(sk, ds))
+            else:
+                out.extend(self.close(t, d))
+
+    def _shadow_batch(self, rows: list, k: int) -> int:
+        """Largest batch size of model ``k`` that every row fits, at most ``len(rows)``."""
+        best = int(self.option_batch[self.unbatched_option[k]])
+        for b in self.batch_sizes[k]:
+            if b <= len(rows) and self.admissible[rows, self._option_index[(k, b)]].all():
+                best = b
+        return best
+
+    def _send_shadow(self, key, now_s: float) -> list:
+        t, k = key
+        rows = self._shadow.pop(key)
+        del self._shadow_deadline[key]
+        if not self.available[k]:
+            return []                                    # withdrawn meanwhile: nothing to learn from it
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=self._shadow_batch(rows, k),
+                         requests=np.zeros(0, dtype=np.int64), shadow=np.array(rows, dtype=np.int64))]
+
+    def close(self, t: int, now_s: float) -> list:
+        """Plan and dispatch task ``t``'s waiting requests now."""
+        rows = np.array(self._pending[t], dtype=np.int64)
+        self._pending[t] = []
+        self._deadline[t] = math.inf
+        if rows.size == 0:
+            return []
+        self.window_sizes.append(int(rows.size))
+        explore = np.array([self._explores() for _ in range(rows.size)], dtype=bool)
+        option = self.plan(rows, t)
+        groups: dict = {}                               # (model, batch) -> [served, shadow]
+        for j in np.unique(option):
+            key = (int(self.option_model[j]), int(self.option_batch[j]))
+            groups[key] = [list(rows[option == j]), []]
+        out = []
+        for i, j in zip(rows[explore], option[explore]):
+            out.extend(self._place_shadows(int(i), int(self.option_model[j]), groups, t, now_s))
+        return [Dispatch(time_s=now_s, task=t, model=k, batch_size=b, requests=np.array(sv, dtype=np.int64),
+                         shadow=np.array(sh, dtype=np.int64))
+                for (k, b), (sv, sh) in sorted(groups.items())] + out
+
+    def _place_shadows(self, i: int, served: int, groups: dict, t: int, now_s: float) -> list:
+        """Every other available model answers exploring request ``i`` too, for the learner.
+
+        Unlike MESS+ (which serves the largest model's answer when it explores), the window's
+        planned answer is served: exploration here only buys outcomes to learn from. Each
+        other model's answer rides in a free seat of a call the window makes anyway when
+        there is one (then it costs only its own tokens), else it waits in that model's
+        exploration buffer (``explore_wait_s``). Returns the buffers that filled a batch.
+        """
+        out = []
+        for k in range(self.K):
+            if k == served or not self.available[k] or not self._adm1(i, k):
+                continue
+            best, best_free = None, 0
+            for (gk, gb), (sv, sh) in groups.items():
+                if gk != k or not self.admissible[i, self._option_index[(gk, gb)]]:
+                    continue
+                free = (-(len(sv) + len(sh))) % gb
+                if free > best_free:
+                    best, best_free = (gk, gb), free
+            if best is not None:
+                groups[best][1].append(i)
+                continue
+            key = (t, k)
+            buf = self._shadow.setdefault(key, [])
+            if not buf:
+                self._shadow_deadline[key] = now_s + self.explore_wait_s
+            buf.append(i)
+            if len(buf) >= max(self.batch_sizes[k]):
+                out.extend(self._send_shadow(key, now_s))
+        return out
+
+    def plan(self, rows: np.ndarray, t: int) -> np.ndarray:
+        """Option per request of a window of task ``t`` (see the class Notes)."""
+        p = self._predict(rows)                                                # (m, K)
+        v = self.input_usd[rows] + (self.out_mean[t] * self.price_out)[None, :]
+        om = self.option_model
+        score = self.Q * (p[:, om] * self.retention[None, :] - self.alpha) - self.V_resolved * v[:, om]
+        allowed = self.admissible[rows] & self.available[om][None, :]
+        bad = ~allowed.any(axis=1)
+        if bad.any():
+            raise StreamError(f"request[{int(rows[np.argmax(bad)])}]", "fits no available model")
+        score = np.where(allowed, score, -np.inf)
+        call_value = self.V_resolved * self.fixed_usd[t, om]
+        return ok.plan_window(np.ascontiguousarray(score), np.ascontiguousarray(call_value),
+                              self.option_batch, 8)
+
+
+class RandomRouter(_OnlineRouter):
+    """MESS+'s random baseline: each request goes to model ``k`` with probability ``pi_k``.
+
+    Parameters
+    ----------
+    model_names : sequence of str
+    probabilities : sequence of float
+        One per model, summing to 1.
+    alpha : float
+        Only for the queue it reports (the router ignores it).
+    seed : int
+    """
+
+    def __init__(self, model_names: Sequence[str], probabilities, *, alpha=0.0, seed=0):
+        super().__init__(model_names, alpha=alpha, V=1.0, c=0.0, predictor=None, seed=seed)
+        pi = np.asarray(probabilities, dtype=np.float64)
+        if pi.shape != (len(self.model_names),) or not np.all(np.isfinite(pi)) or (pi < 0).any() \
+                or not math.isclose(pi.sum(), 1.0, rel_tol=1e-9):
+            raise OnlineError("probabilities", "must be one probability >= 0 per model, summing to 1")
+        self.probabilities = pi
+
+    def bind(self, stream: RequestStream) -> "RandomRouter":
+        _bind_names(self, stream)
+        super().bind(stream)
+        self._pool_of = np.array([self._pool_names.index(m) for m in self.model_names], dtype=np.int64)
+        self._can_learn = False
+        return self
+
+    def submit(self, i: int, now_s: float) -> list:
+        self._need_bound()
+        pi = np.where(self.available[self._pool_of], self.probabilities, 0.0)
+        if pi.sum() <= 0:
+            pi = self.available[self._pool_of].astype(np.float64)
+        k = int(self._pool_of[self.rng.choice(len(pi), p=pi / pi.sum())])
+        j = self.unbatched_option[k]
+        return [Dispatch(time_s=now_s, task=int(self.task[i]), requests=np.array([i], dtype=np.int64), model=k,
+                         batch_size=int(self.option_batch[j]))]
+
+
+def calibrated_random_router(model_names: Sequence[str], accuracy, cost_usd, *, alpha: float,
+                             seed: int = 0) -> RandomRouter:
+    """The cheapest random router whose expected accuracy is ``alpha`` (MESS+'s baseline).
+
+    Parameters
+    ----------
+    model_names : sequence of str
+    accuracy, cost_usd : array_like, shape (K,)
+        Each model's mean accuracy and mean cost per request, estimated offline.
+    alpha : float
+
+    Returns
+    -------
+    RandomRouter
+        Mixes at most two models on the lower convex hull of (accuracy, cost): the optimum
+        of ``min sum pi c`` subject to ``sum pi a >= alpha``. If no model reaches ``alpha``,
+        always the most accurate.
+    """
+    a = np.asarray(accuracy, dtype=np.float64)
+    c = np.asarray(cost_usd, dtype=np.float64)
+    alpha = _check_alpha(alpha)
+    K = len(model_names)
+    pi = np.zeros(K)
+    if a.max() <= alpha:
+        pi[int(np.argmax(a))] = 1.0
+    else:
+        best, pair = math.inf, None
+        for i in range(K):
+            for j in range(K):
+                if a[i] <= alpha <= a[j] and a[j] > a[i]:
+                    w = (alpha - a[i]) / (a[j] - a[i])
+                    cost = (1 - w) * c[i] + w * c[j]
+                    if cost < best:
+                        best, pair = cost, (i, j, w)
+                elif a[i] >= alpha and c[i] < best:
+                    best, pair = c[i], (i, i, 1.0)
+        i, j, w = pair
+        pi[i] += 1 - w
+        pi[j] += w
+    return RandomRouter(model_names, pi, alpha=alpha, seed=seed)

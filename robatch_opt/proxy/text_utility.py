@@ -1,0 +1,466 @@
+"""Unbatched utility and output length predicted from a query's text, on scikit-learn.
+
+:class:`TextUtility` is the proxy's predictor for real logs (a
+:class:`~robatch_opt.datasets.RoutingData`): features from the question text (TF-IDF or
+hashing of words, optionally reduced by truncated SVD), its task (one-hot), its length, and
+user-supplied embeddings when given; per model a probabilistic classifier of the outcome
+(RouteLLM, ECCOS and RouterBench's predictors are of this kind), shrunk toward the
+per-(task, model) mean rate; and, as ECCOS's multi-objective predictor, a ridge regression of
+each model's output tokens on the same features, so that plans for new queries use
+predicted costs.
+
+:class:`TaskMeanUtility` is the per-(task, model) mean rate alone: the yardstick a text
+predictor has to beat.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .base_utility import PredictorError
+
+__all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "shrunk_task_means", "prior_strength_eb",
+           "BLEND_GRID"]
+
+#: Candidate weights of the classifier against the per-(task, model) mean (``blend="cv"``).
+BLEND_GRID = np.linspace(0.0, 1.0, 11)
+
+
+def _labels(data) -> np.ndarray:
+    return np.array(data.task_names, dtype=object)[data.task]
+
+
+def _check_data(data, what: str = "data"):
+    for attr in ("question", "task", "task_names", "model_names", "outcome"):
+        if not hasattr(data, attr):
+            raise PredictorError(what, f"must be a RoutingData (robatch_opt.datasets), got {type(data).__name__}")
+
+
+def prior_strength_eb(sums, counts) -> float:
+    """Empirical-Bayes strength ``a`` of a Beta prior over task rates (method of moments).
+
+    With task rates ``r_t = sums_t / counts_t`` around the overall rate ``p``, the spread
+    between tasks beyond binomial noise is ``tau^2 = max(V - T p (1 - p) / N, 0)`` (``V`` the
+    count-weighted variance of the rates, ``T`` tasks, ``N`` observations); a Beta prior of
+    mean ``p`` and strength ``a`` has ``tau^2 = p (1 - p) / (a + 1)``. No spread beyond noise
+    gives the cap (every task at the overall rate). Clipped to [1, 1e6].
+    """
+    s, n = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    keep = n > 0
+    s, n = s[keep], n[keep]
+    N = n.sum()
+    if N == 0 or s.shape[0] < 2:
+        return 1e6
+    p = s.sum() / N
+    noise = p * (1 - p)
+    if noise <= 0:
+        return 1e6
+    v = float((n * (s / n - p) ** 2).sum() / N)
+    tau2 = v - s.shape[0] * noise / N
+    if tau2 <= 0:
+        return 1e6
+    return float(np.clip(noise / tau2 - 1.0, 1.0, 1e6))
+
+
+def shrunk_task_means(y, task, n_tasks: int, prior_strength="auto"):
+    """Per-task mean of one model's outcomes ``y`` (NaN = unobserved), shrunk toward its overall mean.
+
+    Returns
+    -------
+    means : ndarray (n_tasks,)
+        ``(sum_t + a * overall) / (n_t + a)``; the overall mean where the task has no observation.
+    overall : float
+    a : float
+        The prior strength used (``"auto"``: :func:`prior_strength_eb`).
+    """
+    y = np.asarray(y, np.float64)
+    obs = ~np.isnan(y)
+    sums = np.bincount(task[obs], weights=y[obs], minlength=n_tasks)
+    cnt = np.bincount(task[obs], minlength=n_tasks).astype(np.float64)
+    overall = float(sums.sum() / cnt.sum()) if cnt.sum() else 0.5
+    a = prior_strength_eb(sums, cnt) if prior_strength == "auto" else float(prior_strength)
+    return (sums + a * overall) / (cnt + a), overall, a
+
+
+def task_model_means(data, prior_strength="auto") -> tuple[dict, np.ndarray]:
+    """Per-(task, model) mean outcome, each shrunk toward the model's overall mean.
+
+    ``mean[t, k] = (sum_y + a_k * overall_k) / (n_tk + a_k)``: a Beta prior of ``a_k``
+    pseudo-observations, by default fitted per model by empirical Bayes
+    (:func:`prior_strength_eb`), so a task seen a few times is pulled toward the model's
+    overall rate as much as the spread between tasks warrants.
+
+    Returns
+    -------
+    means : dict of task name -> ndarray (K,)
+        Tasks of ``data`` with at least one query.
+    overall : ndarray (K,)
+        Each model's mean over every observed query.
+    """
+    y = np.asarray(data.outcome, np.float64)
+    T, K = len(data.task_names), y.shape[1]
+    table = np.empty((T, K))
+    overall = np.empty(K)
+    for k in range(K):
+        table[:, k], overall[k], _ = shrunk_task_means(y[:, k], np.asarray(data.task), T, prior_strength)
+    present = np.bincount(np.asarray(data.task), minlength=T) > 0
+    return {name: table[t] for t, name in enumerate(data.task_names) if present[t]}, overall
+
+
+class TaskMeanUtility:
+    """The per-(task, model) mean outcome (shrunk toward the model's mean; unknown task: the model's mean).
+
+    Parameters
+    ----------
+    prior_strength : "auto" or float
+        Pseudo-observations of the model's overall mean added to every task's rate;
+        ``"auto"`` (default) fits them per model by empirical Bayes (:func:`prior_strength_eb`).
+    """
+
+    def __init__(self, prior_strength="auto"):
+        if prior_strength != "auto" and not float(prior_strength) >= 0:
+            raise PredictorError("prior_strength", f"must be 'auto' or >= 0, got {prior_strength!r}")
+        self.prior_strength = prior_strength
+
+    def fit(self, data) -> "TaskMeanUtility":
+        """Count outcomes per (task, model) of ``data`` (a RoutingData)."""
+        _check_data(data)
+        self.means_, self.overall_ = task_model_means(data, self.prior_strength)
+        self.model_names = tuple(data.model_names)
+        return self
+
+    def predict(self, data) -> np.ndarray:
+        """``u0[i, k]``, shape (n, K)."""
+        if not hasattr(self, "means_"):
+            raise PredictorError("predictor", "TaskMeanUtility is not fitted; call fit first")
+        _check_data(data)
+        out = np.empty((data.n_queries if hasattr(data, "n_queries") else len(data.task), len(self.model_names)))
+        for i, name in enumerate(_labels(data).tolist()):
+            out[i] = self.means_.get(name, self.overall_)
+        return out
+
+
+class TextUtility:
+    """Predict each model's unbatched utility and output tokens from the query's text.
+
+    Parameters
+    ----------
+    base : {"logistic", "knn"} or a scikit-learn classifier
+        ``"logistic"`` (default): an L2 logistic regression per model (``LogisticRegression``,
+        inverse penalty ``C``);
+        ``"knn"``: the mean outcome of the ``n_neighbors`` nearest training queries (cosine
+        distance, ``KNeighborsRegressor``); any estimator with ``fit`` and ``predict_proba``
+        (cloned per model; soft outcomes become two weighted rows when its ``fit`` takes
+        ``sample_weight``, else they are rounded).
+    vectorizer : {"tfidf", "hashing"}
+        ``TfidfVectorizer`` (word 1-2-grams, sublinear tf) or ``HashingVectorizer`` (no
+        vocabulary to keep: for very large logs), on each query's own text.
+    max_features : int
+        Vocabulary size of the TF-IDF (or number of hash buckets).
+    svd_components : int, optional
+        Reduce the text features with ``TruncatedSVD`` to this many dimensions.
+    task_weight : float
+        Scale of the task one-hot columns: larger means less penalty on per-task intercepts.
+    blend : "cv" or float
+        Weight ``lambda_k`` of the classifier against the per-(task, model) mean, per model:
+        ``"cv"`` (default) picks it from :data:`BLEND_GRID` by the Brier score of inner
+        ``inner_folds``-fold out-of-fold predictions on the training data (0 when the text
+        does not help that model); a number fixes it.
+    blend_z : float
+        Standard errors by which the chosen blend must beat the task mean on the inner
+        out-of-fold Brier score (else the weight is 0).
+    shrinkage : float
+        Pseudo-observations ``m`` of the shrinkage toward the per-(task, model) mean:
+        ``u = w p + (1 - w) mean_tk`` with ``w = lambda_k n_tk / (n_tk + m)`` and ``n_tk`` the
+        training queries of the task observed on the model. On a task with few queries the prediction is close
+        to the task's mean rate; on a large task it is the classifier's.
+    n_neighbors : int
+        Neighbours of ``base="knn"``.
+    C : float
+        Inverse L2 penalty of ``base="logistic"``.
+    inner_folds : int
+        Folds of the inner cross-validation of ``blend="cv"``.
+    output_alpha : float
+        Ridge penalty of the output-token regression (on ``log1p`` tokens, with Duan's
+        smearing factor so that the mean, not the median, is predicted).
+    random_state : int
+
+    Attributes
+    ----------
+    model_names : tuple of str
+    means_ : dict of task -> (K,) per-(task, model) mean rates
+    counts_ : dict of task -> (K,) training counts
+
+    Notes
+    -----
+    Fit: O(K * fit of one classifier on n rows of sparse features). ``predict`` takes a
+    :class:`~robatch_opt.datasets.RoutingData` (only its text, tasks and, for
+    :meth:`predict_output_tokens`, nothing else), so it works on queries never answered.
+
+    Examples
+    --------
+    >>> import robatch_opt as ro
+    >>> data = ro.datasets.load_routerbench("../shared/data/real/routerbench").dropna()  # doctest: +SKIP
+    >>> u0 = ro.proxy.TextUtility().fit(data).predict(data)                           # doctest: +SKIP
+    >>> u0.shape                                                                      # doctest: +SKIP
+    (2205, 11)
+    """
+
+    def __init__(self, base="logistic", *, vectorizer: str = "tfidf", max_features: int = 20000,
+                 svd_components: int | None = None, task_weight: float = 3.0, shrinkage: float = 10.0,
+                 n_neighbors: int = 30, output_alpha: float = 1.0, C: float = 1.0, blend="cv",
+                 inner_folds: int = 3, blend_z: float = 2.0, random_state: int = 0):
+        if isinstance(base, str) and base not in ("logistic", "knn"):
+            raise PredictorError("base", f"must be 'logistic', 'knn' or a scikit-learn classifier, got {base!r}")
+        if not isinstance(base, str) and not (hasattr(base, "fit") and hasattr(base, "predict_proba")):
+            raise PredictorError("base", f"a scikit-learn classifier needs fit and predict_proba; "
+                                         f"{type(base).__name__} lacks one")
+        if vectorizer not in ("tfidf", "hashing"):
+            raise PredictorError("vectorizer", f"must be 'tfidf' or 'hashing', got {vectorizer!r}")
+        if svd_components is not None and int(svd_components) < 1:
+            raise PredictorError("svd_components", f"must be >= 1 or None, got {svd_components!r}")
+        if shrinkage < 0 or task_weight < 0:
+            raise PredictorError("shrinkage", "shrinkage and task_weight must be >= 0")
+        self.base = base
+        self.vectorizer = vectorizer
+        self.max_features = int(max_features)
+        self.svd_components = None if svd_components is None else int(svd_components)
+        self.task_weight = float(task_weight)
+        self.shrinkage = float(shrinkage)
+        self.n_neighbors = int(n_neighbors)
+        self.output_alpha = float(output_alpha)
+        self.random_state = int(random_state)
+        self.C = float(C)
+        if blend != "cv" and not (0.0 <= float(blend) <= 1.0):
+            raise PredictorError("blend", f"must be 'cv' or a weight in [0, 1], got {blend!r}")
+        self.blend = blend
+        self.inner_folds = int(inner_folds)
+        self.blend_z = float(blend_z)
+
+    # ------------------------------------------------------------- features
+    def _text_features(self, texts, fit: bool):
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+        if fit:
+            if self.vectorizer == "tfidf":
+                self.vec_ = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
+                                            max_features=self.max_features, dtype=np.float64)
+                x = self.vec_.fit_transform(texts)
+            else:
+                self.vec_ = HashingVectorizer(ngram_range=(1, 2), n_features=self.max_features,
+                                              alternate_sign=False, norm="l2")
+                x = self.vec_.transform(texts)
+            if self.svd_components is not None:
+                k = min(self.svd_components, max(1, min(x.shape) - 1))
+                self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state)
+                x = self.svd_.fit_transform(x)
+            return x
+        x = self.vec_.transform(texts)
+        if self.svd_components is not None:
+            x = self.svd_.transform(x)
+        return x
+
+    def _features(self, data, embeddings, fit: bool):
+        import scipy.sparse as sp
+        texts = [str(q) for q in data.question]
+        x_text = self._text_features(texts, fit)
+        labels = _labels(data)
+        n = len(texts)
+        if fit:
+            self.tasks_ = tuple(dict.fromkeys(labels.tolist()))
+        lookup = {t: j for j, t in enumerate(self.tasks_)}
+        cols = np.array([lookup.get(t, -1) for t in labels.tolist()], dtype=np.int64)
+        known = cols >= 0
+        onehot = sp.csr_matrix((np.full(known.sum(), self.task_weight), (np.flatnonzero(known), cols[known])),
+                               shape=(n, len(self.tasks_)))
+        length = np.log1p(np.array([len(t) for t in texts], np.float64))[:, None]
+        dense = [length]
+        if embeddings is not None:
+            e = np.asarray(embeddings, np.float64)
+            if e.ndim != 2 or e.shape[0] != n:
+                raise PredictorError("embeddings", f"must have shape ({n}, d), got {e.shape}")
+            if not np.isfinite(e).all():
+                raise PredictorError("embeddings", "must be finite")
+            dense.append(e)
+        dense = np.hstack(dense)
+        if fit:
+            self.has_embeddings_ = embeddings is not None
+            self.dense_mean_ = dense.mean(axis=0)
+            sd = dense.std(axis=0)
+            self.dense_scale_ = np.where(sd > 0, sd, 1.0)
+        elif self.has_embeddings_ != (embeddings is not None):
+            raise PredictorError("embeddings", "give embeddings to predict exactly when fit had them")
+        if dense.shape[1] != self.dense_mean_.shape[0]:
+            raise PredictorError("embeddings", f"must have {self.dense_mean_.shape[0] - 1} columns as in fit")
+        dense = (dense - self.dense_mean_) / self.dense_scale_
+        return sp.hstack([sp.csr_matrix(x_text), onehot, sp.csr_matrix(dense)], format="csr")
+
+    # ----------------------------------------------------------------- fit
+    def _classifier(self):
+        from sklearn.base import clone
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.neighbors import KNeighborsRegressor
+        if self.base == "logistic":
+            # liblinear: fast and robust on sparse TF-IDF (lbfgs is 10-80x slower here).
+            return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000)
+        if self.base == "knn":
+            return KNeighborsRegressor(n_neighbors=self.n_neighbors, metric="cosine", weights="distance")
+        return clone(self.base)
+
+    def _fit_one(self, x, y):
+        """A fitted estimator for one model, or a float (constant) when only one class is seen."""
+        import inspect
+        est = self._classifier()
+        if self.base == "knn":
+            return est.fit(x, y) if y.shape[0] >= 1 else float(np.mean(y))
+        hard = np.isin(y, (0.0, 1.0)).all()
+        if hard:
+            xs, ys, w = x, y.astype(np.int64), None
+        else:
+            # A soft outcome y is two rows: label 1 with weight y and label 0 with weight 1 - y.
+            import scipy.sparse as sp
+            xs = sp.vstack([x, x], format="csr")
+            ys = np.r_[np.ones(y.shape[0], np.int64), np.zeros(y.shape[0], np.int64)]
+            w = np.r_[y, 1.0 - y]
+            keep = w > 0
+            xs, ys, w = xs[keep], ys[keep], w[keep]
+        if np.unique(ys).shape[0] < 2:
+            return float(np.mean(y))
+        takes_weight = "sample_weight" in inspect.signature(est.fit).parameters
+        if w is not None and not takes_weight:
+            xs, ys, w = x, (y >= 0.5).astype(np.int64), None
+            if np.unique(ys).shape[0] < 2:
+                return float(np.mean(y))
+        return est.fit(xs, ys) if w is None else est.fit(xs, ys, sample_weight=w)
+
+    def fit(self, data, *, embeddings=None) -> "TextUtility":
+        """Fit on the observed outcomes and output tokens of ``data`` (a RoutingData).
+
+        Parameters
+        ----------
+        data : RoutingData
+        embeddings : array_like, shape (n, d), optional
+            One vector per query of ``data`` (same order); then :meth:`predict` needs them too.
+
+        Returns
+        -------
+        TextUtility
+            ``self``.
+        """
+        from sklearn.linear_model import Ridge
+        _check_data(data)
+        x = self._features(data, embeddings, fit=True)
+        y = np.asarray(data.outcome, np.float64)
+        self.model_names = tuple(data.model_names)
+        self.means_, self.overall_ = task_model_means(data)
+        obs = ~np.isnan(y)
+        self.counts_ = {name: obs[data.task == t].sum(axis=0) for t, name in enumerate(data.task_names)}
+        self.estimators_ = []
+        self.blend_ = []
+        self.output_models_ = []
+        out = np.asarray(getattr(data, "output_tokens", np.full(y.shape, np.nan)), np.float64)
+        for k in range(y.shape[1]):
+            seen = np.flatnonzero(obs[:, k])
+            if seen.shape[0] == 0:
+                raise PredictorError(f"outcome[:, {k}]", f"model {self.model_names[k]!r} has no observed outcome")
+            self.estimators_.append(self._fit_one(x[seen], y[seen, k]))
+            self.blend_.append(self._choose_blend(x[seen], y[seen, k], data.task[seen]))
+            has = np.flatnonzero(np.isfinite(out[:, k]))
+            if has.shape[0] >= 2:
+                target = np.log1p(np.maximum(out[has, k], 0.0))
+                reg = Ridge(alpha=self.output_alpha).fit(x[has], target)
+                resid = target - reg.predict(x[has])
+                self.output_models_.append((reg, float(np.mean(np.exp(resid)))))
+            else:
+                self.output_models_.append((None, float(np.nanmean(out[:, k])) if has.size else 0.0))
+        return self
+
+    def _predict_one(self, est, x) -> np.ndarray:
+        if isinstance(est, float):
+            return np.full(x.shape[0], est)
+        if self.base == "knn":
+            return np.clip(est.predict(x), 0.0, 1.0)
+        proba = est.predict_proba(x)
+        return proba[:, list(est.classes_).index(1)] if 1 in est.classes_ else np.zeros(x.shape[0])
+
+    def _choose_blend(self, x, y, task) -> float:
+        """Weight of the classifier against the task mean, chosen on inner out-of-fold predictions.
+
+        Both the classifier and the per-(task, model) means are refitted on each inner
+        training fold, and the weight in ``BLEND_GRID`` with the lowest out-of-fold Brier
+        score wins if it beats the mean (weight 0) by more than ``blend_z`` standard errors
+        of the paired loss differences; otherwise the weight is 0 and the predictor is the task
+        mean (the ``shrinkage`` by counts still applies on top).
+        """
+        if self.blend != "cv":
+            return float(self.blend)
+        n = y.shape[0]
+        if n < 3 * self.inner_folds:
+            return 0.0
+        from sklearn.model_selection import KFold
+        raw = np.empty(n)
+        mean = np.empty(n)
+        n_tasks = int(task.max()) + 1
+        for tr, te in KFold(self.inner_folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
+            raw[te] = self._predict_one(self._fit_one(x[tr], y[tr]), x[te])
+            means, _, _ = shrunk_task_means(y[tr], task[tr], n_tasks)
+            mean[te] = means[task[te]]
+        loss = np.array([(lam * raw + (1 - lam) * mean - y) ** 2 for lam in BLEND_GRID])    # (G, n)
+        best = int(np.argmin(loss.mean(axis=1)))
+        # Leave the task mean only for a clear gain (paired loss differences, blend_z standard
+        # errors), so the noise of choosing among BLEND_GRID does not make the predictor worse
+        # than the mean: with one SE it still was, on 2 of RouterBench's 11 models.
+        diff = loss[best] - loss[0]
+        sd = diff.std(ddof=1)
+        if best == 0 or not sd > 0 or diff.mean() > -self.blend_z * sd / np.sqrt(n):
+            return 0.0
+        return float(BLEND_GRID[best])
+
+    # -------------------------------------------------------------- predict
+    def _check_fitted(self):
+        if not hasattr(self, "estimators_"):
+            raise PredictorError("predictor", "TextUtility is not fitted; call fit first")
+
+    def predict_raw(self, data, *, embeddings=None) -> np.ndarray:
+        """The classifiers' probabilities before shrinkage, shape (n, K)."""
+        self._check_fitted()
+        _check_data(data)
+        x = self._features(data, embeddings, fit=False)
+        out = np.empty((x.shape[0], len(self.model_names)))
+        for k, est in enumerate(self.estimators_):
+            out[:, k] = self._predict_one(est, x)
+        return np.clip(out, 0.0, 1.0)
+
+    def predict(self, data, *, embeddings=None) -> np.ndarray:
+        """Unbatched utilities ``u0[i, k]`` in [0, 1], shrunk toward the per-(task, model) mean, shape (n, K)."""
+        raw = self.predict_raw(data, embeddings=embeddings)
+        labels = _labels(data).tolist()
+        K = len(self.model_names)
+        mean = np.array([self.means_.get(t, self.overall_) for t in labels]).reshape(len(labels), K)
+        cnt = np.array([self.counts_.get(t, np.zeros(K)) for t in labels], np.float64).reshape(len(labels), K)
+        w = cnt / (cnt + self.shrinkage) if self.shrinkage > 0 else np.ones_like(cnt)
+        w = w * np.asarray(self.blend_)[None, :]
+        return np.clip(w * raw + (1.0 - w) * mean, 0.0, 1.0)
+
+    def predict_output_tokens(self, data, *, embeddings=None) -> np.ndarray:
+        """Expected output tokens of every query on every model, shape (n, K), >= 0.
+
+        The regression's target is the data's ``output_tokens`` (for real logs, the
+        cost-implied count: see :mod:`robatch_opt.datasets.tokens`), so ``input cost +
+        predicted output tokens x output price`` predicts the real cost.
+        """
+        self._check_fitted()
+        _check_data(data)
+        x = self._features(data, embeddings, fit=False)
+        out = np.empty((x.shape[0], len(self.model_names)))
+        for k, (reg, smear) in enumerate(self.output_models_):
+            out[:, k] = smear if reg is None else np.expm1(reg.predict(x)) * smear
+        return np.maximum(out, 0.0)
+
+    def predict_cost_usd(self, data, *, embeddings=None) -> np.ndarray:
+        """Predicted cost of each query alone on each model (system prompt included), USD, shape (n, K)."""
+        o = self.predict_output_tokens(data, embeddings=embeddings)
+        shared = np.asarray(data.system_tokens)[data.task] + np.asarray(data.input_tokens)
+        return (shared[:, None] * np.asarray(data.price_in)[None, :] + o * np.asarray(data.price_out)[None, :]) / 1e6

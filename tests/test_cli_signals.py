@@ -1,0 +1,274 @@
+"""The command line under real signals and real write failures (issue 12, items 2 and 3).
+
+Each test runs ``python -m robatch_opt`` in a subprocess with its own temporary folder
+(``TMPDIR``) so that any temporary file an engine leaves behind is seen, sends a real
+SIGINT or SIGTERM while an exact engine is searching, and checks: the exit status (130 /
+143), that it came promptly, that ``--out`` is byte-identical to what it was, and that no
+process the command started is still running.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import robatch_opt as ro
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A guard, not a speed measurement (tests assert no timings on these shared machines): an
+#: interrupt that did not stop the engine would take the whole 120 s limit. The seconds
+#: themselves are measured by benchmarks/bench_interrupts.py (the issue's figure is 2 s).
+EXIT_WITHIN_S = 20.0
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TMPDIR"] = str(tmp)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _children_of(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc), including re-parented ones we tracked."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def big_instance(tmp_path_factory) -> Path:
+    """An instance the exact engines cannot prove quickly (so they are mid-search when signalled)."""
+    path = tmp_path_factory.mktemp("inst") / "inst.npz"
+    ro.save(ro.workloads.llm(pool="qwen3", n=3000, seed=3), path)
+    return path
+
+
+CASES = [
+    ("cpsat", []),
+    ("milp", ["--solver", "highs"]),
+    ("milp", ["--solver", "cbc"]),
+]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("method, extra", CASES, ids=["cpsat", "highs", "cbc"])
+def test_a_signal_stops_the_solve_promptly_and_leaves_nothing(big_instance, tmp_path, method, extra, sig, code):
+    out = tmp_path / "plan.json"
+    out.write_bytes(b"the previous plan\n")
+    before = out.read_bytes()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    cmd = [sys.executable, "-m", "robatch_opt", "solve", str(big_instance), "--method", method, *extra,
+           "--budget-fraction", "0.3", "--time-limit", "120", "--out", str(out), "--no-baselines"]
+    proc = subprocess.Popen(cmd, env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until the engine is searching: a child process (CBC, HiGHS on big models) or
+        # the engine's worker thread shows up as extra CPU; a fixed delay past the greedy
+        # warm start is the simple, engine-independent way.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if _engine_running(proc.pid, method, extra):
+                break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(1.0)
+        children = _children_of(proc.pid)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, stderr)
+    assert took <= EXIT_WITHIN_S, f"exited {took:.2f} s after the signal"
+    assert out.read_bytes() == before
+    assert not [c for c in children if _alive(c)], "a child process outlived the command"
+    assert list(tmp.iterdir()) == [], f"left behind: {[p.name for p in tmp.iterdir()]}"
+    assert "Traceback" not in stderr
+
+
+def _engine_running(pid: int, method: str, extra: list[str]) -> bool:
+    """True once the exact engine runs (CBC: its child process exists; others: after the warm start)."""
+    if "cbc" in extra:
+        for child in _children_of(pid):
+            try:
+                if "cbc" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace").lower():
+                    return True
+            except OSError:
+                pass
+        return False
+    # HiGHS on this size runs in a child interpreter; CP-SAT in a worker thread of this process.
+    if _children_of(pid):
+        return True
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1 and _cpu_seconds(pid) > 8.0
+    except OSError:
+        return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------- output safety
+def _run_cli(args: list[str], tmp: Path, *, fsize: int | None = None, umask: int | None = None):
+    def limits():
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # a failed write, not a killed process
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.run([sys.executable, "-m", "robatch_opt", *args], env=_env(tmp), capture_output=True,
+                          text=True, preexec_fn=limits, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_instance(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "inst.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=300, seed=0), path)
+    return path
+
+
+def test_a_write_failure_keeps_the_old_plan(small_instance, tmp_path):
+    out = tmp_path / "plan.json"
+    out.write_bytes(b"old plan")
+    res = _run_cli(["solve", str(small_instance), "--method", "greedy", "--no-baselines", "--out", str(out)],
+                   tmp_path, fsize=1024)
+    assert res.returncode == 2, res.stderr
+    assert out.read_bytes() == b"old plan"
+    assert str(out) in res.stderr and len(res.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]        # no temporary left
+
+
+def test_a_write_failure_keeps_the_old_instance(tmp_path):
+    out = tmp_path / "big.npz"
+    out.write_bytes(b"old instance")
+    res = _run_cli(["generate", "llm", "--n", "20000", str(out)], tmp_path, fsize=4096)
+    assert res.returncode == 2, res.stderr
+    assert out.read_bytes() == b"old instance"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npz"]
+
+
+@pytest.mark.parametrize("target", ["input", "dir", "empty", "missing_dir", "unwritable"])
+def test_bad_output_paths_fail_before_any_solve(small_instance, tmp_path, target):
+    if target == "unwritable" and os.geteuid() == 0:
+        # root writes anywhere; an unwritable folder is one on a read-only path instead
+        out = "/proc/plan.json"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        out = {"input": str(small_instance), "dir": str(tmp_path), "empty": "",
+               "missing_dir": str(tmp_path / "no" / "plan.json"), "unwritable": str(locked / "plan.json")}[target]
+    before = small_instance.read_bytes()
+    t0 = time.monotonic()
+    # cpsat with a long limit: if the check came after the solve, this would take minutes.
+    res = _run_cli(["solve", str(small_instance), "--method", "cpsat", "--time-limit", "600", "--out", out],
+                   tmp_path)
+    took = time.monotonic() - t0
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("robatch-opt: error: --out") and len(res.stderr.splitlines()) == 1, res.stderr
+    assert small_instance.read_bytes() == before
+    assert took < 60, "the path was checked after the work"      # generous: process start-up only
+
+
+def test_plot_path_is_checked_first_and_written_exactly(tmp_path):
+    res = _run_cli(["frontier", "--points", "3", "--plot", str(tmp_path)], tmp_path)
+    assert res.returncode == 2 and "--plot" in res.stderr and "is a directory" in res.stderr
+    pytest.importorskip("matplotlib")
+    inst = tmp_path / "i.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=60, seed=0), inst)
+    res = _run_cli(["frontier", str(inst), "--points", "3", "--plot", str(tmp_path / "f")], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "f").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "f.png").exists()
+    assert f"figure written to {tmp_path / 'f'}" in res.stdout
+
+
+def test_file_modes_follow_the_umask_and_are_kept_on_replace(tmp_path):
+    out = tmp_path / "inst.json"
+    res = _run_cli(["generate", "llm", "--n", "50", str(out)], tmp_path, umask=0o022)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_mode & 0o777 == 0o644
+    res = _run_cli(["generate", "llm", "--n", "50", str(tmp_path / "b.json")], tmp_path, umask=0o077)
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+    out.chmod(0o640)
+    res = _run_cli(["generate", "llm", "--n", "60", str(out)], tmp_path, umask=0o022)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_same_command_writes_the_same_bytes(tmp_path):
+    small_instance = tmp_path / "i.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=80, seed=0), small_instance)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for out in (a, b):
+        res = _run_cli(["solve", str(small_instance), "--method", "milp", "--no-baselines", "--out", str(out)],
+                       tmp_path)
+        assert res.returncode == 0, res.stderr
+    assert a.read_bytes() == b.read_bytes()
+    assert "wall_time_s" not in a.read_text()
+    res = _run_cli(["solve", str(small_instance), "--method", "greedy", "--no-baselines", "--timings",
+                    "--out", str(tmp_path / "t.json")], tmp_path)
+    assert '"wall_time_s"' in (tmp_path / "t.json").read_text()
+
+
+def test_a_closed_stdout_ends_quietly(small_instance, tmp_path):
+    cmd = (f"{sys.executable} -m robatch_opt frontier {small_instance} --points 40 | head -c 10 > /dev/null; "
+           "echo ${PIPESTATUS[0]}")
+    res = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert res.stdout.strip() in ("0", "141"), res
+    assert "Broken pipe" not in res.stderr and "Traceback" not in res.stderr and "error" not in res.stderr
+
+
+def test_directories_and_oversized_requests_get_one_line(tmp_path):
+    res = _run_cli(["solve", str(tmp_path)], tmp_path)
+    assert res.returncode == 2 and "is a directory, not an instance file" in res.stderr
+    res = _run_cli(["generate", "llm", "--n", str(10 ** 12), str(tmp_path / "x.npz")], tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert "1,000,000,000,000 queries" in res.stderr and "needs about" in res.stderr and "available" in res.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_plan_for_other_options_is_refused_in_one_short_line(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=40, seed=0), a)
+    inst_b = ro.workloads.llm(pool="qwen3", n=40, seed=0).restrict(batch_sizes=[1])
+    ro.save(inst_b, b)
+    plan = tmp_path / "p.json"
+    ro.solve(inst_b, budget=ro.budget_from_fraction(inst_b, 0.5), method="greedy").save(plan)
+    res = _run_cli(["evaluate", str(a), str(plan)], tmp_path)
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert len(res.stderr.splitlines()) == 1 and len(line) < 300, line
+    assert "option 1 is" in line and "in the plan" in line

@@ -1,0 +1,326 @@
+"""Loaders of real routing data: recounts with the csv/json modules, the batch-size-1 cost
+identity, and one test per kind of bad input."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import glob
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import robatch_opt as ro
+from robatch_opt import datasets as ds
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+needs_real = pytest.mark.skipif(not REAL.exists(), reason="real data (../shared/data/real) not present")
+csv.field_size_limit(sys.maxsize)
+
+# Published prices, written out again here so the recount does not use package code.
+RB_PRICES = {"gpt-4-1106-preview": (10, 30), "gpt-3.5-turbo-1106": (1, 2), "claude-instant-v1": (0.8, 2.4),
+             "claude-v1": (8, 24), "claude-v2": (8, 24), "meta/llama-2-70b-chat": (0.9, 0.9),
+             "mistralai/mixtral-8x7b-chat": (0.6, 0.6), "zero-one-ai/Yi-34B-Chat": (0.8, 0.8),
+             "WizardLM/WizardLM-13B-V1.2": (0.3, 0.3), "meta/code-llama-instruct-34b-chat": (0.776, 0.776),
+             "mistralai/mistral-7b-chat": (0.2, 0.2)}
+RL_PRICES = {"gpt-4-1106-preview": (10, 30), "mistralai/Mixtral-8x7B-Instruct-v0.1": (0.6, 0.6)}
+
+
+def _close(a, b, rel=1e-12):
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-15)
+
+
+# ------------------------------------------------------------------ acceptance 1: recounts
+@needs_real
+@pytest.mark.parametrize("name", ["arc_challenge_train.csv", "mbpp_train.csv", "winograde_train.csv"])
+def test_routerbench_recount(name):
+    path = REAL / "routerbench" / name
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    data = ro.datasets.load_routerbench(path)
+    summ = data.summary()
+    assert summ["n_queries"] == len(rows)
+    for m in RB_PRICES:
+        vals = [float(r[m]) for r in rows if r[m] != ""]
+        costs = [float(r[m + "|total_cost"]) for r in rows]
+        got = summ["models"][m]
+        assert got["observed"] == len(vals)
+        assert _close(got["mean_outcome"], sum(vals) / len(vals))
+        assert _close(got["mean_cost_usd"], sum(costs) / len(costs))
+
+
+@needs_real
+def test_routerbench_prices_imply_integer_tokens():
+    # The price table is RouterBench's: every real cost is an integer number of input-price tokens
+    # (each output price is an integer multiple of the input price).
+    for path in sorted((REAL / "routerbench").glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                for m, (p_in, _) in RB_PRICES.items():
+                    tokens = float(r[m + "|total_cost"]) * 1e6 / p_in
+                    assert abs(tokens - round(tokens)) < 1e-6, (path.name, r["sample_id"], m, tokens)
+
+
+@needs_real
+def test_routellm_recount_every_file():
+    files = sorted(glob.glob(str(REAL / "routellm" / "mmlu_responses" / "*.csv"))) + \
+        [str(REAL / "routellm" / "gsm8k_responses.csv")]
+    total = 0
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        data = ro.datasets.load_routellm(f)
+        summ = data.summary()
+        assert summ["n_queries"] == len(rows), f
+        total += len(rows)
+        for m, (p_in, p_out) in RL_PRICES.items():
+            outcome = [1.0 if r[m] == "True" else 0.0 for r in rows]
+            # The stated rule: characters / 4, the prompt at the input price, the response
+            # (or one answer token where there is none) at the output price.
+            cost = [(len(r["prompt"]) / 4 * p_in + (len(r[m + "_response"]) / 4 if m + "_response" in r else 1.0)
+                     * p_out) / 1e6 for r in rows]
+            assert _close(summ["models"][m]["mean_outcome"], sum(outcome) / len(outcome)), (f, m)
+            assert _close(summ["models"][m]["mean_cost_usd"], sum(cost) / len(cost), rel=1e-9), (f, m)
+    assert total == 14042 + 1319
+
+
+@needs_real
+def test_routellm_contaminated_flagged_not_dropped():
+    data = ro.datasets.load_routellm(REAL / "routellm")
+    flagged = set()
+    for kind in ("mmlu", "gsm8k"):
+        with open(REAL / "routellm" / f"{kind}_contaminated_prompts.jsonl", encoding="utf-8") as fh:
+            flagged |= {json.loads(line)["eval_prompt"] for line in fh if line.strip()}
+    prompts = [data.system_prompt[t] + q for t, q in zip(data.task, data.question)]
+    expect = np.array([p in flagged for p in prompts])
+    assert data.n_queries == 14042 + 1319
+    np.testing.assert_array_equal(data.contaminated, expect)
+    assert expect.sum() == 17
+    dropped = ro.datasets.load_routellm(REAL / "routellm", drop_contaminated=True)
+    assert dropped.n_queries == data.n_queries - 17 and not dropped.contaminated.any()
+    assert dropped.notes["dropped_contaminated"] == 17
+
+
+@needs_real
+def test_routerarena_recount():
+    prices = json.loads((REAL / "routerarena" / "cost.json").read_text())
+    data = ro.datasets.load_routerarena(REAL / "routerarena")
+    summ = data.summary()
+    for f in sorted((REAL / "routerarena").glob("*.jsonl")):
+        m = f.stem
+        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert summ["n_queries"] == len(rows)
+        p = prices[m]
+        cost = [(r["token_usage"]["input_tokens"] * p["input_token_price_per_million"]
+                 + r["token_usage"]["output_tokens"] * p["output_token_price_per_million"]) / 1e6 for r in rows]
+        score = [min(max(r["evaluation_result"]["score"], 0.0), 1.0) for r in rows]
+        assert _close(summ["models"][m]["mean_cost_usd"], sum(cost) / len(cost))
+        # RouterArena's own inference_cost agrees with tokens x price table.
+        assert _close(sum(cost), sum(r["evaluation_result"]["inference_cost"] for r in rows), rel=1e-9)
+        assert _close(summ["models"][m]["mean_outcome"], sum(score) / len(score))
+    assert data.notes["clipped_scores"] == 1
+
+
+# --------------------------------------------------------- acceptance 2: the cost identity
+def _loaders():
+    return {"routerbench": lambda: ro.datasets.load_routerbench(REAL / "routerbench"),
+            "routellm": lambda: ro.datasets.load_routellm(REAL / "routellm"),
+            "routerarena": lambda: ro.datasets.load_routerarena(REAL / "routerarena")}
+
+
+@needs_real
+@pytest.mark.parametrize("source", ["routerbench", "routellm", "routerarena"])
+def test_batch_one_cost_identity(source):
+    data = _loaders()[source]().dropna()
+    inst = data.instance(np.nan_to_num(data.outcome))
+    for k, m in enumerate(data.model_names):
+        ev = ro.evaluate(inst, np.full(data.n_queries, inst.options.index((k, 1))))
+        real = float(np.sum(data.cost_usd[:, k]))
+        assert abs(ev.cost_usd - real) <= 1e-9 * real, (source, m, ev.cost_usd, real)
+    # Per query too: fixed + variable cost is the real cost of every cell.
+    f = inst.fixed_cost_usd[inst.query_task] + inst.variable_cost_usd
+    np.testing.assert_allclose(f, data.cost_usd, rtol=1e-9, atol=0)
+    assert (inst.output_tokens >= 0).all()
+
+
+@needs_real
+def test_routing_data_methods():
+    rb = ro.datasets.load_routerbench(REAL / "routerbench")
+    assert rb.summary()["complete_rows"] == 2205
+    with pytest.raises(ValueError):
+        rb.outcome[0, 0] = 1.0                                          # read-only
+    full = rb.dropna()
+    assert full.n_queries == 2205 and full.observed.all()
+    arc = rb.select(rb.task == rb.task_names.index("arc-challenge"))
+    assert arc.n_queries == 1039 and arc.system_prompt == rb.system_prompt
+    assert rb.system_prompt[rb.task_names.index("mbpp")] == ""
+    assert rb.system_prompt[rb.task_names.index("arc-challenge")].endswith("Answer:\nB\n\n")
+    log = full.select(np.arange(30)).to_log()
+    assert log.n_rows == 30 * 11
+    rl = ro.datasets.load_routellm(REAL / "routellm" / "gsm8k_responses.csv")
+    both = rb.concat(rl)
+    assert both.n_queries == rb.n_queries + rl.n_queries
+    assert len(both.model_names) == 11 + 1                              # gpt-4-1106 is shared
+    g = both.model_index("gpt-4-1106-preview")
+    assert not np.isnan(both.outcome[rb.n_queries:, g]).any()
+    assert np.isnan(both.outcome[rb.n_queries:, both.model_index("claude-v1")]).all()
+    with pytest.raises(ds.DatasetError, match="dropna"):
+        both.instance(np.zeros((both.n_queries, both.n_models)))
+    inst = full.instance(np.nan_to_num(full.outcome), batch_sizes=(1, 4))
+    assert inst.n_options == 22 and inst.utility.shape == (2205, 22)
+    j1, j4 = inst.options.index((4, 1)), inst.options.index((4, 4))
+    assert (inst.utility[:, j4] <= inst.utility[:, j1]).all()
+
+
+# ------------------------------------------------------------------------ bad input
+HEADER = ["", "sample_id", "prompt", "eval_name", "m1", "m2", "m1|total_cost", "m2|total_cost",
+          "oracle_model_to_route_to"]
+PRICES = {"m1": (1.0, 2.0), "m2": (0.5, 0.5)}
+
+
+def _rb_file(tmp_path, rows, header=HEADER):
+    path = tmp_path / "rb.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _rb_row(i, *, prompt=None, o1="1.0", o2="0.0", c1="0.001", c2="0.0002", qid=None):
+    prompt = repr([f"Few shot.\n\nQuestion {i}?"]) if prompt is None else prompt
+    return [str(i), qid or f"q{i}", prompt, "task", o1, o2, c1, c2, "m1"]
+
+
+def test_routerbench_loads_a_small_file(tmp_path):
+    path = _rb_file(tmp_path, [_rb_row(0), _rb_row(1, o2="")])
+    data = ro.datasets.load_routerbench(path, prices=PRICES)
+    assert data.system_prompt == ("Few shot.\n\n",) and data.question.tolist() == ["Question 0?", "Question 1?"]
+    assert np.isnan(data.outcome[1, 1]) and data.notes["missing_outcomes"] == {"m1": 0, "m2": 1}
+    inst = data.instance(np.nan_to_num(data.outcome))
+    assert abs(ro.evaluate(inst, [0, 0]).cost_usd - 0.002) < 1e-15
+
+
+@pytest.mark.parametrize("mutate, error, where", [
+    (lambda t: t / "nope.csv", ds.MissingFileError, "does not exist"),
+    (lambda t: _rb_file(t, [_rb_row(0)], header=[c for c in HEADER if c != "eval_name"][:-1]),
+     ds.MissingColumnError, "`eval_name`"),
+    (lambda t: _rb_file(t, [_rb_row(0) + ["x"]], header=HEADER + ["extra"]), ds.UnknownColumnError, "`extra`"),
+    (lambda t: _rb_file(t, [_rb_row(0), _rb_row(1, prompt="['unclosed")]), ds.PromptFieldError,
+     "row 1, column `prompt`"),
+    (lambda t: _rb_file(t, [_rb_row(0, prompt="[3]")]), ds.PromptFieldError, "row 0, column `prompt`"),
+    (lambda t: _rb_file(t, [_rb_row(0), _rb_row(1, o2="1.5")]), ds.OutcomeRangeError, "row 1, column `m2`"),
+    (lambda t: _rb_file(t, [_rb_row(0, o1="yes")]), ds.OutcomeRangeError, "row 0, column `m1`"),
+    (lambda t: _rb_file(t, [_rb_row(0, c2="-0.1")]), ds.CostValueError, "row 0, column `m2|total_cost`"),
+    (lambda t: _rb_file(t, [_rb_row(0), _rb_row(1, c1="abc")]), ds.CostValueError,
+     "row 1, column `m1|total_cost`"),
+    (lambda t: _rb_file(t, [_rb_row(0, c1="")]), ds.CostValueError, "row 0, column `m1|total_cost`"),
+])
+def test_routerbench_bad_input(tmp_path, mutate, error, where):
+    path = mutate(tmp_path)
+    with pytest.raises(error, match=where.replace("[", r"\[")) as info:
+        ro.datasets.load_routerbench(path, prices=PRICES)
+    assert isinstance(info.value, ro.FormatError) and isinstance(info.value, ValueError)
+    assert str(path) in str(info.value)
+
+
+def test_routerbench_unknown_price_and_duplicates(tmp_path):
+    path = _rb_file(tmp_path, [_rb_row(0), _rb_row(1, qid="q0")])
+    with pytest.raises(ds.UnknownPriceError, match="'m2'"):
+        ro.datasets.load_routerbench(path, prices={"m1": (1, 2)})
+    with pytest.raises(ds.DuplicateQueryError, match="row 1, column `sample_id`"):
+        ro.datasets.load_routerbench(path, prices=PRICES, duplicates="raise")
+    data = ro.datasets.load_routerbench(path, prices=PRICES)           # default: kept, renamed, counted
+    assert data.query_id.tolist() == ["q0", "q0#2"] and data.notes["duplicate_ids_renamed"] == 1
+
+
+def _arena(tmp_path, rows_by_model, prices=None):
+    root = tmp_path / "arena"
+    root.mkdir()
+    prices = prices or {m: {"input_token_price_per_million": 1.0, "output_token_price_per_million": 4.0}
+                        for m in rows_by_model}
+    (root / "cost.json").write_text(json.dumps(prices))
+    for m, rows in rows_by_model.items():
+        (root / f"{m}.jsonl").write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+def _arena_row(i, score=1.0, **kw):
+    row = {"global_index": f"T_{i}", "question": f"Do it.\n\nQ{i}", "success": True,
+           "token_usage": {"input_tokens": 10 + i, "output_tokens": 5},
+           "evaluation_result": {"score": score}}
+    row.update(kw)
+    return row
+
+
+def test_routerarena_small_and_bad(tmp_path):
+    root = _arena(tmp_path, {"a": [_arena_row(0), _arena_row(1, -0.5)], "b": [_arena_row(0), _arena_row(1)]})
+    data = ro.datasets.load_routerarena(root)
+    assert data.notes["clipped_scores"] == 1 and data.outcome[1, 0] == 0.0
+    assert data.system_prompt == ("Do it.\n\n",)
+    with pytest.raises(ds.OutcomeRangeError, match=r"row 1, column `evaluation_result.score`"):
+        ro.datasets.load_routerarena(root, scores="raise")
+    cases = [
+        ({"a": [_arena_row(0), _arena_row(0)]}, None, ds.DuplicateQueryError, "row 1, column `global_index`"),
+        ({"a": [_arena_row(0, question=["x"])]}, None, ds.PromptFieldError, "row 0, column `question`"),
+        ({"a": [_arena_row(0, token_usage={"input_tokens": -3, "output_tokens": 1})]}, None, ds.CostValueError,
+         "row 0, column `token_usage.input_tokens`"),
+        ({"a": [_arena_row(0, token_usage={"input_tokens": "many", "output_tokens": 1})]}, None, ds.CostValueError,
+         "token_usage.input_tokens"),
+        ({"a": [{"global_index": "T_0", "question": "q"}]}, None, ds.MissingColumnError, "`token_usage`"),
+        ({"a": ["{not json"]}, None, ds.MalformedRowError, "row 0"),
+        ({"a": [_arena_row(0)]}, {"b": {"input_token_price_per_million": 1, "output_token_price_per_million": 1}},
+         ds.UnknownPriceError, "'a'"),
+    ]
+    for j, (rows, prices, error, where) in enumerate(cases):
+        sub = tmp_path / f"case{j}"
+        sub.mkdir()
+        with pytest.raises(error, match=where.replace("[", r"\[")):
+            ro.datasets.load_routerarena(_arena(sub, rows, prices))
+    with pytest.raises(ds.MissingFileError, match="cost.json"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        ro.datasets.load_routerarena(empty)
+
+
+def test_routellm_bad_input(tmp_path):
+    good = tmp_path / "gsm8k_responses.csv"
+    with open(good, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["prompt", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"])
+        w.writerow(["What is 1+1?", "True", "False"])
+        w.writerow(["What is 2+2?", "maybe", "True"])
+    with pytest.raises(ds.OutcomeRangeError, match="row 1, column `mistralai/Mixtral-8x7B-Instruct-v0.1`"):
+        ro.datasets.load_routellm(good)
+    bad = tmp_path / "other.csv"
+    bad.write_text("prompt,newmodel\nhi,True\n")
+    with pytest.raises(ds.UnknownPriceError, match="'newmodel'"):
+        ro.datasets.load_routellm(bad)
+    nocol = tmp_path / "nocol.csv"
+    nocol.write_text("question,gpt-4-1106-preview\nhi,True\n")
+    with pytest.raises(ds.MissingColumnError, match="`prompt`"):
+        ro.datasets.load_routellm(nocol)
+    orphan = tmp_path / "orphan.csv"
+    orphan.write_text("prompt,gpt-4-1106-preview,x_response\nhi,True,text\n")
+    with pytest.raises(ds.UnknownColumnError, match="`x_response`"):
+        ro.datasets.load_routellm(orphan)
+    with pytest.raises(ds.MissingFileError):
+        ro.datasets.load_routellm(tmp_path / "absent")
+
+
+def test_routing_data_validates_by_hand():
+    kw = dict(model_names=("a",), task_names=("t",), task=[0, 0], question=["x", "y"], system_prompt=("",),
+              query_id=["1", "2"], outcome=[[1.0], [0.0]], cost_usd=[[1e-3], [2e-3]], price_in=[1.0],
+              price_out=[2.0], system_tokens=[0.0], input_tokens=[1.0, 1.0], output_tokens=[[1.0], [2.0]])
+    ds.RoutingData(**kw)
+    with pytest.raises(ds.DuplicateQueryError):
+        ds.RoutingData(**{**kw, "query_id": ["1", "1"]})
+    with pytest.raises(ds.OutcomeRangeError):
+        ds.RoutingData(**{**kw, "outcome": [[1.0], [2.0]]})
+    with pytest.raises(ds.InconsistentDataError):
+        ds.RoutingData(**{**kw, "cost_usd": [[1e-3]]})

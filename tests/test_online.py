@@ -1,0 +1,319 @@
+"""Online routers: the queue identity, determinism, feedback loss and delay, withdrawal,
+cost accounting against ro.evaluate, the window planner against brute force, bad input."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import robatch_opt as ro
+from robatch_opt import online as on
+from robatch_opt.cli import main
+
+ROUTERBENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "routerbench"
+
+
+@pytest.fixture(scope="module")
+def split():
+    return on.llm_split("qwen3", n=300, tasks=["GSM8K", "MMLU", "MBPP"], seed=3)
+
+
+@pytest.fixture(scope="module")
+def stream(split):
+    return split.stream
+
+
+def _mess(s, split=None, **kw):
+    kw.setdefault("alpha", 0.8)
+    return on.MessPlusRouter(s.model_names, predictor=copy.deepcopy(split.predictor) if split else None, **kw)
+
+
+def _batch(s, split=None, **kw):
+    kw.setdefault("alpha", 0.8)
+    kw.setdefault("max_wait_s", 2.0)
+    return on.BatchingRouter(s.model_names, predictor=copy.deepcopy(split.predictor) if split else None, **kw)
+
+
+# ------------------------------------------------------------------ queue identity
+@settings(max_examples=60)
+@given(alpha=st.floats(0.0, 1.0), ys=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=200))
+def test_queue_identity_over_random_outcomes(stream, alpha, ys):
+    """sum_t (alpha - y_t) <= Q_T, hence mean(y) >= alpha - Q_T / T (proofs/online_sla.md, (1))."""
+    r = on.MessPlusRouter(stream.model_names, alpha=alpha, c=0.0).bind(stream)
+    d = on.Dispatch(time_s=0.0, task=0, model=0, batch_size=1, requests=np.array([0]))
+    q_prev = 0.0
+    for y in ys:
+        r.feedback(on.Feedback(dispatch=d, served=np.array([0]), satisfied=np.array([y]), rows=np.zeros(0, np.int64),
+                               outcome=np.zeros(0), output_tokens=np.zeros(0)))
+        assert r.Q >= 0.0 and r.Q >= q_prev + alpha - y - 1e-12      # one step of the recursion
+        q_prev = r.Q
+    T = len(ys)
+    assert sum(alpha - y for y in ys) <= r.Q + 1e-9 * T
+    assert np.mean(ys) >= alpha - r.Q / T - 1e-9
+
+
+@pytest.mark.parametrize("make", [_mess, _batch])
+def test_replay_satisfies_the_queue_identity(split, stream, make):
+    res = on.replay(stream, make(stream, split), rate_per_s=5.0, seed=1)
+    assert res.n_feedback == res.n_requests
+    assert res.shortfall <= res.final_queue + 1e-9
+    assert res.satisfaction >= res.sla_bound - 1e-9
+    assert np.all(res.queue >= 0)
+
+
+# ------------------------------------------------------------------ determinism
+@pytest.mark.parametrize("make", [_mess, _batch])
+def test_same_seed_same_decisions(split, stream, make):
+    a = on.replay(stream, make(stream, split, seed=4), rate_per_s=5.0, seed=2)
+    b = on.replay(stream, make(stream, split, seed=4), rate_per_s=5.0, seed=2)
+    np.testing.assert_array_equal(a.model, b.model)
+    np.testing.assert_array_equal(a.batch_size, b.batch_size)
+    np.testing.assert_array_equal(a.explored, b.explored)
+    np.testing.assert_array_equal(a.cost_per_request_usd, b.cost_per_request_usd)
+    np.testing.assert_array_equal(a.queue, b.queue)
+    c = on.replay(stream, make(stream, split, seed=5), rate_per_s=5.0, seed=2)
+    assert not np.array_equal(a.explored, c.explored)          # the router's seed drives exploration
+
+
+# ------------------------------------------------------------------ feedback
+@pytest.mark.parametrize("make", [_mess, _batch])
+def test_missing_feedback(split, stream, make):
+    res = on.replay(stream, make(stream, split), rate_per_s=5.0, seed=1, feedback_rate=0.5)
+    assert 0 < res.n_feedback < res.n_requests
+    assert res.shortfall <= res.final_queue + 1e-9
+    assert (res.model >= 0).all()                               # every request is still served
+    none = on.replay(stream, make(stream, split), rate_per_s=5.0, seed=1, feedback_rate=0.0)
+    assert none.n_feedback == 0 and none.queue.size == 0 and math.isnan(none.sla_bound)
+
+
+def test_delayed_feedback_reaches_the_router_later(split, stream):
+    now = on.replay(stream, _mess(stream, split), rate_per_s=5.0, seed=1)
+    late = on.replay(stream, _mess(stream, split), rate_per_s=5.0, seed=1, feedback_delay_s=30.0)
+    assert late.n_feedback == late.n_requests
+    assert late.queue_time_s.min() >= late.dispatch_s.min() + 30.0 - 1e-9
+    assert late.shortfall <= late.final_queue + 1e-9
+    assert not np.array_equal(now.model, late.model)            # decisions used an older queue
+
+
+# ------------------------------------------------------------------ withdrawal
+@pytest.mark.parametrize("make", [_mess, _batch])
+def test_model_withdrawn_mid_stream(split, stream, make):
+    gone = "Qwen3-32B"
+    k = stream.model_names.index(gone)
+    base = on.replay(stream, make(stream, split, alpha=0.85), rate_per_s=5.0, seed=1)
+    t_w = float(np.median(base.arrival_s))
+    res = on.replay(stream, make(stream, split, alpha=0.85), rate_per_s=5.0, seed=1, withdraw={gone: t_w})
+    assert (base.model[base.dispatch_s > t_w] == k).any()       # it was in use after t_w
+    assert not (res.model[res.dispatch_s > t_w] == k).any()     # and is not any more
+    assert (res.model >= 0).all() and res.n_requests == stream.n_requests
+    assert math.isclose(res.cost_usd, res.cost_per_request_usd.sum(), rel_tol=1e-12)
+    assert res.shortfall <= res.final_queue + 1e-9
+
+
+# ------------------------------------------------------------------ accounting
+def test_batching_cost_equals_evaluate_on_one_window_per_task(split, stream):
+    """With no exploration and every task in one window, the replay's bill is ro.evaluate's."""
+    res = on.replay(stream, _batch(stream, split, c=0.0, max_wait_s=1e6), rate_per_s=5.0, seed=1)
+    opt = np.array([stream.instance.options.index((int(k), int(b))) for k, b in zip(res.model, res.batch_size)])
+    ev = ro.evaluate(stream.instance, opt)
+    assert math.isclose(res.cost_usd, ev.cost_usd, rel_tol=1e-9)
+    assert res.n_calls == ev.n_calls
+    assert math.isclose(res.outcome.sum(), ro.evaluate(stream.hindsight_instance(), opt).utility, rel_tol=1e-9)
+    assert res.batch_size.max() > 1
+
+
+def test_hindsight_bounds_any_policy_that_meets_alpha(split, stream):
+    res = on.replay(stream, _batch(stream, split, c=0.0), rate_per_s=20.0, seed=1)
+    a = math.floor(res.satisfaction * 100) / 100
+    hb = on.hindsight(stream, a, batching=True)
+    h1 = on.hindsight(stream, a, batching=False)
+    assert hb.lower_bound_usd <= res.cost_usd
+    assert hb.lower_bound_usd <= h1.cost_usd + 1e-12           # batching never costs more in hindsight
+    single = on.cheapest_single_model(stream, a)
+    if single.model is not None:
+        assert h1.lower_bound_usd <= single.cost_usd + 1e-12
+
+
+def test_calibrated_random_router_hits_alpha_in_expectation():
+    acc = np.array([0.5, 0.7, 0.9])
+    cost = np.array([1.0, 2.0, 10.0])
+    r = on.calibrated_random_router(["a", "b", "c"], acc, cost, alpha=0.8)
+    assert math.isclose(float(r.probabilities @ acc), 0.8, rel_tol=1e-12)
+    assert r.probabilities[0] == 0.0                          # mixes b and c: the lower hull
+    assert on.calibrated_random_router(["a", "b", "c"], acc, cost, alpha=0.6).probabilities @ cost <= 2.0
+
+
+# ------------------------------------------------------------------ window planner
+def _brute(score, call_value, batch):
+    m, J = score.shape
+    best = -np.inf
+    for x in itertools.product(range(J), repeat=m):
+        if np.isfinite(score[np.arange(m), x]).all():
+            best = max(best, on.window_objective(score, call_value, batch, np.array(x)))
+    return best
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_window_planner_against_brute_force(data):
+    m = data.draw(st.integers(1, 5))
+    J = data.draw(st.integers(1, 4))
+    batch = np.array(data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=J, max_size=J)), dtype=np.int64)
+    score = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=m * J, max_size=m * J))).reshape(m, J)
+    call_value = np.array(data.draw(st.lists(st.floats(0, 2), min_size=J, max_size=J)))
+    x = on.plan_window(score, call_value, batch)
+    got = on.window_objective(score, call_value, batch, x)
+    start = np.argmax(score - call_value / batch, axis=1)
+    assert got >= on.window_objective(score, call_value, batch, start) - 1e-12
+    opt = _brute(score, call_value, batch)
+    assert got <= opt + 1e-12
+    if (batch == 1).all():
+        assert math.isclose(got, opt, rel_tol=1e-12, abs_tol=1e-12)   # separable: exact
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("kw, field", [
+    (dict(alpha=-0.1), "alpha"), (dict(alpha=1.5), "alpha"), (dict(alpha=float("nan")), "alpha"),
+    (dict(alpha=0.8, V=0.0), "V"), (dict(alpha=0.8, V=-1.0), "V"), (dict(alpha=0.8, c=-0.1), "c"),
+    (dict(alpha=0.8, seed=-1), "seed"),
+])
+def test_bad_router_parameters(stream, kw, field):
+    with pytest.raises(on.OnlineError, match=f"`{field}`"):
+        on.MessPlusRouter(stream.model_names, **kw)
+
+
+def test_bad_batching_and_replay_parameters(stream):
+    with pytest.raises(on.OnlineError, match="`max_wait_s`"):
+        on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=-1.0)
+    with pytest.raises(on.OnlineError, match="`max_batch`"):
+        on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, max_batch=0)
+    r = on.MessPlusRouter(stream.model_names, alpha=0.8)
+    for kw, field in [(dict(rate_per_s=-1.0), "rate_per_s"), (dict(rate_per_s=0.0), "rate_per_s"),
+                      (dict(arrival="weekly"), "arrival"), (dict(feedback_rate=1.5), "feedback_rate"),
+                      (dict(feedback_delay_s=-2.0), "feedback_delay_s"),
+                      (dict(arrival=np.arange(stream.n_requests)[::-1].astype(float)), "arrival"),
+                      (dict(withdraw={"Qwen3-32B": -1.0}), "withdraw")]:
+        with pytest.raises(on.OnlineError, match=f"`{field}"):
+            on.replay(stream, r, **kw)
+    with pytest.raises(on.UnknownModelError, match="GPT-9"):
+        on.replay(stream, r, withdraw={"GPT-9": 1.0})
+    with pytest.raises(on.UnknownModelError, match="GPT-9"):
+        on.replay(stream, on.MessPlusRouter(["Qwen3-8B", "GPT-9"], alpha=0.8))
+    r.bind(stream)
+    with pytest.raises(on.UnknownModelError, match="GPT-9"):
+        r.withdraw("GPT-9")
+    with pytest.raises(on.StreamError, match="outcome"):
+        on.RequestStream(instance=stream.instance, outcome=np.full(stream.outcome.shape, np.nan),
+                         retention=stream.retention, features=stream.features,
+                         output_tokens_prior=stream.output_tokens_prior, source="x")
+
+
+def test_router_subset_of_the_pool(split, stream):
+    names = ["Qwen3-4B", "Qwen3-14B"]
+    res = on.replay(stream, on.MessPlusRouter(names, alpha=0.7, c=0.0), rate_per_s=5.0)
+    assert set(np.array(stream.model_names)[res.model]) <= set(names)
+
+
+def test_bursty_arrivals_are_burstier_than_poisson():
+    p = np.diff(on.arrival_times(4000, arrival="poisson", rate_per_s=2.0, seed=0))
+    b = np.diff(on.arrival_times(4000, arrival="bursty", rate_per_s=2.0, seed=0))
+    assert abs(p.mean() - 0.5) < 0.05 and abs(b.mean() - 0.5) < 0.1
+    assert b.std() / b.mean() > 1.5 * p.std() / p.mean()
+
+
+# ------------------------------------------------------------------ real data
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_routerbench_stream_bills_real_costs():
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 11))
+    s = on.as_stream(data)
+    res = on.replay(s, on.MessPlusRouter(s.model_names, alpha=0.7, c=0.0), rate_per_s=5.0)
+    real = data.cost_usd[np.arange(s.n_requests), res.model].sum()
+    assert math.isclose(res.cost_usd, real, rel_tol=1e-6)         # unbatched: the data's own dollars
+    np.testing.assert_array_equal(res.outcome, data.outcome[np.arange(s.n_requests), res.model])
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_online_json(capsys):
+    assert main(["online", "--n", "200", "--alpha", "0.75", "--max-wait", "1", "--rate", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["router"] for r in out["routers"]] == ["MessPlusRouter", "BatchingRouter", "RandomRouter"]
+    assert out["routers"][1]["wait_p99_s"] <= 1.0 + 1e-9
+
+
+def test_cli_online_bad_alpha(capsys):
+    assert main(["online", "--alpha", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--alpha" in err
+
+
+@pytest.mark.parametrize("max_wait_s, max_batch", [(0.5, None), (2.0, 4), (0.0, None)])
+def test_batching_waits_at_most_max_wait(split, stream, max_wait_s, max_batch):
+    r = _batch(stream, split, max_wait_s=max_wait_s, max_batch=max_batch)
+    res = on.replay(stream, r, arrival="bursty", rate_per_s=10.0, seed=1)
+    assert (res.wait_s >= 0).all() and res.wait_s.max() <= max_wait_s + 1e-9
+    if max_batch is not None:
+        assert max(r.window_sizes) <= max_batch
+
+
+class _TaskMeans:
+    """A frozen predictor of RoutingData rows (the interface of ro.proxy.TextUtility)."""
+
+    def __init__(self, data):
+        self.means = np.array([data.outcome[data.task == t].mean(axis=0) for t in range(len(data.task_names))])
+        self.calls = 0
+
+    def predict(self, data):
+        self.calls += 1
+        assert hasattr(data, "question")                         # RoutingData rows, not features
+        return self.means[data.task]
+
+
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_routing_data_predictor_gets_routing_data_rows():
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 7))
+    pred = _TaskMeans(data)
+    s = on.as_stream(data)
+    for r in (on.MessPlusRouter(s.model_names, alpha=0.8, predictor=pred),
+              on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, predictor=pred)):
+        res = on.replay(s, r, rate_per_s=10.0)
+        assert (res.model >= 0).all()
+    assert pred.calls > 0
+
+
+def test_instance_and_workload_streams(split):
+    inst = ro.workloads.llm("gemma3", n=120, seed=2)
+    res = on.replay(inst, on.MessPlusRouter([m.name for m in inst.models], alpha=0.7), rate_per_s=5.0)
+    assert res.n_requests == 120 and "Instance" in res.source
+    w = ro.workloads.llm_truth("gemma3", n=120, seed=2)
+    res = on.replay(w, on.BatchingRouter(list(w.model_names), alpha=0.7, max_wait_s=3.0), rate_per_s=5.0)
+    assert res.n_requests == 120 and res.batch_size.max() > 1
+
+
+def test_offline_plan_with_a_perfect_predictor_is_the_hindsight_optimum(stream):
+    class Oracle:
+        def predict(self, X):
+            return stream.outcome
+
+    for batching in (False, True):
+        off = on.offline_plan(stream, 0.8, Oracle(), batching=batching)
+        h = on.hindsight(stream, 0.8, batching=batching)
+        assert math.isclose(off.cost_usd, h.cost_usd, rel_tol=1e-12)
+        assert off.predicted_mean_utility >= 0.8 - 1e-12
+        assert math.isclose(off.realized_satisfaction, h.mean_utility, rel_tol=1e-12)
+
+
+def test_cli_online_plot_and_bad_plot_path(tmp_path, capsys):
+    out = tmp_path / "o.png"
+    assert main(["online", "--n", "150", "--alpha", "0.7", "--max-wait", "1", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]             # no temporary file left
+    capsys.readouterr()
+    assert main(["online", "--alpha", "0.7", "--plot", str(tmp_path / "missing" / "o.png")]) == 2
+    assert "--plot" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""TextUtility (scikit-learn): shapes, learning a text signal, falling back to the task mean
+where there is none, shrinkage on small tasks, output tokens, other bases, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robatch_opt import datasets as ds
+from robatch_opt import proxy as P
+
+WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+
+
+def _data(n=600, *, signal=True, seed=0, soft=False, small_task=0):
+    """Two models, two tasks (plus an optional tiny one); with ``signal`` the word 'hard' in a
+    question makes model 0 fail, and long questions make long answers."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(n) < 0.5
+    questions = []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=rng.integers(3, 12)))
+        if hard[i]:
+            words.insert(int(rng.integers(len(words))), "hard")
+        else:
+            words.insert(int(rng.integers(len(words))), "easy")
+        questions.append(" ".join(words))
+    task = (rng.random(n) < 0.5).astype(np.int64)
+    if small_task:
+        task[:small_task] = 2
+    p0 = np.where(hard, 0.15, 0.9) if signal else np.full(n, 0.55)
+    p = np.c_[p0, np.full(n, 0.7)]
+    y = p if soft else (rng.random((n, 2)) < p).astype(float)
+    length = np.array([len(q) for q in questions], float)
+    out_tok = np.c_[length / 2 + rng.normal(0, 1, n).clip(-3, 3) + 5, np.full(n, 20.0)]
+    price_in, price_out = np.array([1.0, 0.5]), np.array([2.0, 1.0])
+    in_tok = length / 4
+    cost = (in_tok[:, None] * price_in + out_tok * price_out) / 1e6
+    return ds.RoutingData(model_names=("m0", "m1"), task_names=("t0", "t1", "tiny"), task=task,
+                          question=questions, system_prompt=("", "", ""), query_id=[str(i) for i in range(n)],
+                          outcome=y, cost_usd=cost, price_in=price_in, price_out=price_out,
+                          system_tokens=[0.0, 0.0, 0.0], input_tokens=in_tok, output_tokens=out_tok)
+
+
+def _brier(p, y):
+    return float(np.mean((p - y) ** 2))
+
+
+def test_learns_a_text_signal_and_beats_the_task_mean():
+    train, test = _data(seed=0), _data(seed=1)
+    tu = P.TextUtility().fit(train)
+    u = tu.predict(test)
+    assert u.shape == (600, 2) and ((u >= 0) & (u <= 1)).all()
+    assert tu.blend_[0] > 0.5                                  # the text helps model 0...
+    mean = P.TaskMeanUtility().fit(train).predict(test)
+    assert _brier(u[:, 0], test.outcome[:, 0]) < _brier(mean[:, 0], test.outcome[:, 0]) - 0.05
+    # ...and predictions follow the word: 'hard' questions get a low utility on model 0.
+    hard = np.array(["hard" in q for q in test.question])
+    assert u[hard, 0].mean() < 0.35 < 0.75 < u[~hard, 0].mean()
+
+
+def test_no_signal_falls_back_to_the_task_mean_exactly():
+    train, test = _data(signal=False, seed=2), _data(signal=False, seed=3)
+    tu = P.TextUtility().fit(train)
+    mean = P.TaskMeanUtility().fit(train).predict(test)
+    assert tu.blend_ == [0.0, 0.0]
+    np.testing.assert_allclose(tu.predict(test), mean, atol=1e-12)
+
+
+def test_small_task_is_shrunk_to_its_mean():
+    train = _data(seed=4, small_task=4)
+    tu = P.TextUtility(blend=1.0, shrinkage=10.0).fit(train)
+    u, raw = tu.predict(train), tu.predict_raw(train)
+    tiny = train.task == 2
+    w = 4 / (4 + 10.0)
+    np.testing.assert_allclose(u[tiny], w * raw[tiny] + (1 - w) * tu.means_["tiny"][None, :], atol=1e-12)
+
+
+def test_output_tokens_and_costs():
+    train, test = _data(seed=5), _data(seed=6)
+    tu = P.TextUtility().fit(train)
+    o = tu.predict_output_tokens(test)
+    rel = np.abs(o - test.output_tokens).mean(axis=0) / test.output_tokens.mean(axis=0)
+    assert o.shape == (600, 2) and (o >= 0).all() and rel.max() < 0.15
+    c = tu.predict_cost_usd(test)
+    assert abs(c.sum() / test.cost_usd.sum() - 1) < 0.05
+
+
+@pytest.mark.parametrize("base", ["knn", "sgd", "soft"])
+def test_other_bases_and_soft_outcomes(base):
+    from sklearn.linear_model import SGDClassifier
+    train, test = _data(seed=7, soft=base == "soft"), _data(seed=8)
+    est = {"knn": "knn", "sgd": SGDClassifier(loss="log_loss", random_state=0), "soft": "logistic"}[base]
+    tu = P.TextUtility(base=est, blend=1.0, shrinkage=0.0).fit(train)
+    u = tu.predict(test)
+    hard = np.array(["hard" in q for q in test.question])
+    assert u[hard, 0].mean() + 0.2 < u[~hard, 0].mean()
+
+
+def test_embeddings_are_used_and_checked():
+    train, test = _data(seed=9, signal=False), _data(seed=10, signal=False)
+    rng = np.random.default_rng(0)
+    emb_tr, emb_te = rng.normal(size=(600, 3)), rng.normal(size=(600, 3))
+    y = (emb_tr[:, 0] > 0).astype(float)
+    train = train.select(np.arange(600))
+    object.__setattr__(train, "outcome", np.c_[y, train.outcome[:, 1]])
+    tu = P.TextUtility().fit(train, embeddings=emb_tr)
+    u = tu.predict(test, embeddings=emb_te)
+    assert u[emb_te[:, 0] > 1, 0].mean() > 0.8 and u[emb_te[:, 0] < -1, 0].mean() < 0.2
+    with pytest.raises(P.PredictorError, match="embeddings"):
+        tu.predict(test)
+    with pytest.raises(P.PredictorError, match="embeddings"):
+        tu.predict(test, embeddings=emb_te[:, :2])
+
+
+def test_bad_arguments():
+    with pytest.raises(P.PredictorError, match="base"):
+        P.TextUtility(base="forest")
+    with pytest.raises(P.PredictorError, match="predict_proba"):
+        P.TextUtility(base=object())
+    with pytest.raises(P.PredictorError, match="not fitted"):
+        P.TextUtility().predict(_data(n=10))
+    with pytest.raises(P.PredictorError, match="RoutingData"):
+        P.TextUtility().fit(np.zeros((3, 2)))
