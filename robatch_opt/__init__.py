@@ -22,6 +22,7 @@ from .frontier import Frontier, frontier
 from . import baselines
 from . import datasets
 from . import distributed          # no dask or zarr import until used
+from . import serve
 
 __version__ = "0.1.0"
 
@@ -48,4 +49,5 @@ __all__ = [
     "datasets",
     "online",
     "distributed",
+    "serve",
 ]

@@ -100,7 +100,7 @@ def _parser() -> _Parser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--traceback", action="store_true",
                    help="on an error, raise it with its Python traceback (for debugging)")
-    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier}", required=True)
+    sub = p.add_subparsers(dest="command", metavar="{solve,generate,evaluate,frontier,online,serve}", required=True)
 
     s = sub.add_parser(
         "solve", help="plan an instance (default: the bundled LLM workload)",
@@ -184,7 +184,20 @@ def _parser() -> _Parser:
     f.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     f.set_defaults(func=_cmd_frontier)
     _add_online_parser(sub)
+    _add_serve_parser(sub)
     return p
+
+
+def _add_serve_parser(sub) -> None:
+    from .serve.command import add_arguments
+
+    v = sub.add_parser(
+        "serve", help="run a plan on OpenAI-compatible endpoints (needs robatch_opt[serve])",
+        description="Send every call of PLAN to its model's endpoint, split the replies into answers, "
+                    "account the real usage and cost, and journal every finished call (--resume continues "
+                    "a killed run without re-sending finished calls).")
+    add_arguments(v)
+    v.set_defaults(func=_cmd_serve)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -750,6 +763,15 @@ def _cmd_frontier(args) -> int:
     if args.plot:
         print(f"figure written to {args.plot}")
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- serve
+def _cmd_serve(args) -> int:
+    from .serve.command import serve_command
+
+    inst = _load_instance(args.instance)
+    plan = _read_plan(args.plan)
+    return serve_command(args, inst, plan)
 
 
 # -------------------------------------------------------------------------------- main

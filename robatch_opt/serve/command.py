@@ -1,0 +1,173 @@
+"""``robatch-opt serve``: the command-line side of :func:`robatch_opt.serve.run`.
+
+The argument parser and the one-line error handling live in :mod:`robatch_opt.cli`; this
+module reads the questions and system-prompt files, draws the progress line and prints the
+summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ServeConfigError
+
+__all__ = ["add_arguments", "serve_command", "read_questions", "read_system_prompts"]
+
+
+def add_arguments(p) -> None:
+    """The ``serve`` subcommand's arguments (on an argparse parser)."""
+    p.add_argument("instance", metavar="INSTANCE", help="instance file (.json or .npz)")
+    p.add_argument("plan", metavar="PLAN", help="plan file written by `solve --out`")
+    p.add_argument("--questions", required=True, metavar="FILE",
+                   help="one question per query: .txt (one per line), .json (a list of strings) or "
+                        ".jsonl (a string or {\"question\": ...} per line)")
+    p.add_argument("--endpoints", required=True, metavar="FILE.toml",
+                   help="one table per model: base_url, model, api, api_key_env (see README)")
+    p.add_argument("--journal", required=True, metavar="RUN.jsonl",
+                   help="append-only journal of finished calls (what --resume continues)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run recorded in --journal (finished calls are not sent again)")
+    p.add_argument("--system-prompts", metavar="FILE", help="task name -> system prompt (.json or .toml)")
+    p.add_argument("--format", default="numbered", choices=("numbered", "json"),
+                   help="batch prompt format (default numbered: Q1:/A1: lines)")
+    p.add_argument("--max-concurrency", type=int, default=8, metavar="N", help="requests in flight (default 8)")
+    p.add_argument("--retries", type=int, default=3, metavar="N", help="retries per call (default 3)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per request, seconds (default 60)")
+    p.add_argument("--answers-out", metavar="FILE.jsonl", help="write one line per query: answer or failure")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def read_questions(path: str) -> list[str]:
+    """Questions from a .txt, .json or .jsonl file; errors name the file and the line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ServeConfigError("questions", "file not found", source=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ServeConfigError("questions", f"cannot read: {exc}", source=path) from None
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ServeConfigError("questions", f"not valid JSON: {exc}", source=path) from None
+        if not isinstance(data, list):
+            raise ServeConfigError("questions", "must be a JSON list of strings", source=path)
+        out = data
+    elif suffix in (".jsonl", ".ndjson"):
+        out = []
+        for ln, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                v = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ServeConfigError(f"line {ln}", f"not valid JSON: {exc}", source=path) from None
+            if isinstance(v, dict):
+                if "question" not in v:
+                    raise ServeConfigError(f"line {ln}", "an object needs a `question` key", source=path)
+                v = v["question"]
+            out.append(v)
+    elif suffix in (".txt", ""):
+        out = text.splitlines()
+        if out and not out[-1].strip():
+            out = out[:-1]
+    else:
+        raise ServeConfigError("questions", f"unknown suffix {suffix!r}: use .txt, .json or .jsonl", source=path)
+    for i, q in enumerate(out):
+        if not isinstance(q, str) or not q.strip():
+            raise ServeConfigError(f"questions[{i}]", f"must be a non-empty string, got {q!r}", source=path)
+    return out
+
+
+def read_system_prompts(path: str) -> dict[str, str]:
+    """Task name -> system prompt from a .json or .toml file."""
+    from .endpoints import tomllib
+
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ServeConfigError("system_prompts", "file not found", source=path) from None
+    except OSError as exc:
+        raise ServeConfigError("system_prompts", f"cannot read: {exc.strerror or exc}", source=path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8")) if p.suffix.lower() == ".toml" else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:         # JSON and TOML decode errors are ValueErrors
+        raise ServeConfigError("system_prompts", f"cannot parse: {exc}", source=path) from None
+    if not isinstance(data, dict):
+        raise ServeConfigError("system_prompts", "must map task names to strings", source=path)
+    return data
+
+
+class _ProgressLine:
+    """``calls 12/40  answers 44  failures 0  $0.000123`` on stderr, only on a terminal."""
+
+    def __init__(self, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, p) -> None:
+        if not self.enabled:
+            return
+        self.shown = True
+        self.stream.write(f"\rserve: calls {p.calls_done}/{p.calls_total}  answers {p.answers}  "
+                          f"failures {p.failures}  ${p.cost_usd:,.6f}  {time.perf_counter() - self.t0:6.1f} s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def serve_command(args, inst, plan) -> int:
+    """Run ``robatch-opt serve`` on a loaded instance and plan; returns the exit status."""
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        raise ServeConfigError("serve", "needs httpx: pip install 'robatch_opt[serve]'") from None
+    from .endpoints import load_endpoints
+    from .executor import run
+
+    questions = read_questions(args.questions)
+    prompts = read_system_prompts(args.system_prompts) if args.system_prompts else None
+    endpoints = load_endpoints(args.endpoints)
+    journal = Path(args.journal)
+    if journal.exists() and journal.stat().st_size > 0 and not args.resume:
+        raise ServeConfigError("journal", "exists: pass --resume to continue that run, or choose a new file",
+                               source=args.journal)
+    if args.answers_out is not None and not Path(args.answers_out).resolve().parent.is_dir():
+        raise ServeConfigError("answers_out", "its directory does not exist", source=args.answers_out)
+    bar = None if args.json else _ProgressLine()
+    try:
+        res = run(plan, inst, questions, endpoints, system_prompts=prompts, journal=journal,
+                  max_concurrency=args.max_concurrency, retries=args.retries, timeout_s=args.timeout,
+                  format=args.format, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.answers_out is not None:
+        tmp = Path(str(args.answers_out) + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for i, a in enumerate(res.answers):
+                row = {"query": i, "answer": a}
+                if i in res.failures:
+                    f = res.failures[i]
+                    row.update({"failure": f.reason, "attempts": f.attempts, "call": f.call_key})
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(args.answers_out)
+    if args.json:
+        d = res.summary_dict()
+        d.update({"journal": str(journal), "answers_out": args.answers_out})
+        print(json.dumps(d))
+    else:
+        print(res.summary())
+        print(f"journal         {journal}")
+    return 0

@@ -1,0 +1,504 @@
+"""Run a plan: each call of ``plan.calls`` becomes one request to its model's endpoint.
+
+asyncio + httpx: one client per endpoint, a global and a per-endpoint bound on requests in
+flight, an optional per-endpoint rate limit, retries with exponential backoff (full jitter)
+on 429, 5xx, timeouts, dropped connections and unreadable bodies, honouring ``Retry-After``.
+A reply is split into per-query answers by the batch format; queries a batched reply left
+unanswered are asked again alone (b = 1) and that cost is accounted. Every finished call is
+appended to the journal before anything depends on it, so a killed run resumes without
+sending a finished call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from ..instance import Instance
+from ..plan import Plan
+from .endpoints import Endpoint, load_endpoints
+from .errors import EndpointUnreachableError, MissingKeyError, ServeConfigError
+from .formats import BatchFormat, get_format
+from .journal import Journal, fingerprint
+from .result import CallRecord, QueryFailure, ServeResult
+
+__all__ = ["run", "run_async", "Progress", "check_endpoints"]
+
+#: Longest wait a ``Retry-After`` header can impose (seconds); longer values are capped.
+MAX_RETRY_AFTER_S = 300.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot handed to ``progress`` after every finished call."""
+
+    calls_done: int
+    calls_total: int
+    answers: int
+    failures: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class _CallSpec:
+    key: str
+    task: str
+    model: str
+    batch_size: int
+    query_ids: tuple
+
+
+class _Fatal(Exception):
+    """A reply that retrying will not fix (a 4xx other than 429)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after_s: float | None = None):
+        super().__init__(reason)
+        self.reason, self.retry_after_s = reason, retry_after_s
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _RateLimiter:
+    """At most ``rate`` request starts per second (evenly spaced)."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 0.0 if rate is None else 1.0 / rate
+        self.next_t = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        t = max(now, self.next_t)
+        self.next_t = t + self.interval
+        if t > now:
+            await asyncio.sleep(t - now)
+
+
+def _tls(endpoints: Mapping[str, Endpoint]):
+    """``verify=`` for the clients: one shared TLS context, built only if an endpoint is https.
+
+    Each httpx client otherwise loads the CA bundle itself (about 0.3 s each).
+    """
+    import httpx
+
+    if any(ep.base_url.lower().startswith("https:") for ep in endpoints.values()):
+        return httpx.create_ssl_context()
+    return False                             # plain http: no TLS, nothing to verify
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _validate(plan, instance, questions, system_prompts):
+    if not isinstance(plan, Plan):
+        raise ServeConfigError("plan", f"must be a robatch_opt Plan, got {type(plan).__name__}")
+    if not isinstance(instance, Instance):
+        raise ServeConfigError("instance", f"must be a robatch_opt Instance, got {type(instance).__name__}")
+    if plan.n_queries != instance.n_queries:
+        raise ServeConfigError("plan", f"has {plan.n_queries} queries but the instance has {instance.n_queries}")
+    names = tuple(m.name for m in instance.models)
+    if tuple(plan.model_names) != names:
+        raise ServeConfigError("plan.model_names", f"{list(plan.model_names)} are not the instance's models "
+                                                   f"{list(names)}")
+    if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+        raise ServeConfigError("questions", f"must be a sequence of strings (one per query), got "
+                                            f"{type(questions).__name__}")
+    if len(questions) != instance.n_queries:
+        raise ServeConfigError("questions", f"must hold one question per query ({instance.n_queries}), "
+                                            f"got {len(questions)}")
+    for i, q in enumerate(questions):
+        if not isinstance(q, str) or not q.strip():
+            raise ServeConfigError(f"questions[{i}]", f"must be a non-empty string, got {q!r}")
+    tasks = [t.name for t in instance.tasks]
+    prompts = {t: "" for t in tasks}
+    if system_prompts is not None:
+        if not isinstance(system_prompts, Mapping):
+            raise ServeConfigError("system_prompts", f"must map task names to text, got "
+                                                     f"{type(system_prompts).__name__}")
+        for name, text in system_prompts.items():
+            if name not in prompts:
+                raise ServeConfigError(f"system_prompts[{name!r}]", f"is not a task of the instance; tasks: {tasks}")
+            if not isinstance(text, str):
+                raise ServeConfigError(f"system_prompts[{name!r}]", f"must be a string, got {type(text).__name__}")
+            prompts[name] = text
+    return prompts
+
+
+def _call_specs(plan: Plan, instance: Instance) -> list[_CallSpec]:
+    table = plan.calls
+    tasks = [t.name for t in instance.tasks]
+    models = [m.name for m in instance.models]
+    qids, off = table.query_ids.tolist(), table.offsets.tolist()
+    return [_CallSpec(f"c{c}", tasks[int(table.task[c])], models[int(table.model[c])], int(table.batch_size[c]),
+                      tuple(qids[off[c]:off[c + 1]])) for c in range(len(table))]
+
+
+async def check_endpoints(endpoints: Mapping[str, Endpoint], *, timeout_s: float = 10.0) -> None:
+    """``GET {base_url}/models`` on every endpoint: reachable, and serving its model.
+
+    Raises
+    ------
+    EndpointUnreachableError
+        An endpoint did not answer, or answered with an error status.
+    ServeConfigError
+        An endpoint answered but does not list the configured model.
+    """
+    import httpx
+
+    async def one(name: str, ep: Endpoint, client: httpx.AsyncClient):
+        key = ep.api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = ep.base_url.rstrip("/") + "/models"
+        try:
+            resp = await client.get(url, headers=headers, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise EndpointUnreachableError(f"endpoint of model {name!r} unreachable: GET {url}: "
+                                           f"{type(exc).__name__}: {_short(exc) or 'no reply'}") from None
+        if resp.status_code != 200:
+            raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} returned HTTP "
+                                           f"{resp.status_code}: {_short(resp.text)}")
+        try:
+            listed = [str(m.get("id")) for m in resp.json().get("data", [])]
+        except (ValueError, AttributeError):
+            return                          # answers, but lists models its own way: nothing to check
+        if listed and ep.model not in listed:
+            raise ServeConfigError(f"endpoints[{name!r}].model", f"{ep.base_url} does not serve {ep.model!r} "
+                                                                 f"(it lists {listed[:10]})")
+
+    async with httpx.AsyncClient(trust_env=False, verify=_tls(endpoints)) as client:
+        await asyncio.gather(*(one(n, ep, client) for n, ep in endpoints.items()))
+
+
+class _Runner:
+    """The state of one run: clients, limits, journal, finished records."""
+
+    def __init__(self, *, instance, endpoints, prompts, questions, fmt: BatchFormat, journal: Journal | None,
+                 max_concurrency, retries, timeout_s, backoff_s, max_backoff_s, progress, n_calls, ask_alone):
+        import httpx
+
+        self.httpx = httpx
+        self.prices = {m.name: (m.price_in, m.price_out) for m in instance.models}
+        self.endpoints, self.prompts, self.questions, self.fmt = endpoints, prompts, questions, fmt
+        self.journal = journal
+        self.retries, self.timeout_s = retries, timeout_s
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.global_sem = asyncio.Semaphore(max_concurrency)
+        self.ep_sem = {n: asyncio.Semaphore(ep.max_concurrency or max_concurrency) for n, ep in endpoints.items()}
+        self.limiter = {n: _RateLimiter(ep.requests_per_s) for n, ep in endpoints.items()}
+        self.clients = {}
+        verify = _tls(endpoints)
+        for n, ep in endpoints.items():
+            key = ep.api_key()
+            conc = min(ep.max_concurrency or max_concurrency, max_concurrency)
+            self.clients[n] = httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {key}"} if key else {},
+                limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc),
+                timeout=timeout_s, trust_env=False, verify=verify)
+        self.progress = progress
+        self.ask_alone = ask_alone
+        self.n_calls, self.done = n_calls, 0
+        self.answered, self.failed, self.cost = 0, 0, 0.0
+        self.rng = random.Random()
+
+    async def aclose(self):
+        await asyncio.gather(*(c.aclose() for c in self.clients.values()))
+
+    def _payload(self, ep: Endpoint, spec: _CallSpec) -> tuple[dict, str]:
+        qs = [self.questions[q] for q in spec.query_ids]
+        system = self.prompts[spec.task]
+        body = {"model": ep.model, "max_tokens": ep.max_tokens(len(qs)), "temperature": ep.temperature}
+        if ep.api == "chat":
+            body["messages"] = self.fmt.messages(system, qs)
+            return body, ""
+        prompt, prefix = self.fmt.prompt(system, qs)
+        body["prompt"] = prompt
+        stop = self.fmt.stop(len(qs))
+        if stop:
+            body["stop"] = stop
+        return body, prefix
+
+    async def _post(self, spec: _CallSpec, ep: Endpoint, body: dict,
+                    started: list) -> tuple[str, str | None, dict | None]:
+        """One request; returns (text, finish_reason, usage) or raises _Retryable / _Fatal.
+
+        ``started`` receives the time the first attempt was let through the limits, so that a
+        call's seconds count its requests (and retry waits), not its wait for a free slot.
+        """
+        httpx = self.httpx
+        async with self.ep_sem[spec.model], self.global_sem:
+            await self.limiter[spec.model].wait()
+            if not started:
+                started.append(time.perf_counter())
+            try:
+                resp = await self.clients[spec.model].post(ep.url, json=body)
+            except httpx.TimeoutException:
+                raise _Retryable("timeout") from None
+            except httpx.TransportError as exc:
+                raise _Retryable(f"connection: {type(exc).__name__}: {_short(exc)}") from None
+        code = resp.status_code
+        if code == 429 or code >= 500:
+            raise _Retryable(f"http {code}: {_short(resp.text)}", _retry_after(resp.headers.get("retry-after")))
+        if code != 200:
+            raise _Fatal(f"http {code}: {_short(resp.text)}")
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            if ep.api == "chat":
+                text = (choice.get("message") or {}).get("content") or ""
+            else:
+                text = choice.get("text") or ""
+            if not isinstance(text, str):
+                raise TypeError(f"reply text is {type(text).__name__}")
+            finish = choice.get("finish_reason")
+            usage = data.get("usage")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise _Retryable(f"bad response: {type(exc).__name__}: {_short(exc)}; body {_short(resp.text, 80)!r}") from None
+        return text, finish, usage if isinstance(usage, dict) else None
+
+    async def send(self, spec: _CallSpec) -> CallRecord:
+        ep = self.endpoints[spec.model]
+        body, prefix = self._payload(ep, spec)
+        started: list = []
+        attempts, error = 0, None
+        n = len(spec.query_ids)
+        for attempt in range(self.retries + 1):
+            attempts += 1
+            try:
+                text, finish, usage = await self._post(spec, ep, body, started)
+            except _Fatal as exc:
+                error = str(exc)
+                break
+            except _Retryable as exc:
+                error = exc.reason
+                if attempt == self.retries:
+                    break
+                delay = self.rng.uniform(0.5, 1.0) * min(self.backoff_s * 2.0 ** attempt, self.max_backoff_s)
+                if exc.retry_after_s is not None:
+                    delay = max(delay, min(exc.retry_after_s, MAX_RETRY_AFTER_S))
+                await asyncio.sleep(delay)
+                continue
+            reply = prefix + text
+            answers = tuple(self.fmt.parse(reply, n, truncated=finish == "length"))
+            if len(answers) != n:
+                raise ServeConfigError("format", f"{type(self.fmt).__name__}.parse returned {len(answers)} "
+                                                 f"answers for {n} questions")
+            usage = usage or {}
+            p_tok = int(usage.get("prompt_tokens") or 0)
+            c_tok = int(usage.get("completion_tokens") or 0)
+            p_in, p_out = self.prices[spec.model]
+            return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
+                              batch_size=spec.batch_size, answers=answers, prompt_tokens=p_tok,
+                              completion_tokens=c_tok, cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6,
+                              attempts=attempts, seconds=time.perf_counter() - started[0], status="ok",
+                              error=None if usage else "no usage reported", finish_reason=finish, reply=reply)
+        return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
+                          batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
+                          seconds=time.perf_counter() - started[0], status="failed", error=error)
+
+    async def _finished(self, rec: CallRecord, fresh: bool, final: Sequence[bool]) -> None:
+        if fresh and self.journal is not None:
+            await self.journal.append_async(rec)
+        self.done += 1
+        self.cost += rec.cost_usd
+        for a, is_final in zip(rec.answers, final):
+            if a is not None:
+                self.answered += 1
+            elif is_final:
+                self.failed += 1
+        if self.progress is not None:
+            self.progress(Progress(self.done, self.n_calls, self.answered, self.failed, self.cost))
+
+    async def one(self, spec: _CallSpec) -> list[CallRecord]:
+        finished = self.journal.finished if self.journal is not None else {}
+        rec = finished.get(spec.key)
+        fresh = rec is None
+        if fresh:
+            rec = await self.send(spec)
+        retry_alone = self.ask_alone and rec.status == "ok" and len(spec.query_ids) > 1
+        await self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
+        out = [rec]
+        if not retry_alone:
+            return out
+        singles = [_CallSpec(f"{spec.key}.q{q}", spec.task, spec.model, 1, (q,))
+                   for q, a in zip(spec.query_ids, rec.answers) if a is None]
+        self.n_calls += len(singles)
+
+        async def single(s: _CallSpec) -> CallRecord:
+            r = finished.get(s.key)
+            new = r is None
+            if new:
+                r = await self.send(s)
+            await self._finished(r, new, [True])
+            return r
+        out.extend(await asyncio.gather(*(single(s) for s in singles)))
+        return out
+
+
+def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResult:
+    answers: list = [None] * n
+    failures: dict[int, QueryFailure] = {}
+    attempts_q = [0] * n
+    last = {}
+    calls = []
+    for recs in per_call:
+        calls.extend(recs)
+        for rec in recs:
+            for q, a in zip(rec.query_ids, rec.answers):
+                attempts_q[q] += rec.attempts
+                last[q] = rec
+                if a is not None:
+                    answers[q] = a
+    for q in range(n):
+        if answers[q] is None:
+            rec = last[q]
+            reason = rec.error if rec.status == "failed" else "unanswered"
+            failures[q] = QueryFailure(reason=reason, attempts=attempts_q[q], call_key=rec.key)
+    return ServeResult(
+        answers=tuple(answers), failures=failures, calls=tuple(calls),
+        cost_usd=float(sum(c.cost_usd for c in calls)), predicted_cost_usd=float(plan.cost_usd),
+        prompt_tokens=int(sum(c.prompt_tokens for c in calls)),
+        completion_tokens=int(sum(c.completion_tokens for c in calls)), wall_time_s=wall, n_resumed=n_resumed,
+        model_names=tuple(m.name for m in instance.models), task_names=tuple(t.name for t in instance.tasks),
+        query_task=instance.query_task, input_tokens=instance.input_tokens)
+
+
+async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
+                    system_prompts: Mapping[str, str] | None = None, journal=None, max_concurrency: int = 8,
+                    retries: int = 3, timeout_s: float = 60.0, format=None, backoff_s: float = 0.5,
+                    max_backoff_s: float = 30.0, check: bool = True, ask_alone: bool = True,
+                    progress: Callable[[Progress], None] | None = None, fsync: bool = True) -> ServeResult:
+    """The coroutine behind :func:`run` (for callers that already run an event loop)."""
+    t0 = time.perf_counter()
+    prompts = _validate(plan, instance, questions, system_prompts)
+    for name, value, lo in (("max_concurrency", max_concurrency, 1), ("retries", retries, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ServeConfigError(name, f"must be an integer >= {lo}, got {value!r}")
+    for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ServeConfigError(name, f"must be a number >= 0, got {value!r}")
+    fmt = get_format(format)
+    specs = _call_specs(plan, instance)
+    used = sorted({s.model for s in specs})
+    eps = load_endpoints(endpoints, used)
+    eps = {m: eps[m] for m in used}
+    for name, ep in eps.items():
+        try:
+            ep.api_key()
+        except MissingKeyError as exc:
+            raise MissingKeyError(f"endpoints[{name!r}].api_key_env", exc.detail) from None
+    fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
+                      [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
+                      list(questions), prompts])
+    check_s = min(timeout_s, 10.0) or 10.0
+    jr = None
+    if journal is not None:
+        fresh = not os.path.exists(journal) or os.path.getsize(journal) == 0
+        if check and fresh:
+            # Before the journal file exists: a run that cannot start leaves no file behind.
+            await check_endpoints(eps, timeout_s=check_s)
+            check = False
+        jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs)}, fsync=fsync)
+    try:
+        finished = jr.finished if jr is not None else {}
+        todo = {s.model for s in specs if s.key not in finished}
+        if check and todo:
+            await check_endpoints({m: eps[m] for m in sorted(todo)}, timeout_s=check_s)
+        n_resumed = len(finished)
+        runner = _Runner(instance=instance, endpoints=eps, prompts=prompts, questions=questions, fmt=fmt,
+                         journal=jr, max_concurrency=max_concurrency, retries=retries, timeout_s=timeout_s,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, progress=progress, n_calls=len(specs),
+                         ask_alone=ask_alone)
+        try:
+            per_call = await asyncio.gather(*(runner.one(s) for s in specs))
+        finally:
+            await runner.aclose()
+    finally:
+        if jr is not None:
+            await jr.aclose()
+    return _assemble(specs, per_call, instance.n_queries, plan, instance, time.perf_counter() - t0, n_resumed)
+
+
+def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
+        system_prompts: Mapping[str, str] | None = None, journal=None, max_concurrency: int = 8,
+        retries: int = 3, timeout_s: float = 60.0, **options) -> ServeResult:
+    """Serve a plan on OpenAI-compatible endpoints; split, account and journal every call.
+
+    Parameters
+    ----------
+    plan : Plan
+        From :func:`robatch_opt.solve` on ``instance``.
+    instance : Instance
+        Gives the task and model names and the models' prices (USD per 1M tokens).
+    questions : sequence of str
+        One question per query.
+    endpoints : mapping or str or path
+        Model name -> ``{"base_url", "model", "api", "api_key_env", ...}`` (see
+        :mod:`robatch_opt.serve.endpoints`), or a TOML file of the same.
+    system_prompts : mapping of task name to str, optional
+        Instructions and few-shot examples, sent once per call (default empty).
+    journal : str or path, optional
+        JSON Lines journal; an existing journal of the same run is resumed (its finished
+        calls are not sent again), one of another run is refused (:class:`JournalError`).
+    max_concurrency : int
+        Requests in flight over all endpoints (each endpoint may set a lower bound).
+    retries : int
+        Further attempts after a 429, a 5xx, a timeout, a dropped connection or an
+        unreadable body.
+    timeout_s : float
+        Per request.
+    **options
+        ``format`` (a :class:`BatchFormat` or ``"numbered"`` / ``"json"``), ``backoff_s``
+        (first backoff, default 0.5; doubled per attempt, full jitter), ``max_backoff_s``
+        (30), ``check`` (check every endpoint's ``/models`` first, default True),
+        ``ask_alone`` (default True; False leaves queries a batch did not answer as failures,
+        e.g. to measure batch accuracy as such),
+        ``progress`` (callable receiving a :class:`Progress` after every call), ``fsync``.
+
+    Returns
+    -------
+    ServeResult
+
+    Raises
+    ------
+    ServeConfigError
+        Bad questions, system prompts, endpoints (file or mapping) or format; a missing key
+        variable (:class:`MissingKeyError`). Raised before any request.
+    EndpointUnreachableError
+        An endpoint failed its ``/models`` check (before any call is sent).
+    JournalError
+        The journal belongs to another run or is corrupt.
+
+    Notes
+    -----
+    A call's cost is its reported usage at the model's prices,
+    ``(prompt_tokens * price_in + completion_tokens * price_out) / 1e6``. Failed requests
+    (no reply) cost nothing. Requires ``httpx`` (``pip install 'robatch_opt[serve]'``).
+    """
+    return asyncio.run(run_async(plan, instance, questions, endpoints, system_prompts=system_prompts,
+                                 journal=journal, max_concurrency=max_concurrency, retries=retries,
+                                 timeout_s=timeout_s, **options))

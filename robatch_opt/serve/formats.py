@@ -1,0 +1,349 @@
+"""Batch prompt formats: one call's request from a system prompt and ``b`` questions, and the
+reply back into ``b`` answers.
+
+A format is a small object with four methods (:class:`BatchFormat`); users can pass their own.
+Two are built in:
+
+- :class:`NumberedFormat` (the default): questions ``Q1: ...``, ``Q2: ...`` in call order; the
+  model is asked for one line per answer, ``A1: <answer>``, ``A2: <answer>``, ...
+- :class:`JsonArrayFormat`: the model is asked for a JSON array
+  ``[{"id": 1, "answer": "..."}, ...]``.
+
+Parsing is conservative: an answer is attributed to a question only when its label (or JSON
+``id``, or its position in a complete array) says so unambiguously. Anything else is ``None``,
+and the executor asks that question again alone. Wrong attribution is the one error that
+cannot be repaired later, so ambiguity (two different answers labelled with the same number,
+a plain JSON array of the wrong length) always yields ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Sequence
+
+__all__ = ["BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format", "contains_label"]
+
+
+class BatchFormat:
+    """Interface of a batch prompt format (subclass it, or duck-type the four methods).
+
+    Attributes
+    ----------
+    name : str
+        Short name (``--format`` of the CLI).
+    """
+
+    name = "base"
+
+    def messages(self, system_prompt: str, questions: Sequence[str]) -> list[dict]:
+        """Chat messages (``/v1/chat/completions``) asking ``questions`` in one call."""
+        raise NotImplementedError
+
+    def prompt(self, system_prompt: str, questions: Sequence[str]) -> tuple[str, str]:
+        """Completion prompt (``/v1/completions``) and the reply prefix it ends with.
+
+        Returns
+        -------
+        prompt : str
+            The text sent.
+        prefix : str
+            The start of the reply already written at the end of ``prompt`` (e.g. ``"A1:"``):
+            :meth:`parse` receives ``prefix + completion``.
+        """
+        raise NotImplementedError
+
+    def stop(self, n_questions: int) -> list[str]:
+        """Stop sequences for a completion endpoint (may be empty)."""
+        return []
+
+    def parse(self, reply: str, n_questions: int, *, truncated: bool = False) -> list[str | None]:
+        """Split a reply into ``n_questions`` answers (``None`` where there is none).
+
+        Parameters
+        ----------
+        reply : str
+        n_questions : int
+        truncated : bool
+            The reply was cut off (``finish_reason == "length"``): its last, unfinished item
+            is not trusted.
+        """
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------- numbered format
+# A label: Q3 / A3 then ':' '.' or ')' (also "**A3**:"), or Question 3 / Answer 3 then ':'
+# (a '.' after the long forms is too common in prose: "my answer 5."). It must start the
+# text or follow whitespace or markdown, so "BA1:" inside a word is not a label. The regex
+# starts with a literal character class (which the regex engine scans for quickly); the
+# character before and the long form's word are checked in Python on the few candidates.
+_CANDIDATE = re.compile(r"[QqAa](?:(?i:uestion|nswer)\s*(\d{1,4})\s*:|\s*(\d{1,4})(?:\*\*)?\s*[:.)])")
+_BEFORE = frozenset("*_`#>|([-")
+
+
+def _labels(text: str) -> list[tuple[int, int, str, int]]:
+    """``(start, end, "a" or "q", number)`` of every label in ``text``, in order."""
+    out = []
+    for m in _CANDIDATE.finditer(text):
+        st = m.start()
+        if st:
+            c = text[st - 1]
+            if c not in _BEFORE and not c.isspace():
+                continue
+        kind = "a" if text[st] in "Aa" else "q"
+        num = m.group(2)
+        if num is None:                                  # long form: the whole word must match
+            if not text[st:st + 8].lower().startswith("question" if kind == "q" else "answer"):
+                continue
+            num = m.group(1)
+        out.append((st, m.end(), kind, int(num)))
+    return out
+
+
+def contains_label(text: str) -> bool:
+    """True if ``text`` holds something the numbered parser reads as a label (``A3:``...)."""
+    return bool(_labels(" " + text))
+
+
+# Fallback for replies without A-labels: "1. x", "2) x" at the start of a line.
+_BARE = re.compile(r"^[ \t>*_`#-]*(\d{1,4})\s*[.):]\s+(.*)$", re.MULTILINE)
+_EDGE = " \t\r\n*_`\"'"
+
+
+def _clean(text: str) -> str:
+    """An answer without surrounding whitespace, markdown emphasis or quotes."""
+    return text.strip(_EDGE)
+
+
+def _attribute(found: list[tuple[int, str]], n: int) -> list[str | None]:
+    """Answers by number; a number given two different answers is ambiguous, hence None."""
+    out: list[str | None] = [None] * n
+    conflict = [False] * n
+    for num, text in found:
+        i = num - 1
+        if not 0 <= i < n or not text:
+            continue
+        if out[i] is None and not conflict[i]:
+            out[i] = text
+        elif out[i] != text:
+            out[i], conflict[i] = None, True
+    return out
+
+
+class NumberedFormat(BatchFormat):
+    """``Q1: ...`` questions, ``A1: <answer>`` lines (the default format).
+
+    Parameters
+    ----------
+    instructions : str
+        Sentence placed before the system prompt (so that a base model's few-shot examples
+        come right before the questions). ``{n}`` is replaced by the number of questions.
+    unlabeled_single : bool
+        With one question and no label anywhere in the reply, take its first non-empty line
+        as the answer (chat models often answer a lone question bare). False: such a reply
+        is no answer, so nothing that is not labelled is ever taken.
+
+    Notes
+    -----
+    The parser accepts labels ``A3:``, ``A3.``, ``A3)``, ``Answer 3:``, any case, in markdown
+    (``**A3:** x``, ``- A3: x``), several on one line, in any order, and questions echoed as
+    ``Q3: ...`` (ignored). An answer runs to the end of its line or to the next label.
+    Without any ``A`` label it falls back to bare numbered lines (``3. x``); with one question
+    and no label at all, the first non-empty line is the answer (see ``unlabeled_single``).
+    O(length of the reply).
+
+    Examples
+    --------
+    >>> fmt = NumberedFormat()
+    >>> fmt.parse("A2: Paris\\n**A1:** Rome\\nA3: Lon", 3, truncated=True)
+    ['Rome', 'Paris', None]
+    """
+
+    name = "numbered"
+
+    def __init__(self, instructions: str = ("Answer each of the {n} questions. Reply with one line per "
+                                            "question, in order, as A1: <answer>, A2: <answer>, ... "
+                                            "and nothing else."), *, unlabeled_single: bool = True):
+        self.instructions = instructions
+        self.unlabeled_single = unlabeled_single
+
+    def _body(self, questions: Sequence[str]) -> str:
+        return "\n".join(f"Q{j}: {' '.join(str(q).split())}" for j, q in enumerate(questions, 1))
+
+    def _head(self, system_prompt: str, n: int) -> str:
+        parts = [p for p in (self.instructions.replace("{n}", str(n)).strip(), system_prompt.strip()) if p]
+        return "\n\n".join(parts)
+
+    def messages(self, system_prompt, questions):
+        msgs = []
+        head = self._head(system_prompt, len(questions))
+        if head:
+            msgs.append({"role": "system", "content": head})
+        msgs.append({"role": "user", "content": self._body(questions)})
+        return msgs
+
+    def prompt(self, system_prompt, questions):
+        head = self._head(system_prompt, len(questions))
+        text = (head + "\n\n" if head else "") + self._body(questions) + "\nA1:"
+        return text, "A1:"
+
+    def stop(self, n_questions):
+        # A base model continues the few-shot pattern: a blank line or a new question ends
+        # the answers; a label past the last question means it is inventing more.
+        return ["\n\n", "\nQ", f"A{n_questions + 1}:"]
+
+    def parse(self, reply, n_questions, *, truncated=False):
+        n = int(n_questions)
+        text = reply if isinstance(reply, str) else ""
+        if truncated and not text.endswith("\n"):
+            # The last line was cut off: drop it (an answer on it may be incomplete).
+            cut = text.rfind("\n")
+            text = text[:cut + 1] if cut >= 0 else ""
+        labels = _labels(text)
+        found: list[tuple[int, str]] = []
+        for pos, (st, en, kind, num) in enumerate(labels):
+            if kind != "a":
+                continue
+            end = labels[pos + 1][0] if pos + 1 < len(labels) else len(text)
+            nl = text.find("\n", en, end)
+            found.append((num, _clean(text[en:end if nl < 0 else nl])))
+        if found:
+            return _attribute(found, n)
+        if labels:
+            # Questions echoed but no answer label: bare numbers could be the questions' own.
+            return [None] * n
+        bare = [(int(m.group(1)), _clean(m.group(2))) for m in _BARE.finditer(text)]
+        if bare:
+            return _attribute(bare, n)
+        if n == 1 and self.unlabeled_single:
+            first = next((_clean(line) for line in text.splitlines() if _clean(line)), "")
+            return [first or None]
+        return [None] * n
+
+
+# ------------------------------------------------------------------------ JSON format
+_FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
+
+
+def _json_items(text: str) -> tuple[list, bool]:
+    """Complete items of the first JSON array in ``text``, and whether the array was closed."""
+    start = text.find("[")
+    if start < 0:
+        return [], False
+    dec = json.JSONDecoder()
+    items, i, n = [], start + 1, len(text)
+    while i < n:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n:
+            break
+        if text[i] == "]":
+            return items, True
+        try:
+            value, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError:
+            break                        # cut off (or garbage) inside an item: stop there
+        items.append(value)
+    return items, False
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _clean(str(value)) or None
+
+
+class JsonArrayFormat(BatchFormat):
+    """Questions as a JSON array; answers as ``[{"id": 1, "answer": "..."}, ...]``.
+
+    The parser reads the first JSON array of the reply (inside a code fence or not). Items
+    with an ``id`` are placed by it; a plain array of strings is placed by position only when
+    it has exactly one item per question (or, cut off, for the complete items before the
+    cut). A reply cut off inside the array keeps its complete items.
+
+    Examples
+    --------
+    >>> JsonArrayFormat().parse('```json\\n[{"id": 2, "answer": "Paris"}, {"id": 1, "answer": 7}]\\n```', 3)
+    ['7', 'Paris', None]
+    """
+
+    name = "json"
+
+    def __init__(self, instructions: str = ('Answer each of the {n} questions. Reply with only a JSON array '
+                                            'of {n} objects, in order: [{"id": 1, "answer": "..."}, ...].')):
+        self.instructions = instructions
+
+    def _body(self, questions):
+        return json.dumps([{"id": j, "question": str(q)} for j, q in enumerate(questions, 1)],
+                          ensure_ascii=False)
+
+    def _head(self, system_prompt, n):
+        parts = [p for p in (self.instructions.replace("{n}", str(n)).strip(), system_prompt.strip()) if p]
+        return "\n\n".join(parts)
+
+    def messages(self, system_prompt, questions):
+        msgs = []
+        head = self._head(system_prompt, len(questions))
+        if head:
+            msgs.append({"role": "system", "content": head})
+        msgs.append({"role": "user", "content": self._body(questions)})
+        return msgs
+
+    def prompt(self, system_prompt, questions):
+        head = self._head(system_prompt, len(questions))
+        text = (head + "\n\n" if head else "") + "Questions: " + self._body(questions) + "\nAnswers: ["
+        return text, "["
+
+    def stop(self, n_questions):
+        return ["\n\n"]
+
+    def parse(self, reply, n_questions, *, truncated=False):
+        n = int(n_questions)
+        text = _FENCE.sub("", reply if isinstance(reply, str) else "")
+        items, closed = _json_items(text)
+        out: list[str | None] = [None] * n
+        if not items:
+            return out
+        if all(isinstance(it, dict) for it in items):
+            found = []
+            for it in items:
+                num = it.get("id")
+                if isinstance(num, str) and num.strip().isdigit():
+                    num = int(num)
+                if isinstance(num, bool) or not isinstance(num, int):
+                    continue
+                ans = _as_text(it.get("answer"))
+                if ans is not None:
+                    found.append((num, ans))
+            return _attribute(found, n)
+        if any(isinstance(it, dict) for it in items):
+            return out                  # a mix of objects and plain values: positions unclear
+        if closed and len(items) != n:
+            return out                  # which one is missing is unknowable
+        for i, it in enumerate(items[:n]):
+            out[i] = _as_text(it)
+        return out
+
+
+#: Built-in formats by name.
+FORMATS = {"numbered": NumberedFormat, "json": JsonArrayFormat}
+
+
+def get_format(fmt) -> BatchFormat:
+    """A format object from a name (``"numbered"``, ``"json"``), a format, or None (default)."""
+    from .errors import ServeConfigError
+
+    if fmt is None:
+        return NumberedFormat()
+    if isinstance(fmt, str):
+        if fmt not in FORMATS:
+            raise ServeConfigError("format", f"unknown format {fmt!r}; known: {sorted(FORMATS)}")
+        return FORMATS[fmt]()
+    for meth in ("messages", "prompt", "stop", "parse"):
+        if not callable(getattr(fmt, meth, None)):
+            raise ServeConfigError("format", f"a format needs a `{meth}` method; got {type(fmt).__name__}")
+    return fmt

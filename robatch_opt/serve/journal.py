@@ -1,0 +1,194 @@
+"""The run journal: an append-only JSON Lines file, one line per finished call.
+
+Line 1 is a header naming the run (a fingerprint of the plan's calls, the questions, the
+system prompts and the format); every further line is one finished call
+(:meth:`CallRecord.to_dict`), written, flushed and fsynced before anything depends on it
+(records finishing together share one fsync). A run
+killed at any moment therefore leaves whole lines plus at most one torn last line, which
+:meth:`Journal.open` cuts off. Resuming reads the finished calls back, and they are never
+sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .errors import JournalError
+from .result import CallRecord
+
+__all__ = ["Journal", "JOURNAL_FORMAT", "fingerprint", "read_journal"]
+
+JOURNAL_FORMAT = "robatch_opt.serve.journal/1"
+
+
+def fingerprint(parts: Iterable) -> str:
+    """SHA-256 of the JSON text of ``parts`` (what identifies a run)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _read_lines(path: Path) -> tuple[list[dict], int]:
+    """Whole JSON lines of the file and the byte length they span (a torn tail excluded)."""
+    data = path.read_bytes()
+    out, good_end, pos = [], 0, 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break                         # torn last line (killed mid-write): not finished
+        line = data[pos:nl]
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise JournalError(f"{path}: line {len(out) + 1} is not JSON ({exc}); the journal is corrupt") from None
+        if not isinstance(obj, dict):
+            raise JournalError(f"{path}: line {len(out) + 1} is not a JSON object")
+        out.append(obj)
+        pos = good_end = nl + 1
+    return out, good_end
+
+
+def read_journal(path) -> tuple[dict, list[CallRecord]]:
+    """Header and finished calls of a journal file (for inspection; :class:`Journal` resumes)."""
+    path = Path(path)
+    lines, _ = _read_lines(path)
+    if not lines or lines[0].get("format") != JOURNAL_FORMAT:
+        raise JournalError(f"{path}: not a robatch_opt serve journal (expected format {JOURNAL_FORMAT!r})")
+    try:
+        return lines[0], [CallRecord.from_dict(d) for d in lines[1:]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"{path}: a call line is missing or has a bad field: {exc!r}") from exc
+
+
+class Journal:
+    """An open journal: finished calls read back, new ones appended durably.
+
+    Parameters
+    ----------
+    path : str or path
+    run_fingerprint : str
+        What this run is; an existing journal of another run is refused.
+    header : dict
+        Extra header fields written when the file is new.
+    fsync : bool
+        fsync after every line (default). Without it a power loss may lose the last lines
+        (a killed process loses nothing: the data is in the kernel).
+
+    Attributes
+    ----------
+    finished : dict of str to CallRecord
+        Calls finished by earlier runs, by key.
+    """
+
+    def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
+        self.path = Path(path)
+        self.fsync = fsync
+        self.finished: dict[str, CallRecord] = {}
+        self._queue: list = []
+        self._draining = False
+        if self.path.exists() and self.path.stat().st_size > 0:
+            lines, good_end = _read_lines(self.path)
+            if not lines:
+                hdr = None
+            else:
+                hdr = lines[0]
+                if hdr.get("format") != JOURNAL_FORMAT:
+                    raise JournalError(f"{self.path}: not a robatch_opt serve journal "
+                                       f"(expected format {JOURNAL_FORMAT!r})")
+                if hdr.get("fingerprint") != run_fingerprint:
+                    raise JournalError(f"{self.path}: the journal belongs to another run (other plan, questions, "
+                                       "system prompts or format); use a new journal file")
+            try:
+                for d in lines[1:]:
+                    rec = CallRecord.from_dict(d)
+                    self.finished[rec.key] = rec
+            except (KeyError, TypeError, ValueError) as exc:
+                raise JournalError(f"{self.path}: a call line is missing or has a bad field: {exc!r}") from exc
+            if good_end < self.path.stat().st_size:
+                os.truncate(self.path, good_end)       # drop the torn tail before appending
+            self._fh = open(self.path, "ab")
+            if hdr is None:
+                self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
+                             **(header or {})})
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")
+            self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
+                         **(header or {})})
+
+    @staticmethod
+    def _line(obj: dict) -> bytes:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+
+    def _write_bytes(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+
+    def _write(self, obj: dict) -> None:
+        self._write_bytes(self._line(obj))
+
+    def append(self, record: CallRecord) -> None:
+        """Write one finished call (a whole line, flushed and fsynced)."""
+        self._write(record.to_dict())
+        self.finished[record.key] = record
+
+    async def append_async(self, record: CallRecord) -> None:
+        """:meth:`append` from a coroutine: returns once the line is durable.
+
+        The write and fsync run in a worker thread, so other calls go on meanwhile, and the
+        records that finish while one fsync runs are written together by the next (group
+        commit: one fsync for many calls when many are in flight).
+        """
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((record, fut))
+        if not self._draining:
+            self._draining = True
+            self._drainer = asyncio.ensure_future(self._drain())
+        await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                data = b"".join(self._line(rec.to_dict()) for rec, _ in batch)
+                try:
+                    await asyncio.to_thread(self._write_bytes, data)
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for rec, fut in batch:
+                    self.finished[rec.key] = rec
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            self._draining = False
+
+    async def aclose(self) -> None:
+        """Wait for lines being written (also when the run is being cancelled), then close."""
+        drainer = getattr(self, "_drainer", None)
+        if drainer is not None and not drainer.done():
+            try:
+                await asyncio.shield(drainer)
+            except BaseException:        # a failed write was already raised to its caller
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

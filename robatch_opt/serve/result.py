@@ -1,0 +1,295 @@
+"""What a serving run returns: per query an answer or a named failure, per call the real
+usage and cost, and the run's observation log for the proxy model."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["CallRecord", "QueryFailure", "ServeResult", "exact_match", "number", "choice"]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished call (a batch of the plan, or a query asked again alone).
+
+    Attributes
+    ----------
+    key : str
+        ``"c<index>"`` for call ``index`` of ``plan.calls``; ``"c<index>.q<query>"`` for a query
+        of that call asked again alone.
+    model, task : str
+        Names of the model and the task.
+    query_ids : tuple of int
+        Queries asked, in prompt order.
+    batch_size : int
+        Nominal batch size of the plan's call (1 for a query asked alone).
+    answers : tuple of (str or None)
+        The parsed answer of each query of ``query_ids``.
+    prompt_tokens, completion_tokens : int
+        Usage reported by the endpoint, summed over the call's successful responses.
+    cost_usd : float
+        ``(prompt_tokens * price_in + completion_tokens * price_out) / 1e6`` at the model's prices.
+    attempts : int
+        HTTP requests sent for this call.
+    seconds : float
+        Wall time from the start of the first request (once the concurrency and rate limits
+        let it through) to the parsed reply; retries and their waits included.
+    status : {"ok", "failed"}
+        ``"failed"``: no usable reply after all attempts (``error`` says why).
+    error : str or None
+    finish_reason : str or None
+    reply : str
+        The reply text as parsed (a completion's prefix included).
+    """
+
+    key: str
+    model: str
+    task: str
+    query_ids: tuple
+    batch_size: int
+    answers: tuple
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    attempts: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+    error: str | None = None
+    finish_reason: str | None = None
+    reply: str = ""
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.query_ids)
+
+    @property
+    def is_single(self) -> bool:
+        """A query asked again alone after its batch left it unanswered."""
+        return ".q" in self.key
+
+    def to_dict(self) -> dict:
+        return {"kind": "call", "key": self.key, "model": self.model, "task": self.task,
+                "query_ids": [int(q) for q in self.query_ids], "batch_size": int(self.batch_size),
+                "answers": list(self.answers), "prompt_tokens": int(self.prompt_tokens),
+                "completion_tokens": int(self.completion_tokens), "cost_usd": float(self.cost_usd),
+                "attempts": int(self.attempts), "seconds": float(self.seconds), "status": self.status,
+                "error": self.error, "finish_reason": self.finish_reason, "reply": self.reply}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "CallRecord":
+        answers = tuple(None if a is None else str(a) for a in d["answers"])
+        qids = tuple(int(q) for q in d["query_ids"])
+        if len(answers) != len(qids):
+            raise ValueError(f"call {d.get('key')!r}: {len(answers)} answers for {len(qids)} queries")
+        status = str(d["status"])
+        if status not in ("ok", "failed"):
+            raise ValueError(f"call {d.get('key')!r}: status {status!r}")
+        return cls(key=str(d["key"]), model=str(d["model"]), task=str(d["task"]), query_ids=qids,
+                   batch_size=int(d["batch_size"]), answers=answers, prompt_tokens=int(d["prompt_tokens"]),
+                   completion_tokens=int(d["completion_tokens"]), cost_usd=float(d["cost_usd"]),
+                   attempts=int(d["attempts"]), seconds=float(d["seconds"]), status=status,
+                   error=None if d.get("error") is None else str(d["error"]),
+                   finish_reason=None if d.get("finish_reason") is None else str(d["finish_reason"]),
+                   reply=str(d.get("reply", "")))
+
+
+@dataclass(frozen=True)
+class QueryFailure:
+    """Why a query has no answer.
+
+    Attributes
+    ----------
+    reason : str
+        ``"unanswered"`` (replies held no answer for it, alone included), or the error of its
+        last call (``"http 500: ..."``, ``"timeout"``, ``"connection: ..."``, ``"bad response: ..."``).
+    attempts : int
+        HTTP requests of the calls that held it.
+    call_key : str
+        The last call that held it.
+    """
+
+    reason: str
+    attempts: int
+    call_key: str
+
+
+# ----------------------------------------------------------------------------- graders
+Grader = Callable[[str, int], float]
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).strip().strip(".").casefold().split())
+
+
+def exact_match(expected: Sequence) -> Grader:
+    """Grader: 1.0 if the answer equals ``expected[i]`` (case, spaces and a final '.' ignored).
+
+    ``expected[i]`` may be a string or a sequence of accepted strings.
+    """
+    exp = [{_norm(e)} if isinstance(e, str) else {_norm(x) for x in e} for e in expected]
+    return lambda answer, i: float(_norm(answer) in exp[i])
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def number(expected: Sequence[float], *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> Grader:
+    """Grader: 1.0 if the first number in the answer equals ``expected[i]`` (within tolerance)."""
+    exp = [float(e) for e in expected]
+
+    def grade(answer: str, i: int) -> float:
+        m = _NUMBER.search(answer)
+        if m is None:
+            return 0.0
+        return float(math.isclose(float(m.group().replace(",", "")), exp[i], rel_tol=rel_tol, abs_tol=abs_tol))
+    return grade
+
+
+_CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Za-z])\)?(?![A-Za-z])")
+
+
+def choice(expected: Sequence[str]) -> Grader:
+    """Grader: 1.0 if the answer's first stand-alone letter (``B``, ``(b)``, ``B)``) is ``expected[i]``."""
+    exp = [str(e).strip().upper() for e in expected]
+
+    def grade(answer: str, i: int) -> float:
+        m = _CHOICE.search(answer)
+        return float(m is not None and m.group(1).upper() == exp[i])
+    return grade
+
+
+# ------------------------------------------------------------------------------ result
+@dataclass(frozen=True, eq=False)
+class ServeResult:
+    """A serving run.
+
+    Attributes
+    ----------
+    answers : tuple of (str or None)
+        One per query of the plan.
+    failures : dict of int to QueryFailure
+        Every query without an answer, with the reason.
+    calls : tuple of CallRecord
+        Every finished call, the plan's calls in plan order, each followed by its queries
+        asked again alone.
+    cost_usd : float
+        Realized cost: the sum of the calls' costs at the models' prices.
+    predicted_cost_usd : float
+        The plan's exact cost (from the instance's token estimates).
+    prompt_tokens, completion_tokens : int
+        Usage summed over all calls.
+    wall_time_s : float
+        This run's wall time (a resumed run: this part only).
+    n_resumed : int
+        Calls read back from the journal instead of sent.
+    query_task, model_names, task_names, input_tokens
+        What :meth:`to_log` needs from the instance.
+    """
+
+    answers: tuple
+    failures: dict
+    calls: tuple
+    cost_usd: float
+    predicted_cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    wall_time_s: float
+    n_resumed: int
+    model_names: tuple = ()
+    task_names: tuple = ()
+    query_task: np.ndarray = field(default=None, repr=False)
+    input_tokens: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.answers)
+
+    @property
+    def n_answered(self) -> int:
+        return sum(a is not None for a in self.answers)
+
+    @property
+    def attempts(self) -> int:
+        """HTTP requests sent over all calls."""
+        return sum(c.attempts for c in self.calls)
+
+    def summary(self) -> str:
+        """A few readable lines."""
+        n_single = sum(c.is_single for c in self.calls)
+        lines = [
+            f"queries         {self.n_queries:,}: {self.n_answered:,} answered, {len(self.failures):,} failed",
+            f"calls           {len(self.calls) - n_single:,} planned + {n_single:,} asked again alone "
+            f"({self.attempts:,} requests; {self.n_resumed:,} read from the journal)",
+            f"tokens          {self.prompt_tokens:,} prompt, {self.completion_tokens:,} completion",
+            f"cost            ${self.cost_usd:,.6f} realized vs ${self.predicted_cost_usd:,.6f} predicted",
+            f"wall time       {self.wall_time_s:.2f} s",
+        ]
+        reasons: dict[str, int] = {}
+        for f in self.failures.values():
+            reasons[f.reason] = reasons.get(f.reason, 0) + 1
+        for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
+            lines.append(f"  failed: {c:,} x {r}")
+        return "\n".join(lines)
+
+    def summary_dict(self) -> dict:
+        return {"n_queries": self.n_queries, "n_answered": self.n_answered, "n_failed": len(self.failures),
+                "n_calls": len(self.calls), "n_requests": self.attempts, "n_resumed": self.n_resumed,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": self.cost_usd, "predicted_cost_usd": self.predicted_cost_usd,
+                "wall_time_s": self.wall_time_s}
+
+    def to_log(self, grader: Grader | str, expected: Sequence | None = None, *, models=None):
+        """The run as an :class:`~robatch_opt.proxy.ObservationLog`, graded by ``grader``.
+
+        One row per (query, reply that held it): a query left unanswered by its batch gives a
+        row at that batch size with outcome 0 (the batch did not answer it) and, if asked
+        again alone, a row at ``batch_size = 1``. Calls that failed (no reply) give no row.
+        ``batch_size`` is the number of questions actually in the prompt; ``output_tokens``
+        the call's completion tokens shared equally by its questions; ``input_tokens`` the
+        instance's estimate for the query.
+
+        Parameters
+        ----------
+        grader : callable or {"exact", "number", "choice"}
+            ``grader(answer, query_index) -> float`` in [0, 1] (a bool is fine); a name
+            builds the built-in grader from ``expected``.
+        expected : sequence, optional
+            Expected answers per query, for a named grader.
+        models : optional
+            Known models of the log (default: this run's models).
+
+        Returns
+        -------
+        ObservationLog
+        """
+        from ..proxy.logs import ObservationLog
+
+        if isinstance(grader, str):
+            makers = {"exact": exact_match, "number": number, "choice": choice}
+            if grader not in makers:
+                raise ValueError(f"`grader`: unknown grader {grader!r}; known: {sorted(makers)} or a callable")
+            if expected is None:
+                raise ValueError(f"`expected`: the {grader!r} grader needs the expected answers")
+            grader = makers[grader](expected)
+        qid, task, model, bs, outcome, inp, out = [], [], [], [], [], [], []
+        for c in self.calls:
+            if c.status != "ok":
+                continue
+            share = c.completion_tokens / max(c.n_questions, 1)
+            for q, a in zip(c.query_ids, c.answers):
+                score = 0.0 if a is None else float(grader(a, int(q)))
+                qid.append(str(q))
+                task.append(c.task)
+                model.append(c.model)
+                bs.append(c.n_questions)
+                outcome.append(score)
+                inp.append(float(self.input_tokens[q]) if self.input_tokens is not None else 0.0)
+                out.append(share)
+        return ObservationLog(query_id=qid, task=task, model=model, batch_size=bs, outcome=outcome,
+                              input_tokens=inp, output_tokens=out,
+                              models=list(self.model_names) if models is None else models)
