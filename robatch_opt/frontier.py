@@ -354,16 +354,40 @@ def _solve_each(inst: Instance, budgets: np.ndarray, method: str, solve_kwargs: 
     proven: dict[int, bool] = {}
     bar = ProgressBar(len(budgets), f"frontier ({method})", enabled=progress)
     try:
+        best: Plan | None = None
         for p, b in enumerate(budgets):
             try:
-                results.append(solve(inst, budget=float(b), method=method, **solve_kwargs))
+                plan = solve(inst, budget=float(b), method=method, **solve_kwargs)
             except InfeasibleBudgetError as exc:
-                results.append(None)
-                proven[p] = exc.proven
+                if best is None:
+                    results.append(None)
+                    proven[p] = exc.proven
+                    bar.update(p + 1)
+                    continue
+                plan = None
+            if best is not None and (plan is None or best.utility > plan.utility):
+                # Monotone by construction: an earlier point's plan fits this larger budget.
+                plan = _carry(best, plan, float(b))
+            best = plan
+            results.append(plan)
             bar.update(p + 1)
     finally:
         bar.close()
     return results, {"sweep": "per-budget", "infeasible_proven": proven}
+
+
+def _carry(earlier: Plan, current: Plan | None, budget: float) -> Plan:
+    """``earlier``'s plan reported at ``budget`` (which it fits), with the best bound known."""
+    import dataclasses
+
+    ub = earlier.upper_bound if current is None else max(current.upper_bound, earlier.utility)
+    if current is None:
+        ub = math.inf if earlier.upper_bound is None else ub
+    gap = (ub - earlier.utility) / ub if ub and math.isfinite(ub) and ub > 0 else (0.0 if ub == 0 else math.nan)
+    status = current.status if current is not None and current.status == Status.OPTIMAL else Status.FEASIBLE
+    info = dict(earlier.info)
+    info["carried_from_budget_usd"] = earlier.budget_usd
+    return dataclasses.replace(earlier, budget_usd=budget, upper_bound=ub, gap=float(gap), status=status, info=info)
 
 
 def _greedy_sweep(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) -> tuple[list[Plan | None], dict]:
@@ -425,6 +449,7 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
 
     results: list[Plan | None] = []
     proven: dict[int, bool] = {}
+    prev: tuple[np.ndarray, float] | None = None
     for b in budgets:
         t0 = time.perf_counter()
         budget = float(b)
@@ -468,6 +493,13 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
                 proven[len(results) - 1] = False
                 continue
         st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+        if prev is not None and prev[1] > st.utility:
+            # Monotone by construction: the previous point's plan still fits this budget
+            # (budgets ascend), so it is the floor; spend the rest from it.
+            st.opt[:] = prev[0]
+            st.refresh()
+            st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+        prev = (st.opt.copy(), st.utility)
         problem = Problem(instance=inst, table=table, budget_usd=budget, min_total_utility=None,
                           max_queries=None, time_limit_s=tl, seed=seed, options=dict(extra))
         res = SolverResult(st.opt, Status.FEASIBLE, float(bound),
