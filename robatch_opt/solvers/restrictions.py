@@ -8,7 +8,8 @@ batching-only greedy plan had 0.6677. :func:`best_of_restrictions` solves the re
 with the same backend (the greedy's take milliseconds to seconds) and keeps the best plan
 that is feasible for the joint problem; the joint bound stays the reported bound (a
 restriction's bound does not bound the joint problem). ``info["restriction"]`` names the
-winner (``"joint"``, ``"routing-only"`` or ``"batching-only:<model>"``).
+winner (``"joint"``, ``"routing-only"``, ``"batching-only:<model>"`` or
+``"single-model:<model>"``).
 """
 
 from __future__ import annotations
@@ -34,20 +35,28 @@ MIN_RESTRICTION_S = 0.05
 
 
 def restrictions(inst: Instance) -> Iterator[tuple[str, Instance]]:
-    """``(label, sub-instance)`` for routing-only and every single model (batching-only).
+    """``(label, sub-instance)``: routing-only, every single model with its batch sizes
+    (batching-only) and without batching (single-model).
 
-    Restrictions equal to the instance itself (no batch size above 1; a single model), or
-    that leave some query without an option, are skipped.
+    The set is closed: the restrictions of a restriction are among them, so solving a
+    restriction on its own (which applies this step too) never finds a plan the joint
+    solve did not consider. Restrictions equal to the instance itself, or that leave some
+    query without an option, are skipped.
     """
     if any(b > 1 for _, b in inst.options):
         try:
             yield "routing-only", inst.restrict(batch_sizes=[1])
         except InstanceError:
             pass
-    if inst.n_models > 1:
-        for m in inst.models:
+    for m in inst.models:
+        if inst.n_models > 1:
             try:
                 yield f"batching-only:{m.name}", inst.restrict(models=[m.name])
+            except InstanceError:
+                continue
+        if 1 in m.batch_sizes and len(m.batch_sizes) > 1 and (inst.n_models > 1 or len(m.batch_sizes) > 1):
+            try:
+                yield f"single-model:{m.name}", inst.restrict(models=[m.name], batch_sizes=[1])
             except InstanceError:
                 continue
 
