@@ -30,7 +30,8 @@ from ..kernels import greedy_kernels as gk
 from ..plan import Status
 from .base import Problem, SolverResult
 
-__all__ = ["GreedyBackend", "Hulls", "greedy_plan", "hull_arrays", "lp_threshold", "cheapest_exact_plan"]
+__all__ = ["GreedyBackend", "Hulls", "greedy_plan", "hull_arrays", "lp_threshold", "cheapest_exact_plan",
+           "finish_from_positions"]
 
 #: Money sums are compared with the budget to this relative tolerance: the budget and the
 #: plan's cost are sums of many float terms, and an upgrade that spends the budget exactly
@@ -484,6 +485,71 @@ def _greedy_plan(problem: Problem) -> SolverResult:
                 coupling_overhead_usd=float(st.exact - st.amortized), utility=float(st.utility),
                 n_upgrades=upgrades, n_local_moves=moves, local_rounds=list(st.rounds), timings=timings)
     return SolverResult(st.opt, Status.FEASIBLE, float(bound), info)
+
+
+def finish_from_positions(problem: Problem, options_at, *, floor_option: np.ndarray | None = None) -> np.ndarray | None:
+    """The greedy's exact-cost finish of a walk: the public entry for sweeps that walk once.
+
+    A caller that has its own walk of the hull increments (e.g. :func:`robatch_opt.frontier`,
+    which sorts them once for every budget) hands over ``options_at(cap_usd)``: the option
+    per query after taking ``cap_usd`` of amortized cost increase from the cheapest start.
+    This applies what :func:`greedy_plan` does after its walk (uncapacitated budget form):
+    re-threshold at a budget lowered by the observed partial-call overhead (then by the
+    worst case, which always fits), exact-cost repair moves, the cheapest exact plan if the
+    start itself is over budget, and exact-cost upgrade moves.
+
+    Parameters
+    ----------
+    problem : Problem
+        Budget form, no capacities.
+    options_at : callable ``float -> ndarray of int64 (n,)``
+    floor_option : ndarray of int64, optional
+        A plan known to fit the budget (e.g. a smaller budget's); the result is at least as
+        useful (the search continues from it when it is better).
+
+    Returns
+    -------
+    ndarray of int64, shape (n,), or None
+        The plan; None when even the cheapest exact plan found is over budget.
+    """
+    if problem.budget_usd is None or problem.max_queries is not None:
+        raise ValueError("finish_from_positions: budget form without capacities only")
+    table = problem.table
+    n, K = table.n_queries, problem.instance.n_models
+    arr = _arrays(table)
+    capacity = np.full(K, n, dtype=np.int64)
+    budget = float(problem.budget_usd)
+    limit = budget * (1.0 + ROUNDING_RTOL)
+    c0 = table.min_cost_usd
+    st = _State(arr, K, np.array(options_at(budget - c0), dtype=np.int64))
+    cap_r, iterations = budget - c0, 0
+    while st.exact > limit and iterations <= MAX_COUPLING_ITERATIONS:
+        iterations += 1
+        overhead = st.exact - st.amortized
+        if iterations <= MAX_COUPLING_ITERATIONS:
+            cap_r = min(cap_r - (st.exact - limit), limit - c0 - overhead)
+        else:
+            cap_r = limit - c0 - _max_overhead(table)
+        st.opt[:] = options_at(cap_r)
+        st.refresh()
+        if cap_r <= 0.0:
+            break
+    if st.exact > limit:
+        st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+    if st.exact > limit:
+        st = _State(arr, K, cheapest_exact_plan(problem, table.cheapest_option, capacity))
+        st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+        if st.exact > limit:
+            return None
+    st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+    if floor_option is not None:
+        floor = _State(arr, K, np.array(floor_option, dtype=np.int64))
+        if floor.exact <= limit and floor.utility > st.utility:
+            floor.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+            st = floor
+    if st.stale:
+        st.refresh()
+    return st.opt
 
 
 def cheapest_exact_plan(problem: Problem, option: np.ndarray, capacity: np.ndarray) -> np.ndarray:
