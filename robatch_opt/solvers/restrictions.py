@@ -20,8 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import InstanceError
-from ..evaluate import Evaluation, evaluate
+from ..errors import AssignmentError, InstanceError, SolverError
+from ..evaluate import Evaluation, evaluate, validate_assignment
 from ..instance import Instance
 from ..options import compile_options
 from ..plan import Status
@@ -119,7 +119,10 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
     budget_form = problem.budget_usd is not None
     best = None
     if result.option is not None:
-        ev = evaluate(inst, result.option)
+        try:
+            ev = evaluate(inst, result.option)
+        except AssignmentError:
+            return result                    # the front door reports the invalid assignment
         if _feasible(problem, ev):
             best = ev
     winner = "joint" if best is not None else None
@@ -134,11 +137,14 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
         try:
             opts = problem.options if how is backend else {}
             res = how.solve(dataclasses.replace(_sub_problem(problem, sub, remaining), options=opts))
-        except InstanceError:
+            if res.option is None:
+                continue
+            ev = evaluate(inst, lift_option(inst, sub, validate_assignment(sub, res.option)))
+        except (InstanceError, AssignmentError, SolverError) as exc:
+            # A restriction is an extra candidate: a backend that cannot solve it (e.g. a
+            # user's backend written for the joint instance only) costs the candidate only.
+            info.setdefault("restriction_errors", {})[label] = f"{type(exc).__name__}: {exc}"
             continue
-        if res.option is None:
-            continue
-        ev = evaluate(inst, lift_option(inst, sub, res.option))
         values[label] = ev.utility if budget_form else ev.cost_usd
         if _feasible(problem, ev) and _better(problem, ev, best):
             best, winner = ev, label
