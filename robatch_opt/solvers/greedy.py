@@ -698,7 +698,8 @@ def _capacity_start(problem: Problem, arr, capacity) -> np.ndarray | None:
     if that leaves a model over capacity, the assignment of queries to models is solved as
     a transportation problem (every query to one model it fits, at most ``capacity[k]`` on
     model ``k``, least amortized cost; HiGHS's simplex returns an integral vertex), which
-    finds a capacity-feasible plan whenever one exists.
+    finds a capacity-feasible plan whenever one exists. (HiGHS, a core dependency, is then
+    needed by the greedy too, only in this fallback.)
     """
     table = problem.table
     K = problem.instance.n_models
@@ -714,11 +715,13 @@ def _capacity_start(problem: Problem, arr, capacity) -> np.ndarray | None:
 
 def _transport_start(table, K: int, capacity) -> np.ndarray | None:
     """Least-amortized-cost assignment of queries to models within capacity (an LP with an
-    integral optimum: the constraint matrix is that of a bipartite transportation problem)."""
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix
+    integral optimum: the constraint matrix is that of a bipartite transportation problem;
+    HiGHS's simplex returns a vertex)."""
+    import highspy
 
-    n, J = table.n_queries, table.n_options
+    from .milp import _quiet_highs
+
+    n = table.n_queries
     om = np.asarray(table.option_model, dtype=np.int64)
     c = np.where(np.asarray(table.admissible, dtype=bool), np.asarray(table.cost, dtype=np.float64), np.inf)
     per_model = np.full((n, K), np.inf)
@@ -729,16 +732,26 @@ def _transport_start(table, K: int, capacity) -> np.ndarray | None:
             a = c[:, cols].argmin(axis=1)
             per_model[:, k] = c[np.arange(n), cols[a]]
             best_opt[:, k] = cols[a]
-    qi, kk = np.nonzero(np.isfinite(per_model))
+    qi, kk = np.nonzero(np.isfinite(per_model))          # one column per (query, model)
     m = len(qi)
     scale = float(per_model[qi, kk].max()) if m else 1.0
-    a_eq = coo_matrix((np.ones(m), (qi, np.arange(m))), shape=(n, m))
-    a_ub = coo_matrix((np.ones(m), (kk, np.arange(m))), shape=(K, m))
-    res = linprog(per_model[qi, kk] / (scale if scale > 0 else 1.0), A_ub=a_ub, b_ub=np.asarray(capacity, float),
-                  A_eq=a_eq, b_eq=np.ones(n), bounds=(0, 1), method="highs-ds")
-    if res.status != 0:
+    h = _quiet_highs(highspy)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = m, n + K
+    lp.col_cost_ = per_model[qi, kk] / (scale if scale > 0 else 1.0)
+    lp.col_lower_, lp.col_upper_ = np.zeros(m), np.ones(m)
+    lp.row_lower_ = np.r_[np.ones(n), np.full(K, -highspy.kHighsInf)]
+    lp.row_upper_ = np.r_[np.ones(n), np.asarray(capacity, dtype=np.float64)]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * m + 1, 2, dtype=np.int64)
+    lp.a_matrix_.index_ = np.ravel(np.c_[qi, n + kk]).astype(np.int32)
+    lp.a_matrix_.value_ = np.ones(2 * m)
+    h.passModel(lp)
+    h.setOptionValue("solver", "simplex")
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    x = np.asarray(res.x)
+    x = np.asarray(h.getSolution().col_value)
     # Per query the model of largest value (the vertex is integral; argmax guards rounding).
     order = np.lexsort((-x, qi))
     first = order[np.searchsorted(qi[order], np.arange(n))]
