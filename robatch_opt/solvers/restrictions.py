@@ -27,11 +27,41 @@ from ..options import compile_options
 from ..plan import Status
 from .base import Problem, SolverResult
 
-__all__ = ["restrictions", "lift_option", "best_of_restrictions"]
+__all__ = ["restrictions", "restriction_labels", "restriction_columns", "build_restriction", "lift_option",
+           "best_of_restrictions"]
 
 #: Seconds an exact backend gets at least for one restriction once the joint solve used its
 #: time; below this, the restriction is solved by the greedy instead.
 MIN_RESTRICTION_S = 0.05
+
+
+def restriction_columns(inst: Instance, label: str) -> np.ndarray:
+    """Options of ``inst`` that restriction ``label`` keeps (without building it)."""
+    om, ob = np.asarray(inst.option_model), np.asarray(inst.option_batch)
+    if label == "routing-only":
+        return np.flatnonzero(ob == 1)
+    kind, name = label.split(":", 1)
+    k = inst.model_index(name)
+    return np.flatnonzero((om == k) & ((ob == 1) if kind == "single-model" else True))
+
+
+def restriction_labels(inst: Instance) -> list[str]:
+    """Labels of :func:`restrictions`, in order, before any is built."""
+    out = ["routing-only"] if any(b > 1 for _, b in inst.options) else []
+    for m in inst.models:
+        if inst.n_models > 1:
+            out.append(f"batching-only:{m.name}")
+        if 1 in m.batch_sizes and len(m.batch_sizes) > 1:
+            out.append(f"single-model:{m.name}")
+    return out
+
+
+def build_restriction(inst: Instance, label: str) -> Instance:
+    """The sub-instance of ``label`` (InstanceError if it leaves a query without an option)."""
+    if label == "routing-only":
+        return inst.restrict(batch_sizes=[1])
+    kind, name = label.split(":", 1)
+    return inst.restrict(models=[name], batch_sizes=[1] if kind == "single-model" else None)
 
 
 def restrictions(inst: Instance) -> Iterator[tuple[str, Instance]]:
@@ -43,22 +73,11 @@ def restrictions(inst: Instance) -> Iterator[tuple[str, Instance]]:
     solve did not consider. Restrictions equal to the instance itself, or that leave some
     query without an option, are skipped.
     """
-    if any(b > 1 for _, b in inst.options):
+    for label in restriction_labels(inst):
         try:
-            yield "routing-only", inst.restrict(batch_sizes=[1])
+            yield label, build_restriction(inst, label)
         except InstanceError:
-            pass
-    for m in inst.models:
-        if inst.n_models > 1:
-            try:
-                yield f"batching-only:{m.name}", inst.restrict(models=[m.name])
-            except InstanceError:
-                continue
-        if 1 in m.batch_sizes and len(m.batch_sizes) > 1 and (inst.n_models > 1 or len(m.batch_sizes) > 1):
-            try:
-                yield f"single-model:{m.name}", inst.restrict(models=[m.name], batch_sizes=[1])
-            except InstanceError:
-                continue
+            continue
 
 
 def lift_option(inst: Instance, sub: Instance, option: np.ndarray) -> np.ndarray:
@@ -88,6 +107,40 @@ def _better(problem: Problem, a: Evaluation, b: Evaluation | None) -> bool:
     if problem.budget_usd is not None:
         return a.utility > b.utility
     return a.cost_usd < b.cost_usd
+
+
+class _LagrangianScreen:
+    """Skips restrictions that provably cannot beat the joint plan (budget form).
+
+    For any price ``lam >= 0``, ``L_R(lam) = lam * B' + sum_i max_{j in R} (u[i, j] - lam
+    c[i, j])`` bounds the utility of every plan of restriction ``R`` within the budget
+    (``B'`` = budget with the package's 1e-12; the exact cost is never below the amortized
+    one). With the greedy's threshold price this is one NumPy pass, and at scale it is far
+    below the joint plan's utility: the restriction is then not solved (the greedy at
+    n = 200,000 x 16 spent 0.61 s on restrictions against 0.12 s on the joint plan).
+    """
+
+    def __init__(self, problem: Problem, result: SolverResult, best: Evaluation | None):
+        self.on = False
+        lam = result.info.get("threshold_ratio") if result.info else None
+        if problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0:
+            return
+        t = problem.table
+        adm = np.asarray(t.admissible, dtype=bool)
+        self.v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
+        self.const = lam * problem.budget_usd * (1 + 1e-12)
+        self.floor = best.utility
+        self.on = True
+
+    def cannot_win(self, cols: np.ndarray) -> bool:
+        if not self.on or not len(cols):
+            return False
+        best = self.v[:, cols].max(axis=1)
+        if not np.isfinite(best).all():
+            return False
+        bound = self.const + float(best.sum())
+        # A margin far above the float noise of the sums (n eps relative).
+        return bound + 1e-9 * (abs(bound) + abs(self.const)) < self.floor
 
 
 def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadline: float) -> SolverResult:
@@ -128,7 +181,16 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
     winner = "joint" if best is not None else None
     values = {"joint": None if best is None else (best.utility if budget_form else best.cost_usd)}
     t0 = time.perf_counter()
-    for label, sub in restrictions(inst):
+    prune = _LagrangianScreen(problem, result, best)
+    skipped = []
+    for label in restriction_labels(inst):
+        if prune.cannot_win(restriction_columns(inst, label)):
+            skipped.append(label)
+            continue
+        try:
+            sub = build_restriction(inst, label)
+        except InstanceError:
+            continue
         remaining = deadline - time.perf_counter()
         how = backend
         if getattr(backend, "name", "") != "greedy" and remaining < MIN_RESTRICTION_S:
@@ -150,6 +212,7 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
             best, winner = ev, label
     info["restriction"] = winner
     info["restriction_values"] = values
+    info["restrictions_screened_out"] = skipped
     info["restrictions_s"] = time.perf_counter() - t0
     if winner in (None, "joint"):
         return dataclasses.replace(result, info=info)
