@@ -389,7 +389,10 @@ def _solve_restriction(make, *, budget_usd, min_mean_utility, method, time_limit
 
 
 def _baselines(inst: Instance, plan: Plan, args, options: dict, display: "_Display") -> dict[str, Any]:
-    kw = dict(budget_usd=plan.budget_usd, min_mean_utility=plan.min_mean_utility, method=plan.method,
+    # Under --method auto the baselines are solved by auto too (lns stops at its gap
+    # tolerance and time cap there; asked for by name it would spend the whole limit).
+    method = AUTO if args.method == AUTO and not options else plan.method
+    kw = dict(budget_usd=plan.budget_usd, min_mean_utility=plan.min_mean_utility, method=method,
               time_limit_s=args.time_limit, seed=args.seed, options=options, display=display)
     # The restrictions are those of robatch_opt.baselines, so the CLI and the library agree.
     routing = _solve_restriction(lambda: routing_only(inst), label="routing-only", **kw)

@@ -319,6 +319,7 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
 
     if method == "greedy" and shared_walk and solve_kwargs.get("max_queries_per_model") is None:
         results, info = _greedy_sweep(inst, b, solve_kwargs)
+        results = _best_of_restriction_sweeps(inst, b, results, solve_kwargs)
     else:
         results, info = _solve_each(inst, b, method, solve_kwargs, progress)
     return _assemble(inst, b, results, method, label, keep_plans, time.perf_counter() - t0, info)
@@ -354,16 +355,91 @@ def _solve_each(inst: Instance, budgets: np.ndarray, method: str, solve_kwargs: 
     proven: dict[int, bool] = {}
     bar = ProgressBar(len(budgets), f"frontier ({method})", enabled=progress)
     try:
+        best: Plan | None = None
         for p, b in enumerate(budgets):
             try:
-                results.append(solve(inst, budget=float(b), method=method, **solve_kwargs))
+                plan = solve(inst, budget=float(b), method=method, **solve_kwargs)
             except InfeasibleBudgetError as exc:
-                results.append(None)
-                proven[p] = exc.proven
+                if best is None:
+                    results.append(None)
+                    proven[p] = exc.proven
+                    bar.update(p + 1)
+                    continue
+                plan = None
+            if best is not None and (plan is None or best.utility > plan.utility):
+                # Monotone by construction: an earlier point's plan fits this larger budget.
+                plan = _carry(best, plan, float(b))
+            best = plan
+            results.append(plan)
             bar.update(p + 1)
     finally:
         bar.close()
     return results, {"sweep": "per-budget", "infeasible_proven": proven}
+
+
+def _best_of_restriction_sweeps(inst: Instance, budgets: np.ndarray, results: list[Plan | None],
+                                solve_kwargs: dict) -> list[Plan | None]:
+    """Each point's plan or a restriction's at that budget, whichever is more useful.
+
+    The restrictions (routing-only, batching-only, single-model; see
+    :mod:`robatch_opt.solvers.restrictions`) are swept by the same shared walk; a winning
+    plan keeps the joint point's bound and names its restriction in ``info``. Then the
+    sweep is made monotone again (a better plan at one budget fits every larger one).
+    """
+    import dataclasses
+
+    from .evaluate import evaluate, within_budget
+    from .solvers.restrictions import lift_option, restrictions
+
+    out = list(results)
+    for label, sub in restrictions(inst):
+        sub_results, _ = _greedy_sweep(sub, budgets, solve_kwargs)
+        for p, plan in enumerate(sub_results):
+            if plan is None:
+                continue
+            ev = evaluate(inst, lift_option(inst, sub, plan.option))
+            cur = out[p]
+            if not within_budget(ev.cost_usd, float(budgets[p])):
+                continue
+            if cur is None or ev.utility > cur.utility:
+                if cur is None:
+                    continue            # the joint found no plan at this budget: keep its verdict
+                ub = max(cur.upper_bound, ev.utility)
+                gap = (ub - ev.utility) / ub if ub > 0 else 0.0
+                info = dict(cur.info)
+                info["restriction"] = label
+                out[p] = dataclasses.replace(
+                    cur, option=ev.option, model=_ro_i(inst.option_model[ev.option]),
+                    batch_size=_ro_i(inst.option_batch[ev.option]), cost_usd=ev.cost_usd, utility=ev.utility,
+                    upper_bound=ub, gap=float(gap), n_calls=ev.n_calls, breakdown=ev.breakdown,
+                    status=Status.OPTIMAL if gap <= 1e-9 else Status.FEASIBLE, info=info)
+    best = None
+    for p, plan in enumerate(out):
+        if best is not None and (plan is None or best.utility > plan.utility):
+            out[p] = plan = _carry(best, plan, float(budgets[p]))
+        if plan is not None:
+            best = plan
+    return out
+
+
+def _ro_i(a) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a
+
+
+def _carry(earlier: Plan, current: Plan | None, budget: float) -> Plan:
+    """``earlier``'s plan reported at ``budget`` (which it fits), with the best bound known."""
+    import dataclasses
+
+    ub = earlier.upper_bound if current is None else max(current.upper_bound, earlier.utility)
+    if current is None:
+        ub = math.inf if earlier.upper_bound is None else ub
+    gap = (ub - earlier.utility) / ub if ub and math.isfinite(ub) and ub > 0 else (0.0 if ub == 0 else math.nan)
+    status = current.status if current is not None and current.status == Status.OPTIMAL else Status.FEASIBLE
+    info = dict(earlier.info)
+    info["carried_from_budget_usd"] = earlier.budget_usd
+    return dataclasses.replace(earlier, budget_usd=budget, upper_bound=ub, gap=float(gap), status=status, info=info)
 
 
 def _greedy_sweep(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) -> tuple[list[Plan | None], dict]:
@@ -411,8 +487,6 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
     dc_sorted, du_sorted = idc[order], idu[order]
     c0 = table.min_cost_usd
     u0 = float(util[np.arange(n), start].sum()) if n else 0.0
-    capacity = np.full(K, n, dtype=np.int64)
-    max_overhead = gr._max_overhead(table)
     shared_s = time.perf_counter() - t_shared
 
     def prefix(cap_usd: float) -> int:
@@ -425,6 +499,13 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
 
     results: list[Plan | None] = []
     proven: dict[int, bool] = {}
+    prev: np.ndarray | None = None
+
+    def options_at(cap_usd: float) -> np.ndarray:
+        out = np.empty(n, np.int64)
+        gk._options_from_positions(hull_opt, positions(prefix(cap_usd)), out)
+        return out
+
     for b in budgets:
         t0 = time.perf_counter()
         budget = float(b)
@@ -434,44 +515,28 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
             else:
                 results.append(None)
             continue
-        limit = budget * (1.0 + gr.ROUNDING_RTOL)
-        m = prefix(budget - c0)
+        # The bound covers every plan the package calls feasible: cost <= budget (1 + 1e-12).
+        cap_b = budget * (1.0 + 1e-12) - c0
+        m = prefix(cap_b)
         taken_du = cum_du[m - 1] if m else 0.0
         if m < len(cum_dc):
-            left = (budget - c0) - (cum_dc[m - 1] if m else 0.0)
+            left = cap_b - (cum_dc[m - 1] if m else 0.0)
             frac = min(max(left / dc_sorted[m], 0.0), 1.0)
             lp_du = taken_du + frac * du_sorted[m]
         else:
             lp_du = taken_du
         bound = (u0 + lp_du) * (1.0 + 1e-12)
-        opt = np.empty(n, np.int64)
-        gk._options_from_positions(hull_opt, positions(m), opt)
-        st = gr._State(arr, K, opt)
-        # The greedy's coupling repair: re-threshold at a budget lowered by the observed
-        # partial-call overhead, then by the worst case (which always fits).
-        cap_r, iterations = budget - c0, 0
-        while st.exact > limit and iterations <= gr.MAX_COUPLING_ITERATIONS:
-            iterations += 1
-            overhead = st.exact - st.amortized
-            if iterations <= gr.MAX_COUPLING_ITERATIONS:
-                cap_r = min(cap_r - (st.exact - limit), limit - c0 - overhead)
-            else:
-                cap_r = limit - c0 - max_overhead
-            gk._options_from_positions(hull_opt, positions(prefix(cap_r)), opt)
-            st.refresh()
-            if cap_r <= 0.0:
-                break
-        if st.exact > limit:
-            st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
-            if st.exact > limit:
-                results.append(None)
-                proven[len(results) - 1] = False
-                continue
-        st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
         problem = Problem(instance=inst, table=table, budget_usd=budget, min_total_utility=None,
                           max_queries=None, time_limit_s=tl, seed=seed, options=dict(extra))
-        res = SolverResult(st.opt, Status.FEASIBLE, float(bound),
-                           {"engine": "greedy", "sweep": "shared-walk", "coupling_iterations": iterations})
+        # The greedy's own finish (coupling repair, exact moves); the previous point's plan is
+        # the floor, so the sweep is monotone by construction (budgets ascend, it still fits).
+        opt = gr.finish_from_positions(problem, options_at, floor_option=None if prev is None else prev)
+        if opt is None:
+            results.append(None)
+            proven[len(results) - 1] = False
+            continue
+        prev = opt.copy()
+        res = SolverResult(opt, Status.FEASIBLE, float(bound), {"engine": "greedy", "sweep": "shared-walk"})
         results.append(_grade(problem, res, "greedy", t0, None))
     info = {"sweep": "shared-walk", "n_increments": int(len(order)), "shared_precompute_s": shared_s,
             "infeasible_proven": proven}

@@ -20,6 +20,7 @@ _REGISTRY: dict[str, str | Callable[[], Backend]] = {
     "greedy": "robatch_opt.solvers.greedy:GreedyBackend",
     "cpsat": "robatch_opt.solvers.cpsat:CPSATBackend",
     "milp": "robatch_opt.solvers.milp:MILPBackend",
+    "lns": "robatch_opt.solvers.lns:LNSBackend",
     "batching_flow": "robatch_opt.special_case:BatchingFlowBackend",
 }
 

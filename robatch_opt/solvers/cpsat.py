@@ -290,9 +290,16 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
                       workers: int, amortized_cut: bool, use_hint: bool, link_cuts: bool,
                       cuts: dict, params: dict,
                       nogoods: list[np.ndarray], hint: np.ndarray | None,
-                      time_limit_s: float) -> EngineAnswer:
-    """Build the scaled CP-SAT model with the no-goods and the hint, solve it, read it back."""
+                      time_limit_s: float, better_than: float | None = None) -> EngineAnswer:
+    """Build the scaled CP-SAT model with the no-goods and the hint, solve it, read it back.
+
+    CP-SAT's bound is exact (integers), so the driver never asks it for a verification
+    solve (``better_than``).
+    """
     from ortools.sat.python import cp_model
+
+    if better_than is not None:
+        raise NotImplementedError("CP-SAT's bounds are exact: no verification solve")
 
     tb = time.perf_counter()
     # Building is Python work per cell (minutes at 10^5 queries x 24 options on a loaded
@@ -459,10 +466,10 @@ def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budge
     if st == cp_model.MODEL_INVALID:          # a bug in this module, never the user's input
         from ..errors import SolverError
         raise SolverError(f"CP-SAT rejected the model: {cp.validate()}")
-    if st == cp_model.INFEASIBLE:
-        return EngineAnswer("infeasible", None, None, info)
+    if st == cp_model.INFEASIBLE:                     # a proof in exact integer arithmetic
+        return EngineAnswer("infeasible", None, None, info, bound_exact=True)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return EngineAnswer("unknown", None, None, info)
+        return EngineAnswer("unknown", None, None, info, bound_exact=True)
     sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
     option = model.option_from_columns(enc.column_values(sol[[v.index for v in xv]]))
     obj_bound = float(solver.best_objective_bound)
@@ -471,4 +478,5 @@ def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budge
     else:
         bound = obj_bound / sc.sc
     info["objective_real"] = float(solver.objective_value) / (sc.su if budget_form else sc.sc)
-    return EngineAnswer("optimal" if st == cp_model.OPTIMAL else "feasible", option, bound, info)
+    return EngineAnswer("optimal" if st == cp_model.OPTIMAL else "feasible", option, bound, info,
+                        bound_exact=True)

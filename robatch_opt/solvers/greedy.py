@@ -25,11 +25,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import InstanceError
+from ..evaluate import BUDGET_RTOL
 from ..kernels import greedy_kernels as gk
 from ..plan import Status
 from .base import Problem, SolverResult
 
-__all__ = ["GreedyBackend", "Hulls", "greedy_plan", "hull_arrays", "lp_threshold"]
+__all__ = ["GreedyBackend", "Hulls", "greedy_plan", "hull_arrays", "lp_threshold", "cheapest_exact_plan",
+           "finish_from_positions"]
 
 #: Money sums are compared with the budget to this relative tolerance: the budget and the
 #: plan's cost are sums of many float terms, and an upgrade that spends the budget exactly
@@ -366,7 +368,8 @@ def _greedy_plan(problem: Problem) -> SolverResult:
     if budget_form:
         budget = float(problem.budget_usd)
         limit = budget * (1.0 + ROUNDING_RTOL)
-        lp = lp_threshold(cost, util, hulls, budget - c0, reach=False)
+        # The bound covers every plan the package calls feasible: cost <= budget (1 + 1e-12).
+        lp = lp_threshold(cost, util, hulls, budget * (1.0 + BUDGET_RTOL) - c0, reach=False)
         bound = (start_state_util + lp["lp_du"]) * (1.0 + 1e-12)
         info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"],
                     threshold_ratio=lp["threshold_ratio"])
@@ -377,7 +380,12 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         # (1e-9 relative) and the fallback below catches beyond 1e-12.
         target_int = float(problem.min_total_utility)
         lp = lp_threshold(cost, util, hulls, target_int - start_state_util, reach=True)
-        bound = (c0 + lp["lp_dc"]) * (1.0 - 1e-12)
+        # The bound covers every plan the package calls feasible: utility >= the target
+        # less 1e-12 (robatch_opt.evaluate.meets_target), so it is the LP at that floor.
+        floor = target_int - BUDGET_RTOL * max(1.0, abs(target_int))
+        lp_floor = lp_threshold(cost, util, hulls, floor - start_state_util, reach=True,
+                                dc_hist=lp["dc_hist"], du_hist=lp["du_hist"])
+        bound = (c0 + lp_floor["lp_dc"]) * (1.0 - 1e-12)
         info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"],
                     threshold_ratio=lp["threshold_ratio"])
     timings["lp_s"] = time.perf_counter() - t
@@ -451,6 +459,16 @@ def _greedy_plan(problem: Problem) -> SolverResult:
     if budget_form:
         if st.exact > limit:
             moves += st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+        if st.exact > limit:
+            # Even the walk's cheapest start is over budget once its partial calls are
+            # paid: minimise the exact cost first (whole tasks into full calls), then upgrade.
+            base = _capacity_start(problem, arr, capacity) if capped else np.array(start)
+            if base is None:
+                base = st.opt
+            cheap = cheapest_exact_plan(problem, base, capacity)
+            st = _State(arr, K, cheap)
+            moves += st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+            info["cheapest_exact_start"] = True
             if st.exact > limit:
                 timings["local_s"] = time.perf_counter() - t
                 return SolverResult(None, Status.NO_SOLUTION, bound,
@@ -467,6 +485,134 @@ def _greedy_plan(problem: Problem) -> SolverResult:
                 coupling_overhead_usd=float(st.exact - st.amortized), utility=float(st.utility),
                 n_upgrades=upgrades, n_local_moves=moves, local_rounds=list(st.rounds), timings=timings)
     return SolverResult(st.opt, Status.FEASIBLE, float(bound), info)
+
+
+def finish_from_positions(problem: Problem, options_at, *, floor_option: np.ndarray | None = None) -> np.ndarray | None:
+    """The greedy's exact-cost finish of a walk: the public entry for sweeps that walk once.
+
+    A caller that has its own walk of the hull increments (e.g. :func:`robatch_opt.frontier`,
+    which sorts them once for every budget) hands over ``options_at(cap_usd)``: the option
+    per query after taking ``cap_usd`` of amortized cost increase from the cheapest start.
+    This applies what :func:`greedy_plan` does after its walk (uncapacitated budget form):
+    re-threshold at a budget lowered by the observed partial-call overhead (then by the
+    worst case, which always fits), exact-cost repair moves, the cheapest exact plan if the
+    start itself is over budget, and exact-cost upgrade moves.
+
+    Parameters
+    ----------
+    problem : Problem
+        Budget form, no capacities.
+    options_at : callable ``float -> ndarray of int64 (n,)``
+    floor_option : ndarray of int64, optional
+        A plan known to fit the budget (e.g. a smaller budget's); the result is at least as
+        useful (the search continues from it when it is better).
+
+    Returns
+    -------
+    ndarray of int64, shape (n,), or None
+        The plan; None when even the cheapest exact plan found is over budget.
+    """
+    if problem.budget_usd is None or problem.max_queries is not None:
+        raise ValueError("finish_from_positions: budget form without capacities only")
+    table = problem.table
+    n, K = table.n_queries, problem.instance.n_models
+    arr = _arrays(table)
+    capacity = np.full(K, n, dtype=np.int64)
+    budget = float(problem.budget_usd)
+    limit = budget * (1.0 + ROUNDING_RTOL)
+    c0 = table.min_cost_usd
+    st = _State(arr, K, np.array(options_at(budget - c0), dtype=np.int64))
+    cap_r, iterations = budget - c0, 0
+    while st.exact > limit and iterations <= MAX_COUPLING_ITERATIONS:
+        iterations += 1
+        overhead = st.exact - st.amortized
+        if iterations <= MAX_COUPLING_ITERATIONS:
+            cap_r = min(cap_r - (st.exact - limit), limit - c0 - overhead)
+        else:
+            cap_r = limit - c0 - _max_overhead(table)
+        st.opt[:] = options_at(cap_r)
+        st.refresh()
+        if cap_r <= 0.0:
+            break
+    if st.exact > limit:
+        st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+    if st.exact > limit:
+        st = _State(arr, K, cheapest_exact_plan(problem, table.cheapest_option, capacity))
+        st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
+        if st.exact > limit:
+            return None
+    st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+    if floor_option is not None:
+        floor = _State(arr, K, np.array(floor_option, dtype=np.int64))
+        if floor.exact <= limit and floor.utility > st.utility:
+            floor.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
+            st = floor
+    if st.stale:
+        st.refresh()
+    return st.opt
+
+
+def cheapest_exact_plan(problem: Problem, option: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """A plan of least exact cost found by whole-task moves, starting from ``option``.
+
+    The tasks share nothing but the budget (and the capacities), so each task is priced on
+    its own: its queries as they are, or all of them on one option ``j`` that admits every
+    one (``ceil(N_t / b_j)`` calls, none partial but the last). Each task takes its cheapest
+    candidate that keeps every model within capacity; exact-cost single moves (which also
+    fill free seats) then run until none saves money.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+        A plan whose exact cost is at most that of ``option`` (same capacity feasibility).
+
+    Notes
+    -----
+    O(n J) NumPy work plus the local moves.
+    """
+    table = problem.table
+    opt = np.array(option, dtype=np.int64, copy=True)
+    n, J = table.n_queries, table.n_options
+    qt = np.asarray(table.query_task, dtype=np.int64)
+    om = np.asarray(table.option_model, dtype=np.int64)
+    ob = np.asarray(table.option_batch, dtype=np.int64)
+    K = problem.instance.n_models
+    T = int(table.fixed_cost.shape[0])
+    var = np.asarray(table.variable_cost, dtype=np.float64)
+    fixed = np.asarray(table.fixed_cost, dtype=np.float64)
+    adm = np.asarray(table.admissible, dtype=bool)
+    n_t = np.bincount(qt, minlength=T)
+    # Per task and model: the variable cost of all its queries; per task and option: whether
+    # every query of the task admits it.
+    var_tk = np.zeros((T, K))
+    np.add.at(var_tk, qt, var)
+    all_adm = np.ones((T, J), dtype=bool)
+    np.logical_and.at(all_adm, qt, adm)
+    cand = np.where(all_adm, -(-n_t[:, None] // ob[None, :]) * fixed[:, om] + var_tk[:, om], np.inf)
+
+    def task_cost(o):
+        key = qt * J + o
+        counts = np.bincount(key, minlength=T * J).reshape(T, J)
+        calls = -(-counts // ob[None, :])
+        v = np.zeros(T)
+        np.add.at(v, qt, var[np.arange(n), om[o]])
+        return (calls * fixed[:, om]).sum(axis=1) + v
+
+    now = task_cost(opt)
+    usage = np.bincount(om[opt], minlength=K)
+    for t in np.argsort(-(now - cand.min(axis=1)), kind="stable").tolist():
+        rows = np.flatnonzero(qt == t)
+        for j in np.argsort(cand[t], kind="stable").tolist():
+            if not cand[t, j] < now[t] * (1 - 1e-12):
+                break
+            moved = usage - np.bincount(om[opt[rows]], minlength=K)
+            moved[om[j]] += len(rows)
+            if (moved <= capacity).all():
+                opt[rows] = j
+                usage = moved
+                now[t] = cand[t, j]
+                break
+    return opt
 
 
 def _max_overhead(table) -> float:
@@ -513,14 +659,10 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
     table = problem.table
     n, K = table.n_queries, problem.instance.n_models
     cost, util = arr["cost"], arr["util"]
-    st = _State(arr, K, cheapest.copy())
-    for _ in range(4):
-        if not (st.model_count > capacity).any():
-            break
-        st.local_moves(gk.MODE_CAPACITY, capacity)
-    if (st.model_count > capacity).any():
+    start = _capacity_start(problem, arr, capacity)
+    if start is None:
         return None
-    start = st.opt.copy()
+    st = _State(arr, K, start.copy())
     hulls = hull_arrays(cost, util, start)
     hull_opt, hull_len = hulls.opt, hulls.length
     start_amort, start_util = st.amortized, st.utility
@@ -547,6 +689,75 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
                 return None
     info["capacity_walk"] = True
     return st, int(pos.sum())
+
+
+def _capacity_start(problem: Problem, arr, capacity) -> np.ndarray | None:
+    """A plan within the per-model capacities, as cheap (amortized) as found; None if none exists.
+
+    Queries are first moved off over-full models by the cheapest exact-cost single moves;
+    if that leaves a model over capacity, the assignment of queries to models is solved as
+    a transportation problem (every query to one model it fits, at most ``capacity[k]`` on
+    model ``k``, least amortized cost; HiGHS's simplex returns an integral vertex), which
+    finds a capacity-feasible plan whenever one exists. (HiGHS, a core dependency, is then
+    needed by the greedy too, only in this fallback.)
+    """
+    table = problem.table
+    K = problem.instance.n_models
+    st = _State(arr, K, np.array(table.cheapest_option, dtype=np.int64))
+    for _ in range(4):
+        if not (st.model_count > capacity).any():
+            return st.opt
+        st.local_moves(gk.MODE_CAPACITY, capacity)
+    if not (st.model_count > capacity).any():
+        return st.opt
+    return _transport_start(table, K, capacity)
+
+
+def _transport_start(table, K: int, capacity) -> np.ndarray | None:
+    """Least-amortized-cost assignment of queries to models within capacity (an LP with an
+    integral optimum: the constraint matrix is that of a bipartite transportation problem;
+    HiGHS's simplex returns a vertex)."""
+    import highspy
+
+    from .milp import _quiet_highs
+
+    n = table.n_queries
+    om = np.asarray(table.option_model, dtype=np.int64)
+    c = np.where(np.asarray(table.admissible, dtype=bool), np.asarray(table.cost, dtype=np.float64), np.inf)
+    per_model = np.full((n, K), np.inf)
+    best_opt = np.zeros((n, K), dtype=np.int64)
+    for k in range(K):
+        cols = np.flatnonzero(om == k)
+        if len(cols):
+            a = c[:, cols].argmin(axis=1)
+            per_model[:, k] = c[np.arange(n), cols[a]]
+            best_opt[:, k] = cols[a]
+    qi, kk = np.nonzero(np.isfinite(per_model))          # one column per (query, model)
+    m = len(qi)
+    scale = float(per_model[qi, kk].max()) if m else 1.0
+    h = _quiet_highs(highspy)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = m, n + K
+    lp.col_cost_ = per_model[qi, kk] / (scale if scale > 0 else 1.0)
+    lp.col_lower_, lp.col_upper_ = np.zeros(m), np.ones(m)
+    lp.row_lower_ = np.r_[np.ones(n), np.full(K, -highspy.kHighsInf)]
+    lp.row_upper_ = np.r_[np.ones(n), np.asarray(capacity, dtype=np.float64)]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * m + 1, 2, dtype=np.int64)
+    lp.a_matrix_.index_ = np.ravel(np.c_[qi, n + kk]).astype(np.int32)
+    lp.a_matrix_.value_ = np.ones(2 * m)
+    h.passModel(lp)
+    h.setOptionValue("solver", "simplex")
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    # Per query the model of largest value (the vertex is integral; argmax guards rounding).
+    order = np.lexsort((-x, qi))
+    first = order[np.searchsorted(qi[order], np.arange(n))]
+    opt = best_opt[np.arange(n), kk[first]]
+    usage = np.bincount(om[opt], minlength=K)
+    return opt if (usage <= np.asarray(capacity)).all() else None
 
 
 class GreedyBackend:

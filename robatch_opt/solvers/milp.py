@@ -73,6 +73,23 @@ HIGHS_GRACE_S = 0.5
 #: Primal feasibility tolerance asked of the engines (rows are scaled to O(1)).
 FEAS_TOL = 1e-9
 
+#: Primal tolerance of a verification solve (its objective row is relative to the target,
+#: which is 0.99e-9 above the incumbent: the incumbent itself must not pass).
+VERIFY_FEAS_TOL = 1e-10
+
+#: Whether HiGHS's verification solves use presolve. Measured both ways: without it, Qwen3
+#: n = 200 (API prices) seed 3 at fraction 0.3 was not verified in 60 s; with it, in 13 s.
+#: The near-tie family (tests/test_claims.py, 300 examples, and 1,000 random ones) passes
+#: with it, once mip_feasibility_tolerance stays 1e-9 (at 1e-10 HiGHS called a verification
+#: model infeasible that a plan satisfies; that failure had looked like a presolve one).
+VERIFY_PRESOLVE = True
+
+#: The verification row "objective at least the target" is scaled to this right-hand side.
+VERIFY_ROW_SCALE = 1e3
+
+#: Dual feasibility tolerance asked of the engines; enters :func:`engine_slack`.
+DUAL_TOL = 1e-9
+
 
 @dataclass(frozen=True, eq=False)
 class _Rows:
@@ -100,8 +117,13 @@ class _Rows:
 
 def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], *,
               link_cuts: bool, amortized_cut: bool, cost_scale_usd: float,
-              count_cuts: bool = True, fill_cuts: bool = True) -> _Rows:
-    """Triplets of every row, converted to CSC in one sort (O(nnz log nnz))."""
+              count_cuts: bool = True, fill_cuts: bool = True, better_than: float | None = None) -> _Rows:
+    """Triplets of every row, converted to CSC in one sort (O(nnz log nnz)).
+
+    ``better_than`` adds the verification row (:func:`~robatch_opt.solvers._coupled_model._verify`):
+    utility at least it (budget form) or cost at most it (quality form), divided by it so
+    that the engine's absolute row tolerance is relative to it.
+    """
     m, G, n = model.m, model.G, model.n
     budget_form = problem.budget_usd is not None
     cols_x = np.arange(m)
@@ -165,6 +187,15 @@ def _assemble(problem: Problem, model: CoupledModel, nogoods: list[np.ndarray], 
             ck = np.flatnonzero(model.x_model == k)
             if len(ck) > model.cap[k]:
                 add(np.zeros(len(ck), np.int64), ck, np.ones(len(ck)), [-np.inf], [float(model.cap[k])])
+    if better_than is not None:
+        # In units of 1e-3 of the target: the engines' absolute row tolerance (1e-9) is then
+        # 1e-12 of it, far below the 0.99e-9 that separates the target from the incumbent.
+        w = VERIFY_ROW_SCALE / better_than
+        if budget_form:
+            add(np.zeros(m, np.int64), cols_x, model.x_utility * w, [VERIFY_ROW_SCALE], [np.inf])
+        else:
+            add(np.zeros(m + G, np.int64), np.r_[cols_x, cols_y],
+                np.r_[model.x_var_usd, model.g_fixed_usd] * w, [-np.inf], [VERIFY_ROW_SCALE])
     for opt in nogoods:
         cols = model.columns_of(opt)
         add(np.zeros(n, np.int64), cols, np.ones(n), [-np.inf], [n - 1.0])
@@ -209,17 +240,31 @@ def _answer(problem: Problem, model: CoupledModel, rows: _Rows, status: str, z: 
     bound = None
     if dual_bound is not None and math.isfinite(dual_bound):
         # Budget form: min -u x, so utility <= -dual. Quality form: cost >= scale * dual.
-        # The engine's bound carries its own tolerances; widen it by a hair to stay valid.
         real = rows.obj_scale * dual_bound
-        slack = 1e-12 * abs(real)
-        bound = real + slack if problem.budget_usd is not None else real - slack
+        bound = real + engine_slack(rows, real) if problem.budget_usd is not None else real - engine_slack(rows, real)
     return EngineAnswer(status, option, bound, info)
 
 
-def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
+def engine_slack(rows: _Rows, real_bound: float) -> float:
+    """How far (real units) an engine's dual bound can be off through its tolerances.
+
+    The engines' LP bounds come from dual solutions whose reduced costs may be wrong in sign
+    by up to the dual feasibility tolerance ``DUAL_TOL``; with every column in
+    ``[0, col_hi]`` such a bound can be short of a valid one by at most
+    ``DUAL_TOL * sum(col_hi)`` in the scaled objective (Neumaier and Shcherbina, "Safe bounds
+    in linear and mixed-integer linear programming", Math. Prog. 2004). Primal tolerances
+    only widen the relaxation (its bound stays valid); a relative 1e-12 covers the
+    conversion to real units. On near-identical options these terms exceed 1e-9 of the
+    objective, so an "optimal" answer is then verified (``_coupled_model._verify``).
+    """
+    return abs(rows.obj_scale) * DUAL_TOL * float(rows.col_hi.sum()) + 1e-12 * abs(real_bound)
+
+
+def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
+                 better_than=None) -> EngineAnswer:
     """HiGHS in process, or in a child interpreter that is killed at the deadline (large models)."""
     if model.m < HIGHS_CHILD_MIN_COLUMNS:
-        return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s)
+        return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s, better_than)
     # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba thread
     # pools already run inherits their locks but not their threads and can hang, and "spawn"
     # re-runs the user's unguarded __main__ script in the child.
@@ -231,7 +276,7 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
         with open(inp, "wb") as fh:
             # The progress callback stays here (it may be a closure, and the child has no display).
             pickle.dump((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
-                         time_limit_s), fh)
+                         time_limit_s, better_than), fh)
         code = "import sys; from robatch_opt.solvers.milp import _highs_child; _highs_child(sys.argv[1], sys.argv[2])"
         # run_child kills the child on an interrupt or any error: it never outlives the solve.
         with run_child([sys.executable, "-c", code, inp, out],
@@ -283,11 +328,11 @@ def _highs_child(in_path: str, out_path: str) -> None:
 
 
 def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
-                      time_limit_s) -> EngineAnswer:
+                      time_limit_s, better_than=None) -> EngineAnswer:
     import highspy
 
     tb = time.perf_counter()
-    rows = _assemble(problem, model, nogoods, **opts)
+    rows = _assemble(problem, model, nogoods, better_than=better_than, **opts)
     h = _quiet_highs(highspy)
     lp = highspy.HighsLp()
     lp.num_col_ = rows.ncol
@@ -310,8 +355,14 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     h.setOptionValue("random_seed", int(problem.seed) % (2 ** 31))
     # No "threads" option: HiGHS sizes one process-wide scheduler on first use, and a later
     # instance asking for another size fails to run at all (status "Not Set").
-    h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
+    feas = FEAS_TOL if better_than is None else VERIFY_FEAS_TOL
+    h.setOptionValue("primal_feasibility_tolerance", feas)
+    # Not tighter than 1e-9: with mip_feasibility_tolerance 1e-10 HiGHS 1.x called a
+    # verification model infeasible that a plan satisfies with room to spare.
     h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
+    h.setOptionValue("dual_feasibility_tolerance", DUAL_TOL)
+    if better_than is not None and not VERIFY_PRESOLVE:
+        h.setOptionValue("presolve", "off")
     # HiGHS checks its time_limit only between some phases (it overran 60 s by ~50 s at
     # n = 5,000); the interrupt callbacks enforce the deadline inside simplex and the MIP loop.
     deadline = tb + time_limit_s
@@ -451,9 +502,10 @@ def _cbc_path() -> str | None:
     return path if path and os.path.exists(path) and os.access(path, os.X_OK) else None
 
 
-def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s) -> EngineAnswer:
+def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
+               better_than=None) -> EngineAnswer:
     tb = time.perf_counter()
-    rows = _split_ranged(_assemble(problem, model, nogoods, **opts))
+    rows = _split_ranged(_assemble(problem, model, nogoods, better_than=better_than, **opts))
     with tempfile.TemporaryDirectory(prefix="robatch_cbc_") as tmp:
         mps, sol, mst = (os.path.join(tmp, f) for f in ("m.mps", "m.sol", "m.mst"))
         _mps_free(rows, mps)
@@ -465,12 +517,15 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
                "-ratioGap", "0", "-allowableGap", "0",
                "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
-               "-primalTolerance", repr(FEAS_TOL), "-integerTolerance", "1e-9",
+               "-primalTolerance", repr(FEAS_TOL if better_than is None else VERIFY_FEAS_TOL),
+               "-dualTolerance", repr(DUAL_TOL), "-integerTolerance", "1e-9",
                # CBC prunes every node that cannot beat the incumbent by its "increment"
                # (default 1e-5 absolute): it then calls a plan 1e-6 short of the optimum
                # optimal (seen on Qwen3 n = 200). The proven bound is the plan's objective
                # minus this increment (see below).
                "-increment", repr(CBC_INCREMENT)]
+        if better_than is not None:
+            cmd += ["-presolve", "off"]          # as HiGHS: a verification solve settles a claim
         if model.G:
             # CBC 2.10.3's preprocessing proved wrong optima on models with coupled groups:
             # with seat rows bounded above (partial-call dominance), and with the fill cuts
@@ -626,8 +681,8 @@ class MILPBackend:
             scale = model.max_cost_usd()
             ro = dict(row_opts, cost_scale_usd=scale if scale > 0 else 1.0)
 
-            def engine(nogoods, hint, time_limit_s):
-                return run(problem, model, ro, nogoods, hint if use_hint else None, time_limit_s)
+            def engine(nogoods, hint, time_limit_s, better_than=None):
+                return run(problem, model, ro, nogoods, hint if use_hint else None, time_limit_s, better_than)
             return engine
 
         res = run_exact(problem, solver, make_engine, use_greedy=use_hint or model_opts["lp_fixing"],

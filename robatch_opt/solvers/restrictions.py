@@ -1,0 +1,219 @@
+"""Best of the restrictions, by construction: the joint plan never loses to its own baselines.
+
+A plan of a restriction of the instance (routing-only: batch size 1; batching-only: one
+model with its batch sizes) is a plan of the joint instance, so the joint optimum is at
+least each restriction's. A heuristic (or a time-limited engine) need not keep that order:
+on an audit instance the greedy's joint plan had mean utility 0.6579 where the
+batching-only greedy plan had 0.6677. :func:`best_of_restrictions` solves the restrictions
+with the same backend (the greedy's take milliseconds to seconds) and keeps the best plan
+that is feasible for the joint problem; the joint bound stays the reported bound (a
+restriction's bound does not bound the joint problem). ``info["restriction"]`` names the
+winner (``"joint"``, ``"routing-only"``, ``"batching-only:<model>"`` or
+``"single-model:<model>"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import AssignmentError, InstanceError, SolverError
+from ..evaluate import Evaluation, evaluate, validate_assignment
+from ..instance import Instance
+from ..options import compile_options
+from ..plan import Status
+from .base import Problem, SolverResult
+
+__all__ = ["restrictions", "restriction_labels", "restriction_columns", "build_restriction", "lift_option",
+           "best_of_restrictions"]
+
+#: Seconds an exact backend gets at least for one restriction once the joint solve used its
+#: time; below this, the restriction is solved by the greedy instead.
+MIN_RESTRICTION_S = 0.05
+
+
+def restriction_columns(inst: Instance, label: str) -> np.ndarray:
+    """Options of ``inst`` that restriction ``label`` keeps (without building it)."""
+    om, ob = np.asarray(inst.option_model), np.asarray(inst.option_batch)
+    if label == "routing-only":
+        return np.flatnonzero(ob == 1)
+    kind, name = label.split(":", 1)
+    k = inst.model_index(name)
+    return np.flatnonzero((om == k) & ((ob == 1) if kind == "single-model" else True))
+
+
+def restriction_labels(inst: Instance) -> list[str]:
+    """Labels of :func:`restrictions`, in order, before any is built."""
+    out = ["routing-only"] if any(b > 1 for _, b in inst.options) else []
+    for m in inst.models:
+        if inst.n_models > 1:
+            out.append(f"batching-only:{m.name}")
+        if 1 in m.batch_sizes and len(m.batch_sizes) > 1:
+            out.append(f"single-model:{m.name}")
+    return out
+
+
+def build_restriction(inst: Instance, label: str) -> Instance:
+    """The sub-instance of ``label`` (InstanceError if it leaves a query without an option)."""
+    if label == "routing-only":
+        return inst.restrict(batch_sizes=[1])
+    kind, name = label.split(":", 1)
+    return inst.restrict(models=[name], batch_sizes=[1] if kind == "single-model" else None)
+
+
+def restrictions(inst: Instance) -> Iterator[tuple[str, Instance]]:
+    """``(label, sub-instance)``: routing-only, every single model with its batch sizes
+    (batching-only) and without batching (single-model).
+
+    The set is closed: the restrictions of a restriction are among them, so solving a
+    restriction on its own (which applies this step too) never finds a plan the joint
+    solve did not consider. Restrictions equal to the instance itself, or that leave some
+    query without an option, are skipped.
+    """
+    for label in restriction_labels(inst):
+        try:
+            yield label, build_restriction(inst, label)
+        except InstanceError:
+            continue
+
+
+def lift_option(inst: Instance, sub: Instance, option: np.ndarray) -> np.ndarray:
+    """A sub-instance's option per query as options of ``inst`` (same model name and batch size)."""
+    index = {(inst.models[k].name, b): j for j, (k, b) in enumerate(inst.options)}
+    table = np.array([index[(sub.models[k].name, b)] for k, b in sub.options], dtype=np.int64)
+    return table[np.asarray(option, dtype=np.int64)]
+
+
+def _sub_problem(problem: Problem, sub: Instance, time_limit_s: float) -> Problem:
+    cap = None
+    if problem.max_queries is not None:
+        names = [m.name for m in problem.instance.models]
+        cap = np.array([problem.max_queries[names.index(m.name)] for m in sub.models], dtype=np.int64)
+    return dataclasses.replace(problem, instance=sub, table=compile_options(sub), max_queries=cap,
+                               time_limit_s=max(time_limit_s, MIN_RESTRICTION_S))
+
+
+def _feasible(problem: Problem, ev: Evaluation) -> bool:
+    from ._coupled_model import is_feasible
+    return is_feasible(problem, ev)
+
+
+def _better(problem: Problem, a: Evaluation, b: Evaluation | None) -> bool:
+    if b is None:
+        return True
+    if problem.budget_usd is not None:
+        return a.utility > b.utility
+    return a.cost_usd < b.cost_usd
+
+
+class _LagrangianScreen:
+    """Skips restrictions that provably cannot beat the joint plan (budget form).
+
+    For any price ``lam >= 0``, ``L_R(lam) = lam * B' + sum_i max_{j in R} (u[i, j] - lam
+    c[i, j])`` bounds the utility of every plan of restriction ``R`` within the budget
+    (``B'`` = budget with the package's 1e-12; the exact cost is never below the amortized
+    one). With the greedy's threshold price this is one NumPy pass, and at scale it is far
+    below the joint plan's utility: the restriction is then not solved (the greedy at
+    n = 200,000 x 16 spent 0.61 s on restrictions against 0.12 s on the joint plan).
+    """
+
+    def __init__(self, problem: Problem, result: SolverResult, best: Evaluation | None):
+        self.on = False
+        lam = result.info.get("threshold_ratio") if result.info else None
+        if problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0:
+            return
+        t = problem.table
+        adm = np.asarray(t.admissible, dtype=bool)
+        self.v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
+        self.const = lam * problem.budget_usd * (1 + 1e-12)
+        self.floor = best.utility
+        self.on = True
+
+    def cannot_win(self, cols: np.ndarray) -> bool:
+        if not self.on or not len(cols):
+            return False
+        best = self.v[:, cols].max(axis=1)
+        if not np.isfinite(best).all():
+            return False
+        bound = self.const + float(best.sum())
+        # A margin far above the float noise of the sums (n eps relative).
+        return bound + 1e-9 * (abs(bound) + abs(self.const)) < self.floor
+
+
+def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadline: float) -> SolverResult:
+    """The best of ``result`` and the restrictions' plans by the same ``backend``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The joint problem ``result`` answers.
+    backend
+        The backend that produced ``result``; it solves each restriction too (the greedy
+        instead, for an exact backend whose time is used up).
+    result : SolverResult
+    deadline : float
+        ``time.perf_counter()`` value by which exact restriction solves should end.
+
+    Returns
+    -------
+    SolverResult
+        ``result`` itself when it is proven optimal; otherwise the best feasible plan, with
+        the joint bound, ``info["restriction"]`` naming the winner and
+        ``info["restriction_values"]`` every candidate's utility (budget form) or cost.
+    """
+    info = dict(result.info)
+    if result.status in (Status.OPTIMAL, Status.INFEASIBLE):
+        info["restriction"] = "joint" if result.option is not None else None
+        return dataclasses.replace(result, info=info)
+    inst = problem.instance
+    budget_form = problem.budget_usd is not None
+    best = None
+    if result.option is not None:
+        try:
+            ev = evaluate(inst, result.option)
+        except AssignmentError:
+            return result                    # the front door reports the invalid assignment
+        if _feasible(problem, ev):
+            best = ev
+    winner = "joint" if best is not None else None
+    values = {"joint": None if best is None else (best.utility if budget_form else best.cost_usd)}
+    t0 = time.perf_counter()
+    prune = _LagrangianScreen(problem, result, best)
+    skipped = []
+    for label in restriction_labels(inst):
+        if prune.cannot_win(restriction_columns(inst, label)):
+            skipped.append(label)
+            continue
+        try:
+            sub = build_restriction(inst, label)
+        except InstanceError:
+            continue
+        remaining = deadline - time.perf_counter()
+        how = backend
+        if getattr(backend, "name", "") != "greedy" and remaining < MIN_RESTRICTION_S:
+            from .greedy import GreedyBackend
+            how = GreedyBackend()
+        try:
+            opts = problem.options if how is backend else {}
+            res = how.solve(dataclasses.replace(_sub_problem(problem, sub, remaining), options=opts))
+            if res.option is None:
+                continue
+            ev = evaluate(inst, lift_option(inst, sub, validate_assignment(sub, res.option)))
+        except (InstanceError, AssignmentError, SolverError) as exc:
+            # A restriction is an extra candidate: a backend that cannot solve it (e.g. a
+            # user's backend written for the joint instance only) costs the candidate only.
+            info.setdefault("restriction_errors", {})[label] = f"{type(exc).__name__}: {exc}"
+            continue
+        values[label] = ev.utility if budget_form else ev.cost_usd
+        if _feasible(problem, ev) and _better(problem, ev, best):
+            best, winner = ev, label
+    info["restriction"] = winner
+    info["restriction_values"] = values
+    info["restrictions_screened_out"] = skipped
+    info["restrictions_s"] = time.perf_counter() - t0
+    if winner in (None, "joint"):
+        return dataclasses.replace(result, info=info)
+    return SolverResult(best.option, Status.FEASIBLE, result.bound, info)

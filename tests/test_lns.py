@@ -1,0 +1,81 @@
+"""``method="lns"``: valid plans and bounds, never below the greedy, exact sub-problems, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import robatch_opt as ro
+from robatch_opt.errors import UnknownMethodError
+from robatch_opt.evaluate import within_budget
+from robatch_opt.solvers.base import Problem
+from robatch_opt.solvers.lns import _subproblem
+
+from bruteforce import brute_force
+from strategies import instance_and_budget
+
+LNS = dict(method="lns", time_limit_s=60, max_iterations=4, sub_time_limit_s=5.0)
+
+
+@settings(max_examples=40)
+@given(instance_and_budget(max_queries=6))
+def test_lns_plan_is_feasible_not_below_greedy_and_its_bound_holds(data):
+    inst, budget = data
+    bf = brute_force(inst, budget_usd=budget)
+    if bf.option is None:
+        return
+    plan = ro.solve(inst, budget, **LNS)
+    greedy = ro.solve(inst, budget, method="greedy")
+    assert within_budget(ro.evaluate(inst, plan.option).cost_usd, budget)
+    assert plan.utility >= greedy.utility
+    assert plan.upper_bound >= bf.utility * (1 - 1e-12)
+
+
+def test_subproblem_splits_the_exact_cost():
+    """Fixed queries filling whole calls leave the sub-problem; its exact cost plus the
+    constant is the plan's exact cost, for the current plan and for a changed one."""
+    inst = ro.workloads.llm("qwen3", n=120, seed=3)
+    table = ro.compile_options(inst)
+    budget = ro.budget_from_fraction(inst, 0.4)
+    plan = ro.solve(inst, budget, method="greedy")
+    problem = Problem(instance=inst, table=table, budget_usd=budget, min_total_utility=None,
+                      max_queries=None, time_limit_s=10)
+    rng = np.random.default_rng(0)
+    free = np.sort(rng.choice(inst.n_queries, size=30, replace=False))
+    sub, rows, hint = _subproblem(problem, plan.option, free)
+    const = budget - sub.budget_usd
+    sub_inst_cost = _exact(sub.table, hint)
+    assert const + sub_inst_cost == pytest.approx(plan.cost_usd, rel=1e-12)
+    changed = hint.copy()
+    changed[: len(free)] = table.cheapest_option[rows[: len(free)]]
+    full = plan.option.copy()
+    full[rows] = changed
+    assert const + _exact(sub.table, changed) == pytest.approx(ro.evaluate(inst, full).cost_usd, rel=1e-12)
+
+
+def _exact(table, option):
+    J = table.n_options
+    counts = np.bincount(table.query_task * J + option, minlength=table.n_tasks * J)
+    calls = -(-counts // table.group_batch)
+    var = table.variable_cost[np.arange(len(option)), table.option_model[option]]
+    return float((calls * table.group_fixed_cost).sum() + var.sum())
+
+
+def test_same_seed_same_plan_and_at_least_the_greedy():
+    inst = ro.workloads.llm("gemma3", n=150, seed=2)
+    budget = ro.budget_from_fraction(inst, 0.2)
+    a = ro.solve(inst, budget, seed=7, **LNS)
+    b = ro.solve(inst, budget, seed=7, **LNS)
+    np.testing.assert_array_equal(a.option, b.option)
+    assert a.utility >= ro.solve(inst, budget, method="greedy").utility
+    assert a.info["iterations"] == 4
+
+
+def test_bad_options_are_refused():
+    inst = ro.workloads.llm("qwen3", n=20, seed=0)
+    budget = ro.budget_from_fraction(inst, 0.5)
+    with pytest.raises(UnknownMethodError):
+        ro.solve(inst, budget, method="lns", engine="gurobi")
+    with pytest.raises(TypeError):
+        ro.solve(inst, budget, method="lns", nonsense=1)
