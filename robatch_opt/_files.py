@@ -27,12 +27,24 @@ __all__ = ["OutputPathError", "open_atomic", "write_atomic", "check_output_path"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+#: Bytes the temporary name adds to the target's name (".NAME." + 8 random + ".tmp").
+_TMP_EXTRA = 2 + 8 + 4
+
+
 class OutputPathError(RobatchError, ValueError):
     """An output path that cannot (or must not) be written; the message names it."""
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system says it (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)                   # elsewhere: the classic read (briefly changes it)
     os.umask(mask)
     return mask
 
@@ -56,7 +68,8 @@ def open_atomic(path: PathLike, mode: str = "wb", *, encoding: str | None = None
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"`mode`: must be 'wb' or 'w', got {mode!r}")
-    target = Path(path)
+    # A symbolic link stays a link: its target is what gets replaced.
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     try:
         old_mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -134,6 +147,14 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
     except OSError as exc:
         raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
                               f"({exc.strerror or exc})") from exc
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if len(os.fsencode(target.name)) + _TMP_EXTRA > name_max:
+        raise OutputPathError(f"{what}: the file name is too long ({len(os.fsencode(target.name))} bytes; "
+                              f"at most {name_max - _TMP_EXTRA} here, as it is first written under a "
+                              "temporary name)")
     if target.exists() and not target.is_file():
         raise OutputPathError(f"{what}: {text} exists and is not a regular file")
     for src in inputs:

@@ -24,7 +24,7 @@ import subprocess
 import threading
 from typing import Callable, Iterator, Sequence, TypeVar
 
-__all__ = ["Terminated", "run_stoppable", "run_child", "terminate_on_sigterm", "engine_interrupted",
+__all__ = ["Terminated", "run_stoppable", "run_child", "terminate_on_sigterm", "engine_running",
            "STOP_WAIT_S"]
 
 T = TypeVar("T")
@@ -39,23 +39,22 @@ class Terminated(BaseException):
 
 
 _workers: "set[threading.Thread]" = set()
-_stopped = threading.Event()
+
+#: The signals a running engine is stopped on.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def engine_interrupted() -> bool:
-    """Whether an engine was stopped by an interrupt in this process (or still runs).
+def engine_running() -> bool:
+    """Whether an engine thread that was asked to stop is still inside native code.
 
-    Such a process must not run the interpreter's normal shutdown: OR-Tools 9.15 aborts at
-    exit (``terminate called without an active exception``) once ``stop_search`` has stopped a
-    running CP-SAT search from another thread, and an engine thread still inside native code
-    would be torn down mid-call. The command line ends with ``os._exit`` instead (every
-    ``with`` block, so every temporary file and child process, is already cleaned up by then).
+    Then the interpreter's normal shutdown must not run (it would tear the thread down
+    mid-call); the command line ends with ``os._exit`` in that case only.
     """
-    return _stopped.is_set() or any(t.is_alive() for t in _workers)
+    return any(t.is_alive() for t in _workers)
 
 
 def run_stoppable(call: Callable[[], T], stop: Callable[[], None]) -> T:
-    """Run the blocking ``call()`` so that an interrupt stops it at once.
+    """Run the blocking ``call()`` so that SIGINT or SIGTERM stops it at once.
 
     Parameters
     ----------
@@ -63,16 +62,21 @@ def run_stoppable(call: Callable[[], T], stop: Callable[[], None]) -> T:
         The blocking native call (it must release the GIL, as CP-SAT and HiGHS do).
     stop : callable
         Asks the engine to return early (e.g. ``CpSolver.stop_search``); called from the
-        main thread when an interrupt arrives.
+        main thread when a signal arrives.
 
     Returns
     -------
     The value of ``call()``; its exception, if it raised.
 
-    Raises
-    ------
-    KeyboardInterrupt, Terminated
-        Re-raised after ``stop()`` and a wait of at most :data:`STOP_WAIT_S` for the engine.
+    Notes
+    -----
+    While the engine runs, SIGINT and SIGTERM only set a flag (handlers installed for the
+    duration, main thread only); the main thread then stops the engine, waits at most
+    :data:`STOP_WAIT_S` for it, restores the previous handlers and hands them the signal:
+    ``KeyboardInterrupt`` for Ctrl-C, :class:`Terminated` under the command line, the
+    default action otherwise. (Raising ``KeyboardInterrupt`` straight out of the wait and
+    then stopping CP-SAT made OR-Tools 9.15 abort the process at exit: "terminate called
+    without an active exception".)
     """
     if threading.current_thread() is not threading.main_thread():
         return call()                        # signals are only delivered to the main thread
@@ -80,31 +84,47 @@ def run_stoppable(call: Callable[[], T], stop: Callable[[], None]) -> T:
 
     def work():
         # The engine's own threads inherit this mask: the signals go to the main thread only.
-        # (A SIGINT that the kernel handed to one of CP-SAT's threads left it in a state that
-        # aborted the process at exit: "terminate called without an active exception".)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
         try:
             box["value"] = call()
         except BaseException as exc:         # re-raised in the caller's thread
             box["error"] = exc
 
+    received: list[int] = []
+    previous = {}
+    for sig in _STOP_SIGNALS:
+        old = signal.getsignal(sig)
+        if old is signal.SIG_IGN or old is None:
+            continue                         # ignored (e.g. a background job): keep it so
+        previous[sig] = old
+        signal.signal(sig, lambda signum, frame: received.append(signum))
     worker = threading.Thread(target=work, name="robatch_opt-engine", daemon=True)
     _workers.add(worker)
-    worker.start()
     try:
-        while worker.is_alive():
+        worker.start()
+        while worker.is_alive() and not received:
             worker.join(0.05)
-    except BaseException:
-        _stopped.set()
-        stop()
-        worker.join(STOP_WAIT_S)
-        raise
+        if received:
+            stop()
+            worker.join(STOP_WAIT_S)
     finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
         if not worker.is_alive():
             _workers.discard(worker)
+    if received:
+        _deliver(received[0], previous.get(received[0], signal.SIG_DFL))
     if "error" in box:
         raise box["error"]                   # type: ignore[misc]
     return box["value"]                      # type: ignore[return-value]
+
+
+def _deliver(signum: int, handler) -> None:
+    """Hand a signal caught while an engine ran to the handler that was in place before."""
+    if callable(handler):
+        handler(signum, None)                # KeyboardInterrupt, Terminated, or the user's own
+    if handler is signal.SIG_DFL:
+        signal.raise_signal(signum)          # the default action (e.g. SIGTERM ends the process)
 
 
 @contextlib.contextmanager

@@ -740,9 +740,11 @@ def _cmd_frontier(args) -> int:
     from .frontier import frontier, frontier_budgets, plot_frontiers
 
     get_backend(args.method) if args.method != AUTO else None      # fail before any work
-    if args.plot:
+    if args.plot is not None:
         check_output_path(args.plot, inputs=[args.instance] if args.instance else [], what="--plot")
     inst = _load_instance(args.instance) if args.instance else _default_instance()
+    with _Display(sys.stderr.isatty() and not args.json) as display:
+        _warm_up(display, quiet=args.json)
     kw = dict(method=args.method, time_limit_s=args.time_limit, seed=args.seed, progress=None)
     budgets = frontier_budgets(inst, args.points)
     curves = {"joint": frontier(inst, budgets, label="joint", **kw)}
@@ -850,7 +852,7 @@ def _cmd_online(args) -> int:
     from . import online as on
     if args.seed < 0:
         raise _CliError(f"--seed: must be >= 0, got {args.seed}")
-    if args.plot:
+    if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
     if args.data:
         paths = args.data[0] if len(args.data) == 1 else args.data
@@ -936,6 +938,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = terminate_on_sigterm() if threading.current_thread() is threading.main_thread() else None
     try:
         args = _parser().parse_args(argv)
+        if sys.stdout is None:             # started with stdout closed (`>&-`): say so, not exit 0
+            raise _CliError("standard output is closed; redirect it to a file or /dev/null")
         return args.func(args)
     except SystemExit as exc:              # --help and --version exit through argparse
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -971,15 +975,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_now_if_engine_runs(code: int) -> int:
-    """``code``; but if an engine was stopped mid-search, exit at once (``os._exit``).
+    """``code``; but if a stopped engine is still inside native code, exit at once (``os._exit``).
 
     Its temporary files and child processes are already gone (their ``with`` blocks ran);
-    the interpreter's normal shutdown would abort the process inside the engine instead
-    (:func:`robatch_opt._interrupt.engine_interrupted` says why).
+    the interpreter's normal shutdown would tear the engine's thread down mid-call.
     """
-    from ._interrupt import engine_interrupted
+    from ._interrupt import engine_running
 
-    if engine_interrupted():
+    if engine_running():
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -315,6 +316,9 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
         raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
     if "budget" in solve_kwargs or "min_mean_utility" in solve_kwargs:
         raise InstanceError("budget", "a frontier sweeps budgets: pass `budgets=`, not `budget`/`min_mean_utility`")
+    from .solve import check_solve_kwargs
+
+    check_solve_kwargs(method, solve_kwargs)     # unknown or mistyped options: before any work
     b = frontier_budgets(inst, points) if budgets is None else _check_budgets(budgets)
 
     if method == "greedy" and shared_walk and solve_kwargs.get("max_queries_per_model") is None:
@@ -603,9 +607,12 @@ def plot_frontiers(frontiers: Iterable[Frontier] | Mapping[str, Frontier], path:
     from ._files import write_atomic
 
     buf = _io.BytesIO()
-    # PNG into memory, then one atomic write to exactly ``path`` (savefig would append
-    # ".png" to a name without a suffix, and leave a partial file on failure).
-    fig.savefig(buf, format="png")
+    # Into memory, then one atomic write to exactly ``path`` (savefig would append ".png" to
+    # a name without a suffix, and leave a partial file on failure). The suffix picks the
+    # format where matplotlib knows it (.svg, .pdf, ...); PNG otherwise.
+    suffix = os.path.splitext(str(path))[1].lower().lstrip(".")
+    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    fig.savefig(buf, format=fmt)
     write_atomic(path, buf.getvalue())
     plt.close(fig)
     return None

@@ -309,6 +309,36 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
     )
 
 
+#: Keyword arguments of :func:`solve` other than backend options.
+_FRONT_DOOR_KWARGS = ("time_limit_s", "seed", "max_queries_per_model", "progress")
+
+
+def check_solve_kwargs(method: str, kwargs: Mapping[str, Any]) -> None:
+    """What :func:`solve` checks of its keyword arguments before any work, for callers that
+    pass ``**kwargs`` through to it later (e.g. :func:`robatch_opt.frontier`).
+
+    Raises
+    ------
+    InstanceError, UnknownOptionError, UnknownMethodError
+    """
+    if "time_limit_s" in kwargs:
+        tl = _number(kwargs["time_limit_s"], "time_limit_s")
+        if not math.isfinite(tl) or tl <= 0:
+            raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {_show(tl)}")
+    seed = kwargs.get("seed", 0)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InstanceError("seed", f"must be an integer, got {_show(seed)}")
+    options = {k: v for k, v in kwargs.items() if k not in _FRONT_DOOR_KWARGS}
+    if method == AUTO:
+        if options:
+            raise UnknownOptionError(f"`{next(iter(options))}`: method 'auto' takes no engine options; "
+                                     "name the method (e.g. method='milp', solver='cbc')")
+        return
+    declared = getattr(get_backend(method), "options", None)
+    if declared is not None:
+        check_options(method, declared, options)
+
+
 def _number(v: Any, name: str) -> float:
     """``v`` as a float; strings and booleans are refused (a number must be a number)."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):

@@ -153,6 +153,9 @@ def _run_cli(args: list[str], tmp: Path, *, fsize: int | None = None, umask: int
 
 @pytest.fixture(scope="module")
 def small_instance(tmp_path_factory) -> Path:
+    from robatch_opt.kernels.warmup import warm_up
+
+    warm_up()              # compiled kernels cached first: the subprocesses here then load them
     path = tmp_path_factory.mktemp("small") / "inst.json"
     ro.save(ro.workloads.llm(pool="qwen3", n=300, seed=0), path)
     return path
@@ -272,3 +275,81 @@ def test_a_plan_for_other_options_is_refused_in_one_short_line(tmp_path):
     line = res.stderr.strip()
     assert len(res.stderr.splitlines()) == 1 and len(line) < 300, line
     assert "option 1 is" in line and "in the plan" in line
+
+
+def test_a_script_that_catches_ctrl_c_during_cpsat_carries_on_and_exits_cleanly(big_instance, tmp_path):
+    """Library use: KeyboardInterrupt out of ro.solve, then a normal exit (no abort in the engine)."""
+    script = tmp_path / "lib.py"
+    script.write_text(
+        "import os, signal, threading, time\n"
+        "import robatch_opt as ro\n"
+        f"inst = ro.load({str(big_instance)!r})\n"
+        "b = ro.budget_from_fraction(inst, 0.3)\n"
+        "threading.Timer(15, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    ro.solve(inst, budget=b, method='cpsat', time_limit_s=120)\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+        "plan = ro.solve(inst, budget=b, method='greedy')\n"
+        "print('carried on', plan.status.value)\n")
+    res = subprocess.run([sys.executable, str(script)], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "interrupted" in res.stdout and "carried on" in res.stdout
+    assert "terminate called" not in res.stderr
+
+
+def test_out_through_a_symlink_replaces_the_target_and_keeps_the_link(small_instance, tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    res = _run_cli(["solve", str(small_instance), "--method", "greedy", "--no-baselines", "--out", str(link)],
+                   tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert link.is_symlink() and '"format"' in target.read_text()
+
+
+def test_a_file_name_too_long_for_its_temporary_fails_before_the_solve(small_instance, tmp_path):
+    out = tmp_path / ("p" * 245 + ".json")
+    res = _run_cli(["solve", str(small_instance), "--method", "cpsat", "--time-limit", "600", "--out", str(out)],
+                   tmp_path)
+    assert res.returncode == 2 and "file name is too long" in res.stderr, res.stderr
+
+
+def test_plot_format_follows_the_suffix(tmp_path):
+    pytest.importorskip("matplotlib")
+    inst = tmp_path / "i.json"
+    ro.save(ro.workloads.llm(pool="qwen3", n=60, seed=0), inst)
+    res = _run_cli(["frontier", str(inst), "--points", "3", "--plot", str(tmp_path / "f.svg")], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
+    res = _run_cli(["frontier", str(inst), "--points", "3", "--plot", ""], tmp_path)
+    assert res.returncode == 2 and "--plot: the path is empty" in res.stderr
+
+
+def test_frontier_refuses_unknown_and_mistyped_options():
+    inst = ro.workloads.llm(pool="qwen3", n=30, seed=0)
+    with pytest.raises(ro.UnknownOptionError, match="did you mean 'time_limit_s'"):
+        ro.frontier(inst, points=3, time_limt_s=5)
+    with pytest.raises(ro.UnknownOptionError, match="method 'greedy' has no option 'solver'"):
+        ro.frontier(inst, points=3, solver="cbc")
+    with pytest.raises(ro.InstanceError, match="`time_limit_s`: must be a number"):
+        ro.frontier(inst, points=3, time_limit_s="x")
+
+
+def test_kernels_are_never_cached_beside_the_source(tmp_path):
+    """An unwritable user cache falls back to a temporary folder, not the package's __pycache__."""
+    import shutil
+
+    copy = tmp_path / "tree"
+    shutil.copytree(REPO / "robatch_opt", copy / "robatch_opt",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = str(copy)
+    env["ROBATCH_OPT_CACHE_DIR"] = "/proc/not-writable"
+    res = subprocess.run([sys.executable, "-c", "from robatch_opt.kernels.warmup import warm_up; warm_up()"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [p for p in (copy / "robatch_opt").rglob("*") if p.suffix in (".nbi", ".nbc")] == []

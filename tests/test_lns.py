@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 
 import robatch_opt as ro
-from robatch_opt.errors import UnknownMethodError
 from robatch_opt.evaluate import within_budget
 from robatch_opt.solvers.base import Problem
 from robatch_opt.solvers.lns import _subproblem
@@ -75,7 +74,9 @@ def test_same_seed_same_plan_and_at_least_the_greedy():
 def test_bad_options_are_refused():
     inst = ro.workloads.llm("qwen3", n=20, seed=0)
     budget = ro.budget_from_fraction(inst, 0.5)
-    with pytest.raises(UnknownMethodError):
+    with pytest.raises(ro.UnknownOptionError, match="valid: highs, cpsat"):
         ro.solve(inst, budget, method="lns", engine="gurobi")
-    with pytest.raises(TypeError):
+    with pytest.raises(ro.UnknownOptionError, match="its options: engine, lp_bound, max_free"):
         ro.solve(inst, budget, method="lns", nonsense=1)
+    with pytest.raises(ro.UnknownOptionError, match="`max_free`: must be >= 1"):
+        ro.solve(inst, budget, method="lns", max_free=0)

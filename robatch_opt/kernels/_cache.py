@@ -15,8 +15,8 @@ Numba keys every entry by the source file's path and content hash, so two instal
 versions) never share stale code, and reinstalling the same version reuses the compiled
 kernels (the first solve after a reinstall does not compile again).
 
-If no such folder is writable the kernels are simply not cached (Numba falls back to its
-other locators, then compiles in memory).
+If that folder cannot be written, a per-user folder under the system's temporary directory
+is used instead; the kernels are never cached beside the installed source.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from numba.core import caching
 
-__all__ = ["cache_dir", "install_locator", "kernels_cached"]
+__all__ = ["cache_dir", "install_locator", "kernels_cached", "mark_cached"]
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 
@@ -50,12 +50,23 @@ def cache_dir() -> Path:
     return Path(AppDirs(appname="robatch_opt", appauthor=False).user_cache_dir) / "numba"
 
 
+def _fallback_dir() -> Path:
+    """Where the kernels are cached when :func:`cache_dir` cannot be written: a per-user folder
+    under the system's temporary directory (never beside the source)."""
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"robatch_opt-{uid}" / "numba"
+
+
 class PackageCacheLocator(_UserWide):
     """Numba cache locator for this package's kernels only (every other function is left alone)."""
 
+    _root: Path | None = None            # set by from_function: cache_dir() or the fallback
+
     def __init__(self, py_func, py_file):
         super().__init__(py_func, py_file)
-        self._cache_path = str(cache_dir() / self.get_suitable_cache_subpath(py_file))
+        self._cache_path = str((self._root or cache_dir()) / _source_subpath(py_file))
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -64,7 +75,14 @@ class PackageCacheLocator(_UserWide):
                 return None
         except OSError:
             return None
-        return super().from_function(py_func, py_file)
+        # The user's cache folder, else a temporary one: never Numba's next locator, which
+        # would write beside the installed source (the bug this module exists for).
+        for root in (cache_dir(), _fallback_dir()):
+            cls._root = root
+            found = super().from_function(py_func, py_file)
+            if found is not None:
+                return found
+        return None
 
 
 def install_locator() -> None:
@@ -80,14 +98,39 @@ def install_locator() -> None:
     classes.insert(at, PackageCacheLocator)
 
 
-def kernels_cached() -> bool:
-    """Whether compiled kernels of the current source are cached (so no compile is due).
+def _source_subpath(py_file: str) -> str:
+    """The cache subfolder of a kernel file: its folder (as Numba names it) and a hash of its
+    source, so that the cache of another version of the kernels is never taken for this one."""
+    import hashlib
 
-    Looks for Numba's index files of ``greedy_kernels.py`` in :func:`cache_dir`; an index
-    from other sources (another version) does not count.
-    """
-    folder = cache_dir() / PackageCacheLocator.get_suitable_cache_subpath(str(_KERNELS_DIR / "greedy_kernels.py"))
     try:
-        return any(p.name.startswith("greedy_kernels.") and p.suffix == ".nbi" for p in folder.iterdir())
+        digest = hashlib.sha1(Path(py_file).read_bytes()).hexdigest()[:12]
     except OSError:
-        return False
+        digest = "unknown"
+    return f"{PackageCacheLocator.get_suitable_cache_subpath(py_file)}-{digest}"
+
+
+def _marker_paths() -> list[Path]:
+    source = str(_KERNELS_DIR / "greedy_kernels.py")
+    return [root / _source_subpath(source) / ".warmed-up" for root in (cache_dir(), _fallback_dir())]
+
+
+def kernels_cached() -> bool:
+    """Whether the kernels of the current ``greedy_kernels.py`` were compiled and cached whole.
+
+    :func:`robatch_opt.kernels.warmup.warm_up` leaves a marker in the source's own cache
+    folder (its name holds the hash of the source) once every kernel has compiled; a cache
+    of another version, or of a compile interrupted half-way, has none.
+    """
+    return any(p.exists() for p in _marker_paths())
+
+
+def mark_cached() -> None:
+    """Leave the marker of :func:`kernels_cached` (called after a complete warm-up)."""
+    for p in _marker_paths():
+        if p.parent.is_dir():
+            try:
+                p.touch()
+                return
+            except OSError:
+                continue

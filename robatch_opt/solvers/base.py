@@ -153,6 +153,12 @@ def check_options(method: str, declared: Mapping[str, Option], given: Mapping[st
             raise UnknownOptionError(f"`{name}`: method {method!r} has no option {name!r}{hint} "
                                      f"(its options: {valid})")
         spec = declared[name]
+        if isinstance(value, np.bool_):                    # NumPy scalars as their Python values
+            value = bool(value)
+        elif isinstance(value, np.integer):
+            value = int(value)
+        elif isinstance(value, np.floating):
+            value = float(value)
         kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
         ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
@@ -164,7 +170,7 @@ def check_options(method: str, declared: Mapping[str, Option], given: Mapping[st
         if spec.choices is not None and value not in spec.choices:
             raise UnknownOptionError(f"`{name}`: unknown value {value!r} for method {method!r}; "
                                      f"valid: {', '.join(map(str, spec.choices))}")
-        if spec.minimum is not None and value < spec.minimum:
+        if spec.minimum is not None and value is not None and value < spec.minimum:
             raise UnknownOptionError(f"`{name}`: must be >= {spec.minimum:g}, got {value!r}")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..evaluate import evaluate
 from ..options import OptionTable
 from ..plan import Status
-from .base import Problem, SolverResult
+from .base import Option, Problem, SolverResult
 
 __all__ = ["LNSBackend", "DEFAULT_MAX_FREE", "DEFAULT_SUB_TIME_S", "coupled_lp_bound"]
 
@@ -310,12 +310,15 @@ class LNSBackend:
 
     name = "lns"
     options = {
-        "engine": "exact engine of the neighbourhoods: 'highs' (default) or 'cpsat'",
-        "max_free": f"queries freed per neighbourhood (default {DEFAULT_MAX_FREE})",
-        "sub_time_limit_s": f"time limit of one neighbourhood's exact solve (default {DEFAULT_SUB_TIME_S} s)",
-        "stop_gap": "stop once the relative gap to the proven bound is at most this (default 0)",
-        "max_iterations": "stop after this many neighbourhoods (default: only the time limit)",
-        "lp_bound": "compute the coupled LP bound with the task count cuts (default True)",
+        "engine": Option(str, "highs", "exact engine of the neighbourhoods", choices=("highs", "cpsat")),
+        "max_free": Option(int, DEFAULT_MAX_FREE, "queries freed per neighbourhood", minimum=1),
+        "sub_time_limit_s": Option(float, DEFAULT_SUB_TIME_S, "time limit of one neighbourhood's exact solve",
+                                   minimum=0.0),
+        "stop_gap": Option(float, 0.0, "stop once the relative gap to the proven bound is at most this",
+                           minimum=0.0),
+        "max_iterations": Option((int, type(None)), None, "stop after this many neighbourhoods (default: the time limit)",
+                                 minimum=0),
+        "lp_bound": Option(bool, True, "compute the coupled LP bound with the task count cuts"),
     }
 
     def available(self) -> bool:
