@@ -374,7 +374,7 @@ def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budge
             cp.add(seats <= int(model.g_max_slack[g]))
         if link_cuts and model.g_batch[g] > 1:
             # One member already needs a call: x <= y (strengthens the LP on partial calls).
-            for v in members:
+            for v in clock.iterate(members):
                 cp.add(y[g] >= v)
         if cuts["fill_cuts"]:
             cp.add(int(model.g_min_fill[g]) * y[g] <= sum(members))     # CoupledModel.g_min_fill
