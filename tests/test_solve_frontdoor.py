@@ -193,3 +193,12 @@ def test_budget_must_be_a_number():
         ro.solve(inst, "1.0", method="greedy")
     with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got True"):
         ro.solve(inst, True, method="greedy")
+
+
+def test_cpsat_model_building_stops_at_the_time_limit():
+    """Issue 12, item 7: the limit covers building; a build cut short returns the greedy's plan."""
+    inst = ro.workloads.llm(pool="qwen3", n=30_000, seed=0)
+    plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="cpsat", time_limit_s=2.0)
+    assert plan.status == ro.Status.FEASIBLE
+    assert plan.info.get("cpsat_status") == "time limit reached while building"
+    assert plan.cost_usd <= plan.budget_usd * (1 + 1e-12) and plan.utility <= plan.upper_bound
