@@ -18,6 +18,8 @@ a plain JSON array of the wrong length) always yields ``None``.
 
 from __future__ import annotations
 
+import abc
+
 import json
 import re
 from typing import Sequence
@@ -25,7 +27,7 @@ from typing import Sequence
 __all__ = ["BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format", "contains_label"]
 
 
-class BatchFormat:
+class BatchFormat(abc.ABC):
     """Interface of a batch prompt format (subclass it, or duck-type the four methods).
 
     Attributes
@@ -36,10 +38,11 @@ class BatchFormat:
 
     name = "base"
 
+    @abc.abstractmethod
     def messages(self, system_prompt: str, questions: Sequence[str]) -> list[dict]:
         """Chat messages (``/v1/chat/completions``) asking ``questions`` in one call."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def prompt(self, system_prompt: str, questions: Sequence[str]) -> tuple[str, str]:
         """Completion prompt (``/v1/completions``) and the reply prefix it ends with.
 
@@ -51,12 +54,12 @@ class BatchFormat:
             The start of the reply already written at the end of ``prompt`` (e.g. ``"A1:"``):
             :meth:`parse` receives ``prefix + completion``.
         """
-        raise NotImplementedError
 
     def stop(self, n_questions: int) -> list[str]:
         """Stop sequences for a completion endpoint (may be empty)."""
         return []
 
+    @abc.abstractmethod
     def parse(self, reply: str, n_questions: int, *, truncated: bool = False) -> list[str | None]:
         """Split a reply into ``n_questions`` answers (``None`` where there is none).
 
@@ -68,7 +71,6 @@ class BatchFormat:
             The reply was cut off (``finish_reason == "length"``): its last, unfinished item
             is not trusted.
         """
-        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------- numbered format

@@ -299,7 +299,8 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
     from ortools.sat.python import cp_model
 
     if better_than is not None:
-        raise NotImplementedError("CP-SAT's bounds are exact: no verification solve")
+        raise ValueError("`better_than`: CP-SAT's bounds are exact, the driver never asks it for a "
+                         "verification solve")
 
     tb = time.perf_counter()
     # Building is Python work per cell (minutes at 10^5 queries x 24 options on a loaded
