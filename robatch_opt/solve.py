@@ -14,6 +14,7 @@ from .evaluate import evaluate, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
+from ._validate import describe, fmt_num, integer, number
 from .solvers import AUTO, get_backend, registered_methods
 from .solvers.base import Problem, SolveProgress, SolverResult, check_options
 from .solvers.restrictions import best_of_restrictions
@@ -94,7 +95,7 @@ def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
                                                           and math.isfinite(v) and float(v).is_integer())
         if isinstance(v, (bool, np.bool_)) or not integral or v < 0:
             raise InstanceError(f"max_queries_per_model[{inst.models[k].name!r}]",
-                                f"must be an integer >= 0 or None, got {_show(v)}")
+                                f"must be an integer >= 0 or None, got {describe(v)}")
         cap[k] = min(int(v), inst.n_queries)
     if cap.sum() < inst.n_queries:
         raise InfeasibleBudgetError(
@@ -202,14 +203,10 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         # The greedy first; the search only while its gap exceeds AUTO_LNS_GAP, for at most
         # AUTO_LNS_TIME_S.
         options = {"stop_gap": AUTO_LNS_GAP, **options}
-        time_limit_s = min(_number(time_limit_s, "time_limit_s"), AUTO_LNS_TIME_S)
+        time_limit_s = min(number(time_limit_s, "time_limit_s"), AUTO_LNS_TIME_S)
     if (budget is None) == (min_mean_utility is None):
         raise InstanceError("budget", "give exactly one of `budget` (USD) and `min_mean_utility`")
-    tl = _number(time_limit_s, "time_limit_s")
-    if not math.isfinite(tl) or tl <= 0:
-        raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {_show(time_limit_s)}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InstanceError("seed", f"must be an integer, got {_show(seed)}")
+    tl = _check_limit_and_seed(time_limit_s, seed)
     if progress is not None and not callable(progress):
         raise InstanceError("progress", f"must be callable or None, got {type(progress).__name__}")
 
@@ -218,9 +215,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     lower_bound = table.min_cost_usd
     budget_usd = target = None
     if budget is not None:
-        budget_usd = _number(budget, "budget")
+        budget_usd = number(budget, "budget")
         if not math.isfinite(budget_usd) or budget_usd < 0:
-            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {_show(budget)}")
+            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {fmt_num(budget_usd)}")
         if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
@@ -228,9 +225,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
                 f"(lower bound ${lower_bound:.6g}; cheapest plan found ${cheapest:.6g})",
                 budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
     else:
-        a = _number(min_mean_utility, "min_mean_utility")
+        a = number(min_mean_utility, "min_mean_utility")
         if not math.isfinite(a) or not 0 <= a <= 1:
-            raise InstanceError("min_mean_utility", f"must be in [0, 1], got {_show(min_mean_utility)}")
+            raise InstanceError("min_mean_utility", f"must be in [0, 1], got {fmt_num(a)}")
         target = a * n
         best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
         if not meets_target(best, target):                       # no plan is more useful than best
@@ -321,13 +318,7 @@ def check_solve_kwargs(method: str, kwargs: Mapping[str, Any]) -> None:
     ------
     InstanceError, UnknownOptionError, UnknownMethodError
     """
-    if "time_limit_s" in kwargs:
-        tl = _number(kwargs["time_limit_s"], "time_limit_s")
-        if not math.isfinite(tl) or tl <= 0:
-            raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {_show(tl)}")
-    seed = kwargs.get("seed", 0)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InstanceError("seed", f"must be an integer, got {_show(seed)}")
+    _check_limit_and_seed(kwargs.get("time_limit_s", 60.0), kwargs.get("seed", 0))
     options = {k: v for k, v in kwargs.items() if k not in _FRONT_DOOR_KWARGS}
     if method == AUTO:
         if options:
@@ -339,19 +330,13 @@ def check_solve_kwargs(method: str, kwargs: Mapping[str, Any]) -> None:
         check_options(method, declared, options)
 
 
-def _number(v: Any, name: str) -> float:
-    """``v`` as a float; strings and booleans are refused (a number must be a number)."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise InstanceError(name, f"must be a number, got {_show(v)}")
-    return float(v)
-
-
-def _show(v: Any) -> str:
-    """A value as a user wrote it, short: numbers by ``:.6g``, anything else by ``repr`` (cut)."""
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
-        return f"{float(v):.6g}"
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _check_limit_and_seed(time_limit_s: Any, seed: Any) -> float:
+    """The time limit as a positive finite float; the seed must be an integer."""
+    tl = number(time_limit_s, "time_limit_s")
+    if not math.isfinite(tl) or tl <= 0:
+        raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {fmt_num(tl)}")
+    integer(seed, "seed", strict=True)
+    return tl
 
 
 def _sum_rtol(inst: Instance) -> float:

@@ -171,11 +171,11 @@ def test_front_door_checks_the_instance_before_auto_looks_at_it():
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"max_queries_per_model": ["2", None]}, r"max_queries_per_model\['m0'\].*integer >= 0 or None, got '2'"),
-    ({"max_queries_per_model": [True, None]}, r"got True"),
+    ({"max_queries_per_model": ["2", None]}, r"max_queries_per_model\['m0'\].*integer >= 0 or None, got a string '2'"),
+    ({"max_queries_per_model": [True, None]}, r"got a boolean \(true\)"),
     ({"max_queries_per_model": [1.5, None]}, r"got 1.5"),
     ({"max_queries_per_model": 3}, r"must be a sequence"),
-    ({"time_limit_s": "5"}, r"`time_limit_s`: must be a number, got '5'"),
+    ({"time_limit_s": "5"}, r"`time_limit_s`: must be a number, got a string '5'"),
     ({"seed": 1.5}, r"`seed`: must be an integer"),
 ])
 def test_front_door_arguments_are_typed(kw, match):
@@ -189,9 +189,9 @@ def test_front_door_arguments_are_typed(kw, match):
 
 def test_budget_must_be_a_number():
     inst = ro.workloads.synthetic(n=6, seed=0)
-    with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got '1.0'"):
+    with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got a string '1.0'"):
         ro.solve(inst, "1.0", method="greedy")
-    with pytest.raises(ro.InstanceError, match="`budget`: must be a number, got True"):
+    with pytest.raises(ro.InstanceError, match=r"`budget`: must be a number, got a boolean \(true\)"):
         ro.solve(inst, True, method="greedy")
 
 
