@@ -9,7 +9,7 @@ import numpy as np
 
 from .instance import Instance
 
-__all__ = ["OptionTable", "compile_options"]
+__all__ = ["OptionTable", "compile_options", "compile_options_one_pass"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,5 +138,44 @@ def compile_options(inst: Instance) -> OptionTable:
         variable_cost=_readonly(var, np.float64),
     )
     # Instance is frozen; caching through __dict__ is what functools.cached_property does too.
+    inst.__dict__["_option_table"] = table
+    return table
+
+
+def compile_options_one_pass(inst: Instance) -> OptionTable:
+    """:func:`compile_options` in one compiled pass (same arrays, bit for bit; cached alike).
+
+    Also fills the instance's cached ``admissible`` and ``variable_cost_usd`` and the table's
+    ``cheapest_option``, which the NumPy path computes in separate whole-array passes. Used
+    where a table is rebuilt many times, e.g. a chunk in every pass of the distributed
+    greedy; the first call compiles a Numba kernel (cached on disk afterwards).
+    """
+    cached = inst.__dict__.get("_option_table")
+    if cached is not None:
+        return cached
+    from .kernels.table_kernels import _option_table
+    om, ob = inst.option_model, inst.option_batch
+    n, J, K = inst.n_queries, inst.n_options, inst.n_models
+    window = np.array([m.context_window for m in inst.models], dtype=np.float64)
+    cost = np.empty((n, J), np.float64)
+    admissible = np.empty((n, J), np.bool_)
+    var = np.empty((n, K), np.float64)
+    cheapest = np.empty(n, np.int64)
+    fixed = inst.fixed_cost_usd
+    _option_table(_readonly(inst.query_task, np.int64), _readonly(inst.input_tokens, np.float64),
+                  _readonly(inst.output_tokens, np.float64), _readonly(inst.utility, np.float64),
+                  _readonly(inst.system_tokens, np.float64), _readonly(fixed, np.float64),
+                  _readonly(inst.price_in, np.float64), _readonly(inst.price_out, np.float64), window,
+                  _readonly(om, np.int64), _readonly(ob, np.int64), cost, admissible, var, cheapest)
+    for a in (cost, admissible, var, cheapest):
+        a.flags.writeable = False
+    # The instance's own cached properties, as the NumPy path would have computed them.
+    inst.__dict__.setdefault("admissible", admissible)
+    inst.__dict__.setdefault("variable_cost_usd", var)
+    table = OptionTable(cost=cost, utility=_readonly(inst.utility, np.float64), admissible=admissible,
+                        option_model=_readonly(om, np.int64), option_batch=_readonly(ob, np.int64),
+                        query_task=_readonly(inst.query_task, np.int64), fixed_cost=_readonly(fixed, np.float64),
+                        variable_cost=var)
+    table.__dict__["cheapest_option"] = cheapest
     inst.__dict__["_option_table"] = table
     return table

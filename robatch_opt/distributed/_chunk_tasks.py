@@ -22,7 +22,7 @@ import numpy as np
 from ..evaluate import evaluate
 from ..instance import Instance
 from ..kernels import greedy_kernels as gk
-from ..options import compile_options
+from ..options import compile_options, compile_options_one_pass
 from ..solvers import greedy as g
 
 _EMPTY_I = np.zeros(0, np.int64)
@@ -117,7 +117,9 @@ class _Chunk:
 
     def __init__(self, src):
         self.inst = _instance(src)
-        self.table = compile_options(self.inst)
+        # Rebuilt in every pass over a store that does not fit the workers' memory: one
+        # compiled pass instead of NumPy's ~10 whole-array ones (the same arrays, bit for bit).
+        self.table = compile_options_one_pass(self.inst)
         self.arr = g._arrays(self.table)
         self.n = self.table.n_queries
         self.start = g._ro(self.table.cheapest_option, np.int64)
