@@ -182,6 +182,59 @@ def simulated(lines, seeds):
         log(f"simulated alpha {a} done")
 
 
+def window_solvers(sps, alphas, lines):
+    """The batching router's window planners side by side (20 req/s, max_wait_s = 2, seed 0)."""
+    lines += ["", "Window planners of the batching router (20 req/s, `max_wait_s = 2`, seed 0, each fold): "
+                  "`heuristic` (Numba: amortized start, single and group moves), `exact` (every window an "
+                  "integer program, HiGHS, warm-started at the heuristic's plan), `auto` (exact up "
+                  f"to {on.EXACT_MAX_REQUESTS} requests; the default is `heuristic`). `improved`: windows where HiGHS's plan beat the "
+                  "heuristic's (all windows it solved were proven optimal where `proven` equals `exact`).", "",
+              "| alpha | fold | planner | satisfaction | cost $ | windows | exact / proven / improved | "
+              "planning ms per window (mean) |", "|---|---|---|---|---|---|---|---|"]
+    for alpha in alphas:
+        for f, sp in enumerate(sps):
+            for solver in ("heuristic", "exact", "auto"):
+                r = on.BatchingRouter(sp.stream.model_names, alpha=alpha, max_wait_s=2.0, window_solver=solver,
+                                      predictor=copy.deepcopy(sp.predictor), seed=0)
+                plan, spent = r.plan, [0.0]
+
+                def timed(rows, t, plan=plan, spent=spent):
+                    t0 = time.perf_counter()
+                    out = plan(rows, t)
+                    spent[0] += time.perf_counter() - t0
+                    return out
+                r.plan = timed
+                res = on.replay(sp.stream, r, rate_per_s=20.0, seed=0)
+                nw = len(r.window_sizes)
+                lines.append(f"| {alpha} | {f} | {solver} | {res.satisfaction:.4f} | {res.cost_usd:.4f} | {nw} | "
+                             f"{r.windows_exact} / {r.windows_proven} / {r.windows_improved} | "
+                             f"{1e3 * spent[0] / max(nw, 1):.1f} |")
+                log(lines[-1])
+
+
+def cost_models(sps, alphas, lines):
+    """Expected output tokens from the running per-(task, model) means vs a TextUtility regression."""
+    lines += ["", "Cost model of the routers' expected cost (20 req/s, seed 0; batching with `max_wait_s = 2`): "
+                  "the running mean of a model's output tokens on the request's task (default), or "
+                  "`cost_model=ro.proxy.TextUtility().fit(train)` predicting each request's output tokens on "
+                  "each model from its text (ECCOS's multi-objective predictor).", "",
+              "| alpha | fold | router | cost model | satisfaction | cost $ |", "|---|---|---|---|---|---|"]
+    for f, sp in enumerate(sps):
+        if sp.train.data is None:
+            lines.append("| | | | (skipped: the stream has no texts) | | |")
+            return
+        tu = ro.proxy.TextUtility().fit(sp.train.data)
+        for alpha in alphas:
+            for name, cm in (("running means", None), ("TextUtility", tu)):
+                for label, R, kw in (("MESS+", on.MessPlusRouter, {}), ("batching", on.BatchingRouter,
+                                                                       dict(max_wait_s=2.0))):
+                    r = R(sp.stream.model_names, alpha=alpha, predictor=copy.deepcopy(sp.predictor), seed=0,
+                          cost_model=cm, **kw)
+                    res = on.replay(sp.stream, r, rate_per_s=20.0, seed=0)
+                    lines.append(f"| {alpha} | {f} | {label} | {name} | {res.satisfaction:.4f} | {res.cost_usd:.4f} |")
+                    log(lines[-1])
+
+
 def figure(sp, alpha, path, lines):
     r0 = on.MessPlusRouter(sp.stream.model_names, alpha=alpha).bind(sp.stream)
     b0 = on.BatchingRouter(sp.stream.model_names, alpha=alpha, max_wait_s=2.0).bind(sp.stream)
@@ -270,6 +323,8 @@ def main(argv=None) -> int:
                 lines)
     sweep(sps[0], 0.85, (0.5, 2) if args.quick else (0.1, 0.5, 2, 10), (5, 20) if args.quick else (1, 5, 20),
           lines)
+    window_solvers(sps, (0.75, 0.85) if args.quick else (0.75, 0.85, 0.90), lines)
+    cost_models(sps, (0.75, 0.85), lines)
     simulated(lines, (0,) if args.quick else (0, 1, 2))
     fig = HERE / "figures" / "online_v.png"
     fig.parent.mkdir(exist_ok=True)

@@ -178,6 +178,45 @@ def test_window_planner_against_brute_force(data):
         assert math.isclose(got, opt, rel_tol=1e-12, abs_tol=1e-12)   # separable: exact
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_exact_window_planner_is_the_brute_force_optimum(data):
+    m = data.draw(st.integers(1, 5))
+    J = data.draw(st.integers(1, 4))
+    batch = np.array(data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=J, max_size=J)), dtype=np.int64)
+    score = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=m * J, max_size=m * J))).reshape(m, J)
+    banned = np.array(data.draw(st.lists(st.booleans(), min_size=m * J, max_size=m * J))).reshape(m, J)
+    banned[np.arange(m), data.draw(st.lists(st.integers(0, J - 1), min_size=m, max_size=m))] = False
+    score[banned] = -np.inf                               # every request keeps an allowed option
+    call_value = np.array(data.draw(st.lists(st.floats(0, 2), min_size=J, max_size=J)))
+    wp = on.plan_window_exact(score, call_value, batch)
+    opt = _brute(score, call_value, batch)
+    assert np.isfinite(score[np.arange(m), wp.option]).all()
+    assert wp.objective == on.window_objective(score, call_value, batch, wp.option)
+    assert math.isclose(wp.objective, opt, rel_tol=1e-9, abs_tol=1e-9)
+    assert wp.proven and wp.bound >= opt - 1e-9
+    heuristic = on.window_objective(score, call_value, batch, on.plan_window(score, call_value, batch))
+    assert wp.objective >= heuristic                       # never worse than the heuristic it starts from
+    assert (wp.source == "exact") == (wp.objective > heuristic)
+
+
+def test_exact_window_planner_refuses_a_bad_time_limit():
+    with pytest.raises(on.OnlineError, match="`time_limit_s`"):
+        on.plan_window_exact(np.zeros((2, 2)), np.zeros(2), np.ones(2, dtype=np.int64), time_limit_s=0.0)
+    with pytest.raises(on.OnlineError, match="request has no allowed option"):
+        on.plan_window_exact(np.full((1, 2), -np.inf), np.zeros(2), np.ones(2, dtype=np.int64))
+
+
+@pytest.mark.parametrize("solver", ["heuristic", "exact"])
+def test_window_solvers_keep_the_accounting(split, stream, solver):
+    r = on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=2.0, window_solver=solver,
+                          predictor=copy.deepcopy(split.predictor), seed=0)
+    res = on.replay(stream, r, rate_per_s=20.0, seed=0)
+    assert res.n_requests == stream.n_requests and (res.model >= 0).all()
+    assert r.windows_exact == (len(r.window_sizes) if solver == "exact" else 0)
+    assert r.windows_proven <= r.windows_exact and r.windows_improved <= r.windows_exact
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("kw, field", [
     (dict(alpha=-0.1), "alpha"), (dict(alpha=1.5), "alpha"), (dict(alpha=float("nan")), "alpha"),
@@ -194,6 +233,10 @@ def test_bad_batching_and_replay_parameters(stream):
         on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=-1.0)
     with pytest.raises(on.OnlineError, match="`max_batch`"):
         on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, max_batch=0)
+    with pytest.raises(on.OnlineError, match="`window_solver`"):
+        on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, window_solver="optimal")
+    with pytest.raises(on.OnlineError, match="`exact_time_s`"):
+        on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, exact_time_s=0.0)
     r = on.MessPlusRouter(stream.model_names, alpha=0.8)
     for kw, field in [(dict(rate_per_s=-1.0), "rate_per_s"), (dict(rate_per_s=0.0), "rate_per_s"),
                       (dict(arrival="weekly"), "arrival"), (dict(feedback_rate=1.5), "feedback_rate"),
@@ -317,3 +360,63 @@ def test_cli_online_plot_and_bad_plot_path(tmp_path, capsys):
     capsys.readouterr()
     assert main(["online", "--alpha", "0.7", "--plot", str(tmp_path / "missing" / "o.png")]) == 2
     assert "--plot" in capsys.readouterr().err
+
+
+class _Tokens:
+    """A cost model: output tokens per request and model (the interface of ro.proxy.TextUtility)."""
+
+    def __init__(self, model_names, cheap: str, n_requests: int):
+        self.model_names = list(model_names)
+        self.tokens = np.full((n_requests, len(model_names)), 1e9)
+        self.tokens[:, self.model_names.index(cheap)] = 10.0
+
+    def predict_output_tokens(self, data):
+        assert hasattr(data, "question")                         # RoutingData rows
+        return self.tokens[: data.n_queries]
+
+
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_cost_model_prices_each_request():
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 7))
+    s = on.as_stream(data)
+    cheap = s.model_names[3]
+    # Every other model is predicted to write 10^9 tokens: at V = 10^3 no queue can pay for it.
+    cm = _Tokens(list(reversed(s.model_names)), cheap, s.n_requests)     # its own model order
+    for r in (on.MessPlusRouter(s.model_names, alpha=0.8, V=1e3, c=0.0, predictor=_TaskMeans(data), cost_model=cm),
+              on.BatchingRouter(s.model_names, alpha=0.8, V=1e3, c=0.0, max_wait_s=1.0,
+                                predictor=_TaskMeans(data), cost_model=cm)):
+        res = on.replay(s, r, rate_per_s=10.0)
+        assert (np.asarray(s.model_names)[res.model] == cheap).all()
+
+
+def test_bad_cost_model(split, stream):
+    with pytest.raises(on.OnlineError, match="`cost_model`"):
+        on.MessPlusRouter(stream.model_names, alpha=0.8, cost_model=object())
+    with pytest.raises(on.OnlineError, match="`cost_model`.*RoutingData"):
+        on.replay(stream, on.MessPlusRouter(stream.model_names, alpha=0.8,
+                                            cost_model=_Tokens(stream.model_names, stream.model_names[0], 1)))
+
+
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_cost_model_must_know_every_model():
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 50))
+    s = on.as_stream(data)
+    cm = _Tokens(s.model_names[1:], s.model_names[1], s.n_requests)
+    with pytest.raises(on.UnknownModelError, match="`cost_model`"):
+        on.replay(s, on.MessPlusRouter(s.model_names, alpha=0.8, cost_model=cm))
+
+
+def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
+    """route()'s compiled decision is argmin_k V cost_k + Q (alpha - p_k) as written in NumPy."""
+    r = on.MessPlusRouter(stream.model_names, alpha=0.8, c=0.0, predictor=copy.deepcopy(split.predictor)).bind(stream)
+    r.withdraw(stream.model_names[0])
+    rng = np.random.default_rng(0)
+    for i in range(stream.n_requests):
+        r.Q = float(rng.choice([0.0, 0.5, 3.0, 40.0]))
+        t = int(r.task[i])
+        p = r._predict(np.array([i]))[0]
+        cost = r.fixed_usd[t] + r.input_usd[i] + r.out_mean[t] * r.price_out
+        score = np.where(r._allowed_now[i], r.V_resolved * cost + r.Q * (r.alpha - p), np.inf)
+        (d,) = r.route(i)
+        assert score[d.model] <= score.min() + 1e-12 * max(1.0, abs(score.min()))
+        assert d.model != 0                                    # withdrawn

@@ -9,12 +9,20 @@ costs ``call_value[j] = V * f[k]`` (one system prompt). :func:`plan_window` maxi
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..kernels import online_kernels as ok
 from .errors import OnlineError
 
-__all__ = ["plan_window", "window_objective"]
+__all__ = ["plan_window", "plan_window_exact", "window_objective", "WindowPlan",
+           "DEFAULT_EXACT_TIME_S"]
+
+#: Time limit of one window's exact solve (seconds); the heuristic's plan stands if HiGHS
+#: has not proved its own by then.
+DEFAULT_EXACT_TIME_S = 0.5
 
 
 def _arrays(score, call_value, batch):
@@ -59,3 +67,139 @@ def window_objective(score, call_value, batch, option) -> float:
     """``sum_i score[i, x_i] - sum_j ceil(n_j / b_j) * call_value[j]``."""
     s, c, b = _arrays(score, call_value, batch)
     return float(ok.window_objective(s, c, b, np.ascontiguousarray(option, dtype=np.int64)))
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A window's plan from :func:`plan_window_exact`.
+
+    Attributes
+    ----------
+    option : ndarray of int64, shape (m,)
+        Option per request.
+    objective : float
+        Its window objective (:func:`window_objective`, to maximise).
+    bound : float
+        A proven upper bound on the objective of any plan (``objective`` itself when
+        ``proven``); ``inf`` when HiGHS gave none.
+    proven : bool
+        HiGHS proved ``option`` optimal (up to its ``mip_rel_gap`` of 0 and its feasibility
+        tolerance of 1e-9 on the call rows, whose coefficients are integers).
+    source : str
+        ``"exact"`` (HiGHS's plan) or ``"heuristic"`` (:func:`plan_window`'s plan kept: it was
+        at least as good, or HiGHS failed or ran out of time).
+    """
+
+    option: np.ndarray
+    objective: float
+    bound: float
+    proven: bool
+    source: str
+
+
+def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT_EXACT_TIME_S) -> WindowPlan:
+    """The window problem solved exactly as a small integer program (HiGHS).
+
+    Maximise ``sum_ij score[i, j] x_ij - sum_j call_value[j] y_j`` subject to
+    ``sum_j x_ij = 1`` for every request, ``sum_i x_ij <= b_j y_j`` for every option, ``x``
+    binary (only where ``score`` is finite) and ``y`` integer: ``y_j = ceil(n_j / b_j)`` at any
+    optimum since ``call_value >= 0``. Warm-started at :func:`plan_window`'s plan, which is
+    kept when HiGHS does not return a better one in ``time_limit_s``; the returned plan is
+    the better of the two by the exact objective.
+
+    Parameters
+    ----------
+    score, call_value, batch
+        As :func:`plan_window`.
+    time_limit_s : float > 0
+        HiGHS's limit, enforced inside its search by a callback.
+
+    Returns
+    -------
+    WindowPlan
+
+    Notes
+    -----
+    Meant for small windows (tens of requests): the model has ``m * J`` binaries. Measured
+    in ``benchmarks/bench_online.py`` (section ``exact``) against the heuristic on the
+    RouterBench stream's real windows.
+    """
+    import highspy
+
+    from ..solvers.milp import _quiet_highs
+
+    s, c, b = _arrays(score, call_value, batch)
+    if not (isinstance(time_limit_s, (int, float)) and not isinstance(time_limit_s, bool)
+            and np.isfinite(time_limit_s) and time_limit_s > 0):
+        raise OnlineError("time_limit_s", f"must be a finite number > 0, got {time_limit_s!r}")
+    m, J = s.shape
+    heur = ok.plan_window(s, c, b, 8)
+    heur_obj = float(ok.window_objective(s, c, b, heur))
+    ii, jj = np.nonzero(np.isfinite(s))                     # the x columns, row-major
+    nx = ii.size
+    # Columns: x (nx), then y (J). Rows: m assignment rows, then J call rows.
+    cost = np.r_[-s[ii, jj], c]                             # HiGHS minimises
+    starts = np.empty(nx + J + 1, dtype=np.int64)
+    starts[:nx + 1] = np.arange(nx + 1) * 2
+    starts[nx + 1:] = 2 * nx + np.arange(1, J + 1)
+    index = np.empty(2 * nx + J, dtype=np.int64)
+    value = np.empty(2 * nx + J, dtype=np.float64)
+    index[0:2 * nx:2], index[1:2 * nx:2] = ii, m + jj
+    value[0:2 * nx:2], value[1:2 * nx:2] = 1.0, 1.0
+    index[2 * nx:] = m + np.arange(J)
+    value[2 * nx:] = -b.astype(np.float64)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = nx + J, m + J
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.zeros(nx + J)
+    lp.col_upper_ = np.r_[np.ones(nx), np.full(J, float(m))]
+    lp.row_lower_ = np.r_[np.ones(m), np.full(J, -highspy.kHighsInf)]
+    lp.row_upper_ = np.r_[np.ones(m), np.zeros(J)]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = starts
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * (nx + J)
+    h = _quiet_highs(highspy)
+    h.passModel(lp)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    deadline = time.perf_counter() + float(time_limit_s)
+
+    def stop(event):                       # HiGHS reads time_limit only between some phases
+        if time.perf_counter() > deadline:
+            event.interrupt()
+
+    h.cbMipInterrupt += stop
+    h.cbSimplexInterrupt += stop
+    # The heuristic's plan as the start: x at its options, y the calls it makes.
+    col = np.zeros(nx + J)
+    pos = {(int(a), int(o)): k for k, (a, o) in enumerate(zip(ii, jj))}
+    for i in range(m):
+        col[pos[(i, int(heur[i]))]] = 1.0
+    counts = np.bincount(heur, minlength=J)
+    col[nx:] = -(-counts // b)
+    sol = highspy.HighsSolution()
+    sol.col_value = col
+    h.setSolution(sol)
+    h.run()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    best, best_obj, source = heur, heur_obj, "heuristic"
+    if info.primal_solution_status == 2:
+        x = np.asarray(h.getSolution().col_value)[:nx]
+        opt = np.full(m, -1, dtype=np.int64)
+        on = x > 0.5
+        opt[ii[on]] = jj[on]
+        if (opt >= 0).all() and np.bincount(ii[on], minlength=m).max() == 1:
+            obj = float(ok.window_objective(s, c, b, opt))
+            if obj > best_obj:
+                best, best_obj, source = opt, obj, "exact"
+    dual = float(info.mip_dual_bound)
+    bound = -dual if np.isfinite(dual) and abs(dual) < highspy.kHighsInf else np.inf
+    proven = ms == highspy.HighsModelStatus.kOptimal and best_obj >= -float(info.objective_function_value) - 1e-9 * max(1.0, abs(best_obj))
+    if proven:
+        bound = best_obj if not np.isfinite(bound) else max(bound, best_obj)
+    return WindowPlan(option=best, objective=best_obj, bound=float(bound), proven=bool(proven), source=source)
