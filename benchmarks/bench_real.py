@@ -201,8 +201,9 @@ def section(name: str, data, quick: bool, figs: dict) -> tuple[list[str], dict]:
            f"{data.n_models} models; cross-fitting took {t_fit:.0f} s.", ""]
     # -- calibration (acceptance 5)
     out += ["Calibration on held-out folds (Brier score, expected calibration error with 10 bins); "
-            "`TextUtility()` (default) against the per-(task, model) mean; blend = the classifier's weight "
-            "chosen per fold (mean over folds):", "",
+            "`TextUtility()` (default) against the per-(task, model) mean; blend = what the inner cross-validation "
+            "on the training folds kept, per fold (mean over folds): 0 the task mean, 0.5 the pooled difficulty, "
+            "1 difficulty and the model's own classifier:", "",
             "| model | Brier text | Brier task mean | ECE text | ECE task mean | blend | text <= mean |",
             "|---|---:|---:|---:|---:|---:|:-:|"]
     calib = {}
