@@ -214,7 +214,8 @@ class TextUtility:
         ``"stack"`` (default): the task mean is moved by a logistic regression around it
         (``logit u = logit mean_tk + b0 + z beta``) on signals centred within each task: the
         *pooled difficulty* ``d`` (one L2 logistic regression of each query's mean outcome over
-        all models, whatever ``base`` is, so K models' answers inform it) and, with ``stack_own``, the model's own classifier.
+        all models, whatever ``base`` is, so K models' answers inform it) and, with
+        ``stack_own``, the model's own classifier.
         Each signal is kept only if its inner out-of-fold Brier score (the inner folds refit
         everything, the slopes included) beats what was kept before by ``stack_z`` standard
         errors; otherwise the prediction is exactly the task mean. Tasks with fewer than
