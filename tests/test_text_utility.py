@@ -12,9 +12,9 @@ from robatch_opt import proxy as P
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 
 
-def _data(n=600, *, signal=True, seed=0, soft=False, small_task=0):
+def _data(n=600, *, signal=True, seed=0, soft=False, small_task=0, shared=False):
     """Two models, two tasks (plus an optional tiny one); with ``signal`` the word 'hard' in a
-    question makes model 0 fail, and long questions make long answers."""
+    question makes model 0 fail (with ``shared``, model 1 too), and long questions make long answers."""
     rng = np.random.default_rng(seed)
     hard = rng.random(n) < 0.5
     questions = []
@@ -29,7 +29,7 @@ def _data(n=600, *, signal=True, seed=0, soft=False, small_task=0):
     if small_task:
         task[:small_task] = 2
     p0 = np.where(hard, 0.15, 0.9) if signal else np.full(n, 0.55)
-    p = np.c_[p0, np.full(n, 0.7)]
+    p = np.c_[p0, np.where(hard, 0.3, 0.95) if shared else np.full(n, 0.7)]
     y = p if soft else (rng.random((n, 2)) < p).astype(float)
     length = np.array([len(q) for q in questions], float)
     out_tok = np.c_[length / 2 + rng.normal(0, 1, n).clip(-3, 3) + 5, np.full(n, 20.0)]
@@ -51,7 +51,7 @@ def test_learns_a_text_signal_and_beats_the_task_mean():
     tu = P.TextUtility().fit(train)
     u = tu.predict(test)
     assert u.shape == (600, 2) and ((u >= 0) & (u <= 1)).all()
-    assert tu.blend_[0] > 0.5                                  # the text helps model 0...
+    assert tu.blend_[0] >= 0.5 and tu.blend_[1] == 0.0       # the text helps model 0, not model 1...
     mean = P.TaskMeanUtility().fit(train).predict(test)
     assert _brier(u[:, 0], test.outcome[:, 0]) < _brier(mean[:, 0], test.outcome[:, 0]) - 0.05
     # ...and predictions follow the word: 'hard' questions get a low utility on model 0.
@@ -122,3 +122,72 @@ def test_bad_arguments():
         P.TextUtility().predict(_data(n=10))
     with pytest.raises(P.PredictorError, match="RoutingData"):
         P.TextUtility().fit(np.zeros((3, 2)))
+
+
+def test_stack_shares_the_difficulty_between_models():
+    # 'hard' makes both models fail: the pooled difficulty (one classifier of each query's mean
+    # outcome over the models) carries it, and both models' predictions move with it.
+    train, test = _data(seed=11, shared=True), _data(seed=12, shared=True)
+    tu = P.TextUtility().fit(train)
+    assert tu.blend_ == [0.5, 0.5]                   # difficulty kept, own classifiers not tried
+    u = tu.predict(test)
+    hard = np.array(["hard" in q for q in test.question])
+    assert u[hard, 0].mean() < 0.3 and u[~hard, 0].mean() > 0.8
+    assert u[hard, 1].mean() < 0.45 and u[~hard, 1].mean() > 0.85
+    mean = P.TaskMeanUtility().fit(train).predict(test)
+    for k in range(2):
+        assert _brier(u[:, k], test.outcome[:, k]) < _brier(mean[:, k], test.outcome[:, k]) - 0.05
+
+
+def test_stack_own_classifier_must_beat_the_difficulty():
+    # Model 0's signal is its own: with stack_own the model's classifier is tried after the
+    # difficulty; it is kept only when it lowers the inner out-of-fold Brier score further.
+    train, test = _data(seed=13), _data(seed=14)
+    tu = P.TextUtility(stack_own=True).fit(train)
+    assert tu.blend_[1] == 0.0 and tu.blend_[0] in (0.5, 1.0)
+    u = tu.predict(test)
+    hard = np.array(["hard" in q for q in test.question])
+    assert u[hard, 0].mean() < 0.35 < 0.75 < u[~hard, 0].mean()
+
+
+def test_stack_leaves_small_tasks_at_their_mean():
+    train = _data(seed=15, small_task=20, shared=True)
+    tu = P.TextUtility().fit(train)
+    u = tu.predict(train)
+    tiny = train.task == 2
+    assert tu.blend_[0] == 0.5 and "tiny" not in tu.stack_[0][2]
+    np.testing.assert_allclose(u[tiny], np.broadcast_to(tu.means_["tiny"], u[tiny].shape), atol=1e-12)
+    assert np.ptp(u[~tiny & (train.task == 0), 0]) > 0.3            # a large task follows the text
+
+
+def test_stack_is_deterministic():
+    # The inner folds are seeded (random_state): the same training data gives the same predictor.
+    train = _data(seed=16, shared=True)
+    a, b = P.TextUtility().fit(train), P.TextUtility().fit(train)
+    test = _data(seed=17, shared=True)
+    assert a.blend_ == b.blend_
+    np.testing.assert_array_equal(a.predict(test), b.predict(test))
+
+
+@pytest.mark.parametrize("kwargs, field", [({"blend": "grid"}, "blend"), ({"blend": 1.5}, "blend"),
+                                           ({"stack_z": -1.0}, "stack_z"), ({"inner_folds": 1}, "inner_folds"),
+                                           ({"stack_min_rows": 3}, "stack_min_rows")])
+def test_stack_bad_arguments(kwargs, field):
+    with pytest.raises(P.PredictorError, match=field):
+        P.TextUtility(**kwargs)
+
+
+def test_offset_logistic_stays_at_the_offset_without_signal_and_finds_a_slope():
+    from robatch_opt.proxy.text_utility import _OffsetLogistic
+    rng = np.random.default_rng(0)
+    n = 4000
+    offset = np.full(n, np.log(0.7 / 0.3))
+    noise = rng.normal(size=(n, 1))
+    y = (rng.random(n) < 0.7).astype(float)
+    flat = _OffsetLogistic().fit(noise, offset, y)
+    assert np.abs(flat.predict(noise, offset) - 0.7).max() < 0.03
+    signal = rng.normal(size=(n, 1))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(offset + 1.5 * signal[:, 0])))).astype(float)
+    assert abs(_OffsetLogistic().fit(signal, offset, y).theta_[1] - 1.5) < 0.15
+    same = _OffsetLogistic().fit(signal, offset, np.ones(n))        # one class only: finite, near 1
+    assert np.isfinite(same.theta_).all() and same.predict(signal, offset).min() > 0.99

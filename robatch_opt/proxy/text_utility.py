@@ -4,10 +4,11 @@
 :class:`~robatch_opt.datasets.RoutingData`): features from the question text (TF-IDF or
 hashing of words, optionally reduced by truncated SVD), its task (one-hot), its length, and
 user-supplied embeddings when given; per model a probabilistic classifier of the outcome
-(RouteLLM, ECCOS and RouterBench's predictors are of this kind), shrunk toward the
-per-(task, model) mean rate; and, as ECCOS's multi-objective predictor, a ridge regression of
-each model's output tokens on the same features, so that plans for new queries use
-predicted costs.
+(RouteLLM, ECCOS and RouterBench's predictors are of this kind) and one pooled classifier of
+each query's difficulty (its mean outcome over all models), which move the per-(task, model)
+mean rate only where inner cross-validation on the training data shows they help; and, as
+ECCOS's multi-objective predictor, a ridge regression of each model's output tokens on the
+same features, so that plans for new queries use predicted costs.
 
 :class:`TaskMeanUtility` is the per-(task, model) mean rate alone: the yardstick a text
 predictor has to beat.
@@ -26,6 +27,51 @@ __all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "shrunk_task_me
 
 #: Candidate weights of the classifier against the per-(task, model) mean (``blend="cv"``).
 BLEND_GRID = np.linspace(0.0, 1.0, 11)
+
+
+def _logit(p, eps: float = 1e-3) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), eps, 1.0 - eps)
+    return np.log(p / (1.0 - p))
+
+
+class _OffsetLogistic:
+    """``logit p = offset + b0 + z @ beta``: a logistic regression around a fixed offset.
+
+    Fitted by Newton's method on the log loss of outcomes ``y`` in [0, 1] (soft outcomes as
+    they are), with an L2 penalty ``l2`` on ``beta`` and a negligible one on ``b0`` (it only
+    keeps ``b0`` finite when every outcome is the same): with no signal the fit stays at the
+    offset (the task mean), and ``b0`` only corrects its overall level.
+    """
+
+    def __init__(self, l2: float = 1.0):
+        self.l2 = float(l2)
+
+    def fit(self, z, offset, y) -> "_OffsetLogistic":
+        n, p = z.shape
+        x = np.c_[np.ones(n), z]
+        pen = np.r_[1e-3, np.full(p, self.l2)]
+        theta = np.zeros(p + 1)
+        for _ in range(100):
+            q = 1.0 / (1.0 + np.exp(-np.clip(offset + x @ theta, -30.0, 30.0)))
+            grad = x.T @ (q - y) + pen * theta
+            hess = (x * (q * (1.0 - q))[:, None]).T @ x + np.diag(pen)
+            step = np.linalg.solve(hess, grad)
+            theta -= step
+            if np.abs(step).max() < 1e-9:
+                break
+        self.theta_ = theta
+        return self
+
+    def predict(self, z, offset) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.clip(offset + self.theta_[0] + z @ self.theta_[1:], -30.0, 30.0)))
+
+
+def _task_centers(z, task, n_tasks: int) -> np.ndarray:
+    """Mean of each column of ``z`` per task, shape (n_tasks, p); the overall mean for a task without rows."""
+    cnt = np.bincount(task, minlength=n_tasks).astype(np.float64)
+    sums = np.stack([np.bincount(task, weights=z[:, j], minlength=n_tasks) for j in range(z.shape[1])], axis=1)
+    overall = z.mean(axis=0) if z.shape[0] else np.zeros(z.shape[1])
+    return np.where(cnt[:, None] > 0, sums / np.maximum(cnt, 1.0)[:, None], overall[None, :])
 
 
 def _labels(data) -> np.ndarray:
@@ -163,25 +209,49 @@ class TextUtility:
         Reduce the text features with ``TruncatedSVD`` to this many dimensions.
     task_weight : float
         Scale of the task one-hot columns: larger means less penalty on per-task intercepts.
-    blend : "cv" or float
-        Weight ``lambda_k`` of the classifier against the per-(task, model) mean, per model:
-        ``"cv"`` (default) picks it from :data:`BLEND_GRID` by the Brier score of inner
-        ``inner_folds``-fold out-of-fold predictions on the training data (0 when the text
-        does not help that model); a number fixes it.
+    blend : {"stack", "cv"} or float
+        How the text enters, per model, against the per-(task, model) mean:
+        ``"stack"`` (default): the task mean is moved by a logistic regression around it
+        (``logit u = logit mean_tk + b0 + z beta``) on signals centred within each task: the
+        *pooled difficulty* ``d`` (one L2 logistic regression of each query's mean outcome over
+        all models, whatever ``base`` is, so K models' answers inform it) and, with
+        ``stack_own``, the model's own classifier.
+        Each signal is kept only if its inner out-of-fold Brier score (the inner folds refit
+        everything, the slopes included) beats what was kept before by ``stack_z`` standard
+        errors; otherwise the prediction is exactly the task mean. Tasks with fewer than
+        ``stack_min_rows`` answers keep their mean. ``blend_`` is then 0 (the mean), 0.5
+        (difficulty) or 1 (difficulty and the model's own classifier).
+        ``"cv"``: the weight ``lambda_k`` of the classifier is picked from :data:`BLEND_GRID`
+        by the inner out-of-fold Brier score (0 when the text does not help that model); a
+        number fixes it.
     blend_z : float
-        Standard errors by which the chosen blend must beat the task mean on the inner
-        out-of-fold Brier score (else the weight is 0).
+        ``blend="cv"``: standard errors by which the chosen blend must beat the task mean on
+        the inner out-of-fold Brier score (else the weight is 0).
+    stack_z : float
+        ``blend="stack"``: standard errors by which each signal must lower the inner
+        out-of-fold Brier score (default 1: the one-standard-error rule).
+    stack_own : bool
+        ``blend="stack"``: also try each model's own classifier (default False). A plan picks
+        per query the model whose prediction is highest, so the independent noise of K
+        per-model classifiers makes it prefer a model by chance; the pooled difficulty moves
+        every model's prediction for a query together and cannot. On RouterBench and GSM8K the
+        own classifiers made plans at a single model's budget realize less than that model
+        (benchmarks/RESULTS.md, section g).
+    stack_min_rows : int
+        ``blend="stack"``: training answers a task needs to take part in the stack; within a
+        smaller task the out-of-fold signals carry leave-one-out artefacts.
     shrinkage : float
         Pseudo-observations ``m`` of the shrinkage toward the per-(task, model) mean:
         ``u = w p + (1 - w) mean_tk`` with ``w = lambda_k n_tk / (n_tk + m)`` and ``n_tk`` the
-        training queries of the task observed on the model. On a task with few queries the prediction is close
-        to the task's mean rate; on a large task it is the classifier's.
+        training queries of the task observed on the model (``lambda_k`` = 1 where the stack is
+        used, ``blend="stack"``). On a task with few queries the prediction is close to the
+        task's mean rate; on a large task it is the classifier's (or the stack's).
     n_neighbors : int
         Neighbours of ``base="knn"``.
     C : float
         Inverse L2 penalty of ``base="logistic"``.
     inner_folds : int
-        Folds of the inner cross-validation of ``blend="cv"``.
+        Folds of the inner cross-validation of ``blend="stack"`` and ``"cv"``.
     output_alpha : float
         Ridge penalty of the output-token regression (on ``log1p`` tokens, with Duan's
         smearing factor so that the mean, not the median, is predicted).
@@ -210,8 +280,9 @@ class TextUtility:
 
     def __init__(self, base="logistic", *, vectorizer: str = "tfidf", max_features: int = 20000,
                  svd_components: int | None = None, task_weight: float = 3.0, shrinkage: float = 10.0,
-                 n_neighbors: int = 30, output_alpha: float = 1.0, C: float = 1.0, blend="cv",
-                 inner_folds: int = 3, blend_z: float = 2.0, random_state: int = 0):
+                 n_neighbors: int = 30, output_alpha: float = 1.0, C: float = 1.0, blend="stack",
+                 inner_folds: int = 3, blend_z: float = 2.0, stack_z: float = 1.0, stack_min_rows: int = 30,
+                 stack_own: bool = False, random_state: int = 0):
         if isinstance(base, str) and base not in ("logistic", "knn"):
             raise PredictorError("base", f"must be 'logistic', 'knn' or a scikit-learn classifier, got {base!r}")
         if not isinstance(base, str) and not (hasattr(base, "fit") and hasattr(base, "predict_proba")):
@@ -233,11 +304,21 @@ class TextUtility:
         self.output_alpha = float(output_alpha)
         self.random_state = int(random_state)
         self.C = float(C)
-        if blend != "cv" and not (0.0 <= float(blend) <= 1.0):
-            raise PredictorError("blend", f"must be 'cv' or a weight in [0, 1], got {blend!r}")
+        if blend not in ("stack", "cv") and not (isinstance(blend, (int, float)) and 0.0 <= float(blend) <= 1.0):
+            raise PredictorError("blend", f"must be 'stack', 'cv' or a weight in [0, 1], got {blend!r}")
+        if int(inner_folds) < 2:
+            raise PredictorError("inner_folds", f"must be >= 2, got {inner_folds!r}")
+        if not float(stack_z) >= 0:
+            raise PredictorError("stack_z", f"must be >= 0, got {stack_z!r}")
+        if int(stack_min_rows) < 2 * int(inner_folds):
+            raise PredictorError("stack_min_rows", f"must be >= 2 * inner_folds = {2 * int(inner_folds)}, "
+                                                   f"got {stack_min_rows!r}")
         self.blend = blend
         self.inner_folds = int(inner_folds)
         self.blend_z = float(blend_z)
+        self.stack_z = float(stack_z)
+        self.stack_min_rows = int(stack_min_rows)
+        self.stack_own = bool(stack_own)
 
     # ------------------------------------------------------------- features
     def _text_features(self, texts, fit: bool):
@@ -359,14 +440,25 @@ class TextUtility:
         self.counts_ = {name: obs[data.task == t].sum(axis=0) for t, name in enumerate(data.task_names)}
         self.estimators_ = []
         self.blend_ = []
+        self.stack_ = []
         self.output_models_ = []
         out = np.asarray(getattr(data, "output_tokens", np.full(y.shape, np.nan)), np.float64)
+        task = np.asarray(data.task)
+        if self.blend == "stack":
+            fold = self._inner_fold_ids(y.shape[0])
+            d_oof = self._fit_difficulty(x, y, fold)
         for k in range(y.shape[1]):
             seen = np.flatnonzero(obs[:, k])
             if seen.shape[0] == 0:
                 raise PredictorError(f"outcome[:, {k}]", f"model {self.model_names[k]!r} has no observed outcome")
             self.estimators_.append(self._fit_one(x[seen], y[seen, k]))
-            self.blend_.append(self._choose_blend(x[seen], y[seen, k], data.task[seen]))
+            if self.blend == "stack":
+                chosen = self._choose_stack(x[seen], y[seen, k], task[seen], fold[seen], d_oof[seen], data.task_names)
+                self.stack_.append(chosen)
+                self.blend_.append(0.0 if chosen is None else 1.0 if chosen[1] else 0.5)
+            else:
+                self.stack_.append(None)
+                self.blend_.append(self._choose_blend(x[seen], y[seen, k], task[seen]))
             has = np.flatnonzero(np.isfinite(out[:, k]))
             if has.shape[0] >= 2:
                 target = np.log1p(np.maximum(out[has, k], 0.0))
@@ -418,6 +510,158 @@ class TextUtility:
             return 0.0
         return float(BLEND_GRID[best])
 
+    def _inner_fold_ids(self, n: int) -> np.ndarray:
+        from sklearn.model_selection import KFold
+        fold = np.zeros(n, np.int64)
+        if n >= self.inner_folds:
+            splits = KFold(self.inner_folds, shuffle=True, random_state=self.random_state).split(np.arange(n))
+            for j, (_, te) in enumerate(splits):
+                fold[te] = j
+        return fold
+
+    def _fit_difficulty(self, x, y, fold) -> np.ndarray:
+        """Fit the pooled difficulty model; return its out-of-fold predictions on the training rows.
+
+        The target of query ``i`` is its mean outcome over the models that answered it, so
+        every model's answers inform one estimate of how hard the query is: with ``K`` models
+        it rests on ``K`` times the labels of any one model's classifier. A soft-label L2
+        logistic regression (inverse penalty ``C``) on the text features.
+        """
+        cnt = (~np.isnan(y)).sum(axis=1)
+        has = np.flatnonzero(cnt > 0)
+        ybar = np.nansum(np.nan_to_num(y, nan=0.0), axis=1)[has] / cnt[has]
+        d_oof = np.full(y.shape[0], float(ybar.mean()) if has.size else 0.5)
+        # The inner-fold models are kept: at prediction their mean is the feature, so the
+        # stacker sees the same kind of input it was fitted on (a model refitted on all rows
+        # gives more extreme probabilities than the out-of-fold ones its slopes were fitted to).
+        self.difficulty_ = []
+        for j in range(self.inner_folds):
+            tr, te = has[fold[has] != j], np.flatnonzero(fold == j)
+            if tr.shape[0] and te.shape[0]:
+                est = self._fit_pooled(x[tr], ybar[fold[has] != j])
+                d_oof[te] = self._predict_pooled(est, x[te])
+                self.difficulty_.append(est)
+        if not self.difficulty_:
+            self.difficulty_.append(self._fit_pooled(x[has], ybar))
+        return d_oof
+
+    def _fit_pooled(self, x, ybar):
+        import scipy.sparse as sp
+        from sklearn.linear_model import LogisticRegression
+        xs = sp.vstack([x, x], format="csr")
+        ys = np.r_[np.ones(ybar.shape[0], np.int64), np.zeros(ybar.shape[0], np.int64)]
+        w = np.r_[ybar, 1.0 - ybar]
+        keep = w > 0
+        if np.unique(ys[keep]).shape[0] < 2:
+            return float(ybar.mean())
+        return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000).fit(xs[keep], ys[keep],
+                                                                                    sample_weight=w[keep])
+
+    @staticmethod
+    def _predict_pooled(est, x) -> np.ndarray:
+        if isinstance(est, float):
+            return np.full(x.shape[0], est)
+        return est.predict_proba(x)[:, list(est.classes_).index(1)]
+
+    @staticmethod
+    def _stack_z(d, raw, own: bool) -> np.ndarray:
+        cols = [_logit(d)]
+        if own:                                     # raw is not used (may be None) otherwise
+            cols.append(_logit(np.clip(raw, 0.0, 1.0)))
+        return np.column_stack(cols)
+
+    def _choose_stack(self, x, y, task, fold, d_oof, task_names):
+        """Move the task mean by the text signals, one step at a time, each kept only for a clear gain.
+
+        On the inner folds (``fold``, shared with the difficulty model) the model's own
+        classifier and the per-task means are refitted without the held-out fold, giving
+        out-of-fold ``raw`` and ``mean`` for every training row. Two nested combinations are
+        logistic regressions around the task mean (``logit u = logit mean_tk + b0 + z beta``,
+        :class:`_OffsetLogistic`) on signals centred within each task, so that each task keeps
+        its own level and the signals only move queries within it: ``z = (logit d)`` (``d`` the
+        pooled difficulty) and ``z = (logit d, logit raw)``. Each is fitted on the other inner
+        folds and scored on the held-out one, so its out-of-fold Brier score pays for its own
+        fitted slopes. The difficulty step is kept if it beats the task mean, and the model's
+        own classifier if it then beats what was kept so far (the difficulty step, or else the
+        mean), each by more than ``stack_z`` standard errors of the paired per-query
+        differences. Every choice uses the training data only.
+
+        Why difficulty first: it is one signal shared by every model (fitted on all their
+        answers), so it moves every model's prediction for a query together and cannot make a
+        plan prefer one model over another by noise; a model's own classifier can, since the
+        plan picks, per query, the model whose prediction is highest, noise included. So a
+        model's own classifier has to earn its place over the shared signal.
+
+        Returns
+        -------
+        (estimator, own, centers, inner) or None
+            The :class:`_OffsetLogistic`, whether its signals include the model's own
+            classifier, the per-task centres of the signals (task name -> (p,) array; tasks
+            absent keep their mean) and, if ``own``, the inner-fold classifiers whose mean
+            probability is the signal at prediction; None: the task mean.
+        """
+        n = y.shape[0]
+        if n < self.stack_min_rows:
+            return None
+        n_tasks = len(task_names)
+        raw, mean = np.empty(n), np.empty(n)
+        inner = []
+        for j in range(self.inner_folds):
+            tr, te = fold != j, fold == j
+            if not te.any():
+                continue
+            if tr.any():
+                est = self._fit_one(x[tr], y[tr])
+                inner.append(est)
+                raw[te] = self._predict_one(est, x[te])
+                means, _, _ = shrunk_task_means(y[tr], task[tr], n_tasks)
+                mean[te] = means[task[te]]
+            else:
+                raw[te], mean[te] = 0.5, 0.5
+        # Only tasks with stack_min_rows answers take part: within a smaller task the
+        # out-of-fold signals are dominated by leave-one-out artefacts (a query's prediction
+        # comes from its few task-mates, whose mean moves against its own outcome), and its
+        # queries keep the task mean.
+        big = np.bincount(task, minlength=n_tasks)[task] >= self.stack_min_rows
+        if big.sum() < self.stack_min_rows:
+            return None
+        rows = np.flatnonzero(big)
+        yb, tb, fb, mb = y[rows], task[rows], fold[rows], mean[rows]
+        offset = _logit(mb)
+        nb = rows.shape[0]
+
+        def oof_loss(z):
+            s_oof = np.array(mb, copy=True)
+            for j in range(self.inner_folds):
+                tr, te = fb != j, fb == j
+                if te.any() and tr.any():
+                    c = _task_centers(z[tr], tb[tr], n_tasks)
+                    est = _OffsetLogistic().fit(z[tr] - c[tb[tr]], offset[tr], yb[tr])
+                    s_oof[te] = est.predict(z[te] - c[tb[te]], offset[te])
+            return (s_oof - yb) ** 2
+
+        def clear_gain(new, old) -> bool:
+            diff = new - old
+            sd = diff.std(ddof=1)
+            return bool(sd > 0 and diff.mean() < -self.stack_z * sd / np.sqrt(nb))
+
+        loss = (mb - yb) ** 2
+        chosen = None
+        for own in (False, True):
+            if own and not self.stack_own:
+                break
+            z = self._stack_z(d_oof[rows], raw[rows], own)
+            new = oof_loss(z)
+            if clear_gain(new, loss):
+                c = _task_centers(z, tb, n_tasks)
+                # Each row centred by its task's mean over the *other* rows, as a new query will
+                # be (in-sample centring shrinks the deviations and so inflates the slopes).
+                cnt = np.bincount(tb, minlength=n_tasks).astype(np.float64)[tb][:, None]
+                est = _OffsetLogistic().fit(z - (c[tb] * cnt - z) / (cnt - 1), offset, yb)
+                centers = {task_names[t]: c[t] for t in np.unique(tb)}
+                chosen, loss = (est, own, centers, inner if own else None), new
+        return chosen
+
     # -------------------------------------------------------------- predict
     def _check_fitted(self):
         if not hasattr(self, "estimators_"):
@@ -441,8 +685,27 @@ class TextUtility:
         mean = np.array([self.means_.get(t, self.overall_) for t in labels]).reshape(len(labels), K)
         cnt = np.array([self.counts_.get(t, np.zeros(K)) for t in labels], np.float64).reshape(len(labels), K)
         w = cnt / (cnt + self.shrinkage) if self.shrinkage > 0 else np.ones_like(cnt)
-        w = w * np.asarray(self.blend_)[None, :]
-        return np.clip(w * raw + (1.0 - w) * mean, 0.0, 1.0)
+        if self.blend != "stack":
+            w = w * np.asarray(self.blend_)[None, :]
+            return np.clip(w * raw + (1.0 - w) * mean, 0.0, 1.0)
+        # Stacked: where a task's combination was kept, it replaces the classifier's raw
+        # probability; elsewhere the weight is 0 and the prediction is the task mean.
+        x = self._features(data, embeddings, fit=False)
+        d = np.mean([self._predict_pooled(e, x) for e in self.difficulty_], axis=0)
+        combined = np.array(mean, copy=True)
+        used = np.zeros(mean.shape, dtype=bool)
+        for k, chosen in enumerate(self.stack_):
+            if chosen is not None:
+                est, own, centers, inner = chosen
+                own_p = np.mean([self._predict_one(e, x) for e in inner], axis=0) if own else None
+                z = self._stack_z(d, own_p, own)
+                on = np.array([t in centers for t in labels], dtype=bool)     # tasks the stack was fitted on
+                if on.any():
+                    c = np.array([centers[t] for t in np.asarray(labels, dtype=object)[on]]).reshape(-1, z.shape[1])
+                    combined[on, k] = est.predict(z[on] - c, _logit(mean[on, k]))
+                    used[on, k] = True
+        w = np.where(used, w, 0.0)
+        return np.clip(w * combined + (1.0 - w) * mean, 0.0, 1.0)
 
     def predict_output_tokens(self, data, *, embeddings=None) -> np.ndarray:
         """Expected output tokens of every query on every model, shape (n, K), >= 0.
