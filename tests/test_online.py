@@ -420,3 +420,43 @@ def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
         (d,) = r.route(i)
         assert score[d.model] <= score.min() + 1e-12 * max(1.0, abs(score.min()))
         assert d.model != 0                                    # withdrawn
+
+
+@pytest.mark.parametrize("make", ["mess", "batching"])
+def test_warm_started_queue_keeps_the_identity(split, stream, make):
+    """With Q_0 > 0 the certificate is sum (alpha - y) <= Q_T - Q_0 (proofs/online_sla.md, (1))."""
+    kw = dict(max_wait_s=1.0) if make == "batching" else {}
+    R = on.BatchingRouter if make == "batching" else on.MessPlusRouter
+    q0 = on.equilibrium_queue(R(stream.model_names, alpha=0.8, predictor=copy.deepcopy(split.predictor), **kw),
+                              split.train)
+    assert 0 < q0 < math.inf
+    res = on.replay(stream, R(stream.model_names, alpha=0.8, initial_queue=q0,
+                              predictor=copy.deepcopy(split.predictor), **kw), rate_per_s=20.0)
+    assert res.initial_queue == q0
+    assert res.shortfall <= res.queue_growth + 1e-9
+    assert res.sla_bound == pytest.approx(res.alpha - res.queue_growth / res.n_feedback)
+    assert res.summary()["queue_initial"] == q0
+
+
+def test_equilibrium_queue_is_the_least_that_meets_alpha_in_prediction(split):
+    cal = split.train
+    r = on.MessPlusRouter(cal.model_names, alpha=0.8, predictor=copy.deepcopy(split.predictor))
+    q = on.equilibrium_queue(r, cal)
+    p = r._predict(np.arange(cal.n_requests))
+    cost = r.fixed_usd[r.task] + r.input_usd + r.out_mean[r.task] * r.price_out
+
+    def mean_p(Q):
+        k = np.argmin(r.V_resolved * cost + Q * (r.alpha - p), axis=1)
+        return p[np.arange(cal.n_requests), k].mean()
+    assert mean_p(q) >= 0.8 > mean_p(q * (1 - 1e-3))
+    assert on.equilibrium_queue(on.MessPlusRouter(cal.model_names, alpha=0.0), cal) == 0.0
+    assert on.equilibrium_queue(on.MessPlusRouter(cal.model_names, alpha=1.0,
+                                                  predictor=copy.deepcopy(split.predictor)), cal) == math.inf
+
+
+def test_bad_initial_queue_and_calibration(stream):
+    for bad in (-1.0, float("nan"), float("inf"), "3"):
+        with pytest.raises(on.OnlineError, match="`initial_queue`"):
+            on.MessPlusRouter(stream.model_names, alpha=0.8, initial_queue=bad)
+    with pytest.raises(on.OnlineError, match="`calibration`"):
+        on.equilibrium_queue(on.MessPlusRouter(stream.model_names, alpha=0.8), stream.instance)

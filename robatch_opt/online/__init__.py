@@ -25,13 +25,14 @@ from .hindsight import (HindsightBound, OfflinePlan, SingleModelBaseline, cheape
 from .learner import OnlineLogistic
 from .replay import ARRIVALS, OnlineResult, arrival_times, replay
 from .router import (DEFAULT_V_SCALE, EXACT_MAX_REQUESTS, WINDOW_SOLVERS, BatchingRouter, Dispatch, Feedback,
-                     MessPlusRouter, RandomRouter, calibrated_random_router)
+                     MessPlusRouter, RandomRouter, calibrated_random_router, equilibrium_queue)
 from .stream import RequestStream, as_stream, stream_from_instance, stream_from_llm
 from .window import DEFAULT_EXACT_TIME_S, WindowPlan, plan_window, plan_window_exact, window_objective
 from .experiment import Split, compare, llm_split, plot_time_series, routerbench_split
 
 __all__ = [
     "MessPlusRouter", "BatchingRouter", "RandomRouter", "calibrated_random_router", "DEFAULT_V_SCALE",
+    "equilibrium_queue",
     "Dispatch", "Feedback",
     "OnlineLogistic",
     "replay", "OnlineResult", "arrival_times", "ARRIVALS",

@@ -60,13 +60,15 @@ class OnlineResult:
     n_feedback : int
         Outcomes the router received (missing feedback never arrives).
     shortfall : float
-        ``sum (alpha - y)`` over received outcomes; ``shortfall <= queue[-1]`` (the queue
-        identity, ``proofs/online_sla.md``).
+        ``sum (alpha - y)`` over received outcomes; ``shortfall <= queue[-1] -
+        initial_queue`` (the queue identity, ``proofs/online_sla.md``).
     n_calls : int
         LLM calls made.
     source : str
         Where the stream's outcomes and costs come from.
     wall_time_s : float
+    initial_queue : float
+        The router's queue before the first outcome (``Q_0``; 0 unless warm-started).
     """
 
     router: str
@@ -91,15 +93,21 @@ class OnlineResult:
     n_calls: int
     source: str
     wall_time_s: float
+    initial_queue: float = 0.0
 
     @property
     def final_queue(self) -> float:
-        return float(self.queue[-1]) if self.queue.size else 0.0
+        return float(self.queue[-1]) if self.queue.size else float(self.initial_queue)
+
+    @property
+    def queue_growth(self) -> float:
+        """``Q_T - Q_0``: the certified shortfall ``sum (alpha - y)`` is at most this."""
+        return self.final_queue - float(self.initial_queue)
 
     @property
     def sla_bound(self) -> float:
-        """``alpha - Q_T / F`` over the ``F`` received outcomes: their mean is at least this."""
-        return self.alpha - self.final_queue / self.n_feedback if self.n_feedback else math.nan
+        """``alpha - (Q_T - Q_0) / F`` over the ``F`` received outcomes: their mean is at least this."""
+        return self.alpha - self.queue_growth / self.n_feedback if self.n_feedback else math.nan
 
     def wait_percentile_s(self, q: float) -> float:
         return float(np.percentile(self.wait_s, q)) if self.n_requests else 0.0
@@ -114,7 +122,8 @@ class OnlineResult:
     def summary(self) -> dict:
         return dict(router=self.router, alpha=self.alpha, V=self.V, n_requests=self.n_requests,
                     satisfaction=self.satisfaction, cost_usd=self.cost_usd,
-                    queue_final=self.final_queue, queue_over_T=self.final_queue / max(self.n_feedback, 1),
+                    queue_initial=float(self.initial_queue), queue_final=self.final_queue,
+                    queue_over_T=self.queue_growth / max(self.n_feedback, 1),
                     sla_bound=self.sla_bound, explored=int(self.explored.sum()), n_calls=self.n_calls,
                     mean_batch_size=float(self.batch_size.mean()) if self.n_requests else 0.0,
                     wait_p50_s=self.wait_percentile_s(50), wait_p99_s=self.wait_percentile_s(99),
@@ -334,4 +343,4 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
         model=model, batch_size=bsize, wait_s=disp - arr, cost_per_request_usd=cost_i, outcome=outcome,
         explored=explored, arrival_s=arr, dispatch_s=disp, queue=np.array(q_vals), queue_time_s=np.array(q_times),
         n_feedback=router.n_feedback, shortfall=float(router.sum_shortfall), n_calls=n_calls[0], source=s.source,
-        wall_time_s=time.perf_counter() - t0)
+        wall_time_s=time.perf_counter() - t0, initial_queue=float(router.initial_queue))

@@ -31,7 +31,8 @@ from .stream import RequestStream
 from .window import DEFAULT_EXACT_TIME_S, plan_window_exact
 
 __all__ = ["MessPlusRouter", "BatchingRouter", "RandomRouter", "Dispatch", "Feedback",
-           "DEFAULT_V_SCALE", "calibrated_random_router", "WINDOW_SOLVERS", "EXACT_MAX_REQUESTS"]
+           "DEFAULT_V_SCALE", "calibrated_random_router", "WINDOW_SOLVERS", "EXACT_MAX_REQUESTS",
+           "equilibrium_queue"]
 
 #: ``V = None`` resolves to ``DEFAULT_V_SCALE / c_ref`` where ``c_ref`` is the mean expected
 #: cost of one request on the most expensive model (USD, from the pool's prices, the
@@ -130,7 +131,7 @@ class _OnlineRouter:
     """State shared by the routers: queue, learner, output-token means, pool, exploration."""
 
     def __init__(self, model_names: Sequence[str], *, alpha, V=None, c=0.1, predictor=None, seed=0,
-                 cost_model=None):
+                 cost_model=None, initial_queue=0.0):
         if isinstance(model_names, str):
             model_names = [model_names]
         names = list(model_names)
@@ -145,6 +146,7 @@ class _OnlineRouter:
         self.alpha = _check_alpha(alpha)
         self.V = _check_positive(V, "V", allow_none=True)
         self.c = _check_positive(c, "c", allow_zero=True)
+        self.initial_queue = _check_positive(initial_queue, "initial_queue", allow_zero=True)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise OnlineError("seed", f"must be an integer >= 0, got {seed!r}")
         self.seed = int(seed)
@@ -207,7 +209,7 @@ class _OnlineRouter:
             self.V_resolved = DEFAULT_V_SCALE / c_ref if c_ref > 0 else 1.0
         else:
             self.V_resolved = self.V
-        self.Q = 0.0
+        self.Q = float(self.initial_queue)
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         self.n_feedback = 0
@@ -356,6 +358,11 @@ class MessPlusRouter(_OnlineRouter):
         (pass ``copy.deepcopy(predictor)`` to start several routers from one fit).
     seed : int
         Seed of the exploration draws: the same seed and stream give the same decisions.
+    initial_queue : float >= 0
+        ``Q_0``, the queue before the first outcome (default 0, as in MESS+). Starting at the
+        service level's multiplier (:func:`robatch_opt.online.equilibrium_queue` on
+        held-out requests) skips the warm-up in which the queue builds up while cheap
+        models under-deliver; the guarantee becomes ``mean(y) >= alpha - (Q_T - Q_0) / T``.
     cost_model : object, optional
         Predicts each request's output tokens on each model from its text:
         ``predict_output_tokens(data) -> (n, K)`` over ``cost_model.model_names`` (a fitted
@@ -414,7 +421,7 @@ class BatchingRouter(_OnlineRouter):
 
     Parameters
     ----------
-    model_names, alpha, V, c, predictor, seed, cost_model
+    model_names, alpha, V, c, predictor, seed, cost_model, initial_queue
         As :class:`MessPlusRouter`.
     max_wait_s : float >= 0
         A request waits at most this long: a task's window closes ``max_wait_s`` after its
@@ -456,8 +463,9 @@ class BatchingRouter(_OnlineRouter):
 
     def __init__(self, model_names: Sequence[str], *, alpha, V=None, max_wait_s, max_batch=None, c=0.1,
                  predictor=None, seed=0, explore_wait_s=60.0, window_solver="heuristic",
-                 exact_time_s=DEFAULT_EXACT_TIME_S, cost_model=None):
-        super().__init__(model_names, alpha=alpha, V=V, c=c, predictor=predictor, seed=seed, cost_model=cost_model)
+                 exact_time_s=DEFAULT_EXACT_TIME_S, cost_model=None, initial_queue=0.0):
+        super().__init__(model_names, alpha=alpha, V=V, c=c, predictor=predictor, seed=seed, cost_model=cost_model,
+                         initial_queue=initial_queue)
         if window_solver not in WINDOW_SOLVERS:
             raise OnlineError("window_solver", f"must be one of {list(WINDOW_SOLVERS)}, got {window_solver!r}")
         self.window_solver = window_solver
@@ -603,6 +611,52 @@ class BatchingRouter(_OnlineRouter):
             self.windows_improved += wp.source == "exact"
             return wp.option
         return ok.plan_window(score, call_value, self.option_batch, 8)
+
+
+def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol: float = 1e-6) -> float:
+    """The smallest queue at which MESS+'s per-request choice meets ``alpha`` in prediction.
+
+    On ``calibration`` (held-out requests: e.g. the split the predictor was fitted on; their
+    outcomes are not read), each request takes ``argmin_k V cost_k + Q (alpha - p_k)`` with
+    the router's predictor, costs and ``V``; the returned ``Q`` is the least (to ``tol``
+    relative) at which the mean predicted ``p`` of those choices reaches ``alpha``: the
+    multiplier of the service-level constraint in the per-request Lagrangian, where the
+    drift-plus-penalty queue settles. For a :class:`BatchingRouter` each call's system
+    prompt is shared by the model's largest batch (the pricing of its default ``V``). Pass it as ``initial_queue``. Returns ``inf`` if no
+    queue meets ``alpha`` in prediction (every request on its most likely model falls short).
+
+    The router is bound to ``calibration`` for the computation; ``replay`` binds it again.
+    """
+    if not isinstance(calibration, RequestStream):
+        raise OnlineError("calibration", f"must be a RequestStream (e.g. split.train), got {type(calibration).__name__}")
+    router.bind(calibration)
+    n = calibration.n_requests
+    if n == 0:
+        raise OnlineError("calibration", "has no requests")
+    rows = np.arange(n)
+    p = router._predict(rows)
+    per_call = np.array([router._reference_batch(k) for k in range(router.K)], dtype=np.float64)
+    cost = (router.fixed_usd[router.task] / per_call + router.input_usd
+            + router._output_tokens(rows) * router.price_out)
+    allowed = router.admissible[:, router.unbatched_option] & router.available[None, :]
+    vc = router.V_resolved * cost
+
+    def meets(Q: float) -> bool:
+        k = np.where(allowed, vc + Q * (router.alpha - p), np.inf).argmin(axis=1)
+        return float(p[rows, k].mean()) >= router.alpha
+
+    if meets(0.0):
+        return 0.0
+    hi = 1.0
+    while not meets(hi):
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    lo = hi / 2.0 if hi > 1.0 else 0.0
+    while hi - lo > tol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+    return float(hi)
 
 
 class RandomRouter(_OnlineRouter):
