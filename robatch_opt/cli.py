@@ -843,6 +843,11 @@ def _add_online_parser(sub) -> None:
     o.add_argument("--rate", type=_positive_float, default=20.0, metavar="R", help="arrivals per second (default 20)")
     o.add_argument("--arrival", choices=("poisson", "bursty"), default="poisson", help="arrival process")
     o.add_argument("--seed", type=int, default=0, metavar="N", help="seed of split, arrivals and routers (default 0)")
+    o.add_argument("--warm-start", action="store_true",
+                   help="start each router's queue at ro.online.equilibrium_queue on the training half "
+                        "(certificate alpha - (Q_T - Q_0)/T)")
+    o.add_argument("--window-solver", choices=("heuristic", "exact", "auto"), default="heuristic",
+                   help="how the batching router plans a window (default heuristic; exact: HiGHS)")
     o.add_argument("--plot", metavar="FILE.png", help="running satisfaction and cost over time (needs matplotlib)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     o.set_defaults(func=_cmd_online)
@@ -860,7 +865,8 @@ def _cmd_online(args) -> int:
     else:
         split = on.llm_split("qwen3", n=args.n, seed=args.seed)
     res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
-                     arrival=args.arrival, seed=args.seed, progress=False if args.json else None)
+                     arrival=args.arrival, seed=args.seed, progress=False if args.json else None,
+                     warm_start=args.warm_start, window_solver=args.window_solver)
     h1, hb = res["hindsight_b1"], res["hindsight_batch"]
     rows = []
     for key in ("mess", "batching", "random"):
@@ -868,7 +874,8 @@ def _cmd_online(args) -> int:
         if r is None:
             continue
         yard = hb if key == "batching" else h1
-        rows.append(dict(router=r.router, satisfaction=r.satisfaction, queue_over_T=r.final_queue / max(r.n_feedback, 1),
+        rows.append(dict(router=r.router, satisfaction=r.satisfaction, initial_queue=r.initial_queue,
+                         queue_over_T=r.queue_growth / max(r.n_feedback, 1),
                          sla_met=bool(r.satisfaction >= args.alpha - 0.01), cost_usd=r.cost_usd,
                          ratio_to_hindsight=(r.cost_usd / yard.cost_usd) if yard and yard.cost_usd > 0 else None,
                          wait_p50_s=r.wait_percentile_s(50), wait_p90_s=r.wait_percentile_s(90),

@@ -290,6 +290,18 @@ def test_cli_online_json(capsys):
     assert out["routers"][1]["wait_p99_s"] <= 1.0 + 1e-9
 
 
+def test_cli_online_warm_start_and_exact_windows(capsys):
+    # alpha 0.7 is within the simulated stream's reach in prediction (0.75 is not: Q_0 stays 0 there).
+    assert main(["online", "--n", "200", "--alpha", "0.7", "--max-wait", "1", "--rate", "10", "--json",
+                 "--warm-start", "--window-solver", "exact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    mess, batching = out["routers"][0], out["routers"][1]
+    assert mess["initial_queue"] > 0 and batching["initial_queue"] > 0
+    assert out["routers"][2]["initial_queue"] == 0.0                       # the random baseline keeps no queue
+    assert main(["online", "--alpha", "0.75", "--window-solver", "best"]) == 2
+    assert "--window-solver" in capsys.readouterr().err
+
+
 def test_cli_online_bad_alpha(capsys):
     assert main(["online", "--alpha", "1.5"]) == 2
     err = capsys.readouterr().err

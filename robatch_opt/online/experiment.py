@@ -7,6 +7,7 @@ thing.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
 from .learner import OnlineLogistic
 from .replay import OnlineResult, replay
-from .router import BatchingRouter, MessPlusRouter, calibrated_random_router
+from .router import BatchingRouter, MessPlusRouter, calibrated_random_router, equilibrium_queue
 from .stream import RequestStream, stream_from_llm
 
 __all__ = ["Split", "routerbench_split", "llm_split", "compare", "plot_time_series"]
@@ -64,7 +65,7 @@ def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) 
 
 def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: float | None = 2.0,
             rate_per_s: float = 20.0, arrival="poisson", seed: int = 0, baselines: bool = True,
-            progress=None) -> dict:
+            progress=None, warm_start: bool = False, window_solver: str = "heuristic") -> dict:
     """MESS+, the batching router (if ``max_wait_s`` is set), the calibrated random router, the
     cheapest single model and both hindsight bounds on one stream.
 
@@ -76,16 +77,30 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
         (:class:`HindsightBound` or None when ``alpha`` is out of reach even in hindsight),
         ``offline_b1``, ``offline_batch`` (:class:`OfflinePlan` with the offline-fitted
         predictor, or None when it predicts no plan reaching ``alpha``).
+
+    With ``warm_start`` each router's queue starts at :func:`equilibrium_queue` on
+    ``split.train`` (0 where no queue meets ``alpha`` in prediction); ``window_solver`` is
+    the batching router's.
     """
     s = split.stream
+
+    def q0(router) -> float:
+        if not warm_start:
+            return 0.0
+        q = equilibrium_queue(router, split.train)
+        return q if math.isfinite(q) else 0.0
+
     out: dict = {"alpha": alpha}
-    out["mess"] = replay(s, MessPlusRouter(s.model_names, alpha=alpha, V=V, c=c,
-                                           predictor=copy.deepcopy(split.predictor), seed=seed),
-                         arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
-    out["batching"] = None if max_wait_s is None else replay(
-        s, BatchingRouter(s.model_names, alpha=alpha, V=V, c=c, max_wait_s=max_wait_s,
-                          predictor=copy.deepcopy(split.predictor), seed=seed),
-        arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
+    mess = MessPlusRouter(s.model_names, alpha=alpha, V=V, c=c, predictor=copy.deepcopy(split.predictor), seed=seed)
+    mess.initial_queue = q0(mess)
+    out["mess"] = replay(s, mess, arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
+    if max_wait_s is None:
+        out["batching"] = None
+    else:
+        batch = BatchingRouter(s.model_names, alpha=alpha, V=V, c=c, max_wait_s=max_wait_s, window_solver=window_solver,
+                               predictor=copy.deepcopy(split.predictor), seed=seed)
+        batch.initial_queue = q0(batch)
+        out["batching"] = replay(s, batch, arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
     if baselines:
         acc, cost = model_means(split.train)            # estimated offline, as the router would
         out["random"] = replay(s, calibrated_random_router(s.model_names, acc, cost, alpha=alpha, seed=seed),
