@@ -420,3 +420,15 @@ def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
         (d,) = r.route(i)
         assert score[d.model] <= score.min() + 1e-12 * max(1.0, abs(score.min()))
         assert d.model != 0                                    # withdrawn
+
+
+@pytest.mark.parametrize("shape", [(-1, 0), (0, -1), (0, 1)])
+def test_online_logistic_of_another_shape_is_refused(stream, shape):
+    """A learner of another pool or feature space: the compiled MESS+ decision indexed its
+    weights unchecked and silently never chose the models past its last column (found by
+    replaying with OnlineLogistic(d, K - 1))."""
+    d, K = stream.features.shape[1] + shape[0], len(stream.model_names) + shape[1]
+    for r in (on.MessPlusRouter(stream.model_names, alpha=0.8, predictor=on.OnlineLogistic(d, K)),
+              on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, predictor=on.OnlineLogistic(d, K))):
+        with pytest.raises(on.OnlineError, match="`predictor`"):
+            r.bind(stream)

@@ -197,6 +197,12 @@ class _OnlineRouter:
         if self.predictor is None:
             self.predictor = OnlineLogistic(self.X.shape[1], K, seed=self.seed)
         self._fast = isinstance(self.predictor, OnlineLogistic)
+        if self._fast and self.predictor.W.shape != (self.X.shape[1], K):
+            # The compiled decision (ok.mess_choice) reads W without bounds checks: a learner
+            # of another pool would silently skip models or read past W.
+            raise OnlineError("predictor", f"OnlineLogistic has {self.predictor.W.shape[0]} features x "
+                                           f"{self.predictor.W.shape[1]} models; the stream has "
+                                           f"{self.X.shape[1]} features x {K} models")
         self._can_learn = hasattr(self.predictor, "partial_fit")
         self._source_data = stream.data
         if self.V is None:
