@@ -207,6 +207,14 @@ def test_exact_window_planner_refuses_a_bad_time_limit():
         on.plan_window_exact(np.full((1, 2), -np.inf), np.zeros(2), np.ones(2, dtype=np.int64))
 
 
+def test_exact_window_planner_on_an_empty_window():
+    """An empty window is planned like plan_window's (found trying the function: numpy's
+    max of an empty bincount raised ValueError)."""
+    wp = on.plan_window_exact(np.zeros((0, 2)), np.zeros(2), np.ones(2, dtype=np.int64))
+    assert wp.option.shape == (0,) and wp.option.dtype == np.int64
+    assert wp.objective == 0.0 and wp.proven and wp.bound == 0.0
+
+
 @pytest.mark.parametrize("solver", ["heuristic", "exact"])
 def test_window_solvers_keep_the_accounting(split, stream, solver):
     r = on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=2.0, window_solver=solver,

@@ -135,6 +135,8 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     m, J = s.shape
     heur = ok.plan_window(s, c, b, 8)
     heur_obj = float(ok.window_objective(s, c, b, heur))
+    if m == 0:                             # nothing to plan (plan_window returns [] too)
+        return WindowPlan(option=heur, objective=heur_obj, bound=heur_obj, proven=True, source="heuristic")
     ii, jj = np.nonzero(np.isfinite(s))                     # the x columns, row-major
     nx = ii.size
     # Columns: x (nx), then y (J). Rows: m assignment rows, then J call rows.
