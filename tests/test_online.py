@@ -205,6 +205,10 @@ def test_exact_window_planner_refuses_a_bad_time_limit():
         on.plan_window_exact(np.zeros((2, 2)), np.zeros(2), np.ones(2, dtype=np.int64), time_limit_s=0.0)
     with pytest.raises(on.OnlineError, match="request has no allowed option"):
         on.plan_window_exact(np.full((1, 2), -np.inf), np.zeros(2), np.ones(2, dtype=np.int64))
+    # A NumPy number is a number (BatchingRouter's exact_time_s takes one): it was refused
+    # with "must be a finite number > 0, got np.int64(1)".
+    wp = on.plan_window_exact(np.zeros((2, 2)), np.zeros(2), np.ones(2, dtype=np.int64), time_limit_s=np.int64(1))
+    assert wp.option.shape == (2,)
 
 
 def test_exact_window_planner_on_an_empty_window():

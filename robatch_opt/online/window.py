@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     from ..solvers.milp import _quiet_highs
 
     s, c, b = _arrays(score, call_value, batch)
-    if not (isinstance(time_limit_s, (int, float)) and not isinstance(time_limit_s, bool)
+    if not (isinstance(time_limit_s, Real) and not isinstance(time_limit_s, bool)
             and np.isfinite(time_limit_s) and time_limit_s > 0):
         raise OnlineError("time_limit_s", f"must be a finite number > 0, got {time_limit_s!r}")
     m, J = s.shape
