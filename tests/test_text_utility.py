@@ -177,6 +177,14 @@ def test_stack_bad_arguments(kwargs, field):
         P.TextUtility(**kwargs)
 
 
+@pytest.mark.parametrize("blend", [np.int64(1), np.float32(0.5), 0])
+def test_blend_weight_may_be_a_numpy_number(blend):
+    """A fixed weight given as a NumPy number is a weight (it was refused by an
+    isinstance(blend, (int, float)) check once "stack" joined "cv"; np.int64(1) passed before)."""
+    tu = P.TextUtility(blend=blend).fit(_data(seed=18))
+    assert tu.blend_ == [float(blend)] * 2
+
+
 def test_offset_logistic_stays_at_the_offset_without_signal_and_finds_a_slope():
     from robatch_opt.proxy.text_utility import _OffsetLogistic
     rng = np.random.default_rng(0)
