@@ -418,6 +418,19 @@ def test_cost_model_must_know_every_model():
         on.replay(s, on.MessPlusRouter(s.model_names, alpha=0.8, cost_model=cm))
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_cost_model_on_an_empty_stream():
+    """An empty stream replays to nothing with a TextUtility cost model too (found replaying
+    stream.subset([]): the router asked the TextUtility for 0 rows' tokens and scikit-learn's
+    TF-IDF raised 'Found array with 0 sample(s)'; without a cost model it replays)."""
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 5))
+    tu = ro.proxy.TextUtility(blend=0.0).fit(data)
+    s = on.as_stream(data).subset([])
+    for r in (on.MessPlusRouter(s.model_names, alpha=0.8, cost_model=tu),
+              on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, cost_model=tu)):
+        assert on.replay(s, r, rate_per_s=1.0).n_requests == 0
+
+
 def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
     """route()'s compiled decision is argmin_k V cost_k + Q (alpha - p_k) as written in NumPy."""
     r = on.MessPlusRouter(stream.model_names, alpha=0.8, c=0.0, predictor=copy.deepcopy(split.predictor)).bind(stream)

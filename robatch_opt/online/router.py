@@ -236,6 +236,8 @@ class _OnlineRouter:
         missing = [m for m in stream.model_names if m not in names]
         if missing:
             raise UnknownModelError("cost_model", f"predicts no output tokens for {missing}; it knows {names}")
+        if stream.n_requests == 0:          # nothing to price (a fitted TextUtility refuses 0 rows)
+            return np.zeros((0, len(stream.model_names)))
         pred = np.asarray(self.cost_model.predict_output_tokens(stream.data), dtype=np.float64)
         if pred.shape != (stream.n_requests, len(names)):
             raise OnlineError("cost_model", f"predict_output_tokens returned shape {pred.shape}, expected "
