@@ -21,8 +21,8 @@ from .errors import OnlineError
 __all__ = ["plan_window", "plan_window_exact", "window_objective", "WindowPlan",
            "DEFAULT_EXACT_TIME_S"]
 
-#: Time limit of one window's exact solve (seconds); the heuristic's plan stands if HiGHS
-#: has not proved its own by then.
+#: Time limit of one window's exact solve (seconds); by then HiGHS's best plan is taken if
+#: it beats the heuristic's, proved optimal or not (``WindowPlan.proven`` tells).
 DEFAULT_EXACT_TIME_S = 0.5
 
 
