@@ -431,6 +431,16 @@ def test_cost_model_on_an_empty_stream():
         assert on.replay(s, r, rate_per_s=1.0).n_requests == 0
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_unfitted_cost_model_is_named():
+    """An unfitted TextUtility as cost_model: the error named `predictor` (TextUtility's own
+    field), pointing at the wrong argument (found passing cost_model=ro.proxy.TextUtility())."""
+    s = on.as_stream(ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 50)))
+    r = on.MessPlusRouter(s.model_names, alpha=0.8, predictor=_TaskMeans(s.data), cost_model=ro.proxy.TextUtility())
+    with pytest.raises(on.OnlineError, match="`cost_model`.*not fitted"):
+        r.bind(s)
+
+
 def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
     """route()'s compiled decision is argmin_k V cost_k + Q (alpha - p_k) as written in NumPy."""
     r = on.MessPlusRouter(stream.model_names, alpha=0.8, c=0.0, predictor=copy.deepcopy(split.predictor)).bind(stream)

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..kernels import online_kernels as ok
+from ..proxy.base_utility import PredictorError
 from .errors import OnlineError, StreamError, UnknownModelError
 from .learner import OnlineLogistic
 from .stream import RequestStream
@@ -238,7 +239,11 @@ class _OnlineRouter:
             raise UnknownModelError("cost_model", f"predicts no output tokens for {missing}; it knows {names}")
         if stream.n_requests == 0:          # nothing to price (a fitted TextUtility refuses 0 rows)
             return np.zeros((0, len(stream.model_names)))
-        pred = np.asarray(self.cost_model.predict_output_tokens(stream.data), dtype=np.float64)
+        try:
+            pred = np.asarray(self.cost_model.predict_output_tokens(stream.data), dtype=np.float64)
+        except PredictorError as e:           # e.g. an unfitted TextUtility says `predictor`
+            raise OnlineError("cost_model", f"{type(self.cost_model).__name__}.predict_output_tokens "
+                                            f"refused the stream's data: {e}") from e
         if pred.shape != (stream.n_requests, len(names)):
             raise OnlineError("cost_model", f"predict_output_tokens returned shape {pred.shape}, expected "
                                             f"({stream.n_requests}, {len(names)})")
