@@ -612,9 +612,10 @@ class TextUtility:
             if not te.any():
                 continue
             if tr.any():
-                est = self._fit_one(x[tr], y[tr])
-                inner.append(est)
-                raw[te] = self._predict_one(est, x[te])
+                if self.stack_own:           # raw and inner feed only the own-classifier step
+                    est = self._fit_one(x[tr], y[tr])
+                    inner.append(est)
+                    raw[te] = self._predict_one(est, x[te])
                 means, _, _ = shrunk_task_means(y[tr], task[tr], n_tasks)
                 mean[te] = means[task[te]]
             else:
