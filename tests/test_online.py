@@ -219,6 +219,15 @@ def test_exact_window_planner_on_an_empty_window():
     assert wp.objective == 0.0 and wp.proven and wp.bound == 0.0
 
 
+@pytest.mark.parametrize("option", [[5, 0], [0, -1], [0], [0, 1, 1], [[0, 1]]])
+def test_window_objective_refuses_a_bad_option(option):
+    """window_objective handed its option straight to a kernel without bounds checks: [5, 0]
+    returned 0.5 and [0, 1, 1] crashed the interpreter (found checking the exact planner's
+    objective by hand)."""
+    with pytest.raises(on.OnlineError, match="`option`"):
+        on.window_objective(np.array([[1.0, 2.0], [0.5, -np.inf]]), np.zeros(2), np.ones(2, dtype=np.int64), option)
+
+
 @pytest.mark.parametrize("solver", ["heuristic", "exact"])
 def test_window_solvers_keep_the_accounting(split, stream, solver):
     r = on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=2.0, window_solver=solver,

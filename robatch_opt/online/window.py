@@ -67,7 +67,13 @@ def plan_window(score, call_value, batch, *, max_rounds: int = 8) -> np.ndarray:
 def window_objective(score, call_value, batch, option) -> float:
     """``sum_i score[i, x_i] - sum_j ceil(n_j / b_j) * call_value[j]``."""
     s, c, b = _arrays(score, call_value, batch)
-    return float(ok.window_objective(s, c, b, np.ascontiguousarray(option, dtype=np.int64)))
+    x = np.ascontiguousarray(option, dtype=np.int64)
+    # The kernel indexes without bounds checks: a wrong length or option read past the arrays.
+    if x.shape != (s.shape[0],):
+        raise OnlineError("option", f"must have shape ({s.shape[0]},), one option per request, got {x.shape}")
+    if x.size and (x.min() < 0 or x.max() >= s.shape[1]):
+        raise OnlineError("option", f"options must lie in [0, {s.shape[1]}), got {int(x.min())}..{int(x.max())}")
+    return float(ok.window_objective(s, c, b, x))
 
 
 @dataclass(frozen=True)
