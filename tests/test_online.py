@@ -205,6 +205,27 @@ def test_exact_window_planner_refuses_a_bad_time_limit():
         on.plan_window_exact(np.zeros((2, 2)), np.zeros(2), np.ones(2, dtype=np.int64), time_limit_s=0.0)
     with pytest.raises(on.OnlineError, match="request has no allowed option"):
         on.plan_window_exact(np.full((1, 2), -np.inf), np.zeros(2), np.ones(2, dtype=np.int64))
+    # A NumPy number is a number (BatchingRouter's exact_time_s takes one): it was refused
+    # with "must be a finite number > 0, got np.int64(1)".
+    wp = on.plan_window_exact(np.zeros((2, 2)), np.zeros(2), np.ones(2, dtype=np.int64), time_limit_s=np.int64(1))
+    assert wp.option.shape == (2,)
+
+
+def test_exact_window_planner_on_an_empty_window():
+    """An empty window is planned like plan_window's (found trying the function: numpy's
+    max of an empty bincount raised ValueError)."""
+    wp = on.plan_window_exact(np.zeros((0, 2)), np.zeros(2), np.ones(2, dtype=np.int64))
+    assert wp.option.shape == (0,) and wp.option.dtype == np.int64
+    assert wp.objective == 0.0 and wp.proven and wp.bound == 0.0
+
+
+@pytest.mark.parametrize("option", [[5, 0], [0, -1], [0], [0, 1, 1], [[0, 1]]])
+def test_window_objective_refuses_a_bad_option(option):
+    """window_objective handed its option straight to a kernel without bounds checks: [5, 0]
+    returned 0.5 and [0, 1, 1] crashed the interpreter (found checking the exact planner's
+    objective by hand)."""
+    with pytest.raises(on.OnlineError, match="`option`"):
+        on.window_objective(np.array([[1.0, 2.0], [0.5, -np.inf]]), np.zeros(2), np.ones(2, dtype=np.int64), option)
 
 
 @pytest.mark.parametrize("solver", ["heuristic", "exact"])
@@ -418,6 +439,29 @@ def test_cost_model_must_know_every_model():
         on.replay(s, on.MessPlusRouter(s.model_names, alpha=0.8, cost_model=cm))
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_cost_model_on_an_empty_stream():
+    """An empty stream replays to nothing with a TextUtility cost model too (found replaying
+    stream.subset([]): the router asked the TextUtility for 0 rows' tokens and scikit-learn's
+    TF-IDF raised 'Found array with 0 sample(s)'; without a cost model it replays)."""
+    data = ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 5))
+    tu = ro.proxy.TextUtility(blend=0.0).fit(data)
+    s = on.as_stream(data).subset([])
+    for r in (on.MessPlusRouter(s.model_names, alpha=0.8, cost_model=tu),
+              on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, cost_model=tu)):
+        assert on.replay(s, r, rate_per_s=1.0).n_requests == 0
+
+
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
+def test_unfitted_cost_model_is_named():
+    """An unfitted TextUtility as cost_model: the error named `predictor` (TextUtility's own
+    field), pointing at the wrong argument (found passing cost_model=ro.proxy.TextUtility())."""
+    s = on.as_stream(ro.datasets.load_routerbench(ROUTERBENCH).dropna().select(np.arange(0, 2205, 50)))
+    r = on.MessPlusRouter(s.model_names, alpha=0.8, predictor=_TaskMeans(s.data), cost_model=ro.proxy.TextUtility())
+    with pytest.raises(on.OnlineError, match="`cost_model`.*not fitted"):
+        r.bind(s)
+
+
 def test_compiled_mess_decision_matches_the_numpy_formula(split, stream):
     """route()'s compiled decision is argmin_k V cost_k + Q (alpha - p_k) as written in NumPy."""
     r = on.MessPlusRouter(stream.model_names, alpha=0.8, c=0.0, predictor=copy.deepcopy(split.predictor)).bind(stream)
@@ -472,3 +516,15 @@ def test_bad_initial_queue_and_calibration(stream):
             on.MessPlusRouter(stream.model_names, alpha=0.8, initial_queue=bad)
     with pytest.raises(on.OnlineError, match="`calibration`"):
         on.equilibrium_queue(on.MessPlusRouter(stream.model_names, alpha=0.8), stream.instance)
+
+
+@pytest.mark.parametrize("shape", [(-1, 0), (0, -1), (0, 1)])
+def test_online_logistic_of_another_shape_is_refused(stream, shape):
+    """A learner of another pool or feature space: the compiled MESS+ decision indexed its
+    weights unchecked and silently never chose the models past its last column (found by
+    replaying with OnlineLogistic(d, K - 1))."""
+    d, K = stream.features.shape[1] + shape[0], len(stream.model_names) + shape[1]
+    for r in (on.MessPlusRouter(stream.model_names, alpha=0.8, predictor=on.OnlineLogistic(d, K)),
+              on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, predictor=on.OnlineLogistic(d, K))):
+        with pytest.raises(on.OnlineError, match="`predictor`"):
+            r.bind(stream)

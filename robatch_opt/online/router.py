@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..kernels import online_kernels as ok
+from ..proxy.base_utility import PredictorError
 from .errors import OnlineError, StreamError, UnknownModelError
 from .learner import OnlineLogistic
 from .stream import RequestStream
@@ -199,6 +200,12 @@ class _OnlineRouter:
         if self.predictor is None:
             self.predictor = OnlineLogistic(self.X.shape[1], K, seed=self.seed)
         self._fast = isinstance(self.predictor, OnlineLogistic)
+        if self._fast and self.predictor.W.shape != (self.X.shape[1], K):
+            # The compiled decision (ok.mess_choice) reads W without bounds checks: a learner
+            # of another pool would silently skip models or read past W.
+            raise OnlineError("predictor", f"OnlineLogistic has {self.predictor.W.shape[0]} features x "
+                                           f"{self.predictor.W.shape[1]} models; the stream has "
+                                           f"{self.X.shape[1]} features x {K} models")
         self._can_learn = hasattr(self.predictor, "partial_fit")
         self._source_data = stream.data
         if self.V is None:
@@ -232,7 +239,13 @@ class _OnlineRouter:
         missing = [m for m in stream.model_names if m not in names]
         if missing:
             raise UnknownModelError("cost_model", f"predicts no output tokens for {missing}; it knows {names}")
-        pred = np.asarray(self.cost_model.predict_output_tokens(stream.data), dtype=np.float64)
+        if stream.n_requests == 0:          # nothing to price (a fitted TextUtility refuses 0 rows)
+            return np.zeros((0, len(stream.model_names)))
+        try:
+            pred = np.asarray(self.cost_model.predict_output_tokens(stream.data), dtype=np.float64)
+        except PredictorError as e:           # e.g. an unfitted TextUtility says `predictor`
+            raise OnlineError("cost_model", f"{type(self.cost_model).__name__}.predict_output_tokens "
+                                            f"refused the stream's data: {e}") from e
         if pred.shape != (stream.n_requests, len(names)):
             raise OnlineError("cost_model", f"predict_output_tokens returned shape {pred.shape}, expected "
                                             f"({stream.n_requests}, {len(names)})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -20,8 +21,8 @@ from .errors import OnlineError
 __all__ = ["plan_window", "plan_window_exact", "window_objective", "WindowPlan",
            "DEFAULT_EXACT_TIME_S"]
 
-#: Time limit of one window's exact solve (seconds); the heuristic's plan stands if HiGHS
-#: has not proved its own by then.
+#: Time limit of one window's exact solve (seconds); by then HiGHS's best plan is taken if
+#: it beats the heuristic's, proved optimal or not (``WindowPlan.proven`` tells).
 DEFAULT_EXACT_TIME_S = 0.5
 
 
@@ -66,7 +67,13 @@ def plan_window(score, call_value, batch, *, max_rounds: int = 8) -> np.ndarray:
 def window_objective(score, call_value, batch, option) -> float:
     """``sum_i score[i, x_i] - sum_j ceil(n_j / b_j) * call_value[j]``."""
     s, c, b = _arrays(score, call_value, batch)
-    return float(ok.window_objective(s, c, b, np.ascontiguousarray(option, dtype=np.int64)))
+    x = np.ascontiguousarray(option, dtype=np.int64)
+    # The kernel indexes without bounds checks: a wrong length or option read past the arrays.
+    if x.shape != (s.shape[0],):
+        raise OnlineError("option", f"must have shape ({s.shape[0]},), one option per request, got {x.shape}")
+    if x.size and (x.min() < 0 or x.max() >= s.shape[1]):
+        raise OnlineError("option", f"options must lie in [0, {s.shape[1]}), got {int(x.min())}..{int(x.max())}")
+    return float(ok.window_objective(s, c, b, x))
 
 
 @dataclass(frozen=True)
@@ -129,12 +136,14 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     from ..solvers.milp import _quiet_highs
 
     s, c, b = _arrays(score, call_value, batch)
-    if not (isinstance(time_limit_s, (int, float)) and not isinstance(time_limit_s, bool)
+    if not (isinstance(time_limit_s, Real) and not isinstance(time_limit_s, bool)
             and np.isfinite(time_limit_s) and time_limit_s > 0):
         raise OnlineError("time_limit_s", f"must be a finite number > 0, got {time_limit_s!r}")
     m, J = s.shape
     heur = ok.plan_window(s, c, b, 8)
     heur_obj = float(ok.window_objective(s, c, b, heur))
+    if m == 0:                             # nothing to plan (plan_window returns [] too)
+        return WindowPlan(option=heur, objective=heur_obj, bound=heur_obj, proven=True, source="heuristic")
     ii, jj = np.nonzero(np.isfinite(s))                     # the x columns, row-major
     nx = ii.size
     # Columns: x (nx), then y (J). Rows: m assignment rows, then J call rows.

@@ -16,6 +16,7 @@ predictor has to beat.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Sequence
 
 import numpy as np
@@ -304,7 +305,7 @@ class TextUtility:
         self.output_alpha = float(output_alpha)
         self.random_state = int(random_state)
         self.C = float(C)
-        if blend not in ("stack", "cv") and not (isinstance(blend, (int, float)) and 0.0 <= float(blend) <= 1.0):
+        if blend not in ("stack", "cv") and not (isinstance(blend, Real) and 0.0 <= float(blend) <= 1.0):
             raise PredictorError("blend", f"must be 'stack', 'cv' or a weight in [0, 1], got {blend!r}")
         if int(inner_folds) < 2:
             raise PredictorError("inner_folds", f"must be >= 2, got {inner_folds!r}")
@@ -611,9 +612,10 @@ class TextUtility:
             if not te.any():
                 continue
             if tr.any():
-                est = self._fit_one(x[tr], y[tr])
-                inner.append(est)
-                raw[te] = self._predict_one(est, x[te])
+                if self.stack_own:           # raw and inner feed only the own-classifier step
+                    est = self._fit_one(x[tr], y[tr])
+                    inner.append(est)
+                    raw[te] = self._predict_one(est, x[te])
                 means, _, _ = shrunk_task_means(y[tr], task[tr], n_tasks)
                 mean[te] = means[task[te]]
             else:
