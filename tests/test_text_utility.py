@@ -215,3 +215,11 @@ def test_offset_logistic_stays_at_the_offset_without_signal_and_finds_a_slope():
     assert abs(_OffsetLogistic().fit(signal, offset, y).theta_[1] - 1.5) < 0.15
     same = _OffsetLogistic().fit(signal, offset, np.ones(n))        # one class only: finite, near 1
     assert np.isfinite(same.theta_).all() and same.predict(signal, offset).min() > 0.99
+
+
+@pytest.mark.parametrize("kw, field", [(dict(inner_folds="x"), "inner_folds"), (dict(inner_folds=2.5), "inner_folds"),
+                                       (dict(stack_z="x"), "stack_z"), (dict(blend_z=float("nan")), "blend_z"),
+                                       (dict(stack_min_rows=None), "stack_min_rows"), (dict(blend=True), "blend")])
+def test_constructor_names_a_mistyped_field(kw, field):
+    with pytest.raises(P.PredictorError, match=f"`{field}`"):
+        P.TextUtility(**kw)

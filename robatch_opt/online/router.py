@@ -212,7 +212,8 @@ class _OnlineRouter:
             per_call = np.array([self._reference_batch(k) for k in range(K)], dtype=np.float64)
             exp_cost = (self.fixed_usd[self.task] / per_call + self.input_usd
                         + self._output_tokens(np.arange(inst.n_queries)) * self.price_out)
-            c_ref = float(exp_cost[:, self.available].mean(axis=0).max())
+            # An empty stream has no reference cost: V = 1 (nothing will be decided anyway).
+            c_ref = float(exp_cost[:, self.available].mean(axis=0).max()) if inst.n_queries else 0.0
             self.V_resolved = DEFAULT_V_SCALE / c_ref if c_ref > 0 else 1.0
         else:
             self.V_resolved = self.V
@@ -452,7 +453,9 @@ class BatchingRouter(_OnlineRouter):
         (:func:`~robatch_opt.online.window.plan_window_exact`, HiGHS warm-started at the
         heuristic's plan, the heuristic's plan kept if HiGHS does not better it within
         ``exact_time_s``); ``"auto"``: exact for windows of at most ``EXACT_MAX_REQUESTS``
-        requests, the heuristic above. On the RouterBench stream at 20 requests/s and
+        requests, the heuristic above. HiGHS's limit is wall-clock: a window it does not
+        finish in time keeps the best plan found by then, so "same seed, same decisions"
+        holds for exact windows only when none hits the limit. On the RouterBench stream at 20 requests/s and
         ``max_wait_s=2`` (windows of 15 requests on average, at most 27) the heuristic missed
         the window optimum in 20-30 of ~75 windows; yet the stream's realized cost moved by
         only -4 % to +3 % (about 1 % less on average over 3 alphas x 2 folds), at ~35 ms per

@@ -57,7 +57,7 @@ def plan_window(score, call_value, batch, *, max_rounds: int = 8) -> np.ndarray:
     The amortized Lagrangian start (each request alone on ``argmax score - call_value / b``)
     followed by exact single moves and group moves (Numba,
     :func:`robatch_opt.kernels.online_kernels.plan_window`); exact when every batch size is
-    1 (the problem separates). About 1 ms for 256 requests x 44 options after warm-up
+    1 (the problem separates). 0.4-1 ms for 256 requests x 44 options after warm-up
     (``benchmarks/bench_online.py``).
     """
     s, c, b = _arrays(score, call_value, batch)
@@ -109,8 +109,8 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
 
     Maximise ``sum_ij score[i, j] x_ij - sum_j call_value[j] y_j`` subject to
     ``sum_j x_ij = 1`` for every request, ``sum_i x_ij <= b_j y_j`` for every option, ``x``
-    binary (only where ``score`` is finite) and ``y`` integer: ``y_j = ceil(n_j / b_j)`` at any
-    optimum since ``call_value >= 0``. Warm-started at :func:`plan_window`'s plan, which is
+    binary (only where ``score`` is finite) and ``y`` integer (``y_j = ceil(n_j / b_j)`` at an
+    optimum where ``call_value_j > 0``; the objective returned is recomputed from the plan). Warm-started at :func:`plan_window`'s plan, which is
     kept when HiGHS does not return a better one in ``time_limit_s``; the returned plan is
     the better of the two by the exact objective.
 
@@ -142,7 +142,9 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     m, J = s.shape
     heur = ok.plan_window(s, c, b, 8)
     heur_obj = float(ok.window_objective(s, c, b, heur))
-    if m == 0:                             # nothing to plan (plan_window returns [] too)
+    if m <= 1 or (b == 1).all():
+        # Nothing to plan, or the heuristic is exact (one request, or no call to share: the
+        # problem separates per request): HiGHS would only add its ~5 ms.
         return WindowPlan(option=heur, objective=heur_obj, bound=heur_obj, proven=True, source="heuristic")
     ii, jj = np.nonzero(np.isfinite(s))                     # the x columns, row-major
     nx = ii.size

@@ -305,8 +305,14 @@ class TextUtility:
         self.output_alpha = float(output_alpha)
         self.random_state = int(random_state)
         self.C = float(C)
-        if blend not in ("stack", "cv") and not (isinstance(blend, Real) and 0.0 <= float(blend) <= 1.0):
+        if blend not in ("stack", "cv") and not (isinstance(blend, Real) and not isinstance(blend, bool)
+                                                 and 0.0 <= float(blend) <= 1.0):
             raise PredictorError("blend", f"must be 'stack', 'cv' or a weight in [0, 1], got {blend!r}")
+        for name, value, integral in (("inner_folds", inner_folds, True), ("stack_min_rows", stack_min_rows, True),
+                                      ("stack_z", stack_z, False), ("blend_z", blend_z, False)):
+            ok = isinstance(value, (int, np.integer)) if integral else isinstance(value, Real)
+            if isinstance(value, bool) or not ok or not np.isfinite(float(value)):
+                raise PredictorError(name, f"must be a finite {'integer' if integral else 'number'}, got {value!r}")
         if int(inner_folds) < 2:
             raise PredictorError("inner_folds", f"must be >= 2, got {inner_folds!r}")
         if not float(stack_z) >= 0:
