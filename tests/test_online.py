@@ -160,14 +160,25 @@ def _brute(score, call_value, batch):
     return best
 
 
-@settings(max_examples=40)
-@given(data=st.data())
-def test_window_planner_against_brute_force(data):
+def _draw_window(data, banned: bool = False):
+    """A random window: scores (m, J) in [-1, 1], batch sizes in {1, 2, 4}, call values in [0, 2];
+    with ``banned``, some options not allowed (-inf) but every request keeps one."""
     m = data.draw(st.integers(1, 5))
     J = data.draw(st.integers(1, 4))
     batch = np.array(data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=J, max_size=J)), dtype=np.int64)
     score = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=m * J, max_size=m * J))).reshape(m, J)
+    if banned:
+        ban = np.array(data.draw(st.lists(st.booleans(), min_size=m * J, max_size=m * J))).reshape(m, J)
+        ban[np.arange(m), data.draw(st.lists(st.integers(0, J - 1), min_size=m, max_size=m))] = False
+        score[ban] = -np.inf
     call_value = np.array(data.draw(st.lists(st.floats(0, 2), min_size=J, max_size=J)))
+    return score, call_value, batch
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_window_planner_against_brute_force(data):
+    score, call_value, batch = _draw_window(data)
     x = on.plan_window(score, call_value, batch)
     got = on.window_objective(score, call_value, batch, x)
     start = np.argmax(score - call_value / batch, axis=1)
@@ -181,14 +192,8 @@ def test_window_planner_against_brute_force(data):
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_exact_window_planner_is_the_brute_force_optimum(data):
-    m = data.draw(st.integers(1, 5))
-    J = data.draw(st.integers(1, 4))
-    batch = np.array(data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=J, max_size=J)), dtype=np.int64)
-    score = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=m * J, max_size=m * J))).reshape(m, J)
-    banned = np.array(data.draw(st.lists(st.booleans(), min_size=m * J, max_size=m * J))).reshape(m, J)
-    banned[np.arange(m), data.draw(st.lists(st.integers(0, J - 1), min_size=m, max_size=m))] = False
-    score[banned] = -np.inf                               # every request keeps an allowed option
-    call_value = np.array(data.draw(st.lists(st.floats(0, 2), min_size=J, max_size=J)))
+    score, call_value, batch = _draw_window(data, banned=True)
+    m = score.shape[0]
     wp = on.plan_window_exact(score, call_value, batch)
     opt = _brute(score, call_value, batch)
     assert np.isfinite(score[np.arange(m), wp.option]).all()
