@@ -899,3 +899,41 @@ def _capacitated_walk(item_query, item_pos, item_dc, item_du, item_from_model, i
         if reach and taken_du >= cap_left:
             break
     return taken_dc, taken_du
+
+
+# ------------------------------------------------------------ restriction screen
+@njit(cache=True, error_model="numpy")
+def _restriction_best(cost, util, admissible, lam, member, out):
+    """``out[r, i] = max over admissible j with member[r, j] of util[i, j] - lam * cost[i, j]``
+    (``-inf`` if none): every restriction's Lagrangian term per query in one pass over the
+    rows (a NumPy version copies the (n, J) array once per restriction)."""
+    n, J = cost.shape
+    R = member.shape[0]
+    # Per option, the restrictions that keep it (CSR): an option is in two or three.
+    first = np.zeros(J + 1, np.int64)
+    for j in range(J):
+        c = 0
+        for r in range(R):
+            c += member[r, j] != 0
+        first[j + 1] = first[j] + c
+    which = np.empty(first[J], np.int64)
+    for j in range(J):
+        w = first[j]
+        for r in range(R):
+            if member[r, j] != 0:
+                which[w] = r
+                w += 1
+    row = np.empty(R)
+    for i in range(n):
+        for r in range(R):
+            row[r] = -np.inf
+        for j in range(J):
+            if not admissible[i, j]:
+                continue
+            x = util[i, j] - lam * cost[i, j]
+            for w in range(first[j], first[j + 1]):
+                r = which[w]
+                if x > row[r]:
+                    row[r] = x
+        for r in range(R):
+            out[r, i] = row[r]

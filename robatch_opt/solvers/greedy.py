@@ -155,7 +155,8 @@ def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hul
         if bad.any():
             i = int(np.argmax(bad))
             raise InstanceError(f"start[{i}]", f"option {int(start[i])} is out of range for {J} options")
-        fin = np.isfinite(cost[np.arange(n), start])
+        # A flat gather (row * J + start): cost[np.arange(n), start] in a fraction of the time.
+        fin = np.isfinite(cost.ravel().take(np.arange(n, dtype=np.int64) * J + start))
         if not fin.all():
             i = int(np.argmin(fin))
             raise InstanceError(f"start[{i}]", f"option {int(start[i])} is not admissible for query {i}")
