@@ -491,7 +491,8 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
     """Group counts, model counts, exact cost, amortized cost and utility of an assignment.
 
     Sums are compensated (Kahan) per chunk, so the exact cost agrees with the shared
-    evaluator to rounding.
+    evaluator to rounding. :func:`_plan_totals_parallel` is the same on several threads
+    (same chunks, same result).
 
     Returns
     -------
@@ -505,39 +506,69 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
     mc_c = np.zeros((n_chunks, n_models), np.int64)
     sums = np.zeros((n_chunks, 3))
     for c in range(n_chunks):
-        # Thread-local counters: neighbouring rows of a shared array would share cache lines.
-        cnt = np.zeros(G, np.int64)
-        mc = np.zeros(n_models, np.int64)
-        sv = 0.0
-        ev = 0.0
-        sa = 0.0
-        ea = 0.0
-        su = 0.0
-        eu = 0.0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            j = opt[i]
-            k = option_model[j]
-            cnt[query_task[i] * J + j] += 1
-            mc[k] += 1
-            y = var_cost[i, k] - ev
-            t = sv + y
-            ev = (t - sv) - y
-            sv = t
-            y = cost[i, j] - ea
-            t = sa + y
-            ea = (t - sa) - y
-            sa = t
-            y = util[i, j] - eu
-            t = su + y
-            eu = (t - su) - y
-            su = t
-        for g in range(G):
-            cnt_c[c, g] = cnt[g]
-        for k in range(n_models):
-            mc_c[c, k] = mc[k]
-        sums[c, 0] = sv
-        sums[c, 1] = sa
-        sums[c, 2] = su
+        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+    return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _plan_totals_parallel(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
+                          n_models, n_chunks):
+    n, J = cost.shape
+    G = group_fixed.shape[0]
+    cnt_c = np.zeros((n_chunks, G), np.int64)
+    mc_c = np.zeros((n_chunks, n_models), np.int64)
+    sums = np.zeros((n_chunks, 3))
+    for c in prange(n_chunks):
+        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+    return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
+
+
+@njit(cache=True, error_model="numpy")
+def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums):
+    """Counts and compensated sums of chunk ``c`` into row ``c`` of ``cnt_c``, ``mc_c``, ``sums``."""
+    n, J = cost.shape
+    G = cnt_c.shape[1]
+    n_models = mc_c.shape[1]
+    # Thread-local counters: neighbouring rows of a shared array would share cache lines.
+    cnt = np.zeros(G, np.int64)
+    mc = np.zeros(n_models, np.int64)
+    sv = 0.0
+    ev = 0.0
+    sa = 0.0
+    ea = 0.0
+    su = 0.0
+    eu = 0.0
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        j = opt[i]
+        k = option_model[j]
+        cnt[query_task[i] * J + j] += 1
+        mc[k] += 1
+        y = var_cost[i, k] - ev
+        t = sv + y
+        ev = (t - sv) - y
+        sv = t
+        y = cost[i, j] - ea
+        t = sa + y
+        ea = (t - sa) - y
+        sa = t
+        y = util[i, j] - eu
+        t = su + y
+        eu = (t - su) - y
+        su = t
+    for g in range(G):
+        cnt_c[c, g] = cnt[g]
+    for k in range(n_models):
+        mc_c[c, k] = mc[k]
+    sums[c, 0] = sv
+    sums[c, 1] = sa
+    sums[c, 2] = su
+
+
+@njit(cache=True, error_model="numpy")
+def _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch):
+    # Chunk order, whatever the thread count: the totals are deterministic.
+    n_chunks, G = cnt_c.shape
+    n_models = mc_c.shape[1]
     counts = np.zeros(G, np.int64)
     model_count = np.zeros(n_models, np.int64)
     for c in range(n_chunks):
@@ -707,10 +738,14 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
             cand[w] = i
             w += 1
     score = np.empty(m)
+    n_free = 0                     # moves of score inf (free ones): -inf here, first in the order
     for q in range(m):
         score[q] = -best_score[cand[q]]
+        if score[q] == -np.inf:
+            n_free += 1
     if m > max_candidates:
-        cut = _kth_smallest(score, max_candidates - 1)
+        # The selection is only needed when the free moves do not fill the quota alone.
+        cut = -np.inf if n_free >= max_candidates else _kth_smallest(score, max_candidates - 1)
         keep = 0
         for q in range(m):
             if score[q] <= cut:
@@ -718,7 +753,26 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
                 score[keep] = score[q]
                 keep += 1
         m = keep
-    order = _argsort_stable(score[:m])
+    # The stable order by score: the free moves (the least score) in query order, then the
+    # others sorted; only those need sorting (at n = 10^6 most candidates can be free).
+    order = np.empty(m, np.int64)
+    rest = np.empty(m - min(n_free, m), np.int64)
+    w = 0
+    r = 0
+    for q in range(m):
+        if score[q] == -np.inf:
+            order[w] = q
+            w += 1
+        else:
+            rest[r] = q
+            r += 1
+    if r > 0:
+        key = np.empty(r)
+        for q in range(r):
+            key[q] = score[rest[q]]
+        sub = _argsort_stable(key)
+        for q in range(r):
+            order[w + q] = rest[sub[q]]
     applied = 0
     for q in range(m):
         i = cand[order[q]]
@@ -902,29 +956,40 @@ def _capacitated_walk(item_query, item_pos, item_dc, item_du, item_from_model, i
 
 
 # ------------------------------------------------------------ restriction screen
-@njit(cache=True, error_model="numpy")
 def _restriction_best(cost, util, admissible, lam, member, out):
     """``out[r, i] = max over admissible j with member[r, j] of util[i, j] - lam * cost[i, j]``
     (``-inf`` if none): every restriction's Lagrangian term per query in one pass over the
-    rows (a NumPy version copies the (n, J) array once per restriction)."""
-    n, J = cost.shape
+    rows (a NumPy version copies the (n, J) array once per restriction). Parallel over rows
+    when Numba has more than one thread (rows are independent: same result)."""
+    J = cost.shape[1]
     R = member.shape[0]
     # Per option, the restrictions that keep it (CSR): an option is in two or three.
     first = np.zeros(J + 1, np.int64)
-    for j in range(J):
-        c = 0
-        for r in range(R):
-            c += member[r, j] != 0
-        first[j + 1] = first[j] + c
-    which = np.empty(first[J], np.int64)
-    for j in range(J):
-        w = first[j]
-        for r in range(R):
-            if member[r, j] != 0:
-                which[w] = r
-                w += 1
+    first[1:] = np.cumsum((member != 0).sum(axis=0))
+    which = np.ascontiguousarray(np.nonzero(member.T != 0)[1], dtype=np.int64)
+    n = cost.shape[0]
+    n_chunks = int(min(64, max(1, -(-n // (1 << 14)))))
+    kernel = _restriction_best_parallel if numba.get_num_threads() > 1 else _restriction_best_serial
+    kernel(cost, util, admissible, float(lam), first, which, R, out, n_chunks)
+
+
+@njit(cache=True, error_model="numpy")
+def _restriction_best_serial(cost, util, admissible, lam, first, which, R, out, n_chunks):
+    for c in range(n_chunks):
+        _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _restriction_best_parallel(cost, util, admissible, lam, first, which, R, out, n_chunks):
+    for c in prange(n_chunks):
+        _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out):
+    n, J = cost.shape
     row = np.empty(R)
-    for i in range(n):
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
         for r in range(R):
             row[r] = -np.inf
         for j in range(J):

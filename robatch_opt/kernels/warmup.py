@@ -32,7 +32,8 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         Also solve the quality form (its exact fallback walk has kernels of its own);
         the budget form is always run.
     parallel : bool
-        Also compile the parallel variants of the hull and best-move kernels, which a
+        Also compile the parallel variants (hulls, best moves, plan totals, the restriction
+        screen), which a
         solve runs when it uses more than one thread (instances of at least
         ``robatch_opt.solvers.greedy.PARALLEL_MIN_CELLS`` query x option cells).
     frontier : bool
@@ -72,8 +73,12 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         from . import greedy_kernels as gk
 
         # Same argument types as the serial variants the tiny solves just compiled.
-        gk._build_hulls_parallel.compile(gk._build_hulls_serial.signatures[0])
-        gk._best_moves_parallel.compile(gk._best_moves_serial.signatures[0])
+        for parallel_kernel, serial_kernel in ((gk._build_hulls_parallel, gk._build_hulls_serial),
+                                               (gk._best_moves_parallel, gk._best_moves_serial),
+                                               (gk._plan_totals_parallel, gk._plan_totals),
+                                               (gk._restriction_best_parallel, gk._restriction_best_serial)):
+            for sig in serial_kernel.signatures[:1]:
+                parallel_kernel.compile(sig)
     if "frontier" in todo:
         from ..frontier import frontier
 
