@@ -1,7 +1,7 @@
 """Compile (or load from the cache) the kernels a solve uses, once, and say how long it took.
 
-The first solve after an install compiles the Numba kernels it runs (about 10 s for the
-greedy's budget and quality forms on two cores); afterwards they load from the per-user
+The first solve after an install compiles the Numba kernels it runs (about 20 s for the
+greedy's budget form on two shared cores); afterwards they load from the per-user
 cache in well under a second (:mod:`robatch_opt.kernels._cache`). :func:`warm_up` does
 that work up front on a tiny instance, so that a caller can tell the user it is happening
 and report it apart from the solve time (``robatch-opt solve`` does both).
@@ -76,9 +76,11 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         for parallel_kernel, serial_kernel in ((gk._build_hulls_parallel, gk._build_hulls_serial),
                                                (gk._best_moves_parallel, gk._best_moves_serial),
                                                (gk._plan_totals_parallel, gk._plan_totals),
-                                               (gk._restriction_best_parallel, gk._restriction_best_serial)):
+                                               ):
             for sig in serial_kernel.signatures[:1]:
                 parallel_kernel.compile(sig)
+        # The restriction screen's kernel runs on large instances only (NumPy below that).
+        _compile_restriction_best()
     if "frontier" in todo:
         from ..frontier import frontier
 
@@ -105,3 +107,18 @@ def _compile_shed_walk() -> None:
     gk._shed_walk(i64.copy(), 0, i64.copy(), i64.copy(), np.zeros((1, 1), np.int16), i64.copy(), i64.copy(), f2,
                   f2, ro(i64.copy()), ro(i64.copy()), ro(np.ones(1, np.int64)), ro(np.zeros(1)), i64.copy(),
                   i64.copy(), np.zeros(2), 0.0)
+
+
+def _compile_restriction_best() -> None:
+    """Compile the restriction screen's parallel kernel with the argument types it is given."""
+    import numpy as np
+
+    from . import greedy_kernels as gk
+
+    def ro(a):
+        a.flags.writeable = False
+        return a
+
+    f2 = ro(np.zeros((1, 1)))
+    gk._restriction_best_parallel(f2, f2, ro(np.ones((1, 1), np.bool_)), 0.0, np.zeros(2, np.int64),
+                                  np.zeros(1, np.int64), 1, np.empty((1, 1)), 1)

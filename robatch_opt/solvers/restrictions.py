@@ -134,18 +134,29 @@ class _LagrangianScreen:
         if (problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0
                 or not labels):
             return
-        from ..kernels.greedy_kernels import _restriction_best
+        from .greedy import PARALLEL_MIN_CELLS
 
         t = problem.table
         inst = problem.instance
-        member = np.zeros((len(labels), t.n_options), dtype=np.int64)
-        for r, label in enumerate(labels):
-            member[r, restriction_columns(inst, label)] = 1
-        # Per restriction and query: max over its admissible options of u - lam c (the same
-        # float operations as a NumPy where/max, so every bound below is bit-identical).
+        cols = [restriction_columns(inst, label) for label in labels]
+        # Per restriction and query: max over its admissible options of u - lam c.
         self.best = np.empty((len(labels), t.n_queries))
-        _restriction_best(_c(t.cost, np.float64), _c(t.utility, np.float64), _c(t.admissible, np.bool_),
-                          float(lam), member, self.best)
+        if t.n_queries * t.n_options < PARALLEL_MIN_CELLS:
+            # Small: NumPy (no kernel to compile for a few milliseconds of work).
+            adm = np.asarray(t.admissible, dtype=bool)
+            v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
+            for r, c in enumerate(cols):
+                self.best[r] = v[:, c].max(axis=1)
+        else:
+            # Large: one compiled pass over the rows instead of a column copy per restriction;
+            # the same float operations, so the bounds are bit-identical either way.
+            from ..kernels.greedy_kernels import _restriction_best
+
+            member = np.zeros((len(labels), t.n_options), dtype=np.int64)
+            for r, c in enumerate(cols):
+                member[r, c] = 1
+            _restriction_best(_c(t.cost, np.float64), _c(t.utility, np.float64), _c(t.admissible, np.bool_),
+                              float(lam), member, self.best)
         self.row = {label: r for r, label in enumerate(labels)}
         self.const = lam * problem.budget_usd * (1 + 1e-12)
         self.floor = best.utility
