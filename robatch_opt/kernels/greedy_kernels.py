@@ -14,7 +14,8 @@ Compile time is part of the design (the first solve after an install compiles ev
 a call uses): the kernels avoid the NumPy functions whose Numba implementations take
 seconds to compile (``np.partition``, ``np.argsort(kind="mergesort")``, array broadcasting
 in assignments and in-place operators) and use the short loops below instead
-(:func:`_argsort_stable`, :func:`_kth_smallest`); a kernel that a call does not need is
+(:func:`_argsort_stable`; the selection of :func:`_apply_moves` is NumPy's, outside the
+kernels); a kernel that a call does not need is
 never compiled (Numba compiles on first call, one signature per kernel).
 
 Vocabulary
@@ -64,8 +65,8 @@ def _bin(r):
 
 
 # ------------------------------------------------------------ sorting and selection
-# Numba's own np.argsort(kind="mergesort") and np.partition take ~3 s and ~12 s to compile
-# on two cores; these loops compile in well under a second and give the same results.
+# Numba's own np.argsort(kind="mergesort") takes ~3 s to compile on two cores; this loop
+# compiles in well under a second and gives the same order.
 @njit(cache=True, error_model="numpy", inline="always")
 def _before(a, b):
     # NumPy's sort order for floats: NaN after every number.
@@ -120,51 +121,6 @@ def _argsort_stable(key):
         a, b = b, a
         width *= 2
     return a
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sort_key(x):
-    # A signed integer that orders like the float (NumPy's order: NaN last; -0.0 just below
-    # 0.0, which compare equal, so a selection by value is unaffected).
-    if x != x:
-        return np.int64(0x7FFFFFFFFFFFFFFF)
-    b = np.float64(x).view(np.int64)
-    return b ^ np.int64(0x7FFFFFFFFFFFFFFF) if b < 0 else b
-
-
-@njit(cache=True, error_model="numpy")
-def _kth_smallest(a, k):
-    """The value ``np.partition(a, k)[k]``: the k-th smallest (0-based) of ``a``.
-
-    Radix selection on the floats' ordered bit patterns, 16 bits per pass: O(m), no
-    worst case.
-    """
-    m = a.shape[0]
-    key = np.empty(m, np.int64)
-    val = np.empty(m)
-    for q in range(m):
-        key[q] = _sort_key(a[q])
-        val[q] = a[q]
-    hist = np.empty(1 << 16, np.int64)
-    for shift in (48, 32, 16, 0):
-        # The top digit is signed: offset it so that digits order like the keys.
-        off = 32768 if shift == 48 else 0
-        for d in range(1 << 16):
-            hist[d] = 0
-        for q in range(m):
-            hist[((key[q] >> shift) + off) & 0xFFFF] += 1
-        d = 0
-        while hist[d] <= k:
-            k -= hist[d]
-            d += 1
-        w = 0
-        for q in range(m):
-            if ((key[q] >> shift) + off) & 0xFFFF == d:
-                key[w] = key[q]
-                val[w] = val[q]
-                w += 1
-        m = w
-    return val[0]
 
 
 # ----------------------------------------------------------------------------- hulls
@@ -523,7 +479,7 @@ def _plan_totals_parallel(opt, cost, util, var_cost, query_task, option_model, g
     return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums):
     """Counts and compensated sums of chunk ``c`` into row ``c`` of ``cnt_c``, ``mc_c``, ``sums``."""
     n, J = cost.shape
@@ -564,7 +520,7 @@ def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_mod
     sums[c, 2] = su
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch):
     # Chunk order, whatever the thread count: the totals are deterministic.
     n_chunks, G = cnt_c.shape
@@ -714,7 +670,6 @@ def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_
     best_score[i] = bs
 
 
-@njit(cache=True, error_model="numpy")
 def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, query_task,
                  option_model, option_batch, group_fixed, counts, model_count, capacity,
                  state, limit_usd, target_utility):
@@ -722,7 +677,27 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
 
     ``state = [exact_usd, utility]`` is updated in place. At most ``max_candidates`` moves
     (the best-scored; ties: lower query index) are considered. Returns the number applied.
+
+    The cut (the ``max_candidates``-th best score) is selected here with NumPy's own
+    ``np.partition`` when the proposals exceed the quota and the free moves do not fill it:
+    Numba's ``np.partition`` alone takes ~12 s to compile, and a small solve never needs it.
     """
+    score = -best_score[best_j >= 0]
+    cut = np.inf
+    if score.shape[0] > max_candidates and np.count_nonzero(score == -np.inf) < max_candidates:
+        cut = float(np.partition(score, max_candidates - 1)[max_candidates - 1])
+    elif score.shape[0] > max_candidates:
+        cut = -np.inf
+    return _apply_moves_below(mode, float(cut), best_j, best_score, opt, util, var_cost, query_task, option_model,
+                              option_batch, group_fixed, counts, model_count, capacity, state, limit_usd,
+                              target_utility)
+
+
+@njit(cache=True, error_model="numpy")
+def _apply_moves_below(mode, cut, best_j, best_score, opt, util, var_cost, query_task,
+                       option_model, option_batch, group_fixed, counts, model_count, capacity,
+                       state, limit_usd, target_utility):
+    """:func:`_apply_moves` for the proposals whose negated score is at most ``cut``."""
     n = opt.shape[0]
     J = option_model.shape[0]
     m = 0
@@ -743,9 +718,7 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
         score[q] = -best_score[cand[q]]
         if score[q] == -np.inf:
             n_free += 1
-    if m > max_candidates:
-        # The selection is only needed when the free moves do not fill the quota alone.
-        cut = -np.inf if n_free >= max_candidates else _kth_smallest(score, max_candidates - 1)
+    if cut < np.inf:
         keep = 0
         for q in range(m):
             if score[q] <= cut:
