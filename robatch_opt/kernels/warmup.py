@@ -1,6 +1,6 @@
 """Compile (or load from the cache) the kernels a solve uses, once, and say how long it took.
 
-The first solve after an install compiles the Numba kernels it runs (about 20 s for the
+The first solve after an install compiles the Numba kernels it runs (about 15 s for the
 greedy's budget form on two shared cores); afterwards they load from the per-user
 cache in well under a second (:mod:`robatch_opt.kernels._cache`). :func:`warm_up` does
 that work up front on a tiny instance, so that a caller can tell the user it is happening
