@@ -39,8 +39,11 @@ def _child(n: int) -> dict:
 
     import robatch_opt as ro
 
+    from robatch_opt.kernels.warmup import warm_up
+
     warm = ro.workloads.synthetic(2000, "llm_like", seed=1)
     ro.solve(warm, budget=ro.budget_from_fraction(warm, FRACTION), method="greedy")
+    warm_up(parallel=True)      # the large sizes run the parallel kernel variants (compiled on first use)
     inst = ro.workloads.synthetic(n, "llm_like", seed=0)
     table = ro.compile_options(inst)
     budget = ro.budget_from_fraction(inst, FRACTION)

@@ -449,7 +449,7 @@ def _cmd_solve(args) -> int:
             source = args.instance
         _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
 
-        compile_s = _warm_up(display, quiet=args.json)
+        compile_s = _warm_up(display, quiet=args.json, inst=inst, quality=args.min_mean_utility is not None)
 
         rule: dict[str, Any]
         budget = None
@@ -536,26 +536,34 @@ def _cmd_solve_distributed(args) -> int:
     return EXIT_OK
 
 
-def _warm_up(display: "_Display", *, quiet: bool) -> float | None:
-    """Compile the kernels before the solve if they are not cached; their seconds, or None.
+def _warm_up(display: "_Display", *, quiet: bool, inst: Instance | None = None, quality: bool = True,
+             frontier: bool = False) -> float | None:
+    """Compile the kernels the command needs before its solves if they are not cached; their
+    seconds, or None.
 
-    The first run after an install compiles the Numba kernels (tens of seconds): say so
-    once, on stderr, and keep that time out of the solve's.
+    The first run after an install compiles the Numba kernels (about 15 s): say so once,
+    on stderr, and keep that time out of the solve's. Only what the command runs is
+    compiled: the quality form's walk only for ``quality``, the parallel variants only for an
+    instance large enough to use them, the frontier's walk only for ``frontier``.
     """
     from .kernels.warmup import kernels_cached, warm_up
+    from .solvers.greedy import PARALLEL_MIN_CELLS
 
-    if kernels_cached():
-        warm_up()                          # loads from the cache: well under a second
+    parallel = inst is not None and inst.n_queries * inst.n_options >= PARALLEL_MIN_CELLS
+    parts = ("core",) + tuple(p for p, on in (("quality", quality), ("parallel", parallel), ("frontier", frontier))
+                              if on)
+    if kernels_cached(parts):
+        warm_up(quality=quality, parallel=parallel, frontier=frontier)     # from the cache: well under a second
         return None
     if not quiet:
-        message = (f"{PROG}: compiling the solver kernels (once after install, about 20-40 s; "
+        message = (f"{PROG}: compiling the solver kernels (once after install, about 15 s; "
                    "cached for later runs)...")
         if display.enabled:
             display.note(message)
         else:
             print(message, file=sys.stderr, flush=True)
     display.phase("compiling the solver kernels")
-    return warm_up()
+    return warm_up(quality=quality, parallel=parallel, frontier=frontier)
 
 
 def _baseline_table(plan: Plan, baselines: dict[str, Any]) -> str:
@@ -744,7 +752,7 @@ def _cmd_frontier(args) -> int:
         check_output_path(args.plot, inputs=[args.instance] if args.instance else [], what="--plot")
     inst = _load_instance(args.instance) if args.instance else _default_instance()
     with _Display(sys.stderr.isatty() and not args.json) as display:
-        _warm_up(display, quiet=args.json)
+        _warm_up(display, quiet=args.json, inst=inst, quality=False, frontier=True)
     kw = dict(method=args.method, time_limit_s=args.time_limit, seed=args.seed, progress=None)
     budgets = frontier_budgets(inst, args.points)
     curves = {"joint": frontier(inst, budgets, label="joint", **kw)}

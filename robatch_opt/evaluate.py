@@ -118,7 +118,9 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
     if bad.any():
         i = int(np.argmax(bad))
         raise AssignmentError(f"option[{i}]", f"option {int(arr[i])} is out of range for {J} options")
-    ok = inst.admissible[np.arange(n), arr]
+    # Flat gathers (row * J + option): the same values as arr2d[np.arange(n), arr], in a
+    # fraction of the time at n = 10^6.
+    ok = inst.admissible.ravel().take(_flat_index(arr, J))
     if not ok.all():
         i = int(np.argmin(ok))
         k, b = inst.options[arr[i]]
@@ -126,6 +128,14 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
                                               f"does not fit query {i} in the context window")
     arr.flags.writeable = False
     return arr
+
+
+def _flat_index(option: np.ndarray, J: int) -> np.ndarray:
+    """``i * J + option[i]``: where query i's option sits in a C-contiguous (n, J) array."""
+    idx = np.arange(option.shape[0], dtype=np.int64)
+    idx *= J
+    idx += option
+    return idx
 
 
 def pack_calls(inst: Instance, option: np.ndarray) -> CallTable:
@@ -242,9 +252,11 @@ def evaluate(inst: Instance, option) -> Evaluation:
     system_usd = float(np.dot(calls, table.group_fixed_cost))
     k = inst.option_model[opt]
     input_usd = float(np.dot(inst.input_tokens, inst.price_in[k]) / 1e6)
-    output_usd = float(np.dot(inst.output_tokens[np.arange(n), k], inst.price_out[k]) / 1e6)
-    utility = float(table.utility[np.arange(n), opt].sum())
-    amortized = float(table.cost[np.arange(n), opt].sum())
+    out_tokens = np.ascontiguousarray(inst.output_tokens).ravel().take(_flat_index(k, inst.n_models))
+    output_usd = float(np.dot(out_tokens, inst.price_out[k]) / 1e6)
+    idx = _flat_index(opt, J)
+    utility = float(table.utility.ravel().take(idx).sum())
+    amortized = float(table.cost.ravel().take(idx).sum())
     counts.flags.writeable = False
     return Evaluation(
         option=opt,

@@ -10,14 +10,14 @@ import numpy as np
 
 from .errors import (InfeasibleBudgetError, InstanceError, SolverError, SolverUnavailableError,
                      UnknownOptionError)
-from .evaluate import evaluate, meets_target, within_budget
+from .evaluate import Evaluation, evaluate, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
 from ._validate import describe, fmt_num, integer, number
 from .solvers import AUTO, get_backend, registered_methods
 from .solvers.base import Problem, SolveProgress, SolverResult, check_options
-from .solvers.restrictions import best_of_restrictions
+from .solvers.restrictions import best_and_evaluation
 from .errors import UnknownMethodError
 
 __all__ = ["solve", "reference_costs", "budget_from_fraction", "AUTO_EXACT_MAX_CELLS", "AUTO_LNS_GAP",
@@ -244,7 +244,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     result: SolverResult = backend.solve(problem)
     # Best of the restrictions by construction (solvers/restrictions.py): the joint plan is
     # never worse than routing-only or batching-only solved by the same method.
-    result = best_of_restrictions(problem, backend, result, t0 + tl)
+    result, evaluation = best_and_evaluation(problem, backend, result, t0 + tl)
     if result.option is None:
         cheapest = float(result.info.get("cheapest_cost_usd", math.inf))
         what = (f"budget ${budget_usd:.6g}" if budget_usd is not None
@@ -260,15 +260,19 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             f"{found}; lower bound ${lower_bound:.6g})",
             budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
     return _grade(problem, result, chosen, t0,
-                  None if min_mean_utility is None else float(min_mean_utility))
+                  None if min_mean_utility is None else float(min_mean_utility), evaluation)
 
 
 def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
-           min_mean_utility: float | None) -> Plan:
-    """Turn a backend's assignment into a Plan using only the shared evaluator."""
+           min_mean_utility: float | None, evaluation: Evaluation | None = None) -> Plan:
+    """Turn a backend's assignment into a Plan using only the shared evaluator.
+
+    ``evaluation``: the shared evaluator's grading of ``result.option`` when the caller
+    already has it (best of the restrictions computes it).
+    """
     inst = problem.instance
     try:
-        ev = evaluate(inst, result.option)
+        ev = evaluation if evaluation is not None else evaluate(inst, result.option)
     except ValueError as exc:
         raise SolverError(f"backend {method!r} returned an invalid assignment: {exc}") from exc
     status = result.status

@@ -26,4 +26,4 @@ def _kernels_compiled():
     "compiling the solver kernels" notice (tested where it is meant) stays out of the others."""
     from robatch_opt.kernels.warmup import warm_up
 
-    warm_up()
+    warm_up(quality=True, parallel=True, frontier=True)

@@ -110,27 +110,31 @@ def _source_subpath(py_file: str) -> str:
     return f"{PackageCacheLocator.get_suitable_cache_subpath(py_file)}-{digest}"
 
 
-def _marker_paths() -> list[Path]:
+def _marker_paths(part: str = "core") -> list[Path]:
     source = str(_KERNELS_DIR / "greedy_kernels.py")
-    return [root / _source_subpath(source) / ".warmed-up" for root in (cache_dir(), _fallback_dir())]
+    name = ".warmed-up" if part == "core" else f".warmed-up-{part}"
+    return [root / _source_subpath(source) / name for root in (cache_dir(), _fallback_dir())]
 
 
-def kernels_cached() -> bool:
-    """Whether the kernels of the current ``greedy_kernels.py`` were compiled and cached whole.
+def kernels_cached(parts=("core",)) -> bool:
+    """Whether the kernels of the current ``greedy_kernels.py`` that ``parts`` name were
+    compiled and cached whole.
 
-    :func:`robatch_opt.kernels.warmup.warm_up` leaves a marker in the source's own cache
-    folder (its name holds the hash of the source) once every kernel has compiled; a cache
-    of another version, or of a compile interrupted half-way, has none.
+    :func:`robatch_opt.kernels.warmup.warm_up` leaves a marker per part (``"core"``,
+    ``"parallel"``, ``"frontier"``) in the source's own cache folder (its name holds the
+    hash of the source) once its kernels have compiled; a cache of another version, or of
+    a compile interrupted half-way, has none.
     """
-    return any(p.exists() for p in _marker_paths())
+    return all(any(p.exists() for p in _marker_paths(part)) for part in parts)
 
 
-def mark_cached() -> None:
-    """Leave the marker of :func:`kernels_cached` (called after a complete warm-up)."""
-    for p in _marker_paths():
-        if p.parent.is_dir():
-            try:
-                p.touch()
-                return
-            except OSError:
-                continue
+def mark_cached(parts=("core",)) -> None:
+    """Leave the markers of :func:`kernels_cached` (called after a complete warm-up)."""
+    for part in parts:
+        for p in _marker_paths(part):
+            if p.parent.is_dir():
+                try:
+                    p.touch()
+                    break
+                except OSError:
+                    continue

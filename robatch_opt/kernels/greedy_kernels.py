@@ -4,9 +4,19 @@ Every kernel takes only contiguous numeric arrays and scalars; the Python wrappe
 :mod:`robatch_opt.solvers.greedy` validates and casts first, so users never see a Numba
 typing error. Kernels split the queries into ``n_chunks`` contiguous chunks (a function of
 n only) and merge per-chunk results in chunk order, so results do not depend on the thread
-count. Only the two heaviest passes (hulls, best moves) are compiled with
-``parallel=True``: the others are memory-bound single passes whose parallel versions cost
-more compile time than they save on two shared cores.
+count. Only the two heaviest passes (hulls, best moves) have a ``parallel=True`` variant,
+and it is compiled only when it first runs on more than one thread (:func:`_build_hulls`,
+:func:`_best_moves` pick the variant): a small solve runs on one thread and never pays the
+seconds a parallel compile costs. The other passes are memory-bound single passes whose
+parallel versions cost more compile time than they save on two shared cores.
+
+Compile time is part of the design (the first solve after an install compiles every kernel
+a call uses): the kernels avoid the NumPy functions whose Numba implementations take
+seconds to compile (``np.partition``, ``np.argsort(kind="mergesort")``, array broadcasting
+in assignments and in-place operators) and use the short loops below instead
+(:func:`_argsort_stable`; the selection of :func:`_apply_moves` is NumPy's, outside the
+kernels); a kernel that a call does not need is
+never compiled (Numba compiles on first call, one signature per kernel).
 
 Vocabulary
 ----------
@@ -28,6 +38,7 @@ group
 from __future__ import annotations
 
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -41,20 +52,78 @@ MODE_REPAIR = 2     # lower the exact cost at any utility (start plan over budge
 MODE_CAPACITY = 3   # move queries off over-full models at the least exact cost increase
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _ratio(cost, util, i, a, b):
     # One expression everywhere, so that every pass computes bit-identical ratios.
     return (util[i, b] - util[i, a]) / (cost[i, b] - cost[i, a])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _bin(r):
     # For non-negative doubles the bit pattern orders like the value (inf included).
     return np.float64(r).view(np.int64) >> 44
 
 
+# ------------------------------------------------------------ sorting and selection
+# Numba's own np.argsort(kind="mergesort") takes ~3 s to compile on two cores; this loop
+# compiles in well under a second and gives the same order.
+@njit(cache=True, error_model="numpy", inline="always")
+def _before(a, b):
+    # NumPy's sort order for floats: NaN after every number.
+    return a < b or (b != b and a == a)
+
+
+@njit(cache=True, error_model="numpy")
+def _argsort_stable(key):
+    """``np.argsort(key, kind="mergesort")``: ascending, ties in index order.
+
+    Insertion sort of runs of 16, then bottom-up merges (stable). O(m log m).
+    """
+    m = key.shape[0]
+    a = np.empty(m, np.int64)
+    for q in range(m):
+        a[q] = q
+    run = 16
+    for lo in range(0, m, run):
+        hi = min(lo + run, m)
+        for q in range(lo + 1, hi):
+            t = a[q]
+            r = q
+            while r > lo and _before(key[t], key[a[r - 1]]):
+                a[r] = a[r - 1]
+                r -= 1
+            a[r] = t
+    b = np.empty(m, np.int64)
+    width = run
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid = min(lo + width, m)
+            hi = min(lo + 2 * width, m)
+            i = lo
+            j = mid
+            w = lo
+            while i < mid and j < hi:
+                if _before(key[a[j]], key[a[i]]):     # strict: a tie takes the left run first
+                    b[w] = a[j]
+                    j += 1
+                else:
+                    b[w] = a[i]
+                    i += 1
+                w += 1
+            while i < mid:
+                b[w] = a[i]
+                i += 1
+                w += 1
+            while j < hi:
+                b[w] = a[j]
+                j += 1
+                w += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
 # ----------------------------------------------------------------------------- hulls
-@njit(cache=True, parallel=True)
 def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
     """Fill each query's upper hull starting at ``start[i]``, and the bin of each increment.
 
@@ -64,6 +133,9 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
     ratios, so stored ratios are strictly decreasing bit for bit). ``hull_bin[i, h]`` is
     the bin of increment ``(i, h)``.
 
+    Runs the parallel variant when Numba has more than one thread, else the serial one
+    (same chunks, same result).
+
     Returns
     -------
     bin_lo, bin_hi : int
@@ -72,83 +144,115 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
     start_utility : float
         ``sum_i util[i, start[i]]`` (chunk order: deterministic).
     """
-    n, J = cost.shape
-    lo_c = np.full(n_chunks, N_BINS, np.int64)
-    hi_c = np.full(n_chunks, -1, np.int64)
-    u_c = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        # Per-thread scratch: candidates (option, cost, utility) and the hull stack, with the
-        # ratio into each stack entry; copied out of the rows so the sort stays in registers/L1.
-        cand = np.empty(J, np.int64)
-        cand_c = np.empty(J)
-        cand_u = np.empty(J)
-        stack = np.empty(J, np.int64)
-        stack_c = np.empty(J)
-        stack_u = np.empty(J)
-        rstack = np.empty(J)                  # rstack[q]: ratio from stack[q - 1] to stack[q]
-        lo = N_BINS
-        hi = -1
-        u_sum = 0.0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            s = start[i]
-            cs = cost[i, s]
-            us = util[i, s]
-            u_sum += us
-            m = 0
-            for j in range(J):
-                cj = cost[i, j]
-                uj = util[i, j]
-                if not (uj > us) or not (cj > cs) or not (cj < np.inf):
-                    continue
-                q = m
-                # Insertion sort by (cost ascending, utility descending, index): J is small.
-                while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
-                    cand[q] = cand[q - 1]
-                    cand_c[q] = cand_c[q - 1]
-                    cand_u[q] = cand_u[q - 1]
-                    q -= 1
-                cand[q] = j
-                cand_c[q] = cj
-                cand_u[q] = uj
-                m += 1
-            stack[0] = s
-            stack_c[0] = cs
-            stack_u[0] = us
-            h = 1
-            for q in range(m):
-                cj = cand_c[q]
-                uj = cand_u[q]
-                if not (uj > stack_u[h - 1]):
-                    continue                      # dominated (or a cost tie of lower utility)
-                # The same expression as _ratio, so the stored ratios are bit-identical.
-                r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
-                while h >= 2 and rstack[h - 1] <= r:
-                    h -= 1                        # stack top is on or below the chord: LP-dominated
-                    r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
-                stack[h] = cand[q]
-                stack_c[h] = cj
-                stack_u[h] = uj
-                rstack[h] = r
-                h += 1
-            for q in range(h):
-                hull_opt[i, q] = stack[q]
-            for q in range(1, h):
-                k = _bin(rstack[q])
-                hull_bin[i, q - 1] = k
-                lo = min(lo, k)
-                hi = max(hi, k)
-            hull_len[i] = h
-        lo_c[c] = lo
-        hi_c[c] = hi
-        u_c[c] = u_sum
-    u_total = 0.0
+    kernel = _build_hulls_parallel if numba.get_num_threads() > 1 else _build_hulls_serial
+    return kernel(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks)
+
+
+@njit(cache=True, error_model="numpy")
+def _build_hulls_serial(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
+    lo_c = np.empty(n_chunks, np.int64)
+    hi_c = np.empty(n_chunks, np.int64)
+    u_c = np.empty(n_chunks)
     for c in range(n_chunks):
+        _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, lo_c, hi_c, u_c)
+    return _merge_hull_chunks(lo_c, hi_c, u_c)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _build_hulls_parallel(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
+    lo_c = np.empty(n_chunks, np.int64)
+    hi_c = np.empty(n_chunks, np.int64)
+    u_c = np.empty(n_chunks)
+    for c in prange(n_chunks):
+        _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, lo_c, hi_c, u_c)
+    return _merge_hull_chunks(lo_c, hi_c, u_c)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _merge_hull_chunks(lo_c, hi_c, u_c):
+    lo = N_BINS
+    hi = -1
+    u_total = 0.0
+    for c in range(lo_c.shape[0]):
+        lo = min(lo, lo_c[c])
+        hi = max(hi, hi_c[c])
         u_total += u_c[c]
-    return lo_c.min(), hi_c.max(), u_total
+    return lo, hi, u_total
+
+
+@njit(cache=True, error_model="numpy")
+def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, lo_c, hi_c, u_c):
+    """The hulls of chunk ``c``'s queries; its least and greatest bin and summed start utility
+    go to ``lo_c[c]``, ``hi_c[c]``, ``u_c[c]``."""
+    n, J = cost.shape
+    # Per-thread scratch: candidates (option, cost, utility) and the hull stack, with the
+    # ratio into each stack entry; copied out of the rows so the sort stays in registers/L1.
+    cand = np.empty(J, np.int64)
+    cand_c = np.empty(J)
+    cand_u = np.empty(J)
+    stack = np.empty(J, np.int64)
+    stack_c = np.empty(J)
+    stack_u = np.empty(J)
+    rstack = np.empty(J)                  # rstack[q]: ratio from stack[q - 1] to stack[q]
+    lo = N_BINS
+    hi = -1
+    u_sum = 0.0
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        s = start[i]
+        cs = cost[i, s]
+        us = util[i, s]
+        u_sum += us
+        m = 0
+        for j in range(J):
+            cj = cost[i, j]
+            uj = util[i, j]
+            if not (uj > us) or not (cj > cs) or not (cj < np.inf):
+                continue
+            q = m
+            # Insertion sort by (cost ascending, utility descending, index): J is small.
+            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
+                cand[q] = cand[q - 1]
+                cand_c[q] = cand_c[q - 1]
+                cand_u[q] = cand_u[q - 1]
+                q -= 1
+            cand[q] = j
+            cand_c[q] = cj
+            cand_u[q] = uj
+            m += 1
+        stack[0] = s
+        stack_c[0] = cs
+        stack_u[0] = us
+        h = 1
+        for q in range(m):
+            cj = cand_c[q]
+            uj = cand_u[q]
+            if not (uj > stack_u[h - 1]):
+                continue                      # dominated (or a cost tie of lower utility)
+            # The same expression as _ratio, so the stored ratios are bit-identical.
+            r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
+            while h >= 2 and rstack[h - 1] <= r:
+                h -= 1                        # stack top is on or below the chord: LP-dominated
+                r = (uj - stack_u[h - 1]) / (cj - stack_c[h - 1])
+            stack[h] = cand[q]
+            stack_c[h] = cj
+            stack_u[h] = uj
+            rstack[h] = r
+            h += 1
+        for q in range(h):
+            hull_opt[i, q] = stack[q]
+        for q in range(1, h):
+            k = _bin(rstack[q])
+            hull_bin[i, q - 1] = k
+            lo = min(lo, k)
+            hi = max(hi, k)
+        hull_len[i] = h
+    lo_c[c] = lo
+    hi_c[c] = hi
+    u_c[c] = u_sum
 
 
 # ------------------------------------------------------------------------ histogram
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
     """Per bin ``bin_lo + q``: summed dc (USD) and summed du of the increments in it.
 
@@ -160,7 +264,7 @@ def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n
     width = max(bin_hi - bin_lo + 1, 1)
     dc_c = np.zeros((n_chunks, width))
     du_c = np.zeros((n_chunks, width))
-    for c in prange(n_chunks):
+    for c in range(n_chunks):
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             for h in range(hull_len[i] - 1):
                 a = hull_opt[i, h]
@@ -171,12 +275,13 @@ def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n
     dc_hist = np.zeros(width)
     du_hist = np.zeros(width)
     for c in range(n_chunks):
-        dc_hist += dc_c[c]
-        du_hist += du_c[c]
+        for k in range(width):
+            dc_hist[k] += dc_c[c, k]
+            du_hist[k] += du_c[c, k]
     return dc_hist, du_hist
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _find_crossing(weight_hist, bin_lo, cap, reach):
     """Highest bin whose inclusion would exceed ``cap`` (``reach=False``) or reach it (``reach=True``).
 
@@ -195,7 +300,7 @@ def _find_crossing(weight_hist, bin_lo, cap, reach):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     """Set ``pos[i]`` = increments of query i in bins above ``kc``; gather the items in ``kc``.
 
@@ -207,7 +312,7 @@ def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     """
     n = cost.shape[0]
     cnt = np.zeros(n_chunks + 1, np.int64)
-    for c in prange(n_chunks):
+    for c in range(n_chunks):
         in_bin = 0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             p = 0
@@ -229,7 +334,7 @@ def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     item_dc = np.empty(m)
     item_du = np.empty(m)
     if m > 0:
-        for c in prange(n_chunks):
+        for c in range(n_chunks):
             w = cnt[c]
             for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
                 for h in range(pos[i], hull_len[i] - 1):
@@ -246,7 +351,7 @@ def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     return item_query, item_pos, item_ratio, item_dc, item_du
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reach, pos):
     """Take the bin's increments in decreasing ratio (ties: query, then hull position).
 
@@ -266,7 +371,10 @@ def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reac
     n_taken : int
         How many of them (a prefix of ``order``) the integral plan took.
     """
-    order = np.argsort(-item_ratio, kind="mergesort")   # stable: ties keep (query, pos) order
+    neg = np.empty(item_ratio.shape[0])
+    for q in range(neg.shape[0]):
+        neg[q] = -item_ratio[q]
+    order = _argsort_stable(neg)                  # stable: ties keep (query, pos) order
     taken_dc = 0.0
     taken_du = 0.0
     for q in range(order.shape[0]):
@@ -288,7 +396,7 @@ def _walk_bin(item_query, item_pos, item_ratio, item_dc, item_du, cap_left, reac
     return taken_dc, taken_du, 0.0, 0.0, 0.0, order, order.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shed_walk(order, n_taken, item_query, item_pos, hull_opt, pos, opt, util, var_cost, query_task,
                option_model, option_batch, group_fixed, counts, model_count, state, limit_usd):
     """Undo the walk's last increments, lowest ratio first, until the exact cost fits.
@@ -323,23 +431,24 @@ def _shed_walk(order, n_taken, item_query, item_pos, hull_opt, pos, opt, util, v
 
 
 # ------------------------------------------------------------------ plan accounting
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _options_from_positions(hull_opt, pos, opt):
     """``opt[i] = hull_opt[i, pos[i]]``."""
     n = opt.shape[0]
     n_chunks = min(64, max(1, n >> 14))
-    for c in prange(n_chunks):
+    for c in range(n_chunks):
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             opt[i] = hull_opt[i, pos[i]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
                  n_models, n_chunks):
     """Group counts, model counts, exact cost, amortized cost and utility of an assignment.
 
     Sums are compensated (Kahan) per chunk, so the exact cost agrees with the shared
-    evaluator to rounding.
+    evaluator to rounding. :func:`_plan_totals_parallel` is the same on several threads
+    (same chunks, same result).
 
     Returns
     -------
@@ -352,43 +461,77 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
     cnt_c = np.zeros((n_chunks, G), np.int64)
     mc_c = np.zeros((n_chunks, n_models), np.int64)
     sums = np.zeros((n_chunks, 3))
+    for c in range(n_chunks):
+        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+    return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _plan_totals_parallel(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
+                          n_models, n_chunks):
+    n, J = cost.shape
+    G = group_fixed.shape[0]
+    cnt_c = np.zeros((n_chunks, G), np.int64)
+    mc_c = np.zeros((n_chunks, n_models), np.int64)
+    sums = np.zeros((n_chunks, 3))
     for c in prange(n_chunks):
-        # Thread-local counters: neighbouring rows of a shared array would share cache lines.
-        cnt = np.zeros(G, np.int64)
-        mc = np.zeros(n_models, np.int64)
-        sv = 0.0
-        ev = 0.0
-        sa = 0.0
-        ea = 0.0
-        su = 0.0
-        eu = 0.0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            j = opt[i]
-            k = option_model[j]
-            cnt[query_task[i] * J + j] += 1
-            mc[k] += 1
-            y = var_cost[i, k] - ev
-            t = sv + y
-            ev = (t - sv) - y
-            sv = t
-            y = cost[i, j] - ea
-            t = sa + y
-            ea = (t - sa) - y
-            sa = t
-            y = util[i, j] - eu
-            t = su + y
-            eu = (t - su) - y
-            su = t
-        cnt_c[c] = cnt
-        mc_c[c] = mc
-        sums[c, 0] = sv
-        sums[c, 1] = sa
-        sums[c, 2] = su
+        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+    return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums):
+    """Counts and compensated sums of chunk ``c`` into row ``c`` of ``cnt_c``, ``mc_c``, ``sums``."""
+    n, J = cost.shape
+    G = cnt_c.shape[1]
+    n_models = mc_c.shape[1]
+    # Thread-local counters: neighbouring rows of a shared array would share cache lines.
+    cnt = np.zeros(G, np.int64)
+    mc = np.zeros(n_models, np.int64)
+    sv = 0.0
+    ev = 0.0
+    sa = 0.0
+    ea = 0.0
+    su = 0.0
+    eu = 0.0
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        j = opt[i]
+        k = option_model[j]
+        cnt[query_task[i] * J + j] += 1
+        mc[k] += 1
+        y = var_cost[i, k] - ev
+        t = sv + y
+        ev = (t - sv) - y
+        sv = t
+        y = cost[i, j] - ea
+        t = sa + y
+        ea = (t - sa) - y
+        sa = t
+        y = util[i, j] - eu
+        t = su + y
+        eu = (t - su) - y
+        su = t
+    for g in range(G):
+        cnt_c[c, g] = cnt[g]
+    for k in range(n_models):
+        mc_c[c, k] = mc[k]
+    sums[c, 0] = sv
+    sums[c, 1] = sa
+    sums[c, 2] = su
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch):
+    # Chunk order, whatever the thread count: the totals are deterministic.
+    n_chunks, G = cnt_c.shape
+    n_models = mc_c.shape[1]
     counts = np.zeros(G, np.int64)
     model_count = np.zeros(n_models, np.int64)
     for c in range(n_chunks):
-        counts += cnt_c[c]
-        model_count += mc_c[c]
+        for g in range(G):
+            counts[g] += cnt_c[c, g]
+        for k in range(n_models):
+            model_count[k] += mc_c[c, k]
     system = 0.0
     for g in range(G):
         if counts[g] > 0:
@@ -404,7 +547,7 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
 
 
 # ------------------------------------------------------------- exact local moves
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts):
     # Exact cost change of moving query i from option c to option j (same task t): its own
     # tokens, plus a new call if j's group has no free seat, minus a call if it leaves c's
@@ -416,7 +559,6 @@ def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed
     return var_cost[i, option_model[j]] - var_cost[i, option_model[c]] + add - save
 
 
-@njit(cache=True, parallel=True)
 def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
                 group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
     """Per query, the best single move under the current group counts (``best_j = -1``: none).
@@ -430,28 +572,55 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     - ``MODE_REPAIR``: delta < 0; score = saving.
     - ``MODE_CAPACITY``: only queries on a model above capacity; score = -delta.
 
-    Moves into a model at capacity are never proposed. O(n J).
+    Moves into a model at capacity are never proposed. O(n J). Runs the parallel variant
+    when Numba has more than one thread, else the serial one (same result).
     """
-    n, J = cost.shape
-    G = counts.shape[0]
+    kernel = _best_moves_parallel if numba.get_num_threads() > 1 else _best_moves_serial
+    kernel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
+           model_count, capacity, best_j, best_score, n_chunks)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _move_tables(option_batch, group_fixed, counts, model_count, capacity):
     # Per group, the call cost of joining it (no free seat) and of leaving it (its last
-    # call empties): the same as _move_delta, without a modulo per query x option.
+    # call empties): the same as _move_delta, without a modulo per query x option; per
+    # model, whether it has room (0/1 in int64: one allocation type less to compile).
+    J = option_batch.shape[0]
+    G = counts.shape[0]
     join = np.empty(G)
     leave = np.empty(G)
     for g in range(G):
         b = option_batch[g % J]
         join[g] = group_fixed[g] if counts[g] % b == 0 else 0.0
         leave[g] = group_fixed[g] if (counts[g] - 1) % b == 0 else 0.0
-    room = np.empty(capacity.shape[0], np.bool_)
+    room = np.empty(capacity.shape[0], np.int64)
     for k in range(capacity.shape[0]):
-        room[k] = model_count[k] < capacity[k]
+        room[k] = 1 if model_count[k] < capacity[k] else 0
+    return join, leave, room
+
+
+@njit(cache=True, error_model="numpy")
+def _best_moves_serial(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
+                       group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for i in range(n):
+        _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                      room, model_count, capacity, best_j, best_score)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _best_moves_parallel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
+                         group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
     for ch in prange(n_chunks):
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
                           room, model_count, capacity, best_j, best_score)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
                   room, model_count, capacity, best_j, best_score):
     """The best move of query i (see _best_moves), written to ``best_j[i]``/``best_score[i]``."""
@@ -474,7 +643,7 @@ def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_
         if j == c or not (cost[i, j] < np.inf):
             continue
         kj = option_model[j]
-        if kj != kc and not room[kj]:
+        if kj != kc and room[kj] == 0:
             continue
         if mode == MODE_CAPACITY and kj == kc:
             continue                          # only a move to another model relieves it
@@ -501,7 +670,6 @@ def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_
     best_score[i] = bs
 
 
-@njit(cache=True)
 def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, query_task,
                  option_model, option_batch, group_fixed, counts, model_count, capacity,
                  state, limit_usd, target_utility):
@@ -509,7 +677,27 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
 
     ``state = [exact_usd, utility]`` is updated in place. At most ``max_candidates`` moves
     (the best-scored; ties: lower query index) are considered. Returns the number applied.
+
+    The cut (the ``max_candidates``-th best score) is selected here with NumPy's own
+    ``np.partition`` when the proposals exceed the quota and the free moves do not fill it:
+    Numba's ``np.partition`` alone takes ~12 s to compile, and a small solve never needs it.
     """
+    score = -best_score[best_j >= 0]
+    cut = np.inf
+    if score.shape[0] > max_candidates and np.count_nonzero(score == -np.inf) < max_candidates:
+        cut = float(np.partition(score, max_candidates - 1)[max_candidates - 1])
+    elif score.shape[0] > max_candidates:
+        cut = -np.inf
+    return _apply_moves_below(mode, float(cut), best_j, best_score, opt, util, var_cost, query_task, option_model,
+                              option_batch, group_fixed, counts, model_count, capacity, state, limit_usd,
+                              target_utility)
+
+
+@njit(cache=True, error_model="numpy")
+def _apply_moves_below(mode, cut, best_j, best_score, opt, util, var_cost, query_task,
+                       option_model, option_batch, group_fixed, counts, model_count, capacity,
+                       state, limit_usd, target_utility):
+    """:func:`_apply_moves` for the proposals whose negated score is at most ``cut``."""
     n = opt.shape[0]
     J = option_model.shape[0]
     m = 0
@@ -525,10 +713,12 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
             cand[w] = i
             w += 1
     score = np.empty(m)
+    n_free = 0                     # moves of score inf (free ones): -inf here, first in the order
     for q in range(m):
         score[q] = -best_score[cand[q]]
-    if m > max_candidates:
-        cut = np.partition(score.copy(), max_candidates - 1)[max_candidates - 1]
+        if score[q] == -np.inf:
+            n_free += 1
+    if cut < np.inf:
         keep = 0
         for q in range(m):
             if score[q] <= cut:
@@ -536,7 +726,26 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
                 score[keep] = score[q]
                 keep += 1
         m = keep
-    order = np.argsort(score[:m], kind="mergesort")
+    # The stable order by score: the free moves (the least score) in query order, then the
+    # others sorted; only those need sorting (at n = 10^6 most candidates can be free).
+    order = np.empty(m, np.int64)
+    rest = np.empty(m - min(n_free, m), np.int64)
+    w = 0
+    r = 0
+    for q in range(m):
+        if score[q] == -np.inf:
+            order[w] = q
+            w += 1
+        else:
+            rest[r] = q
+            r += 1
+    if r > 0:
+        key = np.empty(r)
+        for q in range(r):
+            key[q] = score[rest[q]]
+        sub = _argsort_stable(key)
+        for q in range(r):
+            order[w + q] = rest[sub[q]]
     applied = 0
     for q in range(m):
         i = cand[order[q]]
@@ -575,7 +784,7 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
 
 
 # ---------------------------------------------------------------- capacitated walk
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _collect_all_increments(cost, util, hull_opt, hull_len):
     """Every increment with its ratio, dc and du, in (query, hull position) order."""
     n = cost.shape[0]
@@ -601,7 +810,7 @@ def _collect_all_increments(cost, util, hull_opt, hull_len):
     return q_, p_, r_, dc_, du_
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sorted_increments(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi):
     """Every increment in walk order: decreasing ratio, ties by query then hull position.
 
@@ -630,7 +839,9 @@ def _sorted_increments(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi)
     r_ = np.empty(acc)
     dc_ = np.empty(acc)
     du_ = np.empty(acc)
-    w = start.copy()
+    w = np.empty(width, np.int64)
+    for k in range(width):
+        w[k] = start[k]
     for i in range(n):
         for h in range(hull_len[i] - 1):
             k = hull_bin[i, h] - bin_lo
@@ -648,16 +859,38 @@ def _sorted_increments(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi)
         hi = lo + count[k]
         if hi - lo < 2:
             continue
-        order = np.argsort(-r_[lo:hi], kind="mergesort") + lo
-        q_[lo:hi] = q_[order]
-        p_[lo:hi] = p_[order]
-        r_[lo:hi] = r_[order]
-        dc_[lo:hi] = dc_[order]
-        du_[lo:hi] = du_[order]
+        neg = np.empty(hi - lo)
+        for q in range(hi - lo):
+            neg[q] = -r_[lo + q]
+        order = _argsort_stable(neg)
+        _permute_int(q_, lo, order)
+        _permute_int(p_, lo, order)
+        _permute_float(r_, lo, order)
+        _permute_float(dc_, lo, order)
+        _permute_float(du_, lo, order)
     return q_, p_, r_, dc_, du_
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
+def _permute_int(a, lo, order):
+    # a[lo:lo + m] = a[lo + order] (loops: Numba's fancy indexing is slow to compile).
+    tmp = np.empty(order.shape[0], np.int64)
+    for q in range(order.shape[0]):
+        tmp[q] = a[lo + order[q]]
+    for q in range(order.shape[0]):
+        a[lo + q] = tmp[q]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _permute_float(a, lo, order):
+    tmp = np.empty(order.shape[0])
+    for q in range(order.shape[0]):
+        tmp[q] = a[lo + order[q]]
+    for q in range(order.shape[0]):
+        a[lo + q] = tmp[q]
+
+
+@njit(cache=True, error_model="numpy")
 def _capacitated_walk(item_query, item_pos, item_dc, item_du, item_from_model, item_to_model,
                       model_count, capacity, cap_left, reach, pos):
     """Walk increments in their order (decreasing ratio), skipping those into full models.
@@ -693,3 +926,52 @@ def _capacitated_walk(item_query, item_pos, item_dc, item_du, item_from_model, i
         if reach and taken_du >= cap_left:
             break
     return taken_dc, taken_du
+
+
+# ------------------------------------------------------------ restriction screen
+def _restriction_best(cost, util, admissible, lam, member, out):
+    """``out[r, i] = max over admissible j with member[r, j] of util[i, j] - lam * cost[i, j]``
+    (``-inf`` if none): every restriction's Lagrangian term per query in one pass over the
+    rows (a NumPy version copies the (n, J) array once per restriction). Parallel over rows
+    when Numba has more than one thread (rows are independent: same result)."""
+    J = cost.shape[1]
+    R = member.shape[0]
+    # Per option, the restrictions that keep it (CSR): an option is in two or three.
+    first = np.zeros(J + 1, np.int64)
+    first[1:] = np.cumsum((member != 0).sum(axis=0))
+    which = np.ascontiguousarray(np.nonzero(member.T != 0)[1], dtype=np.int64)
+    n = cost.shape[0]
+    n_chunks = int(min(64, max(1, -(-n // (1 << 14)))))
+    kernel = _restriction_best_parallel if numba.get_num_threads() > 1 else _restriction_best_serial
+    kernel(cost, util, admissible, float(lam), first, which, R, out, n_chunks)
+
+
+@njit(cache=True, error_model="numpy")
+def _restriction_best_serial(cost, util, admissible, lam, first, which, R, out, n_chunks):
+    for c in range(n_chunks):
+        _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _restriction_best_parallel(cost, util, admissible, lam, first, which, R, out, n_chunks):
+    for c in prange(n_chunks):
+        _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out):
+    n, J = cost.shape
+    row = np.empty(R)
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        for r in range(R):
+            row[r] = -np.inf
+        for j in range(J):
+            if not admissible[i, j]:
+                continue
+            x = util[i, j] - lam * cost[i, j]
+            for w in range(first[j], first[j + 1]):
+                r = which[w]
+                if x > row[r]:
+                    row[r] = x
+        for r in range(R):
+            out[r, i] = row[r]

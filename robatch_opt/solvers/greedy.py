@@ -22,6 +22,7 @@ import math
 import time
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from ..errors import InstanceError
@@ -155,7 +156,8 @@ def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hul
         if bad.any():
             i = int(np.argmax(bad))
             raise InstanceError(f"start[{i}]", f"option {int(start[i])} is out of range for {J} options")
-        fin = np.isfinite(cost[np.arange(n), start])
+        # A flat gather (row * J + start): cost[np.arange(n), start] in a fraction of the time.
+        fin = np.isfinite(cost.ravel().take(np.arange(n, dtype=np.int64) * J + start))
         if not fin.all():
             i = int(np.argmin(fin))
             raise InstanceError(f"start[{i}]", f"option {int(start[i])} is not admissible for query {i}")
@@ -255,7 +257,10 @@ class _State:
         """Re-derive counts and totals from the assignment (one O(n) pass)."""
         self.stale = False
         a = self.arr
-        self.counts, self.model_count, self.exact, self.amortized, self.utility = gk._plan_totals(
+        # Same chunks, same sums on any thread count; the parallel variant is compiled only
+        # when it first runs on more than one thread.
+        totals = gk._plan_totals_parallel if numba.get_num_threads() > 1 else gk._plan_totals
+        self.counts, self.model_count, self.exact, self.amortized, self.utility = totals(
             self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
             a["group_fixed"], a["group_batch"], self.n_models, _n_chunks(self.opt.shape[0]))
 

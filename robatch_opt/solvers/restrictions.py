@@ -28,7 +28,7 @@ from ..plan import Status
 from .base import Problem, SolverResult
 
 __all__ = ["restrictions", "restriction_labels", "restriction_columns", "build_restriction", "lift_option",
-           "best_of_restrictions"]
+           "best_of_restrictions", "best_and_evaluation"]
 
 #: Seconds an exact backend gets at least for one restriction once the joint solve used its
 #: time; below this, the restriction is solved by the greedy instead.
@@ -96,6 +96,14 @@ def _sub_problem(problem: Problem, sub: Instance, time_limit_s: float) -> Proble
                                time_limit_s=max(time_limit_s, MIN_RESTRICTION_S))
 
 
+def _c(a, dtype) -> np.ndarray:
+    """A C-contiguous read-only view (a copy only if dtype or layout differ), as the kernels
+    take their arrays (one compiled specialization)."""
+    v = np.ascontiguousarray(a, dtype=dtype).view()
+    v.flags.writeable = False
+    return v
+
+
 def _feasible(problem: Problem, ev: Evaluation) -> bool:
     from ._coupled_model import is_feasible
     return is_feasible(problem, ev)
@@ -120,22 +128,44 @@ class _LagrangianScreen:
     n = 200,000 x 16 spent 0.61 s on restrictions against 0.12 s on the joint plan).
     """
 
-    def __init__(self, problem: Problem, result: SolverResult, best: Evaluation | None):
+    def __init__(self, problem: Problem, result: SolverResult, best: Evaluation | None, labels: list[str]):
         self.on = False
         lam = result.info.get("threshold_ratio") if result.info else None
-        if problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0:
+        if (problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0
+                or not labels):
             return
+        from .greedy import PARALLEL_MIN_CELLS
+
         t = problem.table
-        adm = np.asarray(t.admissible, dtype=bool)
-        self.v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
+        inst = problem.instance
+        cols = [restriction_columns(inst, label) for label in labels]
+        # Per restriction and query: max over its admissible options of u - lam c.
+        self.best = np.empty((len(labels), t.n_queries))
+        if t.n_queries * t.n_options < PARALLEL_MIN_CELLS:
+            # Small: NumPy (no kernel to compile for a few milliseconds of work).
+            adm = np.asarray(t.admissible, dtype=bool)
+            v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
+            for r, c in enumerate(cols):
+                self.best[r] = v[:, c].max(axis=1)
+        else:
+            # Large: one compiled pass over the rows instead of a column copy per restriction;
+            # the same float operations, so the bounds are bit-identical either way.
+            from ..kernels.greedy_kernels import _restriction_best
+
+            member = np.zeros((len(labels), t.n_options), dtype=np.int64)
+            for r, c in enumerate(cols):
+                member[r, c] = 1
+            _restriction_best(_c(t.cost, np.float64), _c(t.utility, np.float64), _c(t.admissible, np.bool_),
+                              float(lam), member, self.best)
+        self.row = {label: r for r, label in enumerate(labels)}
         self.const = lam * problem.budget_usd * (1 + 1e-12)
         self.floor = best.utility
         self.on = True
 
-    def cannot_win(self, cols: np.ndarray) -> bool:
-        if not self.on or not len(cols):
+    def cannot_win(self, label: str) -> bool:
+        if not self.on or label not in self.row:
             return False
-        best = self.v[:, cols].max(axis=1)
+        best = self.best[self.row[label]]
         if not np.isfinite(best).all():
             return False
         bound = self.const + float(best.sum())
@@ -164,10 +194,18 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
         the joint bound, ``info["restriction"]`` naming the winner and
         ``info["restriction_values"]`` every candidate's utility (budget form) or cost.
     """
+    return best_and_evaluation(problem, backend, result, deadline)[0]
+
+
+def best_and_evaluation(problem: Problem, backend, result: SolverResult,
+                        deadline: float) -> tuple[SolverResult, Evaluation | None]:
+    """:func:`best_of_restrictions`, and the winner's :class:`~robatch_opt.evaluate.Evaluation`
+    on the joint instance when it was computed (None otherwise), so that the front door
+    grades the plan without evaluating it a second time."""
     info = dict(result.info)
     if result.status in (Status.OPTIMAL, Status.INFEASIBLE):
         info["restriction"] = "joint" if result.option is not None else None
-        return dataclasses.replace(result, info=info)
+        return dataclasses.replace(result, info=info), None
     inst = problem.instance
     budget_form = problem.budget_usd is not None
     best = None
@@ -175,16 +213,17 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
         try:
             ev = evaluate(inst, result.option)
         except AssignmentError:
-            return result                    # the front door reports the invalid assignment
+            return result, None              # the front door reports the invalid assignment
         if _feasible(problem, ev):
             best = ev
     winner = "joint" if best is not None else None
     values = {"joint": None if best is None else (best.utility if budget_form else best.cost_usd)}
     t0 = time.perf_counter()
-    prune = _LagrangianScreen(problem, result, best)
+    labels = [label for label in restriction_labels(inst) if len(restriction_columns(inst, label))]
+    prune = _LagrangianScreen(problem, result, best, labels)
     skipped = []
     for label in restriction_labels(inst):
-        if prune.cannot_win(restriction_columns(inst, label)):
+        if prune.cannot_win(label):
             skipped.append(label)
             continue
         try:
@@ -215,5 +254,5 @@ def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadli
     info["restrictions_screened_out"] = skipped
     info["restrictions_s"] = time.perf_counter() - t0
     if winner in (None, "joint"):
-        return dataclasses.replace(result, info=info)
-    return SolverResult(best.option, Status.FEASIBLE, result.bound, info)
+        return dataclasses.replace(result, info=info), best
+    return SolverResult(best.option, Status.FEASIBLE, result.bound, info), best
