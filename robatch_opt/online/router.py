@@ -209,9 +209,7 @@ class _OnlineRouter:
         self._can_learn = hasattr(self.predictor, "partial_fit")
         self._source_data = stream.data
         if self.V is None:
-            per_call = np.array([self._reference_batch(k) for k in range(K)], dtype=np.float64)
-            exp_cost = (self.fixed_usd[self.task] / per_call + self.input_usd
-                        + self._output_tokens(np.arange(inst.n_queries)) * self.price_out)
+            exp_cost = self._reference_cost()
             # An empty stream has no reference cost: V = 1 (nothing will be decided anyway).
             c_ref = float(exp_cost[:, self.available].mean(axis=0).max()) if inst.n_queries else 0.0
             self.V_resolved = DEFAULT_V_SCALE / c_ref if c_ref > 0 else 1.0
@@ -228,6 +226,14 @@ class _OnlineRouter:
     def _reference_batch(self, k: int) -> int:
         """Batch size at which the default ``V`` prices model ``k`` (1: unbatched)."""
         return 1
+
+    def _reference_cost(self) -> np.ndarray:
+        """Expected USD of every request on every model, (n, K), each call's system prompt
+        shared by ``_reference_batch(k)`` requests: what the default ``V`` and
+        :func:`equilibrium_queue` price."""
+        per_call = np.array([self._reference_batch(k) for k in range(self.K)], dtype=np.float64)
+        rows = np.arange(self.task.shape[0])
+        return self.fixed_usd[self.task] / per_call + self.input_usd + self._output_tokens(rows) * self.price_out
 
     def _predicted_output_tokens(self, stream: RequestStream):
         """The cost model's output tokens per request and pool model, (n, K), or None."""
@@ -651,9 +657,7 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
         raise OnlineError("calibration", "has no requests")
     rows = np.arange(n)
     p = router._predict(rows)
-    per_call = np.array([router._reference_batch(k) for k in range(router.K)], dtype=np.float64)
-    cost = (router.fixed_usd[router.task] / per_call + router.input_usd
-            + router._output_tokens(rows) * router.price_out)
+    cost = router._reference_cost()
     allowed = router.admissible[:, router.unbatched_option] & router.available[None, :]
     vc = router.V_resolved * cost
 

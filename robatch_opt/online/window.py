@@ -187,9 +187,9 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     h.cbSimplexInterrupt += stop
     # The heuristic's plan as the start: x at its options, y the calls it makes.
     col = np.zeros(nx + J)
-    pos = {(int(a), int(o)): k for k, (a, o) in enumerate(zip(ii, jj))}
-    for i in range(m):
-        col[pos[(i, int(heur[i]))]] = 1.0
+    column_of = np.full((m, J), -1, dtype=np.int64)
+    column_of[ii, jj] = np.arange(nx)
+    col[column_of[np.arange(m), heur]] = 1.0              # the heuristic only takes allowed cells
     counts = np.bincount(heur, minlength=J)
     col[nx:] = -(-counts // b)
     sol = highspy.HighsSolution()
