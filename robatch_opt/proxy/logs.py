@@ -712,7 +712,8 @@ def load_logs(path: PathLike, *, models=None, format: str | None = None) -> Obse
     Examples
     --------
     >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "log.csv")
+    >>> d = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(d.name, "log.csv")
     >>> with open(p, "w") as fh:
     ...     _ = fh.write("query_id,task,model,batch_size,outcome,input_tokens,output_tokens,feat_len\\n"
     ...                  "q1,GSM8K,Qwen3-8B,1,1,36,40,0.5\\nq1,GSM8K,Qwen3-8B,4,0,36,41,0.5\\n")
@@ -725,6 +726,7 @@ def load_logs(path: PathLike, *, models=None, format: str | None = None) -> Obse
     Traceback (most recent call last):
     ...
     robatch_opt.proxy.logs.OutcomeRangeError: ...log.csv:4: `outcome[2]`: must be in [0, 1], got 1.5
+    >>> d.cleanup()
     """
     path_s = os.fspath(path)
     fmt = _format_of(path_s, format)
