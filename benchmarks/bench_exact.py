@@ -243,6 +243,8 @@ def main(argv=None) -> None:
                     help="n200: first seed (split a long run: --first-seed 10 --seeds 10)")
     ap.add_argument("--cases", type=_cases, default=None,
                     help="n200: only these seed@level pairs, e.g. 0@0.3,17@0.3 (re-run misses at a longer limit)")
+    ap.add_argument("--n", type=int, default=200,
+                    help="n200: queries per instance (issue 17 item 3 runs the same grid at 1000 and 5000)")
     ap.add_argument("--engines", default="highs,cbc,cpsat")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--large-n", default="1000,5000")
@@ -258,7 +260,7 @@ def main(argv=None) -> None:
     print(_load(), flush=True)
     for sec in args.sections:
         if sec == "n200":
-            bench_n200(args.seeds, engines, args.time_limit, first_seed=args.first_seed, cases=args.cases)
+            bench_n200(args.seeds, engines, args.time_limit, n=args.n, first_seed=args.first_seed, cases=args.cases)
         elif sec == "large":
             bench_large([int(x) for x in args.large_n.split(",")], engines, args.time_limit)
         elif sec == "ablation":

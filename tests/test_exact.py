@@ -525,3 +525,39 @@ def test_cbc_increment_does_not_hide_the_optimum(monkeypatch):
         assert plan.info["verification_rounds"] >= 1
     else:
         assert plan.upper_bound >= plan.utility + 1e-5 * 0.99
+
+
+@settings(max_examples=80)
+@given(st.one_of(instance_and_budget().map(lambda d: ("budget", d)),
+                 instance_and_target().map(lambda d: ("quality", d))))
+def test_reduced_cost_fixing_keeps_the_optimum_and_bounds_it(case):
+    """The LP fixing (robatch_opt/solvers/_lp_fixing.py) against brute force: with the optimum
+    itself as the incumbent (the tightest case) every cell of the optimal plan survives, and
+    the bound computed from the duals is not beaten by the optimum."""
+    from robatch_opt.solvers._coupled_model import build_model
+    from robatch_opt.solvers._lp_fixing import lp_reduced_cost_fixing
+    from robatch_opt.solvers.base import Problem
+
+    form, (inst, value) = case
+    table = ro.compile_options(inst)
+    if form == "budget":
+        bf = brute_force(inst, budget_usd=value)
+        problem = Problem(instance=inst, table=table, budget_usd=value, min_total_utility=None,
+                          max_queries=None, time_limit_s=10.0)
+    else:
+        bf = brute_force(inst, min_total_utility=value * inst.n_queries)
+        problem = Problem(instance=inst, table=table, budget_usd=None, min_total_utility=value * inst.n_queries,
+                          max_queries=None, time_limit_s=10.0)
+    if bf.option is None:
+        return
+    incumbent = bf.utility if form == "budget" else bf.cost_usd
+    model = build_model(problem)          # no Lagrangian fixing first: the LP fixing does it all
+    keep, bound, info = lp_reduced_cost_fixing(problem, model, incumbent, 10.0)
+    event(f"{form}: coupled groups {model.G > 0}; cells fixed {info.get('lp_fixed_cells', 0) > 0}")
+    if keep is None:
+        return
+    assert keep[np.arange(inst.n_queries), bf.option].all(), (bf.option, keep)
+    if form == "budget":
+        assert bf.utility <= bound * (1 + 1e-12) + 1e-12
+    else:
+        assert bound <= bf.cost_usd * (1 + 1e-12) + 1e-15
