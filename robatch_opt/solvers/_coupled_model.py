@@ -687,6 +687,54 @@ def _verify(problem: Problem, solve_relaxation: SolveRelaxation, best: Evaluatio
     return False, best, bound, rounds
 
 
+def _model_fixed_against(problem: Problem, model: CoupledModel, target: float, deadline: float,
+                         **build) -> CoupledModel | None:
+    """``model`` reduced to the cells a plan at least as good as ``target`` can use (Lagrangian
+    and LP reduced-cost fixing against the target itself); None when some query keeps no
+    cell, i.e. no plan reaches the target. ``model`` itself if the LP did not finish."""
+    from ._lp_fixing import lp_reduced_cost_fixing
+
+    keep, _, _ = lp_reduced_cost_fixing(problem, model, target,
+                                        min(0.25 * max(deadline - time.perf_counter(), 0.0), 30.0))
+    if keep is None:
+        return model
+    if not keep.any(axis=1).all():
+        return None
+    narrowed = build_model(problem, incumbent=target, keep_cells=keep, **build)
+    if np.any(np.diff(narrowed.q_start) == 0):
+        return None
+    return narrowed
+
+
+def _narrowing_engine(model_for: Callable[[float], CoupledModel | None],
+                      make_engine: Callable[[CoupledModel], SolveRelaxation],
+                      plain: SolveRelaxation) -> SolveRelaxation:
+    """The relaxation for verification solves: each runs on the model fixed against its own
+    target (a verification looks only for plans at least that good, so far more cells go
+    than against the incumbent); other calls go to ``plain``."""
+    def solve(nogoods, hint, time_limit_s, better_than=None):
+        if better_than is None:
+            return plain(nogoods, hint, time_limit_s)
+        t0 = time.perf_counter()
+        narrowed = model_for(better_than)
+        info = {"verify_fixing_s": time.perf_counter() - t0}
+        if narrowed is None:
+            return EngineAnswer("infeasible", None, None, {**info, "verify_columns": 0})
+        # A no-good whose plan uses a removed cell is already excluded by the narrowed model.
+        kept = []
+        for plan in nogoods:
+            try:
+                narrowed.columns_of(plan)
+            except KeyError:
+                continue
+            kept.append(plan)
+        ans = make_engine(narrowed)(kept, hint, max(time_limit_s - info["verify_fixing_s"], 0.0),
+                                    better_than=better_than)
+        return EngineAnswer(ans.status, ans.option, ans.bound,
+                            {**ans.info, **info, "verify_columns": narrowed.m}, ans.bound_exact)
+    return solve
+
+
 _FALLBACK_ACTIVE = contextvars.ContextVar("robatch_exact_fallback", default=False)
 
 
@@ -860,7 +908,11 @@ def run_exact(problem: Problem, engine_name: str,
         # tolerances can hide, is not within 1e-9 of the plan: on near-identical options
         # HiGHS and CBC certified plans 1e-7 short of the optimum. Ask it for a plan better
         # by VERIFY_RTOL instead; only "there is none" (or a better plan) settles it.
-        proved, best, bound, v_rounds = _verify(problem, solve_relaxation, best, bound, nogoods,
+        def model_for(target: float) -> CoupledModel | None:
+            return _model_fixed_against(problem, model, target, deadline, prune=prune,
+                                        call_bounds=call_bounds, dominance=dominance)
+        verifying = _narrowing_engine(model_for, make_engine, solve_relaxation) if lp_fixing else solve_relaxation
+        proved, best, bound, v_rounds = _verify(problem, verifying, best, bound, nogoods,
                                                 deadline, engine_info)
         rounds += v_rounds
         info["verification_rounds"] = v_rounds

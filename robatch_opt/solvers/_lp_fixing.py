@@ -96,26 +96,7 @@ def lp_reduced_cost_fixing(problem: Problem, model, incumbent: float, time_limit
     scale = model.max_cost_usd()
     rows = milp._assemble(problem, model, [], link_cuts=True, amortized_cut=False,
                           cost_scale_usd=scale if scale > 0 else 1.0)
-    h = milp._quiet_highs(highspy)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = rows.ncol, rows.nrow
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = rows.obj, rows.col_lo, rows.col_hi
-    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
-    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = rows.start, rows.index, rows.value
-    h.passModel(lp)
-    h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
-    deadline = t0 + time_limit_s
-
-    def stop(event):
-        # HiGHS checks time_limit only between phases; this enforces it inside simplex.
-        if time.perf_counter() > deadline:
-            event.interrupt()
-
-    h.cbSimplexInterrupt += stop
-    h.cbIpmInterrupt += stop
-    h.run()
+    h = milp.run_highs_lp(rows, max(time_limit_s - (time.perf_counter() - t0), 0.0))
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         info["lp_fixing_s"] = time.perf_counter() - t0
         return None, None, info

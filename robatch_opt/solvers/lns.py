@@ -215,29 +215,7 @@ def coupled_lp_bound(problem: Problem, incumbent: float | None, time_limit_s: fl
     scale = model.max_cost_usd()
     rows = milp._assemble(problem, model, [], link_cuts=False, amortized_cut=False,
                           cost_scale_usd=scale if scale > 0 else 1.0)
-    h = milp._quiet_highs(highspy)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = rows.ncol, rows.nrow
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = rows.obj, rows.col_lo, rows.col_hi
-    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
-    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = rows.start, rows.index, rows.value
-    h.passModel(lp)
-    h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
-    # HiGHS checks time_limit only between phases (the LP of Qwen3 10,000 x 24 at a tight
-    # budget ran 40 s past a 3 s limit): the interrupt callbacks enforce it inside simplex.
-    deadline = time.perf_counter() + time_limit_s
-
-    def stop(event):
-        if time.perf_counter() > deadline:
-            event.interrupt()
-
-    h.cbSimplexInterrupt += stop
-    h.cbIpmInterrupt += stop
-    h.setOptionValue("dual_feasibility_tolerance", milp.DUAL_TOL)
-    h.setOptionValue("primal_feasibility_tolerance", milp.FEAS_TOL)
-    h.run()
+    h = milp.run_highs_lp(rows, time_limit_s)
     ms = h.getModelStatus()
     if ms != highspy.HighsModelStatus.kOptimal:
         return None, None
