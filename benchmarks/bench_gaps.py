@@ -14,7 +14,10 @@ used if HiGHS is not installed.
 - **gap to optimum** ``(U* - U_greedy) / U*`` where the engine proved ``U*`` optimal; where
   it did not within ``TIME_LIMIT_S`` the gap is measured to the tighter of its proven bound
   and the greedy's LP bound (an over-estimate) and the row says how many points were proved;
-- **certificate gap** ``(UB - U_greedy) / UB``: the greedy's own LP bound, available at any n.
+- **certificate gap** ``(UB - U_greedy) / UB``: the greedy's own LP bound, available at any n;
+- **lns gap** the same gap to the optimum for ``method="lns"`` with ``LNS_TIME_LIMIT_S``
+  (issue 17): where nothing proved the optimum, the reference is the tightest of the three
+  bounds (exact engine, greedy, lns).
 
 Run as a pytest-benchmark file (timings, objective and gaps in ``extra_info``)::
 
@@ -40,6 +43,7 @@ TIME_LIMIT_S = 8.0
 SEED = 0
 EXACT_REFERENCE = (("milp", {"solver": "highs"}), ("cpsat", {}))
 HIGHS_MAX_N = 200
+LNS_TIME_LIMIT_S = 10.0
 
 
 def exact_reference(n: int = 0) -> tuple[str, dict]:
@@ -80,9 +84,14 @@ class GapPoint:
     exact_s: float
     engine: str
     greedy_bound_tighter: bool   # not proved, and the greedy's LP bound beat the engine's bound
+    lns_utility: float = float("nan")
+    lns_gap: float = float("nan")     # to the same reference as ``gap``
+    lns_s: float = float("nan")
 
 
-def measure_point(inst: ro.Instance, family: str, fraction: float, time_limit_s: float = TIME_LIMIT_S) -> GapPoint:
+def measure_point(inst: ro.Instance, family: str, fraction: float, time_limit_s: float = TIME_LIMIT_S,
+                  lns_time_limit_s: float | None = None) -> GapPoint:
+    """One (instance, fraction) point; ``lns_time_limit_s`` also runs ``method="lns"``."""
     budget = ro.budget_from_fraction(inst, fraction)
     t = time.perf_counter()
     g = ro.solve(inst, budget=budget, method="greedy")
@@ -92,21 +101,33 @@ def measure_point(inst: ro.Instance, family: str, fraction: float, time_limit_s:
     e = ro.solve(inst, budget=budget, method=method, time_limit_s=time_limit_s, **opts)
     exact_s = time.perf_counter() - t
     proved = e.status == ro.Status.OPTIMAL
-    # The greedy's LP bound is valid too: the tighter of the two bounds the optimum.
-    ref = e.utility if proved else min(e.upper_bound, g.upper_bound)
+    lns = None
+    if lns_time_limit_s is not None:
+        t = time.perf_counter()
+        lns = ro.solve(inst, budget=budget, method="lns", time_limit_s=lns_time_limit_s)
+        lns_s = time.perf_counter() - t
+    # Every engine's proven bound is valid: the tightest bounds the optimum.
+    bounds = [e.upper_bound, g.upper_bound] + ([lns.upper_bound] if lns is not None else [])
+    ref = e.utility if proved else min(bounds)
     gap = (ref - g.utility) / ref if ref > 0 else 0.0
-    return GapPoint(family, inst.n_queries, fraction, g.utility, e.utility, e.upper_bound, proved,
-                    max(gap, 0.0), g.gap, greedy_s, exact_s, method + ("-" + opts["solver"] if opts else ""),
-                    (not proved) and g.upper_bound <= e.upper_bound)
+    point = GapPoint(family, inst.n_queries, fraction, g.utility, e.utility, e.upper_bound, proved,
+                     max(gap, 0.0), g.gap, greedy_s, exact_s, method + ("-" + opts["solver"] if opts else ""),
+                     (not proved) and g.upper_bound <= e.upper_bound)
+    if lns is not None:
+        point.lns_utility = lns.utility
+        point.lns_gap = max((ref - lns.utility) / ref if ref > 0 else 0.0, 0.0)
+        point.lns_s = lns_s
+    return point
 
 
-def measure(families=FAMILIES, sizes=SIZES, fractions=FRACTIONS, time_limit_s=TIME_LIMIT_S, log=None):
+def measure(families=FAMILIES, sizes=SIZES, fractions=FRACTIONS, time_limit_s=TIME_LIMIT_S, log=None,
+            lns_time_limit_s: float | None = None):
     """All points; ``log`` (a callable) receives one line per (family, n)."""
     points = []
     for fam in families:
         for n in sizes:
             inst = make_instance(fam, n)
-            row = [measure_point(inst, fam, f, time_limit_s) for f in fractions]
+            row = [measure_point(inst, fam, f, time_limit_s, lns_time_limit_s) for f in fractions]
             points.extend(row)
             if log:
                 s = summarize(row)[0]
@@ -131,6 +152,9 @@ def summarize(points):
             "greedy_s_median": statistics.median(p.greedy_s for p in ps),
             "exact_s_median": statistics.median(p.exact_s for p in ps),
             "exact_s_max": max(p.exact_s for p in ps),
+            "median_lns_gap": statistics.median(p.lns_gap for p in ps),
+            "max_lns_gap": max(p.lns_gap for p in ps),
+            "lns_s_max": max(p.lns_s for p in ps),
         })
     return rows
 

@@ -393,12 +393,13 @@ def _best_of_restriction_sweeps(inst: Instance, budgets: np.ndarray, results: li
     import dataclasses
 
     from .evaluate import evaluate, within_budget
-    from .solvers.restrictions import lift_option, restrictions
+    from .solvers.restrictions import build_restriction, lift_option
 
     out = list(results)
-    for label, sub in restrictions(inst):
-        sub_results, _ = _greedy_sweep(sub, budgets, solve_kwargs)
-        for p, plan in enumerate(sub_results):
+    for label, points in _restrictions_that_may_win(inst, budgets, results).items():
+        sub = build_restriction(inst, label)
+        sub_results, _ = _greedy_sweep(sub, budgets[points], solve_kwargs)
+        for p, plan in zip(points.tolist(), sub_results):
             if plan is None:
                 continue
             ev = evaluate(inst, lift_option(inst, sub, plan.option))
@@ -424,6 +425,37 @@ def _best_of_restriction_sweeps(inst: Instance, budgets: np.ndarray, results: li
         if plan is not None:
             best = plan
     return out
+
+
+def _restrictions_that_may_win(inst: Instance, budgets: np.ndarray,
+                               results: list[Plan | None]) -> dict[str, np.ndarray]:
+    """Per restriction, the points (indices into ``budgets``) where its sweep could beat the
+    joint sweep's plan.
+
+    At each point the Lagrangian bound of each restriction at the walk's threshold price
+    (the screen ``ro.solve`` applies, :class:`robatch_opt.solvers.restrictions._LagrangianScreen`)
+    is compared with the joint plan; a restriction is swept only at the points where it may
+    win (sweeping all 1 + K of them at every point made the frontier 3-5x slower than
+    per-budget solves).
+    """
+    from .solvers.base import Problem, SolverResult
+    from .solvers.restrictions import _LagrangianScreen, restriction_columns, restriction_labels
+
+    labels = [label for label in restriction_labels(inst) if len(restriction_columns(inst, label))]
+    table = compile_options(inst)
+    points: dict[str, list[int]] = {label: [] for label in labels}
+    for p, plan in enumerate(results):
+        if plan is None:
+            continue                 # no joint plan at this budget: a restriction's is not taken
+        problem = Problem(instance=inst, table=table, budget_usd=float(budgets[p]), min_total_utility=None,
+                          max_queries=None, time_limit_s=1.0)
+        screen = _LagrangianScreen(problem, SolverResult(plan.option, plan.status, plan.upper_bound,
+                                                         {"threshold_ratio": plan.info.get("threshold_ratio")}),
+                                   plan, labels)
+        for label in labels:
+            if not screen.cannot_win(label):
+                points[label].append(p)
+    return {label: np.asarray(ps, dtype=np.int64) for label, ps in points.items() if ps}
 
 
 def _ro_i(a) -> np.ndarray:
@@ -486,6 +518,7 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
     # Decreasing ratio; stable, so ties keep (query, hull position) order as the greedy does.
     order = np.argsort(-ir, kind="stable")
     q_sorted = np.ascontiguousarray(iq[order])
+    r_sorted = ir[order]
     cum_dc = np.cumsum(idc[order])
     cum_du = np.cumsum(idu[order])
     dc_sorted, du_sorted = idc[order], idu[order]
@@ -540,7 +573,11 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
             proven[len(results) - 1] = False
             continue
         prev = opt.copy()
-        res = SolverResult(opt, Status.FEASIBLE, float(bound), {"engine": "greedy", "sweep": "shared-walk"})
+        # The LP's price at this budget (the break increment's ratio; 0 when all fits): the
+        # restriction screen's Lagrangian multiplier.
+        lam = float(r_sorted[m]) if m < len(cum_dc) else 0.0
+        res = SolverResult(opt, Status.FEASIBLE, float(bound),
+                           {"engine": "greedy", "sweep": "shared-walk", "threshold_ratio": lam})
         results.append(_grade(problem, res, "greedy", t0, None))
     info = {"sweep": "shared-walk", "n_increments": int(len(order)), "shared_precompute_s": shared_s,
             "infeasible_proven": proven}
