@@ -141,6 +141,9 @@ def command_line_cluster(n_workers: int = 2, *, memory_limit: str = "4GiB", nthr
     env = dict(os.environ)
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["NUMBA_NUM_THREADS"] = str(nthreads)
+    # Dask's scratch space (lock files) goes under the log folder, removed at the end; by
+    # default it is left behind in the system's temporary folder.
+    env["DASK_TEMPORARY_DIRECTORY"] = str(log_dir)
     env.update(extra_env or {})
     procs: list[subprocess.Popen] = []
 
