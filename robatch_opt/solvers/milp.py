@@ -323,6 +323,22 @@ def _quiet_highs(highspy):
     return h
 
 
+def _highs_with(highspy, rows: _Rows, *, integer: bool):
+    """A quiet ``Highs`` object holding the model of ``rows`` (every column integer, or the LP)."""
+    h = _quiet_highs(highspy)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = rows.ncol, rows.nrow
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = rows.obj, rows.col_lo, rows.col_hi
+    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
+    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = rows.start, rows.index, rows.value
+    if integer:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * rows.ncol
+    h.passModel(lp)
+    return h
+
+
 def _highs_child(in_path: str, out_path: str) -> None:
     """Entry point of the child interpreter: solve the pickled arguments, pickle the answer."""
     import pickle
@@ -341,21 +357,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
 
     tb = time.perf_counter()
     rows = _assemble(problem, model, nogoods, better_than=better_than, **opts)
-    h = _quiet_highs(highspy)
-    lp = highspy.HighsLp()
-    lp.num_col_ = rows.ncol
-    lp.num_row_ = rows.nrow
-    lp.col_cost_ = rows.obj
-    lp.col_lower_ = rows.col_lo
-    lp.col_upper_ = rows.col_hi
-    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
-    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = rows.start
-    lp.a_matrix_.index_ = rows.index
-    lp.a_matrix_.value_ = rows.value
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * rows.ncol
-    h.passModel(lp)
+    h = _highs_with(highspy, rows, integer=True)
     build_s = time.perf_counter() - tb
     h.setOptionValue("time_limit", float(max(time_limit_s - build_s, 0.01)))
     h.setOptionValue("mip_rel_gap", 0.0)
@@ -441,15 +443,7 @@ def run_highs_lp(rows: _Rows, time_limit_s: float):
     import highspy
 
     deadline = time.perf_counter() + time_limit_s
-    h = _quiet_highs(highspy)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = rows.ncol, rows.nrow
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = rows.obj, rows.col_lo, rows.col_hi
-    lp.row_lower_ = np.where(np.isinf(rows.row_lo), -highspy.kHighsInf, rows.row_lo)
-    lp.row_upper_ = np.where(np.isinf(rows.row_hi), highspy.kHighsInf, rows.row_hi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = rows.start, rows.index, rows.value
-    h.passModel(lp)
+    h = _highs_with(highspy, rows, integer=False)
     h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
 
     # HiGHS checks time_limit only between phases (the LP of Qwen3 10,000 x 24 at a tight
