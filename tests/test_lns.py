@@ -80,3 +80,46 @@ def test_bad_options_are_refused():
         ro.solve(inst, budget, method="lns", nonsense=1)
     with pytest.raises(ro.UnknownOptionError, match="`max_free`: must be >= 1"):
         ro.solve(inst, budget, method="lns", max_free=0)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_whole_model_engine_beside_the_search_proves_a_small_instance(seed):
+    """With ``whole`` (the default) HiGHS runs on the whole model in a child process: on an
+    instance it proves in well under a second, lns ends with the proven optimum and stops
+    searching at once (a gap within 1e-9 is a proof), and the child's bound is valid."""
+    inst = ro.workloads.llm("qwen3", n=60, seed=seed)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    exact = ro.solve(inst, budget, method="milp", time_limit_s=60)
+    assert exact.status is ro.Status.OPTIMAL
+    plan = ro.solve(inst, budget, method="lns", time_limit_s=60)
+    assert plan.info["whole_status"] == "optimal"
+    assert plan.status is ro.Status.OPTIMAL
+    assert within_budget(ro.evaluate(inst, plan.option).cost_usd, budget)
+    assert plan.utility == pytest.approx(exact.utility, rel=1e-9)
+    assert plan.upper_bound >= exact.utility * (1 - 1e-12)
+    assert plan.info["lns_s"] < 60          # it stopped on the proof, not on the limit
+    off = ro.solve(inst, budget, method="lns", time_limit_s=60, whole=False, max_iterations=3)
+    assert "whole_status" not in off.info
+
+
+def test_whole_model_job_leaves_no_process_or_file_behind():
+    """Leaving the job's block by an error (as an interrupt would) kills the child and
+    removes its temporary folder."""
+    import os
+    import time
+
+    from robatch_opt.solvers._whole_model import WholeModelJob
+
+    inst = ro.workloads.llm("qwen3", n=300, seed=0)
+    budget = ro.budget_from_fraction(inst, 0.1)
+    greedy = ro.solve(inst, budget, method="greedy")
+    problem = Problem(instance=inst, table=ro.compile_options(inst), budget_usd=budget,
+                      min_total_utility=None, max_queries=None, time_limit_s=60)
+    with pytest.raises(RuntimeError, match="stop"):
+        with WholeModelJob(problem, greedy.option, greedy.upper_bound, time.time() + 60) as job:
+            pid, folder = job._child.pid, job._tmp.name
+            assert os.path.isdir(folder) and job.poll() is None
+            raise RuntimeError("stop")
+    assert not os.path.exists(folder)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)                      # killed and reaped

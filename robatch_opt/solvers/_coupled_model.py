@@ -578,7 +578,9 @@ def _search_start(problem: Problem, time_limit_s: float) -> tuple[Evaluation | N
 
     try:
         from .lns import LNSBackend
-        res = LNSBackend().solve(dataclasses.replace(problem, time_limit_s=time_limit_s, options={}))
+        # No whole-model engine beside it: the exact engine runs on the whole model next.
+        res = LNSBackend().solve(dataclasses.replace(problem, time_limit_s=time_limit_s,
+                                                     options={"whole": False}))
     except Exception:                   # a start is optional: never let it break the solve
         return None, None
     found = None if res.option is None else evaluate(problem.instance, res.option)
@@ -775,7 +777,8 @@ def _fallback(problem: Problem, engine_name: str, deadline: float) -> SolverResu
 def run_exact(problem: Problem, engine_name: str,
               make_engine: Callable[[CoupledModel], SolveRelaxation], *,
               prune: bool = True, call_bounds: bool = True, lp_fixing: bool = True,
-              use_greedy: bool = True, dominance: bool = True) -> SolverResult:
+              use_greedy: bool = True, dominance: bool = True,
+              start: tuple[Evaluation, float | None] | None = None) -> SolverResult:
     """Drive an engine to a verified answer.
 
     Parameters
@@ -791,6 +794,9 @@ def run_exact(problem: Problem, engine_name: str,
         Remove cells by Lagrangian fixing against the greedy plan (needs ``use_greedy``).
     use_greedy : bool
         Run the greedy first: warm start, incumbent, fallback plan at a time limit.
+    start : (Evaluation, bound) or None
+        A plan already found and a bound already proven (``method="lns"`` hands over its
+        search this way): they take the place of the greedy and of the search start.
 
     Notes
     -----
@@ -808,7 +814,10 @@ def run_exact(problem: Problem, engine_name: str,
     info: dict[str, Any] = {"engine": engine_name}
 
     t0 = time.perf_counter()
-    g_opt, g_bound, why = greedy_start(problem) if use_greedy else (None, None, "not used")
+    if start is not None:
+        g_opt, g_bound, why = np.asarray(start[0].option, dtype=np.int64), start[1], "given start"
+    else:
+        g_opt, g_bound, why = greedy_start(problem) if use_greedy else (None, None, "not used")
     info["greedy_s"] = time.perf_counter() - t0
     info["greedy"] = why
     best: Evaluation | None = None
@@ -828,7 +837,7 @@ def run_exact(problem: Problem, engine_name: str,
         if is_feasible(problem, moved) and (best is None or not _better(problem, best, moved)):
             best = moved
 
-    if best is not None and lp_fixing and _wants_search_start(problem):
+    if best is not None and lp_fixing and start is None and _wants_search_start(problem):
         # A near-optimal incumbent first: the fixing below removes a cell only when the LP
         # shows it cannot be in a plan as good as the incumbent, so the closer the incumbent,
         # the smaller the model every engine gets (Qwen3 5,000 x 16: 80,000 columns -> 27,335

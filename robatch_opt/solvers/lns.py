@@ -13,15 +13,23 @@ group's partial call stay in the sub-problem with their one option, so the free 
 see its free seats. The exact cost then splits as a constant plus the sub-problem's exact
 cost, and every plan found is graded by :func:`robatch_opt.evaluate` on the whole instance.
 
-The bound reported is the best proven one: the greedy's LP bound, or the LP relaxation of
-the coupled model with the task count and fill cuts (HiGHS, its tolerances accounted for by
-:func:`~robatch_opt.solvers.milp.engine_slack`), whichever is tighter.
+Where the whole coupled model is small enough for the time limit
+(:data:`WHOLE_CELLS_PER_S`), the exact engine (``method="milp"``'s HiGHS) runs on the
+*whole* model at the same time, in a child process (:mod:`._whole_model`), from the start
+plan and bound, the model reduced by fixing against that plan: its branch and cut moves the
+plan and the bound together, where the neighbourhoods only move the plan. The search takes
+the child's answer when it ends.
+
+The bound reported is the best proven one: the greedy's LP bound, the LP relaxation of the
+coupled model with the task count and fill cuts (HiGHS, its tolerances accounted for by
+:func:`~robatch_opt.solvers.milp.engine_slack`), or the whole-model engine's, whichever is
+tightest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
 import time
 from typing import Any
 
@@ -30,6 +38,8 @@ import numpy as np
 from ..evaluate import evaluate
 from ..options import OptionTable
 from ..plan import Status
+from ._coupled_model import OPTIMAL_RTOL
+from ._whole_model import WholeModelJob
 from .base import Option, Problem, SolverResult
 
 __all__ = ["LNSBackend", "DEFAULT_MAX_FREE", "DEFAULT_SUB_TIME_S", "coupled_lp_bound"]
@@ -51,6 +61,23 @@ DEFAULT_SUB_TIME_S = 0.5
 #: spent 34 s before its first iteration without calling back (a 3 s limit was ignored),
 #: and its IPM had not finished at 3 s.
 LP_MAX_CELLS = 100_000
+
+#: The whole-model engine runs up to this many query x option cells (the coupled LP's limit)...
+WHOLE_MAX_CELLS = LP_MAX_CELLS
+
+#: ... and only with at least one second of the time limit per this many cells: HiGHS's root
+#: alone needs seconds at these sizes, and it shares the two cores with the search. Measured
+#: with 10 s (benchmarks/RESULTS_lns.md): at n = 1,000 x 16 (Gemma3, llm_like) it closed the
+#: gaps the neighbourhoods left (llm_like at fraction 0.1: the search had 616.4203 and the LP
+#: bound 617.5304; HiGHS proved 616.9242 in 116 s, and beside the search reached 0.014 %);
+#: at 1,000 x 24 (Qwen3) it did not help (max gap 0.033 % with it, 0.020 % without), and at
+#: 2,000 x 24 (the default workload, ``stop_gap`` 1e-4) it slowed the search: 10.9 s and gap
+#: 1.3e-4 with it at fraction 0.1, 8.2 s and 1.0e-4 without.
+WHOLE_CELLS_PER_S = 2_000
+
+#: The whole-model engine needs at least this many seconds left to start (the child
+#: interpreter's start-up takes about half a second).
+WHOLE_MIN_S = 2.0
 
 #: Neighbourhood kinds, taken in turn.
 KINDS = ("task", "model", "groups", "random")     # and "lp" (first) once the LP is solved
@@ -213,7 +240,7 @@ def coupled_lp_bound(problem: Problem, incumbent: float | None, time_limit_s: fl
     model = build_model(problem, incumbent=incumbent)
     time_limit_s -= time.perf_counter() - t0
     scale = model.max_cost_usd()
-    rows = milp._assemble(problem, model, [], link_cuts=False, amortized_cut=False,
+    rows = milp._assemble(problem, model, [], link_cuts=True, amortized_cut=False,
                           cost_scale_usd=scale if scale > 0 else 1.0)
     h = milp.run_highs_lp(rows, time_limit_s)
     ms = h.getModelStatus()
@@ -273,11 +300,17 @@ class LNSBackend:
         Limit of one neighbourhood's solve (default :data:`DEFAULT_SUB_TIME_S`).
     stop_gap : float
         Stop once the relative gap to the bound is at most this (default 0: use the time).
+        A gap within 1e-9 is a proof of optimality and always ends the search.
     max_iterations : int
         Stop after this many neighbourhoods (default: no limit). With a limit that the time
         does not cut, the plan is a function of the input and the seed alone.
     lp_bound : bool
         Compute the coupled LP bound with the task count cuts (default True).
+    whole : bool
+        Run HiGHS on the whole model beside the search, in a child process, from the start
+        plan and bound (default True; up to :data:`WHOLE_MAX_CELLS` cells and
+        :data:`WHOLE_CELLS_PER_S` cells per second of the limit, with batch sizes above 1,
+        and not with ``max_iterations``).
 
     Notes
     -----
@@ -297,6 +330,7 @@ class LNSBackend:
         "max_iterations": Option((int, type(None)), None, "stop after this many neighbourhoods (default: the time limit)",
                                  minimum=0),
         "lp_bound": Option(bool, True, "compute the coupled LP bound with the task count cuts"),
+        "whole": Option(bool, True, "run HiGHS on the whole model beside the search (child process)"),
     }
 
     def available(self) -> bool:
@@ -311,9 +345,11 @@ class LNSBackend:
         engine = str(opts.pop("engine", "highs"))
         max_free = int(opts.pop("max_free", DEFAULT_MAX_FREE))
         sub_tl = float(opts.pop("sub_time_limit_s", DEFAULT_SUB_TIME_S))
-        stop_gap = float(opts.pop("stop_gap", 0.0))
+        # A gap within OPTIMAL_RTOL is a proof (status OPTIMAL): nothing is left to search.
+        stop_gap = max(float(opts.pop("stop_gap", 0.0)), OPTIMAL_RTOL)
         max_it = opts.pop("max_iterations", None)
         use_lp = bool(opts.pop("lp_bound", True))
+        use_whole = bool(opts.pop("whole", True))
         if opts:
             raise TypeError(f"method 'lns' got unknown options: {', '.join(sorted(opts))}")
         if engine not in ("highs", "cpsat"):
@@ -323,7 +359,7 @@ class LNSBackend:
         deadline = t0 + problem.time_limit_s
         from .greedy import GreedyBackend
         from .restrictions import best_of_restrictions
-        from ._coupled_model import _better, is_feasible
+        from ._coupled_model import is_feasible
 
         greedy = GreedyBackend()
         g = greedy.solve(dataclasses.replace(problem, options={}))
@@ -335,31 +371,22 @@ class LNSBackend:
             return SolverResult(None, g.status, bound, {**info, **{k: v for k, v in g.info.items()
                                                                    if k == "cheapest_cost_usd"}})
         inst = problem.instance
-        best = evaluate(inst, g.option)
-        info["greedy_value"] = best.utility if budget_form else best.cost_usd
-
-        def value(ev):
-            return ev.utility if budget_form else ev.cost_usd
-
-        def gap():
-            v = value(best)
-            if budget_form:
-                return (bound - v) / bound if bound > 0 else 0.0
-            return (v - bound) / v if v > 0 else 0.0
+        st = _Incumbent(problem, evaluate(inst, g.option), float(g.bound))
+        info["greedy_value"] = st.value(st.best)
 
         hoods = _Neighbourhoods(problem.table, problem.seed, max_free)
         cells = problem.table.n_queries * problem.table.n_options
-        if use_lp and gap() > stop_gap and 0 < cells <= LP_MAX_CELLS:
+        if use_lp and st.gap() > stop_gap and 0 < cells <= LP_MAX_CELLS:
             tl = min(max(deadline - time.perf_counter(), 0.0) * 0.3, 30.0)
             tb = time.perf_counter()
             try:
-                lpb, lp_opt = coupled_lp_bound(problem, value(best), tl)
+                lpb, lp_opt = coupled_lp_bound(problem, st.value(st.best), tl)
             except MemoryError:
                 lpb = lp_opt = None
             info["lp_bound_s"] = time.perf_counter() - tb
             if lpb is not None:
                 info["coupled_lp_bound"] = lpb
-                bound = min(bound, lpb) if budget_form else max(bound, lpb)
+                st.tighten(lpb)
             if lp_opt is not None:
                 lp_opt, lp_integral = lp_opt
                 hoods.lp = (lp_opt, lp_integral)
@@ -367,37 +394,103 @@ class LNSBackend:
                 # moves: with the count cuts the LP is nearly integral, so this start is
                 # often far better than the greedy's (whose partial calls cost it).
                 ev = evaluate(inst, _repair(problem, lp_opt))
-                info["lp_start_value"] = value(ev) if is_feasible(problem, ev) else None
-                if is_feasible(problem, ev) and _better(problem, ev, best):
-                    best = ev
+                info["lp_start_value"] = st.value(ev) if is_feasible(problem, ev) else None
+                if st.offer(ev):
                     info["start"] = "lp-rounded"
-        opt = best.option.copy()
-        it = improved = 0
-        kinds_won: dict[str, int] = {}
-        while gap() > stop_gap and (max_it is None or it < int(max_it)):
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0.02:
-                break
-            it += 1
-            kind, free = hoods.draw(opt)
-            sub, rows, hint = _subproblem(problem, opt, free)
-            try:
-                ts = time.perf_counter()
-                sub_opt = _solve_sub(sub, hint, engine, min(sub_tl, remaining))
-            except Exception as exc:            # a neighbourhood's failure never loses the plan
-                info["last_sub_error"] = f"{type(exc).__name__}: {exc}"
-                continue
-            hoods.adapt(time.perf_counter() - ts < 0.5 * sub_tl)
-            if sub_opt is None or np.array_equal(sub_opt, hint):
-                continue
-            cand = opt.copy()
-            cand[rows] = sub_opt
-            ev = evaluate(inst, cand)
-            if is_feasible(problem, ev) and _better(problem, ev, best):
-                best, opt = ev, cand
-                improved += 1
-                kinds_won[kind] = kinds_won.get(kind, 0) + 1
-        info.update(iterations=it, improvements=improved, improvements_by_kind=kinds_won,
-                    lns_s=time.perf_counter() - t0, gap=gap())
-        status = Status.OPTIMAL if gap() <= 1e-9 else Status.FEASIBLE
-        return SolverResult(best.option, status, bound, info)
+        whole = (use_whole and max_it is None and 0 < cells <= min(WHOLE_MAX_CELLS,
+                                                                   WHOLE_CELLS_PER_S * problem.time_limit_s)
+                 and int(problem.table.option_batch.max()) > 1 and st.gap() > stop_gap
+                 and deadline - time.perf_counter() >= WHOLE_MIN_S and _whole_engine_available())
+        with contextlib.ExitStack() as stack:
+            job = None
+            if whole:
+                job = stack.enter_context(WholeModelJob(problem, st.best.option, st.bound,
+                                                        time.time() + deadline - time.perf_counter()))
+            opt = st.best.option.copy()
+            it = improved = 0
+            kinds_won: dict[str, int] = {}
+            while st.gap() > stop_gap and (max_it is None or it < int(max_it)):
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0.02:
+                    break
+                if job is not None and job.poll() is not None:
+                    # The whole-model engine ended early (proved, or gave up): take its answer.
+                    if st.take(job.poll(), info):
+                        opt = st.best.option.copy()
+                    job = None
+                    continue
+                it += 1
+                kind, free = hoods.draw(opt)
+                sub, rows, hint = _subproblem(problem, opt, free)
+                try:
+                    ts = time.perf_counter()
+                    sub_opt = _solve_sub(sub, hint, engine, min(sub_tl, remaining))
+                except Exception as exc:            # a neighbourhood's failure never loses the plan
+                    info["last_sub_error"] = f"{type(exc).__name__}: {exc}"
+                    continue
+                hoods.adapt(time.perf_counter() - ts < 0.5 * sub_tl)
+                if sub_opt is None or np.array_equal(sub_opt, hint):
+                    continue
+                cand = opt.copy()
+                cand[rows] = sub_opt
+                if st.offer(evaluate(inst, cand)):
+                    opt = cand
+                    improved += 1
+                    kinds_won[kind] = kinds_won.get(kind, 0) + 1
+            info.update(iterations=it, improvements=improved, improvements_by_kind=kinds_won,
+                        search_s=time.perf_counter() - t0)
+            if job is not None and st.gap() > stop_gap:
+                st.take(job.result(), info)
+        info["lns_s"] = time.perf_counter() - t0
+        info["gap"] = st.gap()
+        status = Status.OPTIMAL if st.gap() <= OPTIMAL_RTOL else Status.FEASIBLE
+        return SolverResult(st.best.option, status, st.bound, info)
+
+
+class _Incumbent:
+    """The best plan found (graded) and the tightest proven bound."""
+
+    def __init__(self, problem: Problem, best, bound: float):
+        self.problem = problem
+        self.budget_form = problem.budget_usd is not None
+        self.best = best
+        self.bound = bound
+
+    def value(self, ev) -> float:
+        return ev.utility if self.budget_form else ev.cost_usd
+
+    def gap(self) -> float:
+        v = self.value(self.best)
+        if self.budget_form:
+            return (self.bound - v) / self.bound if self.bound > 0 else 0.0
+        return (v - self.bound) / v if v > 0 else 0.0
+
+    def tighten(self, bound: float | None) -> None:
+        if bound is not None and np.isfinite(bound):
+            self.bound = min(self.bound, float(bound)) if self.budget_form else max(self.bound, float(bound))
+
+    def offer(self, ev) -> bool:
+        """Keep ``ev`` if it is feasible and better; whether it was kept."""
+        from ._coupled_model import _better, is_feasible
+
+        if is_feasible(self.problem, ev) and _better(self.problem, ev, self.best):
+            self.best = ev
+            return True
+        return False
+
+    def take(self, res: SolverResult | None, info: dict[str, Any]) -> bool:
+        """The whole-model engine's answer: its bound, and its plan if better."""
+        if res is None:
+            info["whole_status"] = "no answer"
+            return False
+        info["whole_status"] = res.status.value
+        info["whole_wall_s"] = res.info.get("wall_s")
+        self.tighten(res.bound)
+        kept = res.option is not None and self.offer(evaluate(self.problem.instance, res.option))
+        info["whole_improved"] = kept
+        return kept
+
+
+def _whole_engine_available() -> bool:
+    from .milp import MILPBackend
+    return "highs" in MILPBackend.engines()

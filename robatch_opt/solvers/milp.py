@@ -34,7 +34,6 @@ presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options), so
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import re
@@ -694,6 +693,12 @@ class MILPBackend:
         return tuple(out)
 
     def solve(self, problem: Problem) -> SolverResult:
+        return self.solve_from(problem, None)
+
+    def solve_from(self, problem: Problem, start: tuple[Any, float | None] | None) -> SolverResult:
+        """:meth:`solve`, starting from ``start = (plan, bound)`` when given: a graded plan
+        (:class:`~robatch_opt.evaluate.Evaluation`) and a bound already proven, in place of
+        the greedy and the search start (see :func:`~._coupled_model.run_exact`)."""
         from ..errors import SolverUnavailableError, UnknownMethodError
 
         opts = dict(problem.options)
@@ -732,5 +737,5 @@ class MILPBackend:
             return engine
 
         res = run_exact(problem, solver, make_engine, use_greedy=use_hint or model_opts["lp_fixing"],
-                        **model_opts)
+                        start=start, **model_opts)
         return SolverResult(res.option, res.status, res.bound, dict(res.info))
