@@ -86,3 +86,25 @@ def test_audit_instance_greedy_not_below_its_batching_only_plan():
     sub = ro.solve(inst.restrict(models=["Qwen3-4B"]), 0.000762863, method="greedy")
     assert plan.utility >= sub.utility
     assert plan.info["restriction"] is not None
+
+
+@settings(max_examples=25, deadline=None)
+@given(pool=st.sampled_from(["qwen3", "gemma3"]), n=st.integers(20, 60), seed=st.integers(0, 10 ** 6),
+       frac=st.floats(0.02, 0.98))
+def test_a_screened_out_restriction_cannot_beat_the_joint_plan(pool, n, seed, frac):
+    """The Lagrangian screen skips a restriction only when its bound is below the joint plan:
+    then not even the restriction's proven optimum beats the plan. A single model without
+    batching is screened through the bounds of routing-only and of that model's batching-only
+    (it is a subset of both)."""
+    from robatch_opt.solvers.restrictions import build_restriction
+
+    inst = ro.workloads.llm(pool, n=n, seed=seed)
+    budget = ro.budget_from_fraction(inst, frac)
+    plan = ro.solve(inst, budget, method="greedy")
+    for label in plan.info.get("restrictions_screened_out", []):
+        try:
+            sub = build_restriction(inst, label)
+            best = ro.solve(sub, budget, method="milp", time_limit_s=30)
+        except (InstanceError, InfeasibleBudgetError):
+            continue
+        assert best.utility <= plan.utility * (1 + SUM_RTOL), (label, best.utility, plan.utility)

@@ -138,6 +138,14 @@ class _LagrangianScreen:
 
         t = problem.table
         inst = problem.instance
+        # A single model without batching is a subset of routing-only and of that model's
+        # batching-only, so the smaller of their bounds bounds it too: its own row is not
+        # computed (five rows instead of nine on four models; the pass at 10^6 x 16 took
+        # 63 ms of a 268 ms greedy solve).
+        self.supersets = {label: [s for s in ("routing-only", "batching-only:" + label.split(":", 1)[1])
+                                  if s in labels]
+                          for label in labels if label.startswith("single-model:")}
+        labels = [label for label in labels if not self.supersets.get(label)]
         cols = [restriction_columns(inst, label) for label in labels]
         # Per restriction and query: max over its admissible options of u - lam c.
         self.best = np.empty((len(labels), t.n_queries))
@@ -163,7 +171,12 @@ class _LagrangianScreen:
         self.on = True
 
     def cannot_win(self, label: str) -> bool:
-        if not self.on or label not in self.row:
+        if not self.on:
+            return False
+        if self.supersets.get(label):
+            # Bounded by each superset's bound: it cannot win if one of them cannot.
+            return any(self.cannot_win(s) for s in self.supersets[label])
+        if label not in self.row:
             return False
         best = self.best[self.row[label]]
         if not np.isfinite(best).all():
