@@ -38,7 +38,7 @@ import numpy as np
 from ..evaluate import evaluate
 from ..options import OptionTable
 from ..plan import Status
-from ._coupled_model import OPTIMAL_RTOL
+from ._coupled_model import OPTIMAL_RTOL, _better, _gap, build_model, is_feasible
 from ._whole_model import WholeModelJob
 from .base import Option, Problem, SolverResult
 
@@ -202,7 +202,6 @@ def _subproblem(problem: Problem, opt: np.ndarray, free: np.ndarray):
 def _solve_sub(sub: Problem, hint: np.ndarray, engine: str, time_limit_s: float):
     """Exact solve of a sub-problem warm-started at ``hint``; option per sub-query or None."""
     from . import milp
-    from ._coupled_model import build_model
 
     ev_u = float(sub.table.utility[np.arange(len(hint)), hint].sum())
     incumbent = ev_u if sub.budget_usd is not None else None
@@ -234,7 +233,6 @@ def coupled_lp_bound(problem: Problem, incumbent: float | None, time_limit_s: fl
     import highspy
 
     from . import milp
-    from ._coupled_model import build_model
 
     t0 = time.perf_counter()
     model = build_model(problem, incumbent=incumbent)
@@ -359,7 +357,6 @@ class LNSBackend:
         deadline = t0 + problem.time_limit_s
         from .greedy import GreedyBackend
         from .restrictions import best_of_restrictions
-        from ._coupled_model import is_feasible
 
         greedy = GreedyBackend()
         g = greedy.solve(dataclasses.replace(problem, options={}))
@@ -413,9 +410,10 @@ class LNSBackend:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0.02:
                     break
-                if job is not None and job.poll() is not None:
+                ended = None if job is None else job.poll()
+                if ended is not None:
                     # The whole-model engine ended early (proved, or gave up): take its answer.
-                    if st.take(job.poll(), info):
+                    if st.take(ended, info):
                         opt = st.best.option.copy()
                     job = None
                     continue
@@ -460,10 +458,7 @@ class _Incumbent:
         return ev.utility if self.budget_form else ev.cost_usd
 
     def gap(self) -> float:
-        v = self.value(self.best)
-        if self.budget_form:
-            return (self.bound - v) / self.bound if self.bound > 0 else 0.0
-        return (v - self.bound) / v if v > 0 else 0.0
+        return _gap(self.problem, self.best, self.bound)
 
     def tighten(self, bound: float | None) -> None:
         if bound is not None and np.isfinite(bound):
@@ -471,8 +466,6 @@ class _Incumbent:
 
     def offer(self, ev) -> bool:
         """Keep ``ev`` if it is feasible and better; whether it was kept."""
-        from ._coupled_model import _better, is_feasible
-
         if is_feasible(self.problem, ev) and _better(self.problem, ev, self.best):
             self.best = ev
             return True
