@@ -228,7 +228,7 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
                model_count: np.ndarray, capacity: np.ndarray, max_candidates: int,
                part: str = "select", cut: float = math.inf, max_returned: int = 1 << 16) -> dict[str, Any]:
     """Each query's best single move under the global counts, and the chunk's candidates
-    with what ``_apply_moves`` reads of them (utilities and variable costs of both options).
+    with what ``_apply_moves`` reads of them (each move's utility gain and variable-cost change).
 
     ``part="select"``: the chunk's best ``max_candidates`` (ties at its cut kept, as the
     kernel keeps them), or, if those are more than ``max_returned``, only the
@@ -242,9 +242,11 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
     n = ch.n
     best_j = np.empty(n, np.int64)
     best_score = np.empty(n, np.float64)
+    best_gain = np.empty(n, np.float64)
+    best_dvar = np.empty(n, np.float64)
     gk._best_moves(mode, float(slack), opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
                    a["option_model"], a["option_batch"], a["group_fixed"], counts.copy(), model_count.copy(),
-                   g._ro(capacity, np.int64), best_j, best_score, g._n_chunks(n))
+                   g._ro(capacity, np.int64), best_j, best_score, best_gain, best_dvar, g._n_chunks(n))
     rows = np.flatnonzero(best_j >= 0)
     score = -best_score[rows]
     n_cand = int(rows.shape[0])
@@ -260,10 +262,8 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
         rows = rows[score == cut]
     j = best_j[rows]
     c = opt[rows]
-    om = a["option_model"]
     out = {"idx": rows + r0, "j": j, "score": best_score[rows], "c": c, "task": a["query_task"][rows],
-           "uc": a["util"][rows, c], "uj": a["util"][rows, j],
-           "vc": a["var_cost"][rows, om[c]], "vj": a["var_cost"][rows, om[j]]}
+           "gain": best_gain[rows], "dvar": best_dvar[rows]}
     return out if part != "select" else {**out, "n": np.array([n_cand])}
 
 

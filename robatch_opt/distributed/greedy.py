@@ -446,15 +446,10 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
         m = cand["idx"].shape[0]
         if not m:
             return 0
-        ar = np.arange(m)
-        util = np.zeros((m, J))
-        util[ar, cand["c"]], util[ar, cand["j"]] = cand["uc"], cand["uj"]
-        var = np.zeros((m, K))
-        var[ar, om[cand["c"]]], var[ar, om[cand["j"]]] = cand["vc"], cand["vj"]
         opt = cand["c"].astype(np.int64).copy()
         moved = int(gk._apply_moves(mode, max(m, g.MAX_MOVES_PER_ROUND) if mode != gk.MODE_REPAIR else n,
                                     cand["j"].astype(np.int64).copy(), cand["score"].astype(np.float64).copy(),
-                                    opt, g._ro(util, np.float64), g._ro(var, np.float64),
+                                    g._ro(cand["gain"], np.float64), g._ro(cand["dvar"], np.float64), opt,
                                     g._ro(cand["task"], np.int64), om_ro, ob_ro, group_fixed, totals.counts,
                                     totals.model_count, capacity, state, float(limit), float(-math.inf)))
         changed = opt != cand["c"]

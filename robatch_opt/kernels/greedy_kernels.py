@@ -4,11 +4,11 @@ Every kernel takes only contiguous numeric arrays and scalars; the Python wrappe
 :mod:`robatch_opt.solvers.greedy` validates and casts first, so users never see a Numba
 typing error. Kernels split the queries into ``n_chunks`` contiguous chunks (a function of
 n only) and merge per-chunk results in chunk order, so results do not depend on the thread
-count. Only the two heaviest passes (hulls, best moves) have a ``parallel=True`` variant,
-and it is compiled only when it first runs on more than one thread (:func:`_build_hulls`,
-:func:`_best_moves` pick the variant): a small solve runs on one thread and never pays the
-seconds a parallel compile costs. The other passes are memory-bound single passes whose
-parallel versions cost more compile time than they save on two shared cores.
+count. The passes over all n x J cells (hulls, ratio histogram, split at the crossing bin,
+plan totals, best moves) have a ``parallel=True`` variant, compiled only when it first runs
+on more than one thread (:func:`_build_hulls` and the others pick the variant): a small
+solve runs on one thread and never pays the seconds a parallel compile costs. The other
+passes touch only the crossing bin or the moved queries.
 
 Compile time is part of the design (the first solve after an install compiles every kernel
 a call uses): the kernels avoid the NumPy functions whose Numba implementations take
@@ -197,20 +197,28 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
     lo = N_BINS
     hi = -1
     u_sum = 0.0
-    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+    i0 = c * n // n_chunks
+    i1 = (c + 1) * n // n_chunks
+    # Options are visited in the cost order of the chunk's first query: neighbouring queries
+    # mostly order their options alike (costs are prices times similar token counts), so
+    # the insertion sort below rarely shifts. Any order gives the same hulls.
+    visit = _argsort_stable(cost[i0]) if i1 > i0 else np.arange(J)
+    for i in range(i0, i1):
         s = start[i]
         cs = cost[i, s]
         us = util[i, s]
         u_sum += us
         m = 0
-        for j in range(J):
+        for jj in range(J):
+            j = visit[jj]
             cj = cost[i, j]
             uj = util[i, j]
             if not (uj > us) or not (cj > cs) or not (cj < np.inf):
                 continue
             q = m
             # Insertion sort by (cost ascending, utility descending, index): J is small.
-            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
+            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and (
+                    cand_u[q - 1] < uj or (cand_u[q - 1] == uj and cand[q - 1] > j)))):
                 cand[q] = cand[q - 1]
                 cand_c[q] = cand_c[q - 1]
                 cand_u[q] = cand_u[q - 1]
@@ -252,26 +260,55 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
 
 
 # ------------------------------------------------------------------------ histogram
-@njit(cache=True, error_model="numpy")
 def _ratio_histogram(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
     """Per bin ``bin_lo + q``: summed dc (USD) and summed du of the increments in it.
+
+    Each chunk sums into its own row, merged in chunk order, so the sums are the same on
+    any number of threads. Runs the parallel variant when Numba has more than one thread.
 
     Returns
     -------
     dc_hist, du_hist : ndarray, shape (bin_hi - bin_lo + 1,)
     """
-    n = cost.shape[0]
+    kernel = _ratio_histogram_parallel if numba.get_num_threads() > 1 else _ratio_histogram_serial
+    return kernel(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks)
+
+
+@njit(cache=True, error_model="numpy")
+def _ratio_histogram_serial(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
     width = max(bin_hi - bin_lo + 1, 1)
     dc_c = np.zeros((n_chunks, width))
     du_c = np.zeros((n_chunks, width))
     for c in range(n_chunks):
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            for h in range(hull_len[i] - 1):
-                a = hull_opt[i, h]
-                b = hull_opt[i, h + 1]
-                k = hull_bin[i, h] - bin_lo
-                dc_c[c, k] += cost[i, b] - cost[i, a]
-                du_c[c, k] += util[i, b] - util[i, a]
+        _histogram_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, bin_lo, dc_c, du_c)
+    return _merge_histograms(dc_c, du_c)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _ratio_histogram_parallel(cost, util, hull_opt, hull_len, hull_bin, bin_lo, bin_hi, n_chunks):
+    width = max(bin_hi - bin_lo + 1, 1)
+    dc_c = np.zeros((n_chunks, width))
+    du_c = np.zeros((n_chunks, width))
+    for c in prange(n_chunks):
+        _histogram_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, bin_lo, dc_c, du_c)
+    return _merge_histograms(dc_c, du_c)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _histogram_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, bin_lo, dc_c, du_c):
+    n = cost.shape[0]
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        for h in range(hull_len[i] - 1):
+            a = hull_opt[i, h]
+            b = hull_opt[i, h + 1]
+            k = hull_bin[i, h] - bin_lo
+            dc_c[c, k] += cost[i, b] - cost[i, a]
+            du_c[c, k] += util[i, b] - util[i, a]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _merge_histograms(dc_c, du_c):
+    n_chunks, width = dc_c.shape
     dc_hist = np.zeros(width)
     du_hist = np.zeros(width)
     for c in range(n_chunks):
@@ -300,9 +337,11 @@ def _find_crossing(weight_hist, bin_lo, cap, reach):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
 def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     """Set ``pos[i]`` = increments of query i in bins above ``kc``; gather the items in ``kc``.
+
+    Runs the parallel variant when Numba has more than one thread (same output: each chunk
+    writes its own rows and its own slice of the items).
 
     Returns
     -------
@@ -310,45 +349,78 @@ def _split_at_bin(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
         Increments in bin ``kc``, in (query, hull position) order.
     item_ratio, item_dc, item_du : ndarray of float64
     """
-    n = cost.shape[0]
+    kernel = _split_at_bin_parallel if numba.get_num_threads() > 1 else _split_at_bin_serial
+    return kernel(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks)
+
+
+@njit(cache=True, error_model="numpy")
+def _split_at_bin_serial(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
     cnt = np.zeros(n_chunks + 1, np.int64)
     for c in range(n_chunks):
-        in_bin = 0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            p = 0
-            L = hull_len[i] - 1
-            while p < L and hull_bin[i, p] > kc:
-                p += 1
-            pos[i] = p
-            q = p
-            while q < L and hull_bin[i, q] == kc:
-                q += 1
-            in_bin += q - p
-        cnt[c + 1] = in_bin
+        _split_count_chunk(c, n_chunks, hull_len, hull_bin, kc, pos, cnt)
+    items = _split_items(cnt)
     for c in range(n_chunks):
+        _split_gather_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, kc, pos, cnt, items)
+    return items
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _split_at_bin_parallel(cost, util, hull_opt, hull_len, hull_bin, kc, pos, n_chunks):
+    cnt = np.zeros(n_chunks + 1, np.int64)
+    for c in prange(n_chunks):
+        _split_count_chunk(c, n_chunks, hull_len, hull_bin, kc, pos, cnt)
+    items = _split_items(cnt)
+    for c in prange(n_chunks):
+        _split_gather_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, kc, pos, cnt, items)
+    return items
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _split_count_chunk(c, n_chunks, hull_len, hull_bin, kc, pos, cnt):
+    # pos[i] for the chunk's queries; cnt[c + 1]: the chunk's increments in bin kc.
+    n = hull_len.shape[0]
+    in_bin = 0
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        p = 0
+        L = hull_len[i] - 1
+        while p < L and hull_bin[i, p] > kc:
+            p += 1
+        pos[i] = p
+        q = p
+        while q < L and hull_bin[i, q] == kc:
+            q += 1
+        in_bin += q - p
+    cnt[c + 1] = in_bin
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _split_items(cnt):
+    # Turns the per-chunk counts into offsets (cnt[c]: chunk c's first item) and allocates.
+    for c in range(cnt.shape[0] - 1):
         cnt[c + 1] += cnt[c]
-    m = cnt[n_chunks]
-    item_query = np.empty(m, np.int64)
-    item_pos = np.empty(m, np.int64)
-    item_ratio = np.empty(m)
-    item_dc = np.empty(m)
-    item_du = np.empty(m)
-    if m > 0:
-        for c in range(n_chunks):
-            w = cnt[c]
-            for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-                for h in range(pos[i], hull_len[i] - 1):
-                    if hull_bin[i, h] != kc:
-                        break
-                    a = hull_opt[i, h]
-                    b = hull_opt[i, h + 1]
-                    item_query[w] = i
-                    item_pos[w] = h
-                    item_ratio[w] = _ratio(cost, util, i, a, b)
-                    item_dc[w] = cost[i, b] - cost[i, a]
-                    item_du[w] = util[i, b] - util[i, a]
-                    w += 1
-    return item_query, item_pos, item_ratio, item_dc, item_du
+    m = cnt[cnt.shape[0] - 1]
+    return (np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m), np.empty(m), np.empty(m))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _split_gather_chunk(c, n_chunks, cost, util, hull_opt, hull_len, hull_bin, kc, pos, cnt, items):
+    item_query, item_pos, item_ratio, item_dc, item_du = items
+    n = cost.shape[0]
+    w = cnt[c]
+    if w == cnt[c + 1]:
+        return
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+        for h in range(pos[i], hull_len[i] - 1):
+            if hull_bin[i, h] != kc:
+                break
+            a = hull_opt[i, h]
+            b = hull_opt[i, h + 1]
+            item_query[w] = i
+            item_pos[w] = h
+            item_ratio[w] = _ratio(cost, util, i, a, b)
+            item_dc[w] = cost[i, b] - cost[i, a]
+            item_du[w] = util[i, b] - util[i, a]
+            w += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -560,7 +632,7 @@ def _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed
 
 
 def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
+                group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     """Per query, the best single move under the current group counts (``best_j = -1``: none).
 
     Modes and scores (higher is better; ties: larger utility gain, then lower option index):
@@ -572,12 +644,15 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     - ``MODE_REPAIR``: delta < 0; score = saving.
     - ``MODE_CAPACITY``: only queries on a model above capacity; score = -delta.
 
-    Moves into a model at capacity are never proposed. O(n J). Runs the parallel variant
-    when Numba has more than one thread, else the serial one (same result).
+    Moves into a model at capacity are never proposed. ``best_gain[i]`` and ``best_dvar[i]``
+    get the move's utility gain and variable-cost change (``var_cost[i, k_j] - var_cost[i,
+    k_c]``): all :func:`_apply_moves` needs of the big arrays, so that it re-checks hundreds
+    of thousands of proposals without a random read into them. O(n J). Runs the parallel
+    variant when Numba has more than one thread, else the serial one (same result).
     """
     kernel = _best_moves_parallel if numba.get_num_threads() > 1 else _best_moves_serial
     kernel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
-           model_count, capacity, best_j, best_score, n_chunks)
+           model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -601,29 +676,30 @@ def _move_tables(option_batch, group_fixed, counts, model_count, capacity):
 
 @njit(cache=True, error_model="numpy")
 def _best_moves_serial(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                       group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
+                       group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
     for i in range(n):
         _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                      room, model_count, capacity, best_j, best_score)
+                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _best_moves_parallel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                         group_fixed, counts, model_count, capacity, best_j, best_score, n_chunks):
+                         group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
     for ch in prange(n_chunks):
         for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
             _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                          room, model_count, capacity, best_j, best_score)
+                          room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
 
 @njit(cache=True, error_model="numpy")
 def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                  room, model_count, capacity, best_j, best_score):
-    """The best move of query i (see _best_moves), written to ``best_j[i]``/``best_score[i]``."""
+                  room, model_count, capacity, best_j, best_score, best_gain, best_dvar):
+    """The best move of query i (see _best_moves), written to ``best_j[i]``, ``best_score[i]``,
+    ``best_gain[i]`` and ``best_dvar[i]``."""
     c = opt[i]
     kc = option_model[c]
     t = query_task[i]
@@ -668,9 +744,12 @@ def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_
             bg = gain
     best_j[i] = bj
     best_score[i] = bs
+    best_gain[i] = bg
+    # What _apply_moves needs of the variable costs (the same difference _move_delta takes).
+    best_dvar[i] = var_cost[i, option_model[bj]] - var_cost[i, kc] if bj >= 0 else 0.0
 
 
-def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, query_task,
+def _apply_moves(mode, max_candidates, best_j, best_score, best_gain, best_dvar, opt, query_task,
                  option_model, option_batch, group_fixed, counts, model_count, capacity,
                  state, limit_usd, target_utility):
     """Apply the proposed moves best score first, re-checking each with exact accounting.
@@ -688,13 +767,13 @@ def _apply_moves(mode, max_candidates, best_j, best_score, opt, util, var_cost, 
         cut = float(np.partition(score, max_candidates - 1)[max_candidates - 1])
     elif score.shape[0] > max_candidates:
         cut = -np.inf
-    return _apply_moves_below(mode, float(cut), best_j, best_score, opt, util, var_cost, query_task, option_model,
+    return _apply_moves_below(mode, float(cut), best_j, best_score, best_gain, best_dvar, opt, query_task, option_model,
                               option_batch, group_fixed, counts, model_count, capacity, state, limit_usd,
                               target_utility)
 
 
 @njit(cache=True, error_model="numpy")
-def _apply_moves_below(mode, cut, best_j, best_score, opt, util, var_cost, query_task,
+def _apply_moves_below(mode, cut, best_j, best_score, best_gain, best_dvar, opt, query_task,
                        option_model, option_batch, group_fixed, counts, model_count, capacity,
                        state, limit_usd, target_utility):
     """:func:`_apply_moves` for the proposals whose negated score is at most ``cut``."""
@@ -756,8 +835,13 @@ def _apply_moves_below(mode, cut, best_j, best_score, opt, util, var_cost, query
         if kj != kc and model_count[kj] >= capacity[kj]:
             continue
         t = query_task[i]
-        delta = _move_delta(i, c, j, t, J, var_cost, option_model, option_batch, group_fixed, counts)
-        gain = util[i, j] - util[i, c]
+        # The same expression as _move_delta, its variable part taken from the proposal.
+        gc = t * J + c
+        gj = t * J + j
+        add = group_fixed[gj] if counts[gj] % option_batch[j] == 0 else 0.0
+        save = group_fixed[gc] if (counts[gc] - 1) % option_batch[c] == 0 else 0.0
+        delta = best_dvar[i] + add - save
+        gain = best_gain[i]
         if mode == MODE_UPGRADE:
             if not (gain > 0.0) or state[0] + delta > limit_usd:
                 continue

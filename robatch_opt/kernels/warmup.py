@@ -76,6 +76,8 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         for parallel_kernel, serial_kernel in ((gk._build_hulls_parallel, gk._build_hulls_serial),
                                                (gk._best_moves_parallel, gk._best_moves_serial),
                                                (gk._plan_totals_parallel, gk._plan_totals),
+                                               (gk._ratio_histogram_parallel, gk._ratio_histogram_serial),
+                                               (gk._split_at_bin_parallel, gk._split_at_bin_serial),
                                                ):
             for sig in serial_kernel.signatures[:1]:
                 parallel_kernel.compile(sig)

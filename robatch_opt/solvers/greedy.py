@@ -277,6 +277,8 @@ class _State:
         n = self.opt.shape[0]
         best_j = np.empty(n, np.int64)
         best_score = np.empty(n, np.float64)
+        best_gain = np.empty(n, np.float64)
+        best_dvar = np.empty(n, np.float64)
         snapshot = self.opt.copy() if mode == gk.MODE_UPGRADE else None
         # Improvements are optional and capped per round; repairs are needed for a valid
         # plan, so they consider every proposed move and run every round.
@@ -297,9 +299,9 @@ class _State:
                 break
             gk._best_moves(mode, float(slack), self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"],
                            a["option_model"], a["option_batch"], a["group_fixed"], self.counts,
-                           self.model_count, capacity, best_j, best_score, _n_chunks(n))
-            moved = gk._apply_moves(mode, max_moves, best_j, best_score, self.opt, a["util"],
-                                    a["var_cost"], a["query_task"], a["option_model"], a["option_batch"],
+                           self.model_count, capacity, best_j, best_score, best_gain, best_dvar, _n_chunks(n))
+            moved = gk._apply_moves(mode, max_moves, best_j, best_score, best_gain, best_dvar, self.opt,
+                                    a["query_task"], a["option_model"], a["option_batch"],
                                     a["group_fixed"], self.counts, self.model_count, capacity, state,
                                     float(limit_usd), float(target_utility))
             total += moved
