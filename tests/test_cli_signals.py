@@ -353,3 +353,40 @@ def test_kernels_are_never_cached_beside_the_source(tmp_path):
                          env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert [p for p in (copy / "robatch_opt").rglob("*") if p.suffix in (".nbi", ".nbc")] == []
+
+
+_ONLINE_WINDOW = """
+import numpy as np
+from robatch_opt.online.window import plan_window_exact
+rng = np.random.default_rng(0)
+score = rng.uniform(0, 1, (400, 12))
+call_value = rng.uniform(0.5, 3, 12)
+batch = np.array([1, 2, 4, 8] * 3)
+plan_window_exact(score[:20], call_value, batch, time_limit_s=5)      # imports and a first solve
+print("go", flush=True)
+plan_window_exact(score, call_value, batch, time_limit_s=120)         # seconds of HiGHS search
+print("finished", flush=True)
+"""
+
+
+def test_ctrl_c_during_an_exact_online_window_reaches_the_caller(tmp_path):
+    # HiGHS ran on the main thread with Python callbacks: the KeyboardInterrupt was raised
+    # inside a callback and lost there, and the replay carried on (the audit's `online
+    # --window-solver exact` ran to the end and wrote its plot in 2 of 4 interrupted runs).
+    proc = subprocess.Popen([sys.executable, "-c", _ONLINE_WINDOW], env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "go", proc.communicate()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "finished" not in stdout
+    assert "KeyboardInterrupt" in stderr
+    assert proc.returncode != 0
+    assert took <= EXIT_WITHIN_S
