@@ -239,6 +239,47 @@ def test_routerbench_unknown_price_and_duplicates(tmp_path):
     assert data.query_id.tolist() == ["q0", "q0#2"] and data.notes["duplicate_ids_renamed"] == 1
 
 
+def _not_utf8(tmp_path):
+    path = _rb_file(tmp_path, [_rb_row(0), _rb_row(1)])
+    data = path.read_bytes()
+    path.write_bytes(data[:-20] + b"\xe9" + data[-20:])          # Latin-1 in the last row
+    return path
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+@pytest.mark.parametrize("make, arg, error, where", [
+    (_empty_folder, lambda p: p, ds.MissingFileError, "holds no \\*.csv file"),
+    (_empty_folder, lambda p: [p], ds.MissingFileError, "is a folder, not a file"),
+    (_not_utf8, lambda p: p, ds.MalformedRowError, "is not UTF-8 text"),
+    (lambda t: _rb_file(t, []), lambda p: p, ds.MalformedRowError, "holds no data row"),
+])
+def test_routerbench_unreadable_sources_name_the_file(tmp_path, make, arg, error, where):
+    # The audit's cases: an empty folder raised IndexError, a folder in a list
+    # IsADirectoryError, Latin-1 bytes a bare UnicodeDecodeError, a header-only file an
+    # error about `tasks` that named no file.
+    path = make(tmp_path)
+    with pytest.raises(error, match=where) as info:
+        ro.datasets.load_routerbench(arg(path), prices=PRICES)
+    assert str(path) in str(info.value) and isinstance(info.value, ds.DatasetError)
+
+
+@pytest.mark.parametrize("price, where", [
+    ((1.0,), "must be a pair"),
+    (3.0, "must be a pair"),
+    (("a", "b"), "input of model 'm2'"),
+    ((-1.0, 2.0), "input price of model 'm2' must be >= 0"),
+    ((1.0, 0.0), "output price of model 'm2' must be > 0"),
+])
+def test_bad_price_entries_name_the_model(tmp_path, price, where):
+    path = _rb_file(tmp_path, [_rb_row(0)])
+    with pytest.raises(ds.CostValueError, match=where):
+        ro.datasets.load_routerbench(path, prices={**PRICES, "m2": price})
+
+
 def _arena(tmp_path, rows_by_model, prices=None):
     root = tmp_path / "arena"
     root.mkdir()

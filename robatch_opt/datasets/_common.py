@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CostValueError, MissingFileError, OutcomeRangeError, UnknownPriceError
+from .errors import CostValueError, MalformedRowError, MissingFileError, OutcomeRangeError, UnknownPriceError
 from .routing_data import RoutingData
 from .tokens import common_prefix, estimate_tokens, split_costs
 
@@ -18,6 +19,27 @@ def existing(path, what: str) -> Path:
     if not p.exists():
         raise MissingFileError(f"{what} does not exist", source=p)
     return p
+
+
+def existing_file(path, what: str) -> Path:
+    """``path`` as a Path if it is a file; MissingFileError naming it otherwise."""
+    p = existing(path, what)
+    if p.is_dir():
+        raise MissingFileError(f"{what} is a folder, not a file", source=p)
+    return p
+
+
+@contextlib.contextmanager
+def utf8_text(path: Path):
+    """Open ``path`` as UTF-8 text (for the csv and json modules); bytes that are not UTF-8
+    raise MalformedRowError naming the file instead of a bare UnicodeDecodeError."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            yield fh
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1]
+        raise MalformedRowError(f"is not UTF-8 text ({exc.reason}: byte {bad!r}); save it as UTF-8",
+                                source=path) from None
 
 
 def number(text, *, source, row, column, error=CostValueError, what="a number") -> float:
@@ -56,9 +78,19 @@ def prices_for(models, table: dict, *, source) -> tuple[np.ndarray, np.ndarray]:
         if m not in table:
             raise UnknownPriceError(f"model {m!r} is not in the price table (known: {sorted(table)})",
                                     source=source, column=m)
-        a, b = table[m]
-        p_in.append(float(a))
-        p_out.append(float(b))
+        pair = table[m]
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise CostValueError(f"price of model {m!r} must be a pair (input, output) in USD per "
+                                 f"million tokens, got {pair!r}", source=source, column=m)
+        for side, value in zip(("input", "output"), pair):
+            x = number(value, source=source, row=None, column=m,
+                       what=f"a price in USD per million tokens ({side} of model {m!r})")
+            if x < 0 or (side == "output" and x == 0):
+                # Costs are split into input and output parts by the output price (tokens.py).
+                raise CostValueError(f"{side} price of model {m!r} must be {'> 0' if side == 'output' else '>= 0'}"
+                                     f", got {value!r}", source=source, column=m)
+        p_in.append(float(pair[0]))
+        p_out.append(float(pair[1]))
     return np.array(p_in), np.array(p_out)
 
 

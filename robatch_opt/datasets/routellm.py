@@ -30,7 +30,7 @@ from typing import Union
 
 import numpy as np
 
-from ._common import assemble, existing, outcome_cell, prices_for, split_prompts
+from ._common import assemble, existing, outcome_cell, prices_for, split_prompts, utf8_text
 from .errors import (DuplicateQueryError, InconsistentDataError, MissingColumnError, MissingFileError,
                      OutcomeRangeError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -60,7 +60,7 @@ def _contaminated(path: Path) -> set[str]:
     if not path.exists():
         return set()
     out = set()
-    with open(path, encoding="utf-8") as fh:
+    with utf8_text(path) as fh:
         for row, line in enumerate(fh):
             if not line.strip():
                 continue
@@ -75,7 +75,7 @@ def _contaminated(path: Path) -> set[str]:
 
 
 def _read_file(path: Path):
-    with open(path, newline="", encoding="utf-8") as fh:
+    with utf8_text(path) as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)

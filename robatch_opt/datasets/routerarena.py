@@ -26,7 +26,7 @@ from typing import Union
 
 import numpy as np
 
-from ._common import assemble, existing, number
+from ._common import assemble, existing, number, utf8_text
 from .errors import (CostValueError, DuplicateQueryError, InconsistentDataError, MalformedRowError,
                      MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError, UnknownPriceError)
 from .routing_data import RoutingData
@@ -119,7 +119,7 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
     clipped = failed = 0
     for f in files:
         rows = {}
-        with open(f, encoding="utf-8") as fh:
+        with utf8_text(f) as fh:
             for row, line in enumerate(fh):
                 if not line.strip():
                     continue

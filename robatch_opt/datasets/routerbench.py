@@ -21,9 +21,9 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from ._common import assemble, cost_cell, existing, outcome_cell, prices_for
-from .errors import (DuplicateQueryError, InconsistentDataError, MissingColumnError, PromptFieldError,
-                     UnknownColumnError)
+from ._common import assemble, cost_cell, existing, existing_file, outcome_cell, prices_for, utf8_text
+from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
+                     MissingFileError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
 from .routing_data import RoutingData
 
@@ -38,8 +38,13 @@ _COST, _RESPONSE = "|total_cost", "|model_response"
 def _paths(paths) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         p = existing(paths, "RouterBench path")
-        return sorted(p.glob("*.csv")) if p.is_dir() else [p]
-    out = [existing(p, "RouterBench file") for p in paths]
+        if not p.is_dir():
+            return [p]
+        found = sorted(p.glob("*.csv"))
+        if not found:
+            raise MissingFileError("RouterBench folder holds no *.csv file", source=p)
+        return found
+    out = [existing_file(p, "RouterBench file") for p in paths]
     if not out:
         raise MissingColumnError("no RouterBench file given", column="paths")
     return out
@@ -129,7 +134,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     if duplicates not in ("suffix", "raise"):
         raise ValueError(f"`duplicates` must be 'suffix' or 'raise', got {duplicates!r}")
     for path in files:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with utf8_text(path) as fh:
             reader = csv.reader(fh)
             try:
                 header = next(reader)
@@ -171,6 +176,9 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                 outcome.append([outcome_cell(cells[col[m]], source=path, row=row, column=m) for m in models])
                 cost.append([cost_cell(cells[col[m + _COST]], source=path, row=row, column=m + _COST)
                              for m in models])
+    if not qids:
+        raise MalformedRowError("holds no data row (only a header)", source=files[0] if len(files) == 1 else
+                                files[0].parent)
     p_in, p_out = prices_for(models, PRICES_PER_MTOK if prices is None else prices, source=files[0])
     outcome = np.array(outcome, dtype=np.float64).reshape(len(qids), len(models))
     cost = np.array(cost, dtype=np.float64).reshape(len(qids), len(models))
