@@ -84,6 +84,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- parsing
+def _seed(text: str) -> int:
+    """A seed: an integer >= 0 (the same rule for every command)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -127,7 +138,7 @@ def _parser() -> _Parser:
     s.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="time limit of each solve in seconds, model building included (default 60); "
                         "the baselines are up to K + 1 further solves, one per restriction")
-    s.add_argument("--seed", type=int, default=0, metavar="N", help="solver seed (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, metavar="N", help="solver seed (default 0)")
     s.add_argument("--out", metavar="PLAN.json",
                    help="write the plan (JSON) here; checked before any work, written whole or not at "
                         "all; the same command writes the same bytes (timings are left out)")
@@ -148,7 +159,7 @@ def _parser() -> _Parser:
     g.add_argument("out", metavar="OUT", help="output file (.json or .npz)")
     g.add_argument("--n", type=_positive_int, default=DEFAULT_WORKLOAD["n"], metavar="N",
                    help=f"number of queries (default {DEFAULT_WORKLOAD['n']})")
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    g.add_argument("--seed", type=_seed, default=0, metavar="S", help="random seed (default 0)")
     g.add_argument("--pool", metavar="P", help=f"llm only: model pool (default {DEFAULT_WORKLOAD['pool']})")
     g.add_argument("--family", metavar="F", help="synthetic only: instance family")
     g.add_argument("--price", choices=("api", "compute"), help="llm only: price model")
@@ -177,7 +188,7 @@ def _parser() -> _Parser:
     f.add_argument("--points", type=_positive_int, default=12, metavar="N", help="number of budgets (default 12)")
     f.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="time limit of exact engines per budget, seconds (default 60)")
-    f.add_argument("--seed", type=int, default=0, metavar="N", help="solver seed (default 0)")
+    f.add_argument("--seed", type=_seed, default=0, metavar="N", help="solver seed (default 0)")
     f.add_argument("--compare", action="store_true",
                    help="also sweep the routing-only and batching-only restrictions at the same budgets")
     f.add_argument("--plot", metavar="FILE.png", help="write a PNG (needs matplotlib: robatch_opt[plot])")
@@ -850,7 +861,7 @@ def _add_online_parser(sub) -> None:
                    help="also run the batching router with this maximum wait, seconds")
     o.add_argument("--rate", type=_positive_float, default=20.0, metavar="R", help="arrivals per second (default 20)")
     o.add_argument("--arrival", choices=("poisson", "bursty"), default="poisson", help="arrival process")
-    o.add_argument("--seed", type=int, default=0, metavar="N", help="seed of split, arrivals and routers (default 0)")
+    o.add_argument("--seed", type=_seed, default=0, metavar="N", help="seed of split, arrivals and routers (default 0)")
     o.add_argument("--warm-start", action="store_true",
                    help="start each router's queue at ro.online.equilibrium_queue on the training half "
                         "(certificate alpha - (Q_T - Q_0)/T)")
@@ -863,8 +874,6 @@ def _add_online_parser(sub) -> None:
 
 def _cmd_online(args) -> int:
     from . import online as on
-    if args.seed < 0:
-        raise _CliError(f"--seed: must be >= 0, got {args.seed}")
     if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
     if args.data:
@@ -883,8 +892,9 @@ def _cmd_online(args) -> int:
             continue
         yard = hb if key == "batching" else h1
         rows.append(dict(router=r.router, satisfaction=r.satisfaction, initial_queue=r.initial_queue,
-                         queue_over_T=r.queue_growth / max(r.n_feedback, 1),
-                         sla_met=bool(r.satisfaction >= args.alpha - 0.01), cost_usd=r.cost_usd,
+                         queue_growth_over_T=r.queue_growth / max(r.n_feedback, 1),
+                         sla_met=bool(r.satisfaction >= args.alpha),
+                         sla_shortfall=max(args.alpha - r.satisfaction, 0.0), cost_usd=r.cost_usd,
                          ratio_to_hindsight=(r.cost_usd / yard.cost_usd) if yard and yard.cost_usd > 0 else None,
                          wait_p50_s=r.wait_percentile_s(50), wait_p90_s=r.wait_percentile_s(90),
                          wait_p99_s=r.wait_percentile_s(99), mean_batch_size=float(r.batch_size.mean()),
@@ -907,22 +917,32 @@ def _cmd_online(args) -> int:
         _print_json(summary)
         return EXIT_OK
     print(split.description)
-    print(f"alpha {args.alpha}  arrivals {args.arrival} {args.rate:g}/s  hindsight optimum: "
-          f"b=1 ${h1.cost_usd:.4f}" if h1 else "hindsight: alpha unreachable", end="")
+    print(f"alpha {args.alpha}  arrivals {args.arrival} {args.rate:g}/s  "
+          + (f"hindsight optimum: b=1 ${h1.cost_usd:.4f}" if h1 else "hindsight: alpha unreachable"), end="")
     print(f", with batching ${hb.cost_usd:.4f}" if hb else "")
     o1, ob = res["offline_b1"], res["offline_batch"]
     print("offline plan with the same predictor (outcomes unknown): "
           + (f"b=1 ${o1.cost_usd:.4f}, with batching ${ob.cost_usd:.4f}" if o1 and ob else "predicts alpha out of reach"))
     print(f"cheapest single model meeting alpha: {single.model or 'none'}"
           + (f" (${single.cost_usd:.4f})" if single.model else ""))
-    print(f"{'router':<16}{'satisfied':>10}{'Q_T/T':>8}{'SLA':>5}{'cost $':>10}{'x hind':>8}"
-          f"{'wait p50':>10}{'p90':>7}{'p99':>7}{'mean b':>8}")
+    # SLA: "yes" when the realized satisfaction reaches alpha, else by how much it falls short.
+    # dQ/T: the queue's growth (Q_T - Q_0) per received outcome, which bounds the shortfall
+    # (negative when a warm-started queue shrank).
+    print(f"{'router':<16}{'satisfied':>10}{'dQ/T':>8}{'SLA':>8}{'cost $':>10}{'x hind':>8}"
+          f"{'wait p50':>10}{'p90':>9}{'p99':>9}{'mean b':>8}")
     for r in rows:
         ratio = f"{r['ratio_to_hindsight']:.1f}" if r["ratio_to_hindsight"] else "-"
-        print(f"{r['router']:<16}{r['satisfaction']:>10.4f}{r['queue_over_T']:>8.4f}{'yes' if r['sla_met'] else 'no':>5}"
-              f"{r['cost_usd']:>10.4f}{ratio:>8}{r['wait_p50_s']:>10.2f}{r['wait_p90_s']:>7.2f}{r['wait_p99_s']:>7.2f}"
-              f"{r['mean_batch_size']:>8.2f}")
+        sla = "yes" if r["sla_met"] else f"-{r['sla_shortfall']:.4f}"
+        waits = "".join(f"{_seconds(r[k]):>{w}}" for k, w in (("wait_p50_s", 10), ("wait_p90_s", 9),
+                                                               ("wait_p99_s", 9)))
+        print(f"{r['router']:<16}{r['satisfaction']:>10.4f}{r['queue_growth_over_T']:>8.4f}{sla:>8}"
+              f"{r['cost_usd']:>10.4f}{ratio:>8}{waits}{r['mean_batch_size']:>8.2f}")
     return EXIT_OK
+
+
+def _seconds(x: float) -> str:
+    """A waiting time for the table: two decimals, or three significant digits when long."""
+    return f"{x:.2f}" if abs(x) < 1e5 else f"{x:.3g}"
 
 
 def _fail(message: str) -> None:

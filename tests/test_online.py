@@ -314,6 +314,10 @@ def test_cli_online_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["router"] for r in out["routers"]] == ["MessPlusRouter", "BatchingRouter", "RandomRouter"]
     assert out["routers"][1]["wait_p99_s"] <= 1.0 + 1e-9
+    for r in out["routers"]:
+        # Met means reached: the audit found "yes" for 0.8439 at alpha 0.85 (a silent 0.01).
+        assert r["sla_met"] == (r["satisfaction"] >= 0.75)
+        assert r["sla_shortfall"] == pytest.approx(max(0.75 - r["satisfaction"], 0.0))
 
 
 def test_cli_online_warm_start_and_exact_windows(capsys):
@@ -326,6 +330,20 @@ def test_cli_online_warm_start_and_exact_windows(capsys):
     assert out["routers"][2]["initial_queue"] == 0.0                       # the random baseline keeps no queue
     assert main(["online", "--alpha", "0.75", "--window-solver", "best"]) == 2
     assert "--window-solver" in capsys.readouterr().err
+
+
+def test_hindsight_names_alpha():
+    s = on.llm_split("qwen3", n=50).stream
+    with pytest.raises(on.OnlineError, match="`alpha`"):
+        on.hindsight(s, 2.0)
+
+
+def test_cli_online_text_table(capsys):
+    # The header keeps its arrival text when alpha is out of reach; waits stay readable.
+    assert main(["online", "--n", "100", "--alpha", "1", "--max-wait", "1e300", "--rate", "1e300"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha 1.0  arrivals poisson 1e+300/s  hindsight: alpha unreachable" in out
+    assert max(len(line) for line in out.splitlines()) < 120
 
 
 def test_cli_online_bad_alpha(capsys):

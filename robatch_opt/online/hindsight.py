@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..solve import solve
+from .router import _check_alpha
 from .stream import RequestStream, as_stream
 
 __all__ = ["HindsightBound", "hindsight", "offline_plan", "SingleModelBaseline", "cheapest_single_model",
@@ -67,10 +68,13 @@ def hindsight(stream, alpha: float, *, batching: bool = True, models: Sequence[s
 
     Raises
     ------
+    OnlineError
+        ``alpha`` is not a number in [0, 1].
     InfeasibleBudgetError
         No assignment reaches ``alpha`` (more than ``1 - alpha`` of the requests are
         answered by no model).
     """
+    alpha = _check_alpha(alpha)                 # the error names `alpha`, not solve's field
     s: RequestStream = as_stream(stream)
     inst = s.hindsight_instance()
     if models is not None:

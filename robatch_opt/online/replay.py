@@ -123,7 +123,7 @@ class OnlineResult:
         return dict(router=self.router, alpha=self.alpha, V=self.V, n_requests=self.n_requests,
                     satisfaction=self.satisfaction, cost_usd=self.cost_usd,
                     queue_initial=float(self.initial_queue), queue_final=self.final_queue,
-                    queue_over_T=self.queue_growth / max(self.n_feedback, 1),
+                    queue_growth_over_T=self.queue_growth / max(self.n_feedback, 1),
                     sla_bound=self.sla_bound, explored=int(self.explored.sum()), n_calls=self.n_calls,
                     mean_batch_size=float(self.batch_size.mean()) if self.n_requests else 0.0,
                     wait_p50_s=self.wait_percentile_s(50), wait_p99_s=self.wait_percentile_s(99),
