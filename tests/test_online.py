@@ -189,6 +189,18 @@ def test_window_planner_against_brute_force(data):
         assert math.isclose(got, opt, rel_tol=1e-12, abs_tol=1e-12)   # separable: exact
 
 
+def test_window_planner_breaks_ties_to_the_smaller_batch():
+    # The audit's case: with the queue at 0 a lone request's score is the same on b = 1 and
+    # b = 8 (one call either way), and the amortized start took b = 8, whose answer keeps
+    # less of its quality. A second request of another option shows the pass keeps the rest.
+    score = np.array([[-1.0, -1.0, -5.0], [-9.0, -9.0, -1.0]])
+    call_value = np.array([0.5, 0.5, 0.1])
+    batch = np.array([1, 8, 1])
+    x = on.plan_window(score, call_value, batch)
+    assert x.tolist() == [0, 2]
+    assert np.argmax(score - call_value / batch, axis=1).tolist() == [1, 2]     # the amortized start
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_exact_window_planner_is_the_brute_force_optimum(data):

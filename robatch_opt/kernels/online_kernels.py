@@ -64,7 +64,8 @@ def plan_window(score, call_value, batch, max_rounds):
     moves whose exact change (a call opened or closed) is computed in O(1), best move per
     request, and (2) group moves: every member of one option moved to its best other
     option, kept if the exact objective rises. O(rounds * m * J * (1 + J)); each accepted
-    move strictly raises the objective, so it terminates.
+    move strictly raises the objective, so it terminates. Last, one pass moves a request to
+    an option with fewer seats wherever that loses nothing (ties go to the smaller batch).
     """
     m, J = score.shape
     x = np.empty(m, dtype=np.int64)
@@ -129,6 +130,23 @@ def plan_window(score, call_value, batch, max_rounds):
                 count[:] = saved_count
         if not moved:
             break
+    # Ties to the smaller batch: a request whose objective is the same on an option with
+    # fewer seats (a lone request on b = 8 pays the call of b = 1 when the queue is 0, but
+    # its answer keeps less of its quality) moves there. Only moves that lose nothing.
+    for i in range(m):
+        cur = x[i]
+        keep = score[i, cur] - call_value[cur] * _closes(count[cur], batch[cur])
+        bj = -1
+        for j in range(J):
+            if batch[j] >= batch[cur] or not np.isfinite(score[i, j]):
+                continue
+            if score[i, j] - call_value[j] * _opens(count[j], batch[j]) - keep >= 0.0:
+                if bj < 0 or batch[j] < batch[bj]:
+                    bj = j
+        if bj >= 0:
+            count[cur] -= 1
+            count[bj] += 1
+            x[i] = bj
     return x
 
 
