@@ -197,28 +197,20 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
     lo = N_BINS
     hi = -1
     u_sum = 0.0
-    i0 = c * n // n_chunks
-    i1 = (c + 1) * n // n_chunks
-    # Options are visited in the cost order of the chunk's first query: neighbouring queries
-    # mostly order their options alike (costs are prices times similar token counts), so
-    # the insertion sort below rarely shifts. Any order gives the same hulls.
-    visit = _argsort_stable(cost[i0]) if i1 > i0 else np.arange(J)
-    for i in range(i0, i1):
+    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
         s = start[i]
         cs = cost[i, s]
         us = util[i, s]
         u_sum += us
         m = 0
-        for jj in range(J):
-            j = visit[jj]
+        for j in range(J):
             cj = cost[i, j]
             uj = util[i, j]
             if not (uj > us) or not (cj > cs) or not (cj < np.inf):
                 continue
             q = m
             # Insertion sort by (cost ascending, utility descending, index): J is small.
-            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and (
-                    cand_u[q - 1] < uj or (cand_u[q - 1] == uj and cand[q - 1] > j)))):
+            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
                 cand[q] = cand[q - 1]
                 cand_c[q] = cand_c[q - 1]
                 cand_u[q] = cand_u[q - 1]
