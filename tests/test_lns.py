@@ -123,3 +123,18 @@ def test_whole_model_job_leaves_no_process_or_file_behind():
     assert not os.path.exists(folder)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)                      # killed and reaped
+
+
+def test_progress_reports_the_whole_plan_not_a_neighbourhood():
+    # The neighbourhoods' own incumbents reached the caller's display (35.6 where the plan
+    # had utility 1,515); only the whole plan's value and bound may be reported.
+    inst = ro.workloads.llm(pool="qwen3", n=300, seed=1)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    seen = []
+    plan = ro.solve(inst, budget=budget, method="lns", time_limit_s=3, whole=False, progress=seen.append)
+    greedy = ro.solve(inst, budget=budget, method="greedy")
+    assert seen, "lns reported no progress"
+    values = [p.incumbent for p in seen]
+    assert values == sorted(values)                                  # the incumbent only improves
+    assert min(values) >= greedy.utility * (1 - 1e-12) and max(values) <= plan.utility * (1 + 1e-12)
+    assert all(p.bound is not None and p.bound >= plan.utility * (1 - 1e-12) for p in seen)

@@ -190,12 +190,14 @@ def _subproblem(problem: Problem, opt: np.ndarray, free: np.ndarray):
     cap = None
     if problem.max_queries is not None:
         cap = problem.max_queries - np.bincount(om[opt[out]], minlength=len(problem.max_queries))
+    # No progress callback below: a neighbourhood's incumbent is not the plan's (the caller's
+    # display showed 35.6 for a plan of utility 1,515); _Incumbent reports the whole plan.
     if problem.budget_usd is not None:
         sub = dataclasses.replace(problem, table=sub_table, budget_usd=max(problem.budget_usd - const_cost, 0.0),
-                                  max_queries=cap)
+                                  max_queries=cap, progress=None)
     else:
         sub = dataclasses.replace(problem, table=sub_table, min_total_utility=problem.min_total_utility - const_util,
-                                  max_queries=cap)
+                                  max_queries=cap, progress=None)
     return sub, rows, opt[rows]
 
 
@@ -453,6 +455,11 @@ class _Incumbent:
         self.budget_form = problem.budget_usd is not None
         self.best = best
         self.bound = bound
+        self.report()
+
+    def report(self) -> None:
+        """The whole plan's value and bound to the caller's progress callback."""
+        self.problem.report(phase="search", incumbent=self.value(self.best), bound=self.bound)
 
     def value(self, ev) -> float:
         return ev.utility if self.budget_form else ev.cost_usd
@@ -462,12 +469,16 @@ class _Incumbent:
 
     def tighten(self, bound: float | None) -> None:
         if bound is not None and np.isfinite(bound):
+            before = self.bound
             self.bound = min(self.bound, float(bound)) if self.budget_form else max(self.bound, float(bound))
+            if self.bound != before:
+                self.report()
 
     def offer(self, ev) -> bool:
         """Keep ``ev`` if it is feasible and better; whether it was kept."""
         if is_feasible(self.problem, ev) and _better(self.problem, ev, self.best):
             self.best = ev
+            self.report()
             return True
         return False
 
