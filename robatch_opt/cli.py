@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -964,6 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (one line on stderr), 130 interrupted (SIGINT), 141 stdout closed early, 143
         terminated (SIGTERM).
     """
+    as_program = argv is None                # the console script and ``python -m robatch_opt``
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--traceback" in argv
     # SIGTERM unwinds like Ctrl-C (engines stopped, children killed, temporary files removed)
@@ -1007,6 +1009,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if restore is not None:
             restore()
+        if as_program and restore is not None:
+            # The command has finished: its output is complete and its status decided. A
+            # Ctrl-C during the interpreter's teardown (about half a second) must not turn
+            # that into a death by signal (the audit saw exit -2 after a complete run).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _exit_now_if_engine_runs(code: int) -> int:

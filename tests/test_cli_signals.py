@@ -390,3 +390,20 @@ def test_ctrl_c_during_an_exact_online_window_reaches_the_caller(tmp_path):
     assert "KeyboardInterrupt" in stderr
     assert proc.returncode != 0
     assert took <= EXIT_WITHIN_S
+
+
+def test_a_late_ctrl_c_after_the_command_finished_does_not_change_its_status(tmp_path):
+    # The audit saw exit -2 for a Ctrl-C in the ~0.5 s of interpreter teardown after a
+    # complete run; the console script's main() now ignores signals once it has returned.
+    script = ("import os, signal, sys\n"
+              "from robatch_opt.cli import main\n"
+              "sys.argv = ['robatch-opt', '--version']\n"
+              "code = main()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\n"
+              "os.kill(os.getpid(), signal.SIGTERM)\n"
+              "print('finished', code)\n"
+              "sys.exit(code)\n")
+    res = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "finished 0" in res.stdout and "Traceback" not in res.stderr
