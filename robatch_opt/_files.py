@@ -22,7 +22,7 @@ from typing import IO, Iterable, Iterator, Union
 
 from .errors import RobatchError
 
-__all__ = ["OutputPathError", "open_atomic", "write_atomic", "check_output_path"]
+__all__ = ["OutputPathError", "open_atomic", "write_atomic", "write_figure", "check_output_path"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -101,6 +101,27 @@ def write_atomic(path: PathLike, data: bytes | str) -> Path:
     with open_atomic(path, "wb") as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def write_figure(fig, path: PathLike, **savefig_kw) -> Path:
+    """Save a matplotlib figure to exactly ``path`` in one atomic write, and close it.
+
+    The suffix picks the format where matplotlib knows it (.png, .svg, .pdf, ...); PNG
+    otherwise (savefig itself would append ".png" to a name without a suffix, and leave a
+    partial file on failure).
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt, **savefig_kw)
+    finally:
+        plt.close(fig)
+    return write_atomic(path, buf.getvalue())
 
 
 def _named(exc: OSError, path: Path) -> OSError:

@@ -85,6 +85,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- parsing
+def _check_plot_format(path: str) -> None:
+    """Refuse a ``--plot`` suffix matplotlib cannot write (no suffix: PNG), before any work."""
+    suffix = os.path.splitext(str(path))[1].lower().lstrip(".")
+    if not suffix:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return                              # reported when the plot is drawn
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in known:
+        raise _CliError(f"--plot: cannot write images of type '.{suffix}' (use one of "
+                        f"{', '.join('.' + k for k in sorted(known))}, or no suffix for PNG)")
+
+
 def _seed(text: str) -> int:
     """A seed: an integer >= 0 (the same rule for every command)."""
     try:
@@ -762,6 +777,7 @@ def _cmd_frontier(args) -> int:
     get_backend(args.method) if args.method != AUTO else None      # fail before any work
     if args.plot is not None:
         check_output_path(args.plot, inputs=[args.instance] if args.instance else [], what="--plot")
+        _check_plot_format(args.plot)
     inst = _load_instance(args.instance) if args.instance else _default_instance()
     with _Display(sys.stderr.isatty() and not args.json) as display:
         _warm_up(display, quiet=args.json, inst=inst, quality=False, frontier=True)
@@ -877,6 +893,7 @@ def _cmd_online(args) -> int:
     from . import online as on
     if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
+        _check_plot_format(args.plot)
     if args.data:
         paths = args.data[0] if len(args.data) == 1 else args.data
         split = on.routerbench_split(paths, seed=args.seed)

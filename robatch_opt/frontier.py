@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -639,17 +638,7 @@ def plot_frontiers(frontiers: Iterable[Frontier] | Mapping[str, Frontier], path:
     fig.tight_layout()
     if path is None:
         return fig
-    import io as _io
+    from ._files import write_figure
 
-    from ._files import write_atomic
-
-    buf = _io.BytesIO()
-    # Into memory, then one atomic write to exactly ``path`` (savefig would append ".png" to
-    # a name without a suffix, and leave a partial file on failure). The suffix picks the
-    # format where matplotlib knows it (.svg, .pdf, ...); PNG otherwise.
-    suffix = os.path.splitext(str(path))[1].lower().lstrip(".")
-    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
-    fig.savefig(buf, format=fmt)
-    write_atomic(path, buf.getvalue())
-    plt.close(fig)
+    write_figure(fig, path)                  # format by suffix, one atomic write to exactly `path`
     return None

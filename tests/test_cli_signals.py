@@ -407,3 +407,21 @@ def test_a_late_ctrl_c_after_the_command_finished_does_not_change_its_status(tmp
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert "finished 0" in res.stdout and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("command", [["frontier"], ["online", "--alpha", "0.7"]])
+def test_a_plot_suffix_matplotlib_cannot_write_is_refused_before_any_work(tmp_path, command):
+    pytest.importorskip("matplotlib")
+    res = _run_cli([*command, "--plot", str(tmp_path / "f.txt")], tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "--plot: cannot write images of type '.txt'" in res.stderr
+    assert not (tmp_path / "f.txt").exists()
+
+
+def test_the_online_plot_follows_the_suffix(tmp_path):
+    # It wrote PNG bytes whatever the name (the frontier's plot already followed the suffix).
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "o.svg"
+    res = _run_cli(["online", "--n", "80", "--alpha", "0.7", "--max-wait", "1", "--plot", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert b"<svg" in out.read_bytes()[:500]

@@ -150,11 +150,5 @@ def plot_time_series(results: dict, path: str, *, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    import io
-    from .._files import write_atomic
-    buf = io.BytesIO()                       # PNG in memory, then one atomic write to exactly `path`
-    try:
-        fig.savefig(buf, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    from .._files import write_figure
+    write_figure(fig, path, dpi=110)         # format by suffix, one atomic write to exactly `path`
