@@ -103,11 +103,19 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        ``inst`` is not an :class:`Instance` (e.g. a chunked ``.zarr`` store).
     AssignmentError
         Wrong shape; an entry that is not an integer (a string, a boolean, null, ``0.7``);
         an out-of-range option; an option that is not admissible for its query. The message
         names the first offending query.
     """
+    if not isinstance(inst, Instance):
+        # A chunked store (.zarr) has no in-memory arrays (robatch_opt.distributed.solve
+        # grades its plans chunk by chunk; .to_instance() reads it whole).
+        raise TypeError(f"`instance`: must be a robatch_opt Instance, got {type(inst).__name__}"
+                        + (" (read a .zarr store whole with .to_instance())"
+                           if type(inst).__name__ == "ChunkedInstance" else ""))
     # Strings, booleans, null and fractional indices are refused (an integral float is fine).
     arr = numeric_array(option, "option", assignment_errors, integer=True)
     n, J = inst.n_queries, inst.n_options

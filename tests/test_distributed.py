@@ -265,3 +265,20 @@ def test_cli_solves_a_store_on_the_cluster(tmp_path, client, capsys):
     assert "--scheduler" in capsys.readouterr().err
     assert cli_main(["solve", str(path), "--scheduler", f"tcp://127.0.0.1:{free_port()}"]) == 2
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_chunked_store_whole(tmp_path, capsys):
+    # `robatch-opt evaluate day.zarr plan.json` was an internal AttributeError.
+    import json
+
+    from robatch_opt.cli import main
+
+    inst = ro.workloads.llm("qwen3", n=400, seed=1)
+    path = ro.save(inst, tmp_path / "x.zarr", chunk_queries=128)
+    plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy")
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    assert main(["evaluate", str(path), str(tmp_path / "plan.json"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["matches_claims"] and out["cost_usd"] == ro.evaluate(inst, plan.option).cost_usd
+    with pytest.raises(TypeError, match="`instance`: must be a robatch_opt Instance, got ChunkedInstance"):
+        ro.evaluate(ro.load(path), plan.option)
