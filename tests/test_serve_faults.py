@@ -398,3 +398,44 @@ def test_cli_interrupt_exits_130_and_leaves_a_resumable_journal(plan40, tmp_path
         assert 3 <= len(done) < len(plan.calls)
         res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)
         assert res.answers == _expected() and res.n_resumed == len(done)
+
+
+def test_a_plan_for_another_instance_is_refused_before_any_request(plan40):
+    # The audit served, and paid for, a plan whose tasks (or batch sizes) were not the
+    # instance's; `robatch-opt evaluate` refused the same pairs.
+    inst, plan = plan40
+    other_inst, other_plan = two_model_plan(40, n_solo=10)
+    with FaultServer({}) as srv:
+        with pytest.raises(serve.ServeConfigError, match="plan.query_task.*query 10 is in task 1 in the plan"):
+            serve.run(other_plan, inst, QUESTIONS, _endpoints(srv), **FAST)
+        narrower = inst.restrict(batch_sizes=[1])
+        with pytest.raises(serve.ServeConfigError, match="plan.options"):
+            serve.run(plan, narrower, QUESTIONS, _endpoints(srv), **FAST)
+        with pytest.raises(serve.ServeConfigError, match="timeout_s.*> 0"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), timeout_s=0)
+        assert srv.log == []                               # nothing was sent
+
+
+def test_predicted_cost_is_the_instance_grading_not_the_file_claim(plan40, tmp_path):
+    inst, plan = plan40
+    doctored = ro.Plan.from_json(plan.to_json().replace(repr(plan.cost_usd), "1e-09", 1))
+    assert doctored.cost_usd == 1e-9
+    with FaultServer({}) as srv:
+        res = serve.run(doctored, inst, QUESTIONS, _endpoints(srv), journal=tmp_path / "run.jsonl", **FAST)
+    assert res.predicted_cost_usd == ro.evaluate(inst, plan.option).cost_usd
+
+
+@pytest.mark.parametrize("target", ["dir", "questions", "missing_dir"])
+def test_cli_serve_refuses_a_bad_answers_out_before_any_request(plan40, tmp_path, capsys, target):
+    inst, plan = plan40
+    with FaultServer({}) as srv:
+        args = _cli_files(tmp_path, srv, inst, plan)
+        (tmp_path / "adir").mkdir()
+        out = {"dir": tmp_path / "adir", "questions": tmp_path / "q.txt",
+               "missing_dir": tmp_path / "nope" / "a.jsonl"}[target]
+        before = (tmp_path / "q.txt").read_bytes()
+        assert main(["serve", *args, "--answers-out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--answers-out" in err
+        assert srv.log == [] and (tmp_path / "q.txt").read_bytes() == before
+        assert not (tmp_path / "run.jsonl").exists() or (tmp_path / "run.jsonl").stat().st_size == 0

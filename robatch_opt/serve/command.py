@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._files import check_output_path, open_atomic
 from .errors import ServeConfigError
 
 __all__ = ["add_arguments", "serve_command", "read_questions", "read_system_prompts"]
@@ -140,11 +141,20 @@ def serve_command(args, inst, plan) -> int:
     prompts = read_system_prompts(args.system_prompts) if args.system_prompts else None
     endpoints = load_endpoints(args.endpoints)
     journal = Path(args.journal)
+    inputs = [p for p in (args.instance, args.plan, args.questions, args.endpoints, args.system_prompts) if p]
+    if journal.is_dir():
+        raise ServeConfigError("journal", "is a folder; pass a file name", source=args.journal)
+    if not journal.resolve().parent.is_dir():
+        raise ServeConfigError("journal", "its directory does not exist", source=args.journal)
+    if any(journal.resolve() == Path(p).resolve() for p in inputs):
+        raise ServeConfigError("journal", "is one of the command's input files", source=args.journal)
     if journal.exists() and journal.stat().st_size > 0 and not args.resume:
         raise ServeConfigError("journal", "exists: pass --resume to continue that run, or choose a new file",
                                source=args.journal)
-    if args.answers_out is not None and not Path(args.answers_out).resolve().parent.is_dir():
-        raise ServeConfigError("answers_out", "its directory does not exist", source=args.answers_out)
+    if args.answers_out is not None:
+        # Before any request is sent (and paid for): a folder, a missing directory or one of
+        # the inputs (the questions file was overwritten with the answers) is refused here.
+        check_output_path(args.answers_out, inputs=inputs + [args.journal], what="--answers-out")
     bar = None if args.json else _ProgressLine()
     try:
         res = run(plan, inst, questions, endpoints, system_prompts=prompts, journal=journal,
@@ -154,15 +164,13 @@ def serve_command(args, inst, plan) -> int:
         if bar is not None:
             bar.close()
     if args.answers_out is not None:
-        tmp = Path(str(args.answers_out) + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open_atomic(args.answers_out, "w", encoding="utf-8") as fh:      # whole or not at all
             for i, a in enumerate(res.answers):
                 row = {"query": i, "answer": a}
                 if i in res.failures:
                     f = res.failures[i]
                     row.update({"failure": f.reason, "attempts": f.attempts, "call": f.call_key})
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(args.answers_out)
     if args.json:
         d = res.summary_dict()
         d.update({"journal": str(journal), "answers_out": args.answers_out})

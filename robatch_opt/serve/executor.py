@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
+
+from ..evaluate import evaluate
 from ..instance import Instance
 from ..plan import Plan
 from .endpoints import Endpoint, load_endpoints
@@ -125,6 +129,17 @@ def _validate(plan, instance, questions, system_prompts):
     if tuple(plan.model_names) != names:
         raise ServeConfigError("plan.model_names", f"{list(plan.model_names)} are not the instance's models "
                                                    f"{list(names)}")
+    # The checks `robatch-opt evaluate` makes: a plan for another instance of the same size
+    # and models would send paid calls of batch sizes or tasks the instance does not have.
+    if tuple(plan.options) != tuple(instance.options):
+        raise ServeConfigError("plan.options", f"{len(plan.options)} options {list(plan.options)[:6]}... are not "
+                                               f"the instance's {len(instance.options)} "
+                                               f"{list(instance.options)[:6]}...")
+    differ = np.flatnonzero(np.asarray(plan.query_task) != np.asarray(instance.query_task))
+    if differ.size:
+        i = int(differ[0])
+        raise ServeConfigError("plan.query_task", f"query {i} is in task {int(plan.query_task[i])} in the plan but "
+                                                  f"{int(instance.query_task[i])} in the instance")
     if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
         raise ServeConfigError("questions", f"must be a sequence of strings (one per query), got "
                                             f"{type(questions).__name__}")
@@ -380,7 +395,8 @@ def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResul
             failures[q] = QueryFailure(reason=reason, attempts=attempts_q[q], call_key=rec.key)
     return ServeResult(
         answers=tuple(answers), failures=failures, calls=tuple(calls),
-        cost_usd=float(sum(c.cost_usd for c in calls)), predicted_cost_usd=float(plan.cost_usd),
+        # The prediction is the instance's own grading of the plan, not the file's claim.
+        cost_usd=float(sum(c.cost_usd for c in calls)), predicted_cost_usd=float(evaluate(instance, plan.option).cost_usd),
         prompt_tokens=int(sum(c.prompt_tokens for c in calls)),
         completion_tokens=int(sum(c.completion_tokens for c in calls)), wall_time_s=wall, n_resumed=n_resumed,
         model_names=tuple(m.name for m in instance.models), task_names=tuple(t.name for t in instance.tasks),
@@ -398,7 +414,11 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     for name, value, lo in (("max_concurrency", max_concurrency, 1), ("retries", retries, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise ServeConfigError(name, f"must be an integer >= {lo}, got {value!r}")
-    for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
+    # A request needs time to be answered (0 failed every query at no cost, with no error).
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0 \
+            or not math.isfinite(timeout_s):
+        raise ServeConfigError("timeout_s", f"must be a finite number > 0, got {timeout_s!r}")
+    for name, value in (("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ServeConfigError(name, f"must be a number >= 0, got {value!r}")
     fmt = get_format(format)
@@ -414,7 +434,7 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
                       [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
                       list(questions), prompts])
-    check_s = min(timeout_s, 10.0) or 10.0
+    check_s = min(timeout_s, 10.0)
     jr = None
     if journal is not None:
         fresh = not os.path.exists(journal) or os.path.getsize(journal) == 0
