@@ -159,6 +159,28 @@ def test_solve_out_then_evaluate(capsys, inst_path, tmp_path):
     assert "verdict         MISMATCH: cost_usd, n_calls" in out
 
 
+@pytest.mark.parametrize("edit, mismatch", [
+    ({"cost_usd": float("inf")}, "cost_usd"),               # inf <= inf passed the closeness test
+    ({"utility": float("inf")}, "utility"),
+    ({"gap": 0.0}, "gap"),
+    ({"status": "optimal", "gap": 0.0}, "gap, status"),     # the plan's own bound says otherwise
+])
+def test_evaluate_checks_infinite_claims_the_gap_and_the_status(capsys, inst_path, tmp_path, edit, mismatch):
+    plan_path = tmp_path / "plan.json"
+    code, _, _ = run(capsys, "solve", inst_path, "--method", "greedy", "--budget-fraction", "0.3",
+                     "--out", str(plan_path), "--no-baselines")
+    doc = json.loads(plan_path.read_text())
+    assert code == 0 and doc["gap"] > 1e-6 and doc["status"] == "feasible"
+    code, out, _ = run(capsys, "evaluate", inst_path, str(plan_path))
+    assert code == 0 and "gap             " in out
+    doc.update(edit)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))                     # json writes inf as Infinity
+    code, out, err = run(capsys, "evaluate", inst_path, str(forged))
+    assert code == 1 and err == ""
+    assert f"verdict         MISMATCH: {mismatch}" in out
+
+
 def test_evaluate_rejects_a_plan_of_another_instance(capsys, inst_path, tmp_path):
     other = tmp_path / "other.json"
     ro.save(small_instance(n=10, seed=5), other)
