@@ -22,7 +22,8 @@ from typing import IO, Iterable, Iterator, Union
 
 from .errors import RobatchError
 
-__all__ = ["OutputPathError", "open_atomic", "write_atomic", "write_figure", "check_output_path"]
+__all__ = ["OutputPathError", "open_atomic", "write_atomic", "write_figure", "check_output_path",
+           "check_output_store"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -122,6 +123,40 @@ def write_figure(fig, path: PathLike, **savefig_kw) -> Path:
     finally:
         plt.close(fig)
     return write_atomic(path, buf.getvalue())
+
+
+def check_output_store(path: PathLike, *, what: str = "output") -> Path:
+    """Check, before any work, that a directory store (``*.zarr``) can be written at ``path``.
+
+    The store is built under a temporary name beside ``path`` and renamed over it, so its
+    folder must exist and be writable; an existing ``path`` must be a store (one that is
+    replaced), never a file or another kind of folder.
+
+    Raises
+    ------
+    OutputPathError
+        Empty path; a missing, non-directory or unwritable folder; ``path`` is a file, or a
+        folder that holds no zarr store.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{what}: the path is empty")
+    target = Path(text)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
+                              f"({exc.strerror or exc})") from exc
+    if target.exists() and not target.is_dir():
+        raise OutputPathError(f"{what}: {text} exists and is not a directory store")
+    if target.is_dir() and any(target.iterdir()) and not (target / "zarr.json").exists():
+        raise OutputPathError(f"{what}: {text} is a folder that holds no zarr store; it would be replaced")
+    return target
 
 
 def _named(exc: OSError, path: Path) -> OSError:

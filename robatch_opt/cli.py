@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from ._files import check_output_path, write_atomic
+from ._files import check_output_path, check_output_store, write_atomic
 from ._interrupt import Terminated, terminate_on_sigterm
 from .baselines import routing_only, single_model
 from .errors import FormatError, InfeasibleBudgetError, InstanceError, RobatchError
@@ -626,7 +626,9 @@ def _baseline_table(plan: Plan, baselines: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- generate
 def _cmd_generate(args) -> int:
     zarr_out = Path(args.out).suffix.lower() == ".zarr"     # a chunked store (robatch_opt.distributed)
-    if not zarr_out:
+    if zarr_out:
+        check_output_store(args.out, what="OUT")
+    else:
         format_of(args.out)                # an unknown suffix fails before any work
         check_output_path(args.out, what="OUT")
         if args.chunk_queries is not None:

@@ -282,3 +282,28 @@ def test_evaluate_reads_a_chunked_store_whole(tmp_path, capsys):
     assert out["matches_claims"] and out["cost_usd"] == ro.evaluate(inst, plan.option).cost_usd
     with pytest.raises(TypeError, match="`instance`: must be a robatch_opt Instance, got ChunkedInstance"):
         ro.evaluate(ro.load(path), plan.option)
+
+
+@pytest.mark.parametrize("make, where", [
+    (lambda t: t / "nodir" / "x.zarr", "directory .*nodir does not exist"),
+    (lambda t: (t / "f.txt").write_text("x") and t / "f.txt" / "x.zarr", "f.txt is not a directory"),
+    (lambda t: (t / "f.zarr").write_text("x") and t / "f.zarr", "exists and is not a directory store"),
+    (lambda t: (t / "d.zarr").mkdir() or (t / "d.zarr" / "keep.csv").write_text("x") and t / "d.zarr",
+     "holds no zarr store"),
+])
+def test_a_store_path_is_checked_before_any_work(tmp_path, capsys, make, where):
+    # The audit: a missing folder was created silently, an unwritable one named an internal
+    # temporary path, a path under a file raised FileExistsError; a folder that is not a
+    # store must never be replaced.
+    from robatch_opt.cli import main
+
+    path = make(tmp_path)
+    assert main(["generate", "llm", "--n", "300", "--chunk-queries", "128", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("robatch-opt: error: OUT: ")
+    assert __import__("re").search(where, err)
+    with pytest.raises(ro.errors.RobatchError, match=where):
+        ro.save(ro.workloads.llm("qwen3", n=100), path, chunk_queries=64)
+    assert not (tmp_path / "nodir").exists()
+    if (tmp_path / "d.zarr").exists():
+        assert [p.name for p in (tmp_path / "d.zarr").iterdir()] == ["keep.csv"]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .._files import check_output_store
 from ..errors import FormatError, InstanceError
 from ..instance import Instance, Model, Task
 from .errors import ChunkError, ChunkLayoutError, ChunkValueError
@@ -88,8 +89,9 @@ class _Writer:
     def __init__(self, path, models, tasks, n: int, chunk_queries: int, dtypes: dict[str, str]):
         zarr = _zarr()
         from zarr.codecs import Crc32cCodec
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The folder must exist (as for every output file); a file or a folder that is not a
+        # store is never replaced.
+        self.path = check_output_store(path, what="`path`")
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
         self.n, self.chunk_queries = int(n), int(chunk_queries)
         K = len(models)
