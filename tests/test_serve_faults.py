@@ -439,3 +439,40 @@ def test_cli_serve_refuses_a_bad_answers_out_before_any_request(plan40, tmp_path
         assert err.count("\n") == 1 and "--answers-out" in err
         assert srv.log == [] and (tmp_path / "q.txt").read_bytes() == before
         assert not (tmp_path / "run.jsonl").exists() or (tmp_path / "run.jsonl").stat().st_size == 0
+
+
+@pytest.mark.parametrize("edit, where", [
+    ({"query_ids": [999]}, "does not match the plan's call"),        # was an IndexError deep in the run
+    ({"cost_usd": -1.0}, "field `cost_usd`: must be a finite number >= 0"),   # was accepted: cost -0.999
+    ({"prompt_tokens": -5}, "field `prompt_tokens`: must be an integer >= 0"),
+    ({"cost_usd": "lots"}, "field `cost_usd`"),
+])
+def test_an_edited_journal_is_refused_on_resume_naming_line_and_field(plan40, tmp_path, edit, where):
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+    with FaultServer({}) as srv:
+        serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)
+        lines = journal.read_text().splitlines()
+        call = json.loads(lines[1])
+        call.update(edit)
+        lines[1] = json.dumps(call)
+        journal.write_text("\n".join(lines) + "\n")
+        n = len(srv.log)
+        with pytest.raises(serve.JournalError, match=where):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)
+        assert len(srv.log) == n                                       # nothing sent
+
+
+def test_journal_paths_are_checked_by_name(plan40, tmp_path):
+    # A folder raised IsADirectoryError, a path under a file FileExistsError, and a missing
+    # folder was created silently (--answers-out refused it).
+    inst, plan = plan40
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "f.txt").write_text("x")
+    with FaultServer({}) as srv:
+        for path, where in ((tmp_path / "adir", "is a folder"), (tmp_path / "nope" / "j.jsonl", "does not exist"),
+                            (tmp_path / "f.txt" / "j.jsonl", "is not a directory")):
+            with pytest.raises(serve.JournalError, match=where):
+                serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=path, check=False, **FAST)
+        assert srv.log == []
+    assert not (tmp_path / "nope").exists()

@@ -26,7 +26,7 @@ from ..evaluate import evaluate
 from ..instance import Instance
 from ..plan import Plan
 from .endpoints import Endpoint, load_endpoints
-from .errors import EndpointUnreachableError, MissingKeyError, ServeConfigError
+from .errors import EndpointUnreachableError, JournalError, MissingKeyError, ServeConfigError
 from .formats import BatchFormat, get_format
 from .journal import Journal, fingerprint
 from .result import CallRecord, QueryFailure, ServeResult
@@ -162,6 +162,24 @@ def _validate(plan, instance, questions, system_prompts):
                 raise ServeConfigError(f"system_prompts[{name!r}]", f"must be a string, got {type(text).__name__}")
             prompts[name] = text
     return prompts
+
+
+def _check_resumed(specs: list[_CallSpec], finished: Mapping[str, CallRecord], journal) -> None:
+    """Every finished call read back must be the call of this run it claims to be (same
+    model, task, batch size and queries; a query asked again alone, ``<call>.q<i>``, one of
+    its call's queries): an edited journal raised an IndexError deep in the run."""
+    by_key = {s.key: s for s in specs}
+    for key, rec in finished.items():
+        base, _, single = key.partition(".q")
+        spec = by_key.get(base)
+        if spec is None:
+            raise JournalError(f"{journal}: call {key!r} is not a call of this plan; the journal is corrupt")
+        want = ((spec.model, spec.task, spec.batch_size, tuple(spec.query_ids)) if not single else
+                (spec.model, spec.task, 1, (int(single),) if single.isdigit() else None))
+        if (rec.model, rec.task, rec.batch_size, tuple(rec.query_ids)) != want or \
+                (single and int(single) not in spec.query_ids):
+            raise JournalError(f"{journal}: call {key!r} does not match the plan's call (model, task, batch size "
+                               "or queries differ); the journal is corrupt")
 
 
 def _call_specs(plan: Plan, instance: Instance) -> list[_CallSpec]:
@@ -445,6 +463,7 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
         jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs)}, fsync=fsync)
     try:
         finished = jr.finished if jr is not None else {}
+        _check_resumed(specs, finished, journal)
         todo = {s.model for s in specs if s.key not in finished}
         if check and todo:
             await check_endpoints({m: eps[m] for m in sorted(todo)}, timeout_s=check_s)

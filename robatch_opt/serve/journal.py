@@ -55,16 +55,25 @@ def _read_lines(path: Path) -> tuple[list[dict], int]:
     return out, good_end
 
 
+def _records(path: Path, lines: list[dict]) -> list[CallRecord]:
+    """The call records of a journal's lines (after the header); JournalError naming the line
+    and the field of the first bad one."""
+    out = []
+    for number, d in enumerate(lines[1:], start=2):
+        try:
+            out.append(CallRecord.from_dict(d))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalError(f"{path}: line {number}: {exc}; the journal is corrupt") from None
+    return out
+
+
 def read_journal(path) -> tuple[dict, list[CallRecord]]:
     """Header and finished calls of a journal file (for inspection; :class:`Journal` resumes)."""
     path = Path(path)
     lines, _ = _read_lines(path)
     if not lines or lines[0].get("format") != JOURNAL_FORMAT:
         raise JournalError(f"{path}: not a robatch_opt serve journal (expected format {JOURNAL_FORMAT!r})")
-    try:
-        return lines[0], [CallRecord.from_dict(d) for d in lines[1:]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JournalError(f"{path}: a call line is missing or has a bad field: {exc!r}") from exc
+    return lines[0], _records(path, lines)
 
 
 class Journal:
@@ -89,6 +98,12 @@ class Journal:
 
     def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise JournalError(f"{self.path}: the journal is a folder; pass a file name")
+        if not self.path.parent.is_dir():
+            raise JournalError(f"{self.path}: the journal's directory {self.path.parent} does not exist"
+                               if not self.path.parent.exists() else
+                               f"{self.path}: {self.path.parent} is not a directory")
         self.fsync = fsync
         self.finished: dict[str, CallRecord] = {}
         self._queue: list = []
@@ -105,12 +120,8 @@ class Journal:
                 if hdr.get("fingerprint") != run_fingerprint:
                     raise JournalError(f"{self.path}: the journal belongs to another run (other plan, questions, "
                                        "system prompts or format); use a new journal file")
-            try:
-                for d in lines[1:]:
-                    rec = CallRecord.from_dict(d)
-                    self.finished[rec.key] = rec
-            except (KeyError, TypeError, ValueError) as exc:
-                raise JournalError(f"{self.path}: a call line is missing or has a bad field: {exc!r}") from exc
+            for rec in _records(self.path, lines):
+                self.finished[rec.key] = rec
             if good_end < self.path.stat().st_size:
                 os.truncate(self.path, good_end)       # drop the torn tail before appending
             self._fh = open(self.path, "ab")
@@ -118,7 +129,6 @@ class Journal:
                 self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
                              **(header or {})})
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "ab")
             self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
                          **(header or {})})

@@ -82,17 +82,41 @@ class CallRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "CallRecord":
-        answers = tuple(None if a is None else str(a) for a in d["answers"])
-        qids = tuple(int(q) for q in d["query_ids"])
+        """A record from its journal line; ValueError naming the field that is missing or bad
+        (counts and costs must be non-negative, query ids integers >= 0)."""
+        def field(name):
+            if name not in d:
+                raise ValueError(f"field `{name}` is missing")
+            return d[name]
+
+        def count(name) -> int:
+            v = field(name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"field `{name}`: must be an integer >= 0, got {v!r}")
+            return v
+
+        def amount(name) -> float:
+            v = field(name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"field `{name}`: must be a finite number >= 0, got {v!r}")
+            return float(v)
+
+        raw_q, raw_a = field("query_ids"), field("answers")
+        if not isinstance(raw_q, list) or any(isinstance(q, bool) or not isinstance(q, int) or q < 0 for q in raw_q):
+            raise ValueError(f"field `query_ids`: must be a list of integers >= 0, got {raw_q!r}")
+        if not isinstance(raw_a, list):
+            raise ValueError(f"field `answers`: must be a list, got {raw_a!r}")
+        qids = tuple(raw_q)
+        answers = tuple(None if a is None else str(a) for a in raw_a)
         if len(answers) != len(qids):
             raise ValueError(f"call {d.get('key')!r}: {len(answers)} answers for {len(qids)} queries")
-        status = str(d["status"])
+        status = str(field("status"))
         if status not in ("ok", "failed"):
-            raise ValueError(f"call {d.get('key')!r}: status {status!r}")
-        return cls(key=str(d["key"]), model=str(d["model"]), task=str(d["task"]), query_ids=qids,
-                   batch_size=int(d["batch_size"]), answers=answers, prompt_tokens=int(d["prompt_tokens"]),
-                   completion_tokens=int(d["completion_tokens"]), cost_usd=float(d["cost_usd"]),
-                   attempts=int(d["attempts"]), seconds=float(d["seconds"]), status=status,
+            raise ValueError(f"field `status`: must be 'ok' or 'failed', got {status!r}")
+        return cls(key=str(field("key")), model=str(field("model")), task=str(field("task")), query_ids=qids,
+                   batch_size=count("batch_size"), answers=answers, prompt_tokens=count("prompt_tokens"),
+                   completion_tokens=count("completion_tokens"), cost_usd=amount("cost_usd"),
+                   attempts=count("attempts"), seconds=amount("seconds"), status=status,
                    error=None if d.get("error") is None else str(d["error"]),
                    finish_reason=None if d.get("finish_reason") is None else str(d["finish_reason"]),
                    reply=str(d.get("reply", "")))
