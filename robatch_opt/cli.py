@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import signal
@@ -548,6 +549,12 @@ def _cmd_solve_distributed(args) -> int:
             budget = distributed.budget_from_fraction(inst, fraction, client)
             rule = {"form": "budget", "budget_fraction": fraction, "budget_usd": budget}
         plan = solve(inst, budget=budget, method="greedy", client=client, progress=not args.json and None)
+    except BaseException:
+        # Interrupted (or failed): the client's pending tasks end with AllExit, which asyncio
+        # and Dask would print as tracebacks while it closes; the command says it in one line.
+        for name in ("asyncio", "distributed", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
     if args.out is not None:

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,3 +308,36 @@ def test_a_store_path_is_checked_before_any_work(tmp_path, capsys, make, where):
     assert not (tmp_path / "nodir").exists()
     if (tmp_path / "d.zarr").exists():
         assert [p.name for p in (tmp_path / "d.zarr").iterdir()] == ["keep.csv"]
+
+
+def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_path):
+    # The audit: 3-7 "Task exception was never retrieved ... AllExit" tracebacks before the
+    # "interrupted" line, and a partial day.plan.zarr left behind.
+    import subprocess
+    import sys
+    import time
+
+    path = ro.workloads.llm("qwen3", n=200_000, seed=2, out=tmp_path / "day.zarr", chunk_queries=16_384)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "robatch_opt", "solve", str(path.path), "--scheduler",
+                             client.scheduler.address, "--budget-fraction", "0.3", "--out", str(tmp_path / "p.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # Interrupt once the cluster is working on it (the workers' CPU time rises).
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.25)
+            info = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            if info:
+                break
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["robatch-opt: interrupted"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["day.zarr"]

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._files import check_output_store
 from ..errors import InfeasibleBudgetError, InstanceError, SolverError
 from ..evaluate import CostBreakdown, within_budget
 from ..instance import Instance
@@ -273,6 +276,7 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
         raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
     if not math.isfinite(budget_usd) or budget_usd < 0:
         raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+    _plan_path(instance, plan_path)             # an unwritable plan store fails before any work
     if client is None:
         raise DistributedUnsupportedError(
             "`client`: the distributed greedy needs a Dask client or a scheduler address, e.g. "
@@ -536,15 +540,25 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
 
     # ------------------------------------------------ 5. grade chunk by chunk, write the plan
     t = time.perf_counter()
-    out_path = _plan_store(instance, plan_path, n, J, K)
-    parts = _finish(run, recipes(), bounds, out_path, gather)
-    totals.set(parts)
-    if upgraded and totals.exact > limit:
-        # Rounding drift put the upgraded plan over the limit: undo the upgrades, as in memory.
-        plan["mrows"], plan["mopt"] = snapshot
-        upgraded = 0
-        parts = _finish(run, recipes(), bounds, out_path, gather)
+    store = _plan_store(instance, plan_path, n, J, K)
+    out_path = None
+    try:
+        # Written under a temporary name and renamed when complete: an interrupt or a failure
+        # leaves no partial store behind (nor touches an earlier plan at the same path).
+        parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather)
         totals.set(parts)
+        if upgraded and totals.exact > limit:
+            # Rounding drift put the upgraded plan over the limit: undo the upgrades, as in memory.
+            plan["mrows"], plan["mopt"] = snapshot
+            upgraded = 0
+            parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather)
+            totals.set(parts)
+        if store is not None:
+            out_path = _commit_store(*store)
+    except BaseException:
+        if store is not None:
+            shutil.rmtree(store[1], ignore_errors=True)
+        raise
     moves += upgraded
     counts = np.sum([p["ev_counts"] for p in parts], axis=0)
     calls = -(-counts // group_batch)
@@ -573,22 +587,40 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
                 options=tuple(instance.options), model_names=tuple(m.name for m in instance.models), info=info)
 
 
-def _plan_store(instance, plan_path, n: int, J: int, K: int) -> Path | None:
-    """Create the plan store (option, model, batch size per query, chunked like the instance)."""
+def _plan_path(instance, plan_path) -> Path | None:
+    """Where the plan store goes (beside a chunked instance by default), checked like any output."""
     if plan_path is None:
         if not isinstance(instance, ChunkedInstance):
             return None
         plan_path = instance.path.with_name(instance.path.name[:-len(".zarr")] + ".plan.zarr")
+    return check_output_store(plan_path, what="`plan_path`")
+
+
+def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path] | None:
+    """Create the plan store (option, model, batch size per query, chunked like the instance)
+    under a temporary name beside its path; ``(path, temporary)``, or None without a store."""
+    final = _plan_path(instance, plan_path)
+    if final is None:
+        return None
     import zarr
     from zarr.codecs import Crc32cCodec
     cq = instance.chunk_queries if isinstance(instance, ChunkedInstance) else max(1, min(n, 1 << 20))
-    grp = zarr.open_group(str(plan_path), mode="w")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    grp = zarr.open_group(str(tmp), mode="w")
     dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
           "batch_size": "int64"}
     for name, dtype in dt.items():
         grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()], fill_value=-1)
     grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False})
-    return Path(plan_path)
+    return final, tmp
+
+
+def _commit_store(final: Path, tmp: Path) -> Path:
+    """Rename the complete store ``tmp`` to ``final`` (an earlier store there is replaced)."""
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
 
 
 def _finish(run: _Runner, rec: list, bounds, out_path, gather: bool) -> list[dict]:
