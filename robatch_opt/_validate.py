@@ -239,6 +239,11 @@ def numeric_array(value: Any, field: str, error: ErrorFactory = instance_errors,
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise error(field, (), f"must be an array of numbers, got {describe(value)}") from exc
+    if arr.dtype.kind == "O" and arr.ndim == 0:
+        # NumPy wrapped the object itself (a Plan, a generator, a set): not an array of
+        # numbers, and looking at its "elements" would hand back the same object forever.
+        raise error(field, (), f"must be a list or array of {'integers' if integer else 'numbers'}, "
+                               f"got {type(value).__name__}")
     return numeric_array(arr, field, error, ndim=ndim, integer=integer, strict=strict)
 
 
