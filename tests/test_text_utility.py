@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import robatch_opt as ro
 from robatch_opt import datasets as ds
 from robatch_opt import proxy as P
 
@@ -223,3 +224,20 @@ def test_offset_logistic_stays_at_the_offset_without_signal_and_finds_a_slope():
 def test_constructor_names_a_mistyped_field(kw, field):
     with pytest.raises(P.PredictorError, match=f"`{field}`"):
         P.TextUtility(**kw)
+
+
+def test_columns_follow_the_data_model_names_not_positions():
+    # A predictor fitted on (m0, m1) gave data ordered (m1, m0) the predictions of (m0, m1):
+    # silently wrong models (found by a new-user audit).
+    data = _data(400)
+    tu = ro.proxy.TextUtility().fit(data)
+    swapped = data.select_models(["m1", "m0"])
+    np.testing.assert_array_equal(tu.predict(swapped), tu.predict(data)[:, ::-1])
+    np.testing.assert_array_equal(tu.predict_raw(swapped), tu.predict_raw(data)[:, ::-1])
+    np.testing.assert_array_equal(tu.predict_output_tokens(swapped), tu.predict_output_tokens(data)[:, ::-1])
+    np.testing.assert_array_equal(tu.predict(data.select_models(["m1"])), tu.predict(data)[:, 1:])
+    tm = ro.proxy.TaskMeanUtility().fit(data)
+    np.testing.assert_array_equal(tm.predict(swapped), tm.predict(data)[:, ::-1])
+    tu2 = ro.proxy.TextUtility().fit(data.select_models(["m0"]))
+    with pytest.raises(ro.proxy.PredictorError, match=r"models \['m1'\] were not in the data"):
+        tu2.predict(data)

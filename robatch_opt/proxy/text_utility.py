@@ -79,6 +79,19 @@ def _labels(data) -> np.ndarray:
     return np.array(data.task_names, dtype=object)[data.task]
 
 
+def _model_columns(fitted: tuple, data) -> np.ndarray:
+    """Columns of a predictor fitted on models ``fitted`` for ``data``'s models, in ``data``'s
+    order (a predictor's columns are its models, not positions): PredictorError when ``data``
+    has a model the predictor was not fitted on."""
+    names = tuple(data.model_names)
+    index = {m: k for k, m in enumerate(fitted)}
+    unknown = [m for m in names if m not in index]
+    if unknown:
+        raise PredictorError("data.model_names", f"models {unknown} were not in the data the predictor was fitted on "
+                                                 f"({list(fitted)})")
+    return np.array([index[m] for m in names], dtype=np.int64)
+
+
 def _check_data(data, what: str = "data"):
     for attr in ("question", "task", "task_names", "model_names", "outcome"):
         if not hasattr(data, attr):
@@ -183,10 +196,11 @@ class TaskMeanUtility:
         if not hasattr(self, "means_"):
             raise PredictorError("predictor", "TaskMeanUtility is not fitted; call fit first")
         _check_data(data)
+        cols = _model_columns(self.model_names, data)
         out = np.empty((data.n_queries if hasattr(data, "n_queries") else len(data.task), len(self.model_names)))
         for i, name in enumerate(_labels(data).tolist()):
             out[i] = self.means_.get(name, self.overall_)
-        return out
+        return out[:, cols]
 
 
 class TextUtility:
@@ -676,9 +690,14 @@ class TextUtility:
             raise PredictorError("predictor", "TextUtility is not fitted; call fit first")
 
     def predict_raw(self, data, *, embeddings=None) -> np.ndarray:
-        """The classifiers' probabilities before shrinkage, shape (n, K)."""
+        """The classifiers' probabilities before shrinkage, shape (n, K): a column per model of
+        ``data``, matched by name."""
         self._check_fitted()
         _check_data(data)
+        return self._raw(data, embeddings)[:, _model_columns(self.model_names, data)]
+
+    def _raw(self, data, embeddings) -> np.ndarray:
+        """:meth:`predict_raw` in the fitted models' order."""
         x = self._features(data, embeddings, fit=False)
         out = np.empty((x.shape[0], len(self.model_names)))
         for k, est in enumerate(self.estimators_):
@@ -686,8 +705,17 @@ class TextUtility:
         return np.clip(out, 0.0, 1.0)
 
     def predict(self, data, *, embeddings=None) -> np.ndarray:
-        """Unbatched utilities ``u0[i, k]`` in [0, 1], shrunk toward the per-(task, model) mean, shape (n, K)."""
-        raw = self.predict_raw(data, embeddings=embeddings)
+        """Unbatched utilities ``u0[i, k]`` in [0, 1], shrunk toward the per-(task, model) mean,
+        shape (n, K): a column per model of ``data``, matched by name (PredictorError for a
+        model the predictor was not fitted on)."""
+        self._check_fitted()
+        _check_data(data)
+        cols = _model_columns(self.model_names, data)
+        return self._predict(data, embeddings)[:, cols]
+
+    def _predict(self, data, embeddings) -> np.ndarray:
+        """:meth:`predict` in the fitted models' order."""
+        raw = self._raw(data, embeddings)
         labels = _labels(data).tolist()
         K = len(self.model_names)
         mean = np.array([self.means_.get(t, self.overall_) for t in labels]).reshape(len(labels), K)
@@ -724,11 +752,12 @@ class TextUtility:
         """
         self._check_fitted()
         _check_data(data)
+        cols = _model_columns(self.model_names, data)
         x = self._features(data, embeddings, fit=False)
         out = np.empty((x.shape[0], len(self.model_names)))
         for k, (reg, smear) in enumerate(self.output_models_):
             out[:, k] = smear if reg is None else np.expm1(reg.predict(x)) * smear
-        return np.maximum(out, 0.0)
+        return np.maximum(out, 0.0)[:, cols]
 
     def predict_cost_usd(self, data, *, embeddings=None) -> np.ndarray:
         """Predicted cost of each query alone on each model (system prompt included), USD, shape (n, K)."""
