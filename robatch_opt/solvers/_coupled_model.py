@@ -649,9 +649,19 @@ def _merge_info(acc: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def improvement_target(problem: Problem, ev: Evaluation) -> float | None:
-    """The objective a plan must reach to beat ``ev`` by VERIFY_RTOL (None if ``ev`` is 0)."""
+    """The objective a plan must reach to beat ``ev`` by VERIFY_RTOL.
+
+    A plan of utility 0 is beaten by any plan of positive utility, whose (float) sum is at
+    least its largest term, so at least the least positive utility of any admissible cell:
+    that (less VERIFY_RTOL) is the target, and "none reaches it" proves the optimum is 0.
+    None when nothing can beat ``ev`` (no positive utility; a cost of 0).
+    """
     if problem.budget_usd is not None:
-        return ev.utility * (1 + VERIFY_RTOL) if ev.utility > 0 else None
+        if ev.utility > 0:
+            return ev.utility * (1 + VERIFY_RTOL)
+        t = problem.table
+        positive = t.utility[t.admissible & (t.utility > 0)]
+        return float(positive.min()) * (1 - VERIFY_RTOL) if positive.size else None
     return ev.cost_usd * (1 - VERIFY_RTOL) if ev.cost_usd > 0 else None
 
 
@@ -678,7 +688,9 @@ def _verify(problem: Problem, solve_relaxation: SolveRelaxation, best: Evaluatio
         ans = solve_relaxation(nogoods, None, remaining, better_than=target)
         _merge_info(engine_info, ans.info)
         if ans.status == "infeasible":
-            return True, best, tighter(bound, target), rounds
+            # No plan reaches the target: the bound is the target, or 0 when the incumbent
+            # has utility 0 (every plan then has utility 0; see improvement_target).
+            return True, best, tighter(bound, target if not (budget_form and best.utility == 0) else 0.0), rounds
         if ans.option is None:
             return False, best, bound, rounds           # time limit or engine failure
         ev = evaluate(problem.instance, ans.option)
