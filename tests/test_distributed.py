@@ -319,17 +319,19 @@ def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_
 
     path = ro.workloads.llm("qwen3", n=200_000, seed=2, out=tmp_path / "day.zarr", chunk_queries=16_384)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+    def n_tasks():
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+    before = n_tasks()                     # other tests' results the module's client still holds
     proc = subprocess.Popen([sys.executable, "-m", "robatch_opt", "solve", str(path.path), "--scheduler",
                              client.scheduler.address, "--budget-fraction", "0.3", "--out", str(tmp_path / "p.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
-        # Interrupt once the cluster is working on it (the workers' CPU time rises).
-        while time.monotonic() < deadline and proc.poll() is None:
+        # Interrupt once the command's own tasks are on the cluster (not during its imports).
+        while time.monotonic() < deadline and proc.poll() is None and n_tasks() <= before:
             time.sleep(0.25)
-            info = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-            if info:
-                break
         time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
