@@ -18,6 +18,8 @@ and casts their inputs.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import math
 import time
 from typing import Any, NamedTuple
@@ -476,6 +478,14 @@ def _greedy_plan(problem: Problem) -> SolverResult:
             st = _State(arr, K, cheap)
             moves += st.local_moves(gk.MODE_REPAIR, capacity, limit_usd=limit)
             info["cheapest_exact_start"] = True
+            if st.exact > limit and capped:
+                # Whole-task moves cannot split a task between models, which capacities may
+                # need: the least exact cost within the capacities, solved exactly (the
+                # coupled MILP, quality form at target 0), decides whether any plan fits.
+                exact = _least_cost_within_capacity(problem)
+                if exact is not None:
+                    info["least_cost_milp"] = True
+                    st = _State(arr, K, exact)
             if st.exact > limit:
                 timings["local_s"] = time.perf_counter() - t
                 return SolverResult(None, Status.NO_SOLUTION, bound,
@@ -696,6 +706,38 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
                 return None
     info["capacity_walk"] = True
     return st, int(pos.sum())
+
+
+_LEAST_COST_ACTIVE = contextvars.ContextVar("robatch_least_cost", default=False)
+
+#: Share of the time limit (at least LEAST_COST_MIN_S seconds) the capacitated greedy gives
+#: the exact least-cost search when its own constructions find no plan within budget.
+LEAST_COST_SHARE = 0.2
+LEAST_COST_MIN_S = 2.0
+
+
+def _least_cost_within_capacity(problem: Problem) -> np.ndarray | None:
+    """The plan of least exact cost within the capacities (HiGHS on the coupled model, the
+    quality form at target 0, within the problem's time limit), or None (no HiGHS, no plan
+    found in time, or already inside this search)."""
+    if _LEAST_COST_ACTIVE.get():
+        return None
+    token = _LEAST_COST_ACTIVE.set(True)
+    try:
+        from .milp import MILPBackend
+        if "highs" not in MILPBackend.engines():
+            return None
+        # A fifth of the limit (at least 2 s): any plan within budget will do, not the proof
+        # (Gemma3 300 queries, 4 capacities of 90: a plan at half the budget within 1 s).
+        limit_s = min(problem.time_limit_s, max(LEAST_COST_MIN_S, LEAST_COST_SHARE * problem.time_limit_s))
+        res = MILPBackend().solve(dataclasses.replace(problem, budget_usd=None, min_total_utility=0.0,
+                                                      options={"solver": "highs"}, progress=None,
+                                                      time_limit_s=limit_s))
+    except Exception:                       # a fallback: never let it break the greedy
+        return None
+    finally:
+        _LEAST_COST_ACTIVE.reset(token)
+    return None if res.option is None else np.array(res.option, dtype=np.int64, copy=True)   # writable
 
 
 def _capacity_start(problem: Problem, arr, capacity) -> np.ndarray | None:
