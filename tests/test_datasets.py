@@ -365,3 +365,19 @@ def test_routing_data_validates_by_hand():
         ds.RoutingData(**{**kw, "outcome": [[1.0], [2.0]]})
     with pytest.raises(ds.InconsistentDataError):
         ds.RoutingData(**{**kw, "cost_usd": [[1e-3]]})
+
+
+@pytest.mark.parametrize("edit, kw, where", [
+    (lambda u: u.__setitem__((0, 1), 1.5) or u, {}, r"`utility\[0, 1\]`: must be in \[0, 1\], got 1.5"),
+    (lambda u: u.__setitem__((1, 0), -3.0) or u, {}, r"`utility\[1, 0\]`"),
+    (lambda u: u.astype(str), {}, "`utility`: must hold real numbers"),
+    (lambda u: u, {"batch_sizes": (1, 2.5)}, "`batch_sizes`: must be integers"),
+    (lambda u: u, {"batch_sizes": "12"}, "`batch_sizes`: must be integers"),
+])
+def test_instance_refuses_what_it_used_to_clip_or_round(tmp_path, edit, kw, where):
+    # The docstring promised InstanceError; 1.5 and -3 were clipped, strings converted and
+    # 2.5 rounded down (found by a new-user audit).
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0), _rb_row(1)]), prices=PRICES)
+    u = np.nan_to_num(data.outcome).copy()
+    with pytest.raises(ro.InstanceError, match=where):
+        data.instance(edit(u), **kw)

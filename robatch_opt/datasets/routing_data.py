@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .._validate import instance_errors, numeric_array
 from ..errors import InstanceError
 from ..instance import Instance, Model, Task
 from .errors import DatasetError, DuplicateQueryError, InconsistentDataError, OutcomeRangeError
@@ -325,9 +326,14 @@ class RoutingData:
         """
         if hasattr(utility, "predict") and not isinstance(utility, np.ndarray):
             utility = utility.predict(self)
-        u0 = np.asarray(utility, dtype=np.float64)
+        u0 = numeric_array(utility, "utility", instance_errors, ndim=2)
         if u0.shape != (self.n_queries, self.n_models):
             raise InstanceError("utility", f"must have shape ({self.n_queries}, {self.n_models}), got {u0.shape}")
+        bad = ~((u0 >= 0.0) & (u0 <= 1.0))
+        if bad.any():
+            # Refused, not clipped: a predictor that returns 1.5 or -3 has a bug to see.
+            i, k = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            raise InstanceError(f"utility[{i}, {k}]", f"must be in [0, 1], got {float(u0[i, k])!r}")
         out_tok = self.output_tokens if output_tokens is None else np.asarray(output_tokens, np.float64)
         if out_tok.shape != self.output_tokens.shape:
             raise InstanceError("output_tokens", f"must have shape {self.output_tokens.shape}, got {out_tok.shape}")
@@ -338,6 +344,9 @@ class RoutingData:
                                f"plan on data.dropna() or data.select_models(...), or pass output_tokens=",
                                row=int(i),
                                column="cost_usd")
+        if isinstance(batch_sizes, (str, bytes)) or not hasattr(batch_sizes, "__iter__") or any(
+                isinstance(b, bool) or not isinstance(b, (int, np.integer)) for b in batch_sizes):
+            raise InstanceError("batch_sizes", f"must be integers >= 1, got {batch_sizes!r}")
         sizes = tuple(sorted({int(b) for b in batch_sizes}))
         if not sizes or sizes[0] < 1:
             raise InstanceError("batch_sizes", f"must be integers >= 1, got {tuple(batch_sizes)!r}")
@@ -356,7 +365,7 @@ class RoutingData:
                     caps[m] = min(float(np.nanmean(obs)) if np.isfinite(obs).any() else 0.5, 0.99)
             retention = lambda model, b: deg.retention(model.name, b, capability=caps.get(model.name))  # noqa: E731
         return Instance.from_decomposition(models, tasks, self.task, self.input_tokens, out_tok,
-                                           np.clip(u0, 0.0, 1.0) if np.isfinite(u0).all() else u0, retention)
+                                           u0, retention)
 
     def __repr__(self) -> str:
         return (f"RoutingData(source={self.source!r}, n={self.n_queries}, models={list(self.model_names)}, "
