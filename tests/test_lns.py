@@ -80,6 +80,11 @@ def test_bad_options_are_refused():
         ro.solve(inst, budget, method="lns", nonsense=1)
     with pytest.raises(ro.UnknownOptionError, match="`max_free`: must be >= 1"):
         ro.solve(inst, budget, method="lns", max_free=0)
+    # NaN passed the minimum test (the audit); inf is no setting either.
+    with pytest.raises(ro.UnknownOptionError, match="`stop_gap`: must be a finite number, got nan"):
+        ro.solve(inst, budget, method="lns", stop_gap=float("nan"))
+    with pytest.raises(ro.UnknownOptionError, match="`sub_time_limit_s`: must be a finite number, got inf"):
+        ro.solve(inst, budget, method="lns", sub_time_limit_s=float("inf"))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

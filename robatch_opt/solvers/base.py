@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
@@ -170,6 +171,9 @@ def check_options(method: str, declared: Mapping[str, Option], given: Mapping[st
         if spec.choices is not None and value not in spec.choices:
             raise UnknownOptionError(f"`{name}`: unknown value {value!r} for method {method!r}; "
                                      f"valid: {', '.join(map(str, spec.choices))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN passed the minimum test (every comparison is false) and inf is no setting.
+            raise UnknownOptionError(f"`{name}`: must be a finite number, got {value!r}")
         if spec.minimum is not None and value is not None and value < spec.minimum:
             raise UnknownOptionError(f"`{name}`: must be >= {spec.minimum:g}, got {value!r}")
 
