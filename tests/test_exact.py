@@ -574,3 +574,15 @@ def test_an_optimum_of_utility_zero_is_proven(method, opts):
                        utility=[[0.0, 0.0, 1.0]])
     plan = ro.solve(inst, budget=7.500000000000001e-08, method=method, time_limit_s=TINY_LIMIT_S, **opts)
     assert plan.status == ro.Status.OPTIMAL and plan.utility == 0.0 and plan.upper_bound == 0.0
+
+
+def test_cpsat_params_cannot_lengthen_the_time_limit():
+    # time_limit_s=2 with max_time_in_seconds=8 in cpsat_params searched for 8.7 s (the
+    # audit); the solve's limit covers everything.
+    inst = ro.workloads.llm("qwen3", n=200, seed=1)
+    plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="cpsat", time_limit_s=2,
+                    cpsat_params={"max_time_in_seconds": 8.0})
+    # A guard, not a speed measurement: unclamped, this unproven search runs the 8 s.
+    assert plan.info["solve_s"] < 8.0 and plan.status == ro.Status.FEASIBLE
+    with pytest.raises(ro.UnknownOptionError, match="parameter names are strings"):
+        ro.solve(inst, budget=1.0, method="cpsat", cpsat_params={1: 2})

@@ -215,10 +215,15 @@ def _apply_params(parameters, params: dict) -> None:
 
     Raises
     ------
-    TypeError
-        Naming the parameter, when CP-SAT has no such parameter or refuses the value.
+    UnknownOptionError
+        Naming the parameter, when CP-SAT has no such parameter or refuses the value (a
+        TypeError, like every refused option).
     """
+    from ..errors import UnknownOptionError
+
     for key, val in params.items():
+        if not isinstance(key, str):
+            raise UnknownOptionError(f"cpsat_params: parameter names are strings, got {key!r}")
         try:
             if isinstance(val, (list, tuple)):          # repeated fields (e.g. ``subsolvers``)
                 field = getattr(parameters, key)
@@ -228,8 +233,8 @@ def _apply_params(parameters, params: dict) -> None:
                 setattr(parameters, key, val)
         except (AttributeError, TypeError, ValueError) as exc:
             first = (str(exc).splitlines() or [""])[0]     # pybind11 appends the signatures
-            raise TypeError(f"cpsat_params: CP-SAT refuses parameter {key!r} = {val!r} "
-                            f"({type(exc).__name__}: {first})") from None
+            raise UnknownOptionError(f"cpsat_params: CP-SAT refuses parameter {key!r} = {val!r} "
+                                     f"({type(exc).__name__}: {first})") from None
 
 
 class _ColumnLiterals:
@@ -455,6 +460,9 @@ def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budge
     p.relative_gap_limit = 0.0
     p.absolute_gap_limit = 0.0
     _apply_params(p, params)
+    # The solve's limit covers everything (a max_time_in_seconds in cpsat_params may shorten
+    # the search, never lengthen it: time_limit_s=2 with 8 there took 8.7 s).
+    p.max_time_in_seconds = min(p.max_time_in_seconds, max(time_limit_s - build_s, 0.01))
     # OR-Tools would catch SIGINT itself and return as if at the time limit (the command
     # line then carried on); the package's interrupt handling stops the search instead.
     p.catch_sigint_signal = False
