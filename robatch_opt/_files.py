@@ -139,19 +139,7 @@ def check_output_store(path: PathLike, *, what: str = "output") -> Path:
         folder that holds no zarr store.
     """
     text = os.fspath(path)
-    if not text.strip():
-        raise OutputPathError(f"{what}: the path is empty")
-    target = Path(text)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.exists():
-        raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
-                              f"({exc.strerror or exc})") from exc
+    target, _ = _writable_folder(text, what)
     if target.exists() and not target.is_dir():
         raise OutputPathError(f"{what}: {text} exists and is not a directory store")
     if target.is_dir() and any(target.iterdir()) and not (target / "zarr.json").exists():
@@ -164,6 +152,25 @@ def _named(exc: OSError, path: Path) -> OSError:
     if exc.errno is not None:
         return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
     return OSError(f"{path}: {exc}")
+
+
+def _writable_folder(text: str, what: str) -> tuple[Path, Path]:
+    """``(target, folder)`` of an output path whose folder exists and can be written."""
+    if not text.strip():
+        raise OutputPathError(f"{what}: the path is empty")
+    target = Path(text)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
+    # Try it: os.access says yes to root everywhere, also on read-only file systems.
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
+                              f"({exc.strerror or exc})") from exc
+    return target, folder
 
 
 def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: str = "output") -> Path:
@@ -187,22 +194,9 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
         Empty path, a folder, a missing or unwritable folder, or one of ``inputs``.
     """
     text = os.fspath(path)
-    if not text.strip():
-        raise OutputPathError(f"{what}: the path is empty")
-    target = Path(text)
-    if target.is_dir():
+    if text.strip() and Path(text).is_dir():
         raise OutputPathError(f"{what}: {text} is a directory, not a file")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.exists():
-        raise OutputPathError(f"{what}: {text}: directory {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputPathError(f"{what}: {text}: {folder} is not a directory")
-    # Try it: os.access says yes to root everywhere, also on read-only file systems.
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise OutputPathError(f"{what}: {text}: directory {folder} is not writable "
-                              f"({exc.strerror or exc})") from exc
+    target, folder = _writable_folder(text, what)
     try:
         name_max = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError):
