@@ -586,3 +586,18 @@ def test_cpsat_params_cannot_lengthen_the_time_limit():
     assert plan.info["solve_s"] < 8.0 and plan.status == ro.Status.FEASIBLE
     with pytest.raises(ro.UnknownOptionError, match="parameter names are strings"):
         ro.solve(inst, budget=1.0, method="cpsat", cpsat_params={1: 2})
+
+
+def test_a_crashed_verification_falls_back_to_another_engine():
+    # Found by the all-engines property test: the verification of a utility-0 optimum asked
+    # CBC for a plan of utility >= 1 and CBC 2.10.3 died (SIGSEGV); the claim stayed
+    # unsettled (FEASIBLE, gap 1). A crash now hands the solve to another engine.
+    inst = ro.Instance(models=[ro.Model("m0", 2.0, 4.0, 104, (1,)), ro.Model("m1", 0.0, 4.0, 45, (1, 2)),
+                               ro.Model("m2", 1.0, 0.1, 205, (2,))],
+                       tasks=[ro.Task("t0", 20.0)], query_task=[0] * 7, input_tokens=[1.0] * 7,
+                       output_tokens=[[0, 11, 91], [0, 0, 0], [0, 9, 0], [0, 9, 0], [0, 9, 0], [82, 9, 0], [0, 6, 0]],
+                       utility=[[0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0],
+                                [0, 0, 0, 0]])
+    for method, opts in ENGINES:
+        plan = ro.solve(inst, budget=9.903125e-05, method=method, time_limit_s=TINY_LIMIT_S, **opts)
+        assert plan.status == ro.Status.OPTIMAL and plan.utility == 0.0, (_label(method, opts), plan.info)

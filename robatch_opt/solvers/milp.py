@@ -594,6 +594,12 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
             return EngineAnswer("unknown", None, None, info)
         solve_s = time.perf_counter() - ts
         info = {"build_s": build_s, "solve_s": solve_s, "rows": rows.nrow}
+        if proc.returncode is not None and proc.returncode < 0:
+            # CBC 2.10.3 dies (SIGSEGV) on some verification models: no answer, and the
+            # driver falls back to another engine rather than leave the claim unsettled.
+            info["cbc_status"] = f"crashed (signal {-proc.returncode})"
+            info["engine_crashed"] = True
+            return EngineAnswer("unknown", None, None, info)
         if not os.path.exists(sol):
             info["cbc_status"] = "no solution file"
             return EngineAnswer("unknown", None, None, info)
