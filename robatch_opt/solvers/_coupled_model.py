@@ -937,14 +937,14 @@ def run_exact(problem: Problem, engine_name: str,
                                                 deadline, engine_info)
         rounds += v_rounds
         info["verification_rounds"] = v_rounds
-        if not proved and engine_info.get("engine_crashed"):
-            # The engine died on the verification: another engine settles the claim (or
-            # not); its answer is kept only if it proves the optimum.
-            alt = _fallback(problem, engine_name, deadline)
-            if alt is not None and alt.status == Status.OPTIMAL:
-                alt_info = dict(alt.info)
-                alt_info["fallback_from"] = {engine_name: {**info, **engine_info}}
-                return SolverResult(alt.option, alt.status, alt.bound, alt_info)
+    if not proved and not infeasible and engine_info.get("engine_crashed"):
+        # The engine died (CBC 2.10.3: SIGSEGV, in a first solve or a verification): another
+        # engine settles the claim (or not); its answer is kept only if it proves the optimum.
+        alt = _fallback(problem, engine_name, deadline)
+        if alt is not None and alt.status == Status.OPTIMAL:
+            alt_info = dict(alt.info)
+            alt_info["fallback_from"] = {engine_name: {**info, **engine_info}}
+            return SolverResult(alt.option, alt.status, alt.bound, alt_info)
     info.update(engine_info)
     info["rounds"] = rounds
     info["nogood_cuts"] = len(nogoods)
