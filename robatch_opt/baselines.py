@@ -28,9 +28,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._validate import fmt_num, number
 from .errors import InfeasibleBudgetError, InstanceError
 from .evaluate import evaluate
-from .frontier import Frontier, frontier, frontier_budgets
+from .frontier import Frontier, check_budgets, check_sweep_flags, frontier, frontier_budgets
 from .instance import Instance
 from .plan import Status
 from .solve import solve
@@ -129,7 +130,10 @@ def batching_only_frontier(inst: Instance, budgets: Sequence[float] | np.ndarray
         (None where no model fits the budget). Kept plans index the chosen model's
         sub-instance options.
     """
-    b = frontier_budgets(inst, points) if budgets is None else np.sort(np.asarray(budgets, dtype=np.float64))
+    if not isinstance(inst, Instance):
+        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_sweep_flags(progress=progress)
+    b = frontier_budgets(inst, points) if budgets is None else check_budgets(budgets)
     subs = single_model_instances(inst, batching=True)
     if not subs:
         raise InstanceError("models", "no single model can serve every query (context windows)")
@@ -244,6 +248,19 @@ class StrategyComparison:
     dominance: dict[str, list[int]] = field(default_factory=dict)
 
 
+def _check_fractions(fractions) -> tuple[float, ...]:
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence | np.ndarray):
+        raise InstanceError("fractions", f"must be a list of numbers, got {type(fractions).__name__}")
+    out = []
+    for i, f in enumerate(fractions):
+        v = number(f, f"fractions[{i}]")
+        if not math.isfinite(v) or v <= 0:
+            raise InstanceError(f"fractions[{i}]", f"must be a finite number > 0 (a share of the best single "
+                                                   f"model's accuracy), got {fmt_num(v)}")
+        out.append(v)
+    return tuple(out)
+
+
 def compare_strategies(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None, *,
                        method: str = "greedy", points: int = 12, fractions: Sequence[float] = (1.0, 0.95),
                        progress: bool | None = None, **solve_kwargs: Any) -> StrategyComparison:
@@ -263,7 +280,11 @@ def compare_strategies(inst: Instance, budgets: Sequence[float] | np.ndarray | N
     -------
     StrategyComparison
     """
-    b = frontier_budgets(inst, points) if budgets is None else np.sort(np.asarray(budgets, dtype=np.float64))
+    if not isinstance(inst, Instance):
+        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_sweep_flags(progress=progress)
+    fractions = _check_fractions(fractions)
+    b = frontier_budgets(inst, points) if budgets is None else check_budgets(budgets)
     fronts = {
         "joint": frontier(inst, b, method=method, label="joint", progress=progress, **solve_kwargs),
         "routing-only": frontier(routing_only(inst), b, method=method, label="routing-only",
@@ -277,10 +298,13 @@ def compare_strategies(inst: Instance, budgets: Sequence[float] | np.ndarray | N
         target = f * ref.mean_utility
         row: dict[str, Any] = {"fraction": float(f), "mean_utility": target}
         reach = [p for p in singles if p.mean_utility >= target - 1e-12]
-        row["single-model"] = min(p.cost_usd for p in reach)
-        row["single-model-name"] = min(reach, key=lambda p: p.cost_usd).model
+        # Above 1, no single model reaches the target (a router may): its cost is inf.
+        row["single-model"] = min((p.cost_usd for p in reach), default=math.inf)
+        row["single-model-name"] = min(reach, key=lambda p: p.cost_usd).model if reach else None
         for s in STRATEGIES:
-            row[s], row[s + "-lower-bound"] = cost_to_reach(inst, target, s, method=method, **solve_kwargs)
+            # A mean utility above 1 is out of every plan's reach (utilities are in [0, 1]).
+            row[s], row[s + "-lower-bound"] = (cost_to_reach(inst, target, s, method=method, **solve_kwargs)
+                                               if target <= 1 else (math.inf, math.inf))
         for s in ("single-model", "routing-only", "batching-only"):
             row["joint-saving-vs-" + s] = (1.0 - row["joint"] / row[s]) if math.isfinite(row[s]) and row[s] > 0 \
                 else math.nan

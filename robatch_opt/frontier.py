@@ -186,7 +186,19 @@ def frontier_budgets(inst: Instance, points: int = 12) -> np.ndarray:
     return lo + np.linspace(0.0, 1.0, int(points)) * (hi - lo)
 
 
-def _check_budgets(budgets) -> np.ndarray:
+def check_sweep_flags(*, progress, label: str = "joint", keep_plans: bool = False,
+                      shared_walk: bool = True) -> None:
+    """Refuse, by name, a sweep's flags of the wrong type (a string is not a yes)."""
+    if not isinstance(label, str):
+        raise InstanceError("label", f"must be a string, got {type(label).__name__}")
+    for name, value in (("keep_plans", keep_plans), ("shared_walk", shared_walk)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InstanceError(name, f"must be True or False, got {value!r}")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise InstanceError("progress", f"must be True, False or None (only on a terminal), got {progress!r}")
+
+
+def check_budgets(budgets) -> np.ndarray:
     try:
         b = np.array(budgets, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
@@ -315,10 +327,11 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
         raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
     if "budget" in solve_kwargs or "min_mean_utility" in solve_kwargs:
         raise InstanceError("budget", "a frontier sweeps budgets: pass `budgets=`, not `budget`/`min_mean_utility`")
+    check_sweep_flags(label=label, keep_plans=keep_plans, shared_walk=shared_walk, progress=progress)
     from .solve import check_solve_kwargs
 
     check_solve_kwargs(method, solve_kwargs)     # unknown or mistyped options: before any work
-    b = frontier_budgets(inst, points) if budgets is None else _check_budgets(budgets)
+    b = frontier_budgets(inst, points) if budgets is None else check_budgets(budgets)
 
     if method == "greedy" and shared_walk and solve_kwargs.get("max_queries_per_model") is None:
         results, info = _greedy_sweep(inst, b, solve_kwargs)

@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ._validate import fmt_num, integer, number
 from .errors import InfeasibleBudgetError, InstanceError
 from .evaluate import Evaluation, evaluate
 from .instance import Instance
@@ -66,7 +67,23 @@ class PolicyPlan:
         return self.evaluation.mean_utility
 
 
+def _checked_budget(budget) -> float:
+    b = number(budget, "budget")
+    if not math.isfinite(b) or b < 0:
+        raise InstanceError("budget", f"must be a finite number >= 0 USD, got {fmt_num(b)}")
+    return b
+
+
+def _checked_alpha(alpha) -> float:
+    a = number(alpha, "alpha")
+    if not math.isfinite(a) or not 0 <= a <= 1:
+        raise InstanceError("alpha", f"must be a quality threshold in [0, 1], got {fmt_num(a)}")
+    return a
+
+
 def _unbatched(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(inst, Instance):
+        raise TypeError(f"`inst` must be a robatch_opt.Instance, got {type(inst).__name__}")
     """Per model: the option index of batch size 1, the utility and the b = 1 cost of every query."""
     cols = []
     for k in range(inst.n_models):
@@ -118,6 +135,7 @@ def routellm_threshold(inst: Instance, budget: float, *, strong=None, weak=None)
         The budget is below the cost of every query on the weak model.
     """
     cols, util, cost = _unbatched(inst)
+    budget = _checked_budget(budget)
     s0, w0 = default_strong_weak(inst) if strong is None or weak is None else (None, None)
     s = inst.model_index(strong) if strong is not None else s0
     w = inst.model_index(weak) if weak is not None else w0
@@ -140,6 +158,13 @@ def routellm_threshold(inst: Instance, budget: float, *, strong=None, weak=None)
     return PolicyPlan("routellm-threshold", option, evaluate(inst, option), threshold)
 
 
+def _cap(c, field: str) -> int:
+    v = integer(c, field)
+    if v < 0:
+        raise InstanceError(field, f"must be an integer >= 0 (queries), got {v}")
+    return v
+
+
 def _caps(inst: Instance, caps) -> np.ndarray:
     if caps is None:
         return np.full(inst.n_models, inst.n_queries, dtype=np.int64)
@@ -147,9 +172,12 @@ def _caps(inst: Instance, caps) -> np.ndarray:
         out = np.full(inst.n_models, inst.n_queries, dtype=np.int64)
         for name, c in caps.items():
             if c is not None:
-                out[inst.model_index(name)] = int(c)
+                out[inst.model_index(name)] = _cap(c, f"caps[{name!r}]")
         return out
-    arr = [inst.n_queries if c is None else int(c) for c in caps]
+    if isinstance(caps, (str, bytes)) or not isinstance(caps, Sequence | np.ndarray):
+        raise InstanceError("caps", f"must be a list (one cap per model) or a mapping of model names, "
+                                    f"got {type(caps).__name__}")
+    arr = [inst.n_queries if c is None else _cap(c, f"caps[{k}]") for k, c in enumerate(caps)]
     if len(arr) != inst.n_models:
         raise InstanceError("caps", f"must have one entry per model ({inst.n_models}), got {len(arr)}")
     return np.array(arr, dtype=np.int64)
@@ -166,6 +194,11 @@ def eccos_local(inst: Instance, alpha: float, *, caps=None) -> PolicyPlan:
     InstanceError
         The caps leave a query without any model.
     """
+    return _local(inst, _checked_alpha(alpha), caps)
+
+
+def _local(inst: Instance, alpha: float, caps) -> PolicyPlan:
+    """:func:`eccos_local` without the check of ``alpha`` (the bisection's top end is above 1)."""
     cols, util, cost = _unbatched(inst)
     if caps is None:
         # No cap can fill: each query on its own (vectorised).
@@ -204,18 +237,22 @@ def eccos_local_at_budget(inst: Instance, budget: float, *, caps=None, iters: in
     InfeasibleBudgetError
         Even alpha = 0 (every query on its cheapest model) exceeds the budget.
     """
-    lo_plan = eccos_local(inst, 0.0, caps=caps)
+    budget = _checked_budget(budget)
+    iters = integer(iters, "iters")
+    if iters < 1:
+        raise InstanceError("iters", f"must be an integer >= 1, got {iters}")
+    lo_plan = _local(inst, 0.0, caps)
     if lo_plan.cost_usd > budget * (1 + 1e-12):
         raise InfeasibleBudgetError(f"`budget`: ${budget:.6g} is below the cheapest local plan "
                                     f"${lo_plan.cost_usd:.6g}", budget_usd=float(budget),
                                     cheapest_cost_usd=lo_plan.cost_usd, lower_bound_usd=0.0, proven=False)
-    hi_plan = eccos_local(inst, 1.0 + 1e-9, caps=caps)
+    hi_plan = _local(inst, 1.0 + 1e-9, caps)
     if hi_plan.cost_usd <= budget * (1 + 1e-12):
         return hi_plan
     lo, hi, best = 0.0, 1.0 + 1e-9, lo_plan
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        plan = eccos_local(inst, mid, caps=caps)
+        plan = _local(inst, mid, caps)
         if plan.cost_usd <= budget * (1 + 1e-12):
             lo, best = mid, plan
         else:

@@ -65,9 +65,9 @@ def budget_from_fraction(inst: Instance, fraction: float) -> float:
 
     ``fraction = 0`` affords the cheapest plan; ``fraction = 1`` affords the most useful one.
     """
-    f = float(fraction)
+    f = number(fraction, "budget_fraction")
     if not math.isfinite(f) or f < 0:
-        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fraction!r}")
+        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fmt_num(f)}")
     lo, hi = reference_costs(inst)
     return lo + f * max(hi - lo, 0.0)
 

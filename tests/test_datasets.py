@@ -162,6 +162,10 @@ def test_routing_data_methods():
     assert rb.system_prompt[rb.task_names.index("arc-challenge")].endswith("Answer:\nB\n\n")
     log = full.select(np.arange(30)).to_log()
     assert log.n_rows == 30 * 11
+    assert full.select([]).n_queries == 0 and full.select([-1]).query_id[0] == full.query_id[-1]
+    for bad in (np.array([0.5, 1.0]), ["a"], [full.n_queries], np.zeros((2, 2), dtype=int)):
+        with pytest.raises(ds.InconsistentDataError, match="mask"):
+            full.select(bad)
     rl = ro.datasets.load_routellm(REAL / "routellm" / "gsm8k_responses.csv")
     both = rb.concat(rl)
     assert both.n_queries == rb.n_queries + rl.n_queries

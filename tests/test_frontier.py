@@ -131,6 +131,33 @@ def test_bad_method_and_points_fail_before_work():
         frontier(_tiny(), budget=1.0)
 
 
+@pytest.mark.parametrize("kwargs, field", [({"label": 3}, "label"), ({"keep_plans": "yes"}, "keep_plans"),
+                                            ({"shared_walk": 1}, "shared_walk"), ({"progress": "x"}, "progress")])
+def test_mistyped_sweep_flags_are_refused_by_name(kwargs, field):
+    with pytest.raises(InstanceError) as err:
+        frontier(_tiny(), points=2, **kwargs)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("kwargs, field", [({"fractions": "a"}, "fractions"), ({"fractions": [1.0, -0.5]}, "fractions[1]"),
+                                            ({"fractions": [float("nan")]}, "fractions[0]"),
+                                            ({"budgets": ["x"]}, "budgets"), ({"progress": "x"}, "progress")])
+def test_compare_strategies_refuses_bad_arguments_by_name(kwargs, field):
+    with pytest.raises(InstanceError) as err:
+        ro.baselines.compare_strategies(_tiny(), points=2, **kwargs)
+    assert err.value.field == field
+
+
+def test_compare_strategies_above_the_best_single_model():
+    # No single model reaches 110 % of the best one's accuracy: an infinite cost, not a crash.
+    cmp = ro.baselines.compare_strategies(_tiny(), points=2, fractions=[1.1])
+    row = cmp.matched[0]
+    assert row["single-model"] == math.inf and row["single-model-name"] is None
+    inst = _tiny()
+    best = np.where(inst.admissible, inst.utility, -np.inf).max(axis=1).mean()
+    assert math.isfinite(row["joint"]) == (row["mean_utility"] <= best)
+
+
 def test_progress_bar_only_when_enabled():
     out = io.StringIO()
     bar = ProgressBar(3, "sweep", enabled=True, after_s=0.0, stream=out)

@@ -100,6 +100,31 @@ def test_eccos_local_rule():
     budget = 0.5 * (cost1[:, 0].sum() + cost1[:, 2].sum())
     at = B.eccos_local_at_budget(inst, budget)
     assert at.cost_usd <= budget * (1 + 1e-12)
-    assert B.eccos_local(inst, at.parameter + 1e-6).cost_usd > budget or at.parameter > 1.0
+    assert at.parameter > 1.0 - 1e-6 or B.eccos_local(inst, at.parameter + 1e-6).cost_usd > budget
     with pytest.raises(ro.InfeasibleBudgetError):
         B.eccos_local_at_budget(inst, 0.5 * cost1.min(axis=1).sum())
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda inst: B.routellm_threshold(inst, float("nan")), "budget"),
+    (lambda inst: B.routellm_threshold(inst, -1.0), "budget"),
+    (lambda inst: B.routellm_threshold(inst, "1"), "budget"),
+    (lambda inst: B.eccos_local(inst, 1.5), "alpha"),
+    (lambda inst: B.eccos_local(inst, float("nan")), "alpha"),
+    (lambda inst: B.eccos_local(inst, 0.5, caps=[10, -1, 5]), "caps[1]"),
+    (lambda inst: B.eccos_local(inst, 0.5, caps=[10, 2.5, 5]), "caps[1]"),
+    (lambda inst: B.eccos_local(inst, 0.5, caps=7), "caps"),
+    (lambda inst: B.eccos_local(inst, 0.5, caps={"m1": "x"}), "caps['m1']"),
+    (lambda inst: B.eccos_local_at_budget(inst, float("inf")), "budget"),
+    (lambda inst: B.eccos_local_at_budget(inst, 1.0, iters=0), "iters"),
+])
+def test_peers_refuse_bad_parameters_by_name(call, field):
+    inst = _inst(n=20, seed=1)
+    with pytest.raises(ro.InstanceError) as err:
+        call(inst)
+    assert err.value.field == field
+
+
+def test_peers_refuse_what_is_not_an_instance():
+    with pytest.raises(TypeError, match="robatch_opt.Instance"):
+        B.eccos_local({"models": []}, 0.5)

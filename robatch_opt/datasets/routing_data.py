@@ -241,6 +241,16 @@ class RoutingData:
                 raise InconsistentDataError(f"boolean mask must have shape ({self.n_queries},), got {idx.shape}",
                                             column="mask")
             idx = np.flatnonzero(idx)
+        elif idx.size == 0:
+            idx = np.zeros(0, dtype=np.int64)
+        elif idx.dtype.kind not in "iu" or idx.ndim != 1:
+            raise InconsistentDataError(f"must be a boolean mask of shape ({self.n_queries},) or a 1-d array "
+                                        f"of integer query indices, got dtype {idx.dtype} and shape {idx.shape}",
+                                        column="mask")
+        elif idx.min() < -self.n_queries or idx.max() >= self.n_queries:
+            bad = int(idx[(idx < -self.n_queries) | (idx >= self.n_queries)][0])
+            raise InconsistentDataError(f"query index {bad} is out of range for {self.n_queries} queries",
+                                        column="mask")
         idx = idx.astype(np.int64)
         return RoutingData(
             model_names=self.model_names, task_names=self.task_names, task=self.task[idx],
