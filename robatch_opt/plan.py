@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._validate import describe, format_errors, integer, number, numeric_array, optional_number, string
+from ._validate import describe, fmt_num, format_errors, integer, number, numeric_array, optional_number, string
 from .errors import FormatError
 from .evaluate import CallTable, CostBreakdown, pack_calls
 
@@ -44,6 +44,19 @@ def _ro(a, dtype) -> np.ndarray:
     a = np.array(a, dtype=dtype, copy=True)
     a.flags.writeable = False
     return a
+
+
+class PlanInfo(dict):
+    """A plan's ``info``: a dict that cannot be changed (copy it with ``dict(plan.info)``)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a Plan's info is read-only; copy it with dict(plan.info)")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):                 # pickle and copy without calling __setitem__
+        return PlanInfo, (dict(self),)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +117,11 @@ class Plan:
     options: tuple[tuple[int, int], ...]
     model_names: tuple[str, ...]
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Frozen means frozen: a caller cannot change what a plan says about how it was made.
+        if not isinstance(self.info, PlanInfo):
+            object.__setattr__(self, "info", PlanInfo(self.info))
 
     @property
     def n_queries(self) -> int:
@@ -278,22 +296,39 @@ class Plan:
         info = d.get("info", {})
         if not isinstance(info, dict):
             raise err("info", (), f"must be an object, got {describe(info)}")
+        # The fields that restate what the assignment implies must agree with it: a file that
+        # contradicts itself was edited or corrupted, and its claims cannot be trusted.
+        budget_usd = optional_number(d.get("budget_usd"), "budget_usd", err)
+        min_mean_utility = optional_number(d.get("min_mean_utility"), "min_mean_utility", err)
+        if (budget_usd is None) == (min_mean_utility is None):
+            raise err("budget_usd", (), "exactly one of `budget_usd` and `min_mean_utility` must be set, "
+                                        f"got {describe(budget_usd)} and {describe(min_mean_utility)}")
+        gap = number(field("gap"), "gap", err)
+        if not gap >= 0:
+            raise err("gap", (), f"must be a number >= 0, got {fmt_num(gap)}")
+        cost_usd = number(field("cost_usd"), "cost_usd", err)
+        breakdown = CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
+                                    for k in ("system_usd", "input_usd", "output_usd")))
+        parts = breakdown.system_usd + breakdown.input_usd + breakdown.output_usd
+        if not math.isclose(parts, cost_usd, rel_tol=1e-9, abs_tol=1e-12):
+            raise err("cost_usd", (), f"is {fmt_num(cost_usd)} but `breakdown` sums to {fmt_num(parts)}")
         om, ob = options[:, 0], options[:, 1]
+        n_calls = integer(field("n_calls"), "n_calls", err, strict=True)
+        packed = len(pack_calls(_CallView(query_task.astype(np.int64), om.astype(np.int64), ob.astype(np.int64),
+                                          len(options)), option.astype(np.int64)))
+        if n_calls != packed:
+            raise err("n_calls", (), f"is {n_calls} but the assignment packs into {packed} calls")
         return cls(
             option=_ro(option, np.int64), model=_ro(om[option], np.int64), batch_size=_ro(ob[option], np.int64),
-            query_task=_ro(query_task, np.int64), cost_usd=number(field("cost_usd"), "cost_usd", err),
+            query_task=_ro(query_task, np.int64), cost_usd=cost_usd,
             utility=number(field("utility"), "utility", err),
             upper_bound=optional_number(d.get("upper_bound"), "upper_bound", err),
             cost_lower_bound_usd=optional_number(d.get("cost_lower_bound_usd"), "cost_lower_bound_usd", err),
-            gap=number(field("gap"), "gap", err), status=Status(status),
+            gap=gap, status=Status(status),
             method=string(field("method"), "method", err),
             # A plan file need not record how long its solve took (NaN when it does not).
             wall_time_s=number(d.get("wall_time_s", math.nan), "wall_time_s", err),
-            budget_usd=optional_number(d.get("budget_usd"), "budget_usd", err),
-            min_mean_utility=optional_number(d.get("min_mean_utility"), "min_mean_utility", err),
-            n_calls=integer(field("n_calls"), "n_calls", err, strict=True),
-            breakdown=CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
-                                      for k in ("system_usd", "input_usd", "output_usd"))),
+            budget_usd=budget_usd, min_mean_utility=min_mean_utility, n_calls=n_calls, breakdown=breakdown,
             options=tuple((int(k), int(b)) for k, b in options.tolist()), model_names=model_names,
             info=info,
         )

@@ -10,6 +10,7 @@ exception type, never acceptance. Unit tests do the same for the public construc
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -240,6 +241,40 @@ def test_plan_json_round_trip_still_exact():
     back = ro.Plan.from_json(plan.to_json())
     assert back.option.tolist() == [1, 1, 0] and back.options == plan.options
     assert (back.cost_usd, back.breakdown, back.n_calls) == (plan.cost_usd, plan.breakdown, plan.n_calls)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d.update(cost_usd=d["cost_usd"] * 0.5), "cost_usd"),
+    (lambda d: d.update(n_calls=d["n_calls"] + 1), "n_calls"),
+    (lambda d: d.update(min_mean_utility=0.5), "budget_usd"),
+    (lambda d: d.update(budget_usd=None), "budget_usd"),
+    (lambda d: d.update(gap=-0.1), "gap"),
+    (lambda d: d.update(gap=float("nan")), "gap"),
+])
+def test_plan_json_that_contradicts_itself_is_refused(edit, field):
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2))], tasks=[ro.Task("t", 1000)],
+                       query_task=[0, 0, 0], input_tokens=[100] * 3, output_tokens=[10] * 3,
+                       utility=[[0.9, 0.8]] * 3)
+    doc = json.loads(plan_of(inst, [1, 1, 0]).to_json())
+    edit(doc)
+    with pytest.raises(FormatError) as info:
+        ro.Plan.from_json(json.dumps(doc), source="plan.json")
+    assert str(info.value).startswith("plan.json: ") and f"`{field}`" in str(info.value)
+
+
+def test_plan_info_is_read_only_but_copies_and_pickles():
+    import copy
+    import pickle
+
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1,))], tasks=[ro.Task("t", 10)],
+                       query_task=[0], input_tokens=[100], output_tokens=[10], utility=[[0.9]])
+    plan = dataclasses.replace(plan_of(inst, [0]), info={"engine": "x"})
+    with pytest.raises(TypeError, match="read-only"):
+        plan.info["engine"] = "y"
+    with pytest.raises(TypeError, match="read-only"):
+        plan.info.update(engine="y")
+    assert pickle.loads(pickle.dumps(plan)).info == {"engine": "x"}
+    assert copy.deepcopy(plan).info == {"engine": "x"} and dict(plan.info) == {"engine": "x"}
 
 
 # ----------------------------------------------------------------------------------- logs
