@@ -164,3 +164,26 @@ def test_knn_cosine_for_embeddings():
     assert np.all((p > 0) & (p < 1))
     with pytest.raises(P.PredictorError, match="metric"):
         P.KNNUtility(metric="manhattan")
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: P.KNNUtility(k=0), "k"),
+    (lambda: P.KNNUtility(k=2.5), "k"),
+    (lambda: P.KNNUtility(k="a"), "k"),
+    (lambda: P.KNNUtility(prior_strength=-1.0), "prior_strength"),
+    (lambda: P.KNNUtility(chunk_size=0), "chunk_size"),
+    (lambda: P.LogisticUtility(l2=-1.0), "l2"),
+    (lambda: P.LogisticUtility(l2=float("nan")), "l2"),
+    (lambda: P.LogisticUtility(max_iter=0), "max_iter"),
+    (lambda: P.LogisticUtility(tol="x"), "tol"),
+    (lambda: P.LogisticUtility(tol=0.0), "tol"),
+])
+def test_predictor_parameters_are_checked_by_name(make, field):
+    with pytest.raises(P.PredictorError) as err:
+        make()
+    assert err.value.field == field
+
+
+def test_knn_without_features_says_so():
+    with pytest.raises(P.PredictorError, match="at least one feature"):
+        P.KNNUtility().fit(np.zeros((5, 0)), np.full((5, 2), 0.5))

@@ -220,7 +220,12 @@ def test_offset_logistic_stays_at_the_offset_without_signal_and_finds_a_slope():
 
 @pytest.mark.parametrize("kw, field", [(dict(inner_folds="x"), "inner_folds"), (dict(inner_folds=2.5), "inner_folds"),
                                        (dict(stack_z="x"), "stack_z"), (dict(blend_z=float("nan")), "blend_z"),
-                                       (dict(stack_min_rows=None), "stack_min_rows"), (dict(blend=True), "blend")])
+                                       (dict(stack_min_rows=None), "stack_min_rows"), (dict(blend=True), "blend"),
+                                       (dict(max_features=0), "max_features"), (dict(svd_components=0.5), "svd_components"),
+                                       (dict(n_neighbors=0), "n_neighbors"), (dict(C=0.0), "C"), (dict(C="1"), "C"),
+                                       (dict(output_alpha=-1.0), "output_alpha"), (dict(shrinkage=-1.0), "shrinkage"),
+                                       (dict(task_weight=float("inf")), "task_weight"),
+                                       (dict(random_state=-1), "random_state")])
 def test_constructor_names_a_mistyped_field(kw, field):
     with pytest.raises(P.PredictorError, match=f"`{field}`"):
         P.TextUtility(**kw)

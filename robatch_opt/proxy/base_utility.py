@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._validate import fmt_num, integer, number
 from ..errors import RobatchError
 
 __all__ = ["KNNUtility", "LogisticUtility", "PredictorError", "brier_score", "roc_auc",
@@ -38,6 +39,24 @@ class PredictorError(RobatchError, ValueError):
     def __init__(self, field_name: str, message: str):
         self.field = field_name
         super().__init__(f"`{field_name}`: {message}")
+
+
+def _predictor_error(field_name: str, idx: tuple, message: str) -> PredictorError:
+    return PredictorError(field_name, message)
+
+
+def _int_param(value, name: str, least: int) -> int:
+    v = integer(value, name, _predictor_error, strict=True)
+    if v < least:
+        raise PredictorError(name, f"must be an integer >= {least}, got {v}")
+    return v
+
+
+def _float_param(value, name: str, *, positive: bool) -> float:
+    v = number(value, name, _predictor_error)
+    if not np.isfinite(v) or v < 0 or (positive and v == 0):
+        raise PredictorError(name, f"must be a finite number {'>' if positive else '>='} 0, got {fmt_num(v)}")
+    return v
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -157,9 +176,9 @@ class LogisticUtility(_BasePredictor):
     """
 
     def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8):
-        self.l2 = float(l2)
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
+        self.l2 = _float_param(l2, "l2", positive=False)
+        self.max_iter = _int_param(max_iter, "max_iter", 1)
+        self.tol = _float_param(tol, "tol", positive=True)
 
     def fit(self, features, outcomes, *, task=None, model_names: Sequence[str] | None = None):
         """Fit one regularised logistic model per column of ``outcomes`` (NaN = unobserved).
@@ -250,12 +269,10 @@ class KNNUtility(_BasePredictor):
                  chunk_size: int = 1024):
         if metric not in ("euclidean", "cosine"):
             raise PredictorError("metric", f"must be 'euclidean' or 'cosine', got {metric!r}")
-        if int(k) < 1:
-            raise PredictorError("k", f"must be >= 1, got {k!r}")
-        self.k = int(k)
-        self.prior_strength = float(prior_strength)
+        self.k = _int_param(k, "k", 1)
+        self.prior_strength = _float_param(prior_strength, "prior_strength", positive=False)
         self.metric = metric
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = _int_param(chunk_size, "chunk_size", 1)
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean_) / self.scale_
@@ -274,6 +291,12 @@ class KNNUtility(_BasePredictor):
         """
         x = _check_features(features)
         n = x.shape[0]
+        if x.shape[1] == 0:
+            # Without a feature every query is every other's neighbour: say so rather than
+            # return the task means under another name.
+            raise PredictorError("features", "KNNUtility needs at least one feature column, got none "
+                                             "(a log without feature columns: use LogisticUtility or "
+                                             "TextUtility on the question text)")
         y = _check_outcomes(outcomes, n)
         codes, tasks = _task_codes(task, n, None)
         self.mean_ = x.mean(axis=0)

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base_utility import PredictorError
+from .base_utility import PredictorError, _float_param, _int_param
 
 __all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "shrunk_task_means", "prior_strength_eb",
            "BLEND_GRID"]
@@ -305,20 +305,17 @@ class TextUtility:
                                          f"{type(base).__name__} lacks one")
         if vectorizer not in ("tfidf", "hashing"):
             raise PredictorError("vectorizer", f"must be 'tfidf' or 'hashing', got {vectorizer!r}")
-        if svd_components is not None and int(svd_components) < 1:
-            raise PredictorError("svd_components", f"must be >= 1 or None, got {svd_components!r}")
-        if shrinkage < 0 or task_weight < 0:
-            raise PredictorError("shrinkage", "shrinkage and task_weight must be >= 0")
         self.base = base
         self.vectorizer = vectorizer
-        self.max_features = int(max_features)
-        self.svd_components = None if svd_components is None else int(svd_components)
-        self.task_weight = float(task_weight)
-        self.shrinkage = float(shrinkage)
-        self.n_neighbors = int(n_neighbors)
-        self.output_alpha = float(output_alpha)
-        self.random_state = int(random_state)
-        self.C = float(C)
+        # Checked here, by name, so that a bad value never reaches scikit-learn as a bare error.
+        self.max_features = _int_param(max_features, "max_features", 1)
+        self.svd_components = None if svd_components is None else _int_param(svd_components, "svd_components", 1)
+        self.task_weight = _float_param(task_weight, "task_weight", positive=False)
+        self.shrinkage = _float_param(shrinkage, "shrinkage", positive=False)
+        self.n_neighbors = _int_param(n_neighbors, "n_neighbors", 1)
+        self.output_alpha = _float_param(output_alpha, "output_alpha", positive=True)
+        self.random_state = _int_param(random_state, "random_state", 0)
+        self.C = _float_param(C, "C", positive=True)
         if blend not in ("stack", "cv") and not (isinstance(blend, Real) and not isinstance(blend, bool)
                                                  and 0.0 <= float(blend) <= 1.0):
             raise PredictorError("blend", f"must be 'stack', 'cv' or a weight in [0, 1], got {blend!r}")
