@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import robatch_opt as ro
@@ -425,3 +426,44 @@ def test_the_online_plot_follows_the_suffix(tmp_path):
     res = _run_cli(["online", "--n", "80", "--alpha", "0.7", "--max-wait", "1", "--plot", str(out)], tmp_path)
     assert res.returncode == 0, res.stderr
     assert b"<svg" in out.read_bytes()[:500]
+
+
+def test_ctrl_c_during_an_in_process_highs_run_is_not_swallowed():
+    """A SIGINT that arrives while HiGHS runs raises KeyboardInterrupt out of the run.
+
+    Run on the main thread, HiGHS called its Python interrupt callback there; the signal's
+    KeyboardInterrupt was raised inside that callback and highspy swallowed it ("Solve
+    error"), so `robatch-opt solve --method milp` ran on, wrote --out and exited 0 when
+    Ctrl-C came during the coupled LP (found by a new-user audit). Here the signal is sent
+    from inside the engine's own callback, so it surely arrives mid-run.
+    """
+    import highspy
+
+    from robatch_opt.solvers.milp import _quiet_highs, run_highs
+
+    rng = np.random.default_rng(0)
+    n, m = 400, 300
+    a = rng.random((m, n)) * (rng.random((m, n)) < 0.3)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, m
+    lp.col_cost_ = -rng.random(n)
+    lp.col_lower_, lp.col_upper_ = np.zeros(n), np.full(n, 10.0)
+    lp.row_lower_, lp.row_upper_ = np.full(m, -highspy.kHighsInf), rng.random(m) * 10 + 1
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    col_nz = [np.flatnonzero(a[:, j]) for j in range(n)]
+    lp.a_matrix_.start_ = np.r_[0, np.cumsum([len(nz) for nz in col_nz])]
+    lp.a_matrix_.index_ = np.concatenate(col_nz).astype(np.int32)
+    lp.a_matrix_.value_ = np.concatenate([a[nz, j] for j, nz in enumerate(col_nz)])
+    h = _quiet_highs(highspy)
+    h.passModel(lp)
+    sent = []
+
+    def interrupt_once(event):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    h.cbSimplexInterrupt += interrupt_once
+    with pytest.raises(KeyboardInterrupt):
+        run_highs(h)
+    assert sent

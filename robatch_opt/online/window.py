@@ -9,14 +9,12 @@ costs ``call_value[j] = V * f[k]`` (one system prompt). :func:`plan_window` maxi
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
-from .._interrupt import run_stoppable
 from ..kernels import online_kernels as ok
 from .errors import OnlineError
 
@@ -135,7 +133,7 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     """
     import highspy
 
-    from ..solvers.milp import _quiet_highs
+    from ..solvers.milp import _quiet_highs, run_highs
 
     s, c, b = _arrays(score, call_value, batch)
     if not (isinstance(time_limit_s, Real) and not isinstance(time_limit_s, bool)
@@ -180,14 +178,6 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     h.setOptionValue("mip_feasibility_tolerance", 1e-9)
     h.setOptionValue("time_limit", float(time_limit_s))
     deadline = time.perf_counter() + float(time_limit_s)
-    interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
-
-    def stop(event):                       # HiGHS reads time_limit only between some phases
-        if interrupted.is_set() or time.perf_counter() > deadline:
-            event.interrupt()
-
-    h.cbMipInterrupt += stop
-    h.cbSimplexInterrupt += stop
     # The heuristic's plan as the start: x at its options, y the calls it makes.
     col = np.zeros(nx + J)
     column_of = np.full((m, J), -1, dtype=np.int64)
@@ -198,9 +188,10 @@ def plan_window_exact(score, call_value, batch, *, time_limit_s: float = DEFAULT
     sol = highspy.HighsSolution()
     sol.col_value = col
     h.setSolution(sol)
-    # In a worker thread: a signal raised inside HiGHS's Python callback on the main thread
-    # was lost there (Ctrl-C and SIGTERM were ignored by half of the replays).
-    run_stoppable(h.run, interrupted.set)
+    # In a worker thread, stopped at the deadline from inside HiGHS: a signal raised inside
+    # HiGHS's Python callback on the main thread was lost there (Ctrl-C and SIGTERM were
+    # ignored by half of the replays).
+    run_highs(h, deadline)
     ms = h.getModelStatus()
     info = h.getInfo()
     best, best_obj, source = heur, heur_obj, "heuristic"

@@ -768,7 +768,7 @@ def _transport_start(table, K: int, capacity) -> np.ndarray | None:
     HiGHS's simplex returns a vertex)."""
     import highspy
 
-    from .milp import _quiet_highs
+    from .milp import _quiet_highs, run_highs
 
     n = table.n_queries
     om = np.asarray(table.option_model, dtype=np.int64)
@@ -797,7 +797,7 @@ def _transport_start(table, K: int, capacity) -> np.ndarray | None:
     lp.a_matrix_.value_ = np.ones(2 * m)
     h.passModel(lp)
     h.setOptionValue("solver", "simplex")
-    h.run()
+    run_highs(h)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     x = np.asarray(h.getSolution().col_value)

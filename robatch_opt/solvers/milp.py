@@ -377,18 +377,9 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
         # reduced cost as it does with an incumbent (without it the verification of Qwen3
         # 1,000 x 16 ran 48 s and did not finish; with it, 2-5 s).
         h.setOptionValue("objective_bound", _verify_cutoff(rows, better_than))
-    # HiGHS checks its time_limit only between some phases (it overran 60 s by ~50 s at
-    # n = 5,000); the interrupt callbacks enforce the deadline inside simplex and the MIP loop.
-    deadline = tb + time_limit_s
-    interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
     last_report = [0.0]
 
-    def stop(event):
-        if interrupted.is_set() or time.perf_counter() > deadline:
-            event.interrupt()
-
-    def stop_and_report(event):
-        stop(event)
+    def report(event):
         now = time.perf_counter()
         if problem.progress is not None and now - last_report[0] > 0.25:
             last_report[0] = now
@@ -397,16 +388,13 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
                            incumbent=rows.obj_scale * primal if abs(primal) < highspy.kHighsInf else None,
                            bound=rows.obj_scale * dual if abs(dual) < highspy.kHighsInf else None)
 
-    h.cbSimplexInterrupt += stop
-    h.cbIpmInterrupt += stop
-    h.cbMipInterrupt += stop_and_report
     z0 = _hint_vector(model, hint)
     if z0 is not None:
         sol = highspy.HighsSolution()
         sol.col_value = z0
         h.setSolution(sol)
     ts = time.perf_counter()
-    run_status = run_stoppable(h.run, interrupted.set)
+    run_status = run_highs(h, tb + time_limit_s, on_mip=report)
     solve_s = time.perf_counter() - ts
     ms = h.getModelStatus()
     info_h = h.getInfo()
@@ -444,19 +432,39 @@ def run_highs_lp(rows: _Rows, time_limit_s: float):
     deadline = time.perf_counter() + time_limit_s
     h = _highs_with(highspy, rows, integer=False)
     h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
+    h.setOptionValue("dual_feasibility_tolerance", DUAL_TOL)
+    h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
+    run_highs(h, deadline)
+    return h
 
-    # HiGHS checks time_limit only between phases (the LP of Qwen3 10,000 x 24 at a tight
-    # budget ran 40 s past a 3 s limit): the interrupt callbacks enforce it inside simplex.
+
+def run_highs(h, deadline: float = math.inf, *, on_mip=None):
+    """``h.run()``, stopped by SIGINT / SIGTERM at once and by ``deadline`` (``perf_counter``
+    seconds) from inside the engine; returns its ``HighsStatus``.
+
+    HiGHS checks its own time_limit only between some phases (the LP of Qwen3 10,000 x 24
+    ran 40 s past a 3 s limit; the MILP at n = 5,000 overran 60 s by ~50 s), so interrupt
+    callbacks enforce the deadline inside simplex, IPM and the MIP loop. The run goes through
+    :func:`run_stoppable` (a worker thread), never straight on the main thread: there a
+    Ctrl-C raised ``KeyboardInterrupt`` inside a callback, which highspy swallowed, so the
+    solve ran on and wrote its output (found by a new-user audit). ``on_mip(event)`` is
+    called from the MIP callback too (progress reports).
+    """
+    interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
+
     def stop(event):
-        if time.perf_counter() > deadline:
+        if interrupted.is_set() or time.perf_counter() > deadline:
             event.interrupt()
+
+    def stop_mip(event):
+        stop(event)
+        if on_mip is not None:
+            on_mip(event)
 
     h.cbSimplexInterrupt += stop
     h.cbIpmInterrupt += stop
-    h.setOptionValue("dual_feasibility_tolerance", DUAL_TOL)
-    h.setOptionValue("primal_feasibility_tolerance", FEAS_TOL)
-    h.run()
-    return h
+    h.cbMipInterrupt += stop_mip
+    return run_stoppable(h.run, interrupted.set)
 
 
 def _split_ranged(rows: _Rows) -> _Rows:
