@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._validate import describe, fmt_num, format_errors, integer, number, numeric_array, optional_number, string
+from ._validate import describe, format_errors, integer, number, numeric_array, optional_number, string
 from .errors import FormatError
 from .evaluate import CallTable, CostBreakdown, pack_calls
 
@@ -296,35 +296,26 @@ class Plan:
         info = d.get("info", {})
         if not isinstance(info, dict):
             raise err("info", (), f"must be an object, got {describe(info)}")
-        # The fields that restate what the assignment implies must agree with it: a file that
-        # contradicts itself was edited or corrupted, and its claims cannot be trusted.
+        # Claims are read as written, true or not: `robatch-opt evaluate` grades each against
+        # the instance (which this reader cannot see) and reports a MISMATCH. Only which form
+        # the plan is for must be decided here.
         budget_usd = optional_number(d.get("budget_usd"), "budget_usd", err)
         min_mean_utility = optional_number(d.get("min_mean_utility"), "min_mean_utility", err)
         if (budget_usd is None) == (min_mean_utility is None):
             raise err("budget_usd", (), "exactly one of `budget_usd` and `min_mean_utility` must be set, "
                                         f"got {describe(budget_usd)} and {describe(min_mean_utility)}")
-        gap = number(field("gap"), "gap", err)
-        if not gap >= 0:
-            raise err("gap", (), f"must be a number >= 0, got {fmt_num(gap)}")
-        cost_usd = number(field("cost_usd"), "cost_usd", err)
+        numbers = {key: optional_number(d.get(key), key, err) if optional else number(field(key), key, err)
+                   for key, optional in (("cost_usd", False), ("utility", False), ("gap", False),
+                                         ("upper_bound", True), ("cost_lower_bound_usd", True))}
         breakdown = CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
                                     for k in ("system_usd", "input_usd", "output_usd")))
-        parts = breakdown.system_usd + breakdown.input_usd + breakdown.output_usd
-        if not math.isclose(parts, cost_usd, rel_tol=1e-9, abs_tol=1e-12):
-            raise err("cost_usd", (), f"is {fmt_num(cost_usd)} but `breakdown` sums to {fmt_num(parts)}")
         om, ob = options[:, 0], options[:, 1]
         n_calls = integer(field("n_calls"), "n_calls", err, strict=True)
-        packed = len(pack_calls(_CallView(query_task.astype(np.int64), om.astype(np.int64), ob.astype(np.int64),
-                                          len(options)), option.astype(np.int64)))
-        if n_calls != packed:
-            raise err("n_calls", (), f"is {n_calls} but the assignment packs into {packed} calls")
         return cls(
             option=_ro(option, np.int64), model=_ro(om[option], np.int64), batch_size=_ro(ob[option], np.int64),
-            query_task=_ro(query_task, np.int64), cost_usd=cost_usd,
-            utility=number(field("utility"), "utility", err),
-            upper_bound=optional_number(d.get("upper_bound"), "upper_bound", err),
-            cost_lower_bound_usd=optional_number(d.get("cost_lower_bound_usd"), "cost_lower_bound_usd", err),
-            gap=gap, status=Status(status),
+            query_task=_ro(query_task, np.int64), cost_usd=numbers["cost_usd"], utility=numbers["utility"],
+            upper_bound=numbers["upper_bound"], cost_lower_bound_usd=numbers["cost_lower_bound_usd"],
+            gap=numbers["gap"], status=Status(status),
             method=string(field("method"), "method", err),
             # A plan file need not record how long its solve took (NaN when it does not).
             wall_time_s=number(d.get("wall_time_s", math.nan), "wall_time_s", err),

@@ -263,6 +263,20 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
                   None if min_mean_utility is None else float(min_mean_utility), evaluation)
 
 
+def _finite_bound(problem: Problem, bound) -> float:
+    """A backend's bound, or the trivial one where it gave none (inf, NaN): every query on
+    its most useful option (budget form), every query on its cheapest (quality form).
+    A plan always carries a finite bound, so that its file reads back."""
+    b = float(bound)
+    if math.isfinite(b):
+        return b
+    table = problem.table
+    if problem.budget_usd is not None:
+        return float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) \
+            if table.n_queries else 0.0
+    return float(table.min_cost_usd)
+
+
 def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
            min_mean_utility: float | None, evaluation: Evaluation | None = None) -> Plan:
     """Turn a backend's assignment into a Plan using only the shared evaluator.
@@ -282,14 +296,14 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
                               f"> ${problem.budget_usd!r}")
         # The evaluated utility is a float sum; its exact value can exceed it by the
         # summation error, so a bound met by the plan itself is widened by that much.
-        ub = max(float(result.bound), ev.utility * (1 + _sum_rtol(inst)))
+        ub = max(_finite_bound(problem, result.bound), ev.utility * (1 + _sum_rtol(inst)))
         gap = (ub - ev.utility) / ub if ub > 0 else 0.0
         upper_bound, cost_lb = ub, None
     else:
         if not meets_target(ev.utility, problem.min_total_utility):
             raise SolverError(f"backend {method!r} missed the quality target: utility {ev.utility!r} "
                               f"< {problem.min_total_utility!r}")
-        lb = min(float(result.bound), ev.cost_usd * (1 - _sum_rtol(inst)))
+        lb = min(_finite_bound(problem, result.bound), ev.cost_usd * (1 - _sum_rtol(inst)))
         gap = (ev.cost_usd - lb) / ev.cost_usd if ev.cost_usd > 0 else 0.0
         upper_bound, cost_lb = None, lb
     if problem.max_queries is not None:

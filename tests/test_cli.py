@@ -164,6 +164,11 @@ def test_solve_out_then_evaluate(capsys, inst_path, tmp_path):
     ({"utility": float("inf")}, "utility"),
     ({"gap": 0.0}, "gap"),
     ({"status": "optimal", "gap": 0.0}, "gap, status"),     # the plan's own bound says otherwise
+    # Impossible values are false claims too, graded like the others (not a format error).
+    ({"gap": -0.5}, "gap"),
+    ({"upper_bound": float("nan")}, "below_upper_bound, gap"),
+    ({"budget_usd": -1.0}, "within_budget"),
+    ({"n_calls": 5}, "n_calls"),
 ])
 def test_evaluate_checks_infinite_claims_the_gap_and_the_status(capsys, inst_path, tmp_path, edit, mismatch):
     plan_path = tmp_path / "plan.json"

@@ -202,3 +202,19 @@ def test_cpsat_model_building_stops_at_the_time_limit():
     assert plan.status == ro.Status.FEASIBLE
     assert plan.info.get("cpsat_status") == "time limit reached while building"
     assert plan.cost_usd <= plan.budget_usd * (1 + 1e-12) and plan.utility <= plan.upper_bound
+
+
+@pytest.mark.parametrize("bound", [float("inf"), float("nan")])
+def test_a_backend_without_a_bound_gets_the_trivial_one(bound):
+    # A user's backend may have no bound (inf, NaN); the plan must still carry a valid,
+    # finite one (else its own file reads back with a NaN gap that `evaluate` calls false).
+    inst = small()
+    register_backend("fixed_nobound", lambda: FixedBackend([2, 1, 1], bound=bound))
+    plan = ro.solve(inst, budget=1.0, method="fixed_nobound")
+    best = np.where(inst.admissible, inst.utility, -np.inf).max(axis=1).sum()
+    assert plan.upper_bound == pytest.approx(best) and 0 <= plan.gap <= 1
+    assert ro.Plan.from_json(plan.to_json()).gap == plan.gap
+    target = ro.evaluate(inst, [2, 1, 1]).mean_utility
+    q = ro.solve(inst, min_mean_utility=target, method="fixed_nobound")
+    # The trivial lower bound: no plan costs less than every query on its cheapest option.
+    assert 0 < q.cost_lower_bound_usd <= ro.reference_costs(inst)[0] <= q.cost_usd and 0 <= q.gap <= 1
