@@ -246,3 +246,24 @@ def test_columns_follow_the_data_model_names_not_positions():
     tu2 = ro.proxy.TextUtility().fit(data.select_models(["m0"]))
     with pytest.raises(ro.proxy.PredictorError, match=r"models \['m1'\] were not in the data"):
         tu2.predict(data)
+
+
+def test_data_without_usable_text_falls_back_to_the_other_features():
+    # A few questions that share no word (min_df=2 keeps nothing), or hold no word at all:
+    # scikit-learn's "empty vocabulary" was raised bare; the text now just adds nothing.
+    base = _data(n=40, seed=21)
+    for texts in ([f"w{i}" for i in range(40)], ["" for _ in range(40)], ["?!" for _ in range(40)]):
+        data = ds.RoutingData(model_names=base.model_names, task_names=base.task_names, task=base.task,
+                              question=texts, system_prompt=base.system_prompt, query_id=base.query_id,
+                              outcome=base.outcome, cost_usd=base.cost_usd, price_in=base.price_in,
+                              price_out=base.price_out, system_tokens=base.system_tokens,
+                              input_tokens=base.input_tokens, output_tokens=base.output_tokens)
+        for kw in ({}, {"svd_components": 4}, {"blend": 1.0}):
+            u = P.TextUtility(**kw).fit(data).predict(data)
+            assert u.shape == (40, 2) and np.isfinite(u).all() and ((u >= 0) & (u <= 1)).all()
+
+
+def test_fit_on_no_queries_says_so():
+    data = _data(n=40, seed=22)
+    with pytest.raises(P.PredictorError, match="no queries"):
+        P.TextUtility().fit(data.select(np.zeros(40, bool)))

@@ -342,22 +342,37 @@ class TextUtility:
     def _text_features(self, texts, fit: bool):
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+        import scipy.sparse as sp
         if fit:
             if self.vectorizer == "tfidf":
-                self.vec_ = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
-                                            max_features=self.max_features, dtype=np.float64)
-                x = self.vec_.fit_transform(texts)
+                self.vec_ = None
+                # A few queries share no word (min_df=2 keeps none), or hold no word at all:
+                # then the text adds nothing and the task and length features remain.
+                for min_df in (2, 1):
+                    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df,
+                                          max_features=self.max_features, dtype=np.float64)
+                    try:
+                        x = vec.fit_transform(texts)
+                    except ValueError:           # "empty vocabulary", "no terms remain"
+                        continue
+                    self.vec_ = vec
+                    break
             else:
                 self.vec_ = HashingVectorizer(ngram_range=(1, 2), n_features=self.max_features,
                                               alternate_sign=False, norm="l2")
                 x = self.vec_.transform(texts)
-            if self.svd_components is not None:
-                k = min(self.svd_components, max(1, min(x.shape) - 1))
+            self.svd_ = None
+            if self.vec_ is None:
+                return sp.csr_matrix((len(texts), 0))
+            if self.svd_components is not None and min(x.shape) > 1:
+                k = min(self.svd_components, min(x.shape) - 1)
                 self.svd_ = TruncatedSVD(n_components=k, random_state=self.random_state)
                 x = self.svd_.fit_transform(x)
             return x
+        if self.vec_ is None:
+            return sp.csr_matrix((len(texts), 0))
         x = self.vec_.transform(texts)
-        if self.svd_components is not None:
+        if getattr(self, "svd_", None) is not None:
             x = self.svd_.transform(x)
         return x
 
@@ -450,6 +465,8 @@ class TextUtility:
         """
         from sklearn.linear_model import Ridge
         _check_data(data)
+        if len(data.task) == 0:
+            raise PredictorError("data", "has no queries to fit on")
         x = self._features(data, embeddings, fit=True)
         y = np.asarray(data.outcome, np.float64)
         self.model_names = tuple(data.model_names)
