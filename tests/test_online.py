@@ -82,6 +82,24 @@ def test_same_seed_same_decisions(split, stream, make):
     assert not np.array_equal(a.explored, c.explored)          # the router's seed drives exploration
 
 
+@pytest.mark.parametrize("router_class", [on.MessPlusRouter, on.BatchingRouter])
+def test_one_fit_starts_several_routers_and_is_never_changed(split, stream, router_class):
+    # The README passes one fitted predictor to two routers: the second used to start from
+    # what the first had learned, so the comparison depended on the order of the replays.
+    kw = {"max_wait_s": 2.0} if router_class is on.BatchingRouter else {}
+    before = copy.deepcopy(split.predictor.W)
+    first = router_class(stream.model_names, alpha=0.8, predictor=split.predictor, **kw)
+    a = on.replay(stream, first, rate_per_s=5.0, seed=2)
+    np.testing.assert_array_equal(split.predictor.W, before)            # learned on a copy
+    assert not np.array_equal(first.predictor.W, before)                # which did learn
+    b = on.replay(stream, router_class(stream.model_names, alpha=0.8, predictor=split.predictor, **kw),
+                  rate_per_s=5.0, seed=2)
+    again = on.replay(stream, first, rate_per_s=5.0, seed=2)            # the same router, replayed
+    for r in (b, again):
+        np.testing.assert_array_equal(a.model, r.model)
+        np.testing.assert_array_equal(a.queue, r.queue)
+
+
 # ------------------------------------------------------------------ feedback
 @pytest.mark.parametrize("make", [_mess, _batch])
 def test_missing_feedback(split, stream, make):
@@ -395,7 +413,8 @@ def test_routing_data_predictor_gets_routing_data_rows():
               on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, predictor=pred)):
         res = on.replay(s, r, rate_per_s=10.0)
         assert (res.model >= 0).all()
-    assert pred.calls > 0
+        assert r.predictor.calls > 0                             # the router's own copy
+    assert pred.calls == 0
 
 
 def test_instance_and_workload_streams(split):

@@ -6,7 +6,6 @@ thing.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -91,14 +90,14 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
         return q if math.isfinite(q) else 0.0
 
     out: dict = {"alpha": alpha}
-    mess = MessPlusRouter(s.model_names, alpha=alpha, V=V, c=c, predictor=copy.deepcopy(split.predictor), seed=seed)
+    mess = MessPlusRouter(s.model_names, alpha=alpha, V=V, c=c, predictor=split.predictor, seed=seed)
     mess.initial_queue = q0(mess)
     out["mess"] = replay(s, mess, arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
     if max_wait_s is None:
         out["batching"] = None
     else:
         batch = BatchingRouter(s.model_names, alpha=alpha, V=V, c=c, max_wait_s=max_wait_s, window_solver=window_solver,
-                               predictor=copy.deepcopy(split.predictor), seed=seed)
+                               predictor=split.predictor, seed=seed)
         batch.initial_queue = q0(batch)
         out["batching"] = replay(s, batch, arrival=arrival, rate_per_s=rate_per_s, seed=seed, progress=progress)
     if baselines:

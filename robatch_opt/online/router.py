@@ -17,6 +17,7 @@ A router is driven by events (the replay, or a serving loop, calls them in time 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from numbers import Real
@@ -154,6 +155,9 @@ class _OnlineRouter:
         if predictor is not None and not hasattr(predictor, "predict"):
             raise OnlineError("predictor", f"must have `predict` (and may have `partial_fit`), "
                                            f"got {type(predictor).__name__}")
+        # Never learned on: each replay (bind) starts from a copy, so one fit can start several
+        # routers, and the same router replayed twice decides the same way.
+        self.initial_predictor = predictor
         self.predictor = predictor
         if cost_model is not None and not callable(getattr(cost_model, "predict_output_tokens", None)):
             raise OnlineError("cost_model", f"must have `predict_output_tokens(data) -> (n, K)` (e.g. a fitted "
@@ -197,8 +201,8 @@ class _OnlineRouter:
         self.out_pred = self._predicted_output_tokens(stream)                  # (n, K) or None
         # Exploration serves the most expensive model (standing for MESS+'s "largest").
         self.model_rank = np.asarray(inst.price_in + inst.price_out, dtype=np.float64)
-        if self.predictor is None:
-            self.predictor = OnlineLogistic(self.X.shape[1], K, seed=self.seed)
+        self.predictor = (OnlineLogistic(self.X.shape[1], K, seed=self.seed) if self.initial_predictor is None
+                          else copy.deepcopy(self.initial_predictor))
         self._fast = isinstance(self.predictor, OnlineLogistic)
         if self._fast and self.predictor.W.shape != (self.X.shape[1], K):
             # The compiled decision (ok.mess_choice) reads W without bounds checks: a learner
@@ -374,8 +378,10 @@ class MessPlusRouter(_OnlineRouter):
         :class:`OnlineLogistic` starts from its offline fit. ``X`` is the stream's CSR
         feature rows, or, for a stream built from RoutingData and a predictor that is not an
         :class:`OnlineLogistic` (e.g. a fitted ``ro.proxy.TextUtility``), the RoutingData
-        rows; a predictor without ``partial_fit`` stays frozen. It is updated in place
-        (pass ``copy.deepcopy(predictor)`` to start several routers from one fit).
+        rows; a predictor without ``partial_fit`` stays frozen. The router learns on a copy
+        made at the start of each replay (``router.predictor``, the learned one afterwards):
+        the object passed is never changed, so one fit can start several routers and a
+        router replayed twice decides the same way both times.
     seed : int
         Seed of the exploration draws: the same seed and stream give the same decisions.
     initial_queue : float >= 0
