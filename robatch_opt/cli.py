@@ -681,7 +681,7 @@ def _cmd_generate(args) -> int:
 def _read_plan(path: str) -> Plan:
     if Path(path).is_dir():
         raise _CliError(f"{path}: is a directory, not a plan file")
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     return Plan.from_json(text, source=path)         # its errors name the file
 
 

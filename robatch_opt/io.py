@@ -155,7 +155,7 @@ def load(path: PathLike, *, format: str | None = None) -> Instance:
     if fmt == "json":
         raw = path.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")           # a byte-order mark is not JSON
         except UnicodeDecodeError as exc:
             raise FormatError(f"{path}: not a JSON text (byte {exc.start} is not UTF-8)") from exc
         return instance_from_json(text, source=str(path))

@@ -385,3 +385,29 @@ def test_instance_refuses_what_it_used_to_clip_or_round(tmp_path, edit, kw, wher
     u = np.nan_to_num(data.outcome).copy()
     with pytest.raises(ro.InstanceError, match=where):
         data.instance(edit(u), **kw)
+
+
+def test_routerbench_names_a_mistyped_cost_column_and_refuses_a_file_twice(tmp_path):
+    path = _rb_file(tmp_path, [_rb_row(0)], header=[c.replace("m2|total_cost", "m2|total_cst") for c in HEADER])
+    with pytest.raises(ds.UnknownColumnError, match=r"column `m2\|total_cst`"):
+        ro.datasets.load_routerbench(path, prices=PRICES)
+    path = _rb_file(tmp_path, [_rb_row(0)], header=[c for c in HEADER if c != "m2|total_cost"])
+    with pytest.raises(ds.UnknownColumnError, match=r"column `m2`.*its `m2\|total_cost` column is missing"):
+        ro.datasets.load_routerbench(path, prices=PRICES)
+    good = _rb_file(tmp_path, [_rb_row(0)])
+    with pytest.raises(ds.InconsistentDataError, match="given twice"):
+        ro.datasets.load_routerbench([good, tmp_path / "." / "rb.csv"], prices=PRICES)
+
+
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a BOM, which became part of the first column's name.
+    plain = _rb_file(tmp_path, [_rb_row(0), _rb_row(1)])
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    a = ro.datasets.load_routerbench(plain, prices=PRICES)
+    b = ro.datasets.load_routerbench(bom, prices=PRICES)
+    assert a.query_id.tolist() == b.query_id.tolist() and np.array_equal(a.cost_usd, b.cost_usd)
+    inst = ro.workloads.llm("gemma3", n=5, seed=0)
+    ro.save(inst, tmp_path / "i.json")
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "i.json").read_bytes())
+    assert ro.load(tmp_path / "bom.json").n_queries == 5

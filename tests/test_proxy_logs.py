@@ -167,6 +167,15 @@ def test_round_trip_of_simulated_log_is_lossless(tmp_path, sim_log, suffix):
     assert P.load_logs(other).equals(sim_log)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_log_saved_with_a_byte_order_mark_reads_as_without(tmp_path, sim_log, suffix):
+    plain = tmp_path / f"sim{suffix}"
+    P.save_logs(sim_log, plain)
+    bom = tmp_path / f"bom{suffix}"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())        # Excel's "CSV UTF-8"
+    assert P.load_logs(bom).equals(sim_log)
+
+
 def test_simulated_log_matches_truth_shape(sim_log):
     assert set(sim_log.model_names) == {"Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B", "Qwen3-14B",
                                         "Qwen3-32B"}

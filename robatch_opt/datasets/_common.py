@@ -34,7 +34,7 @@ def utf8_text(path: Path):
     """Open ``path`` as UTF-8 text (for the csv and json modules); bytes that are not UTF-8
     raise MalformedRowError naming the file instead of a bare UnicodeDecodeError."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:   # -sig: Excel's "CSV UTF-8"
             yield fh
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start:exc.start + 1]

@@ -38,7 +38,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def _price_table(path: Path) -> dict:
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
+        table = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise MalformedRowError(f"not valid JSON: {exc.msg}", source=path, row=exc.lineno - 1) from None
     if not isinstance(table, dict):

@@ -47,6 +47,12 @@ def _paths(paths) -> list[Path]:
     out = [existing_file(p, "RouterBench file") for p in paths]
     if not out:
         raise MissingColumnError("no RouterBench file given", column="paths")
+    seen = {}
+    for p in out:
+        key = p.resolve()
+        if key in seen:                    # each row would come back renamed (`id#2`)
+            raise InconsistentDataError(f"is given twice (also as {seen[key]})", source=p, column="paths")
+        seen[key] = p
     return out
 
 
@@ -58,10 +64,13 @@ def _models_of(header: list[str], path: Path) -> list[str]:
     if not models:
         raise MissingColumnError("no `<model>|total_cost` column", source=path, column="<model>|total_cost")
     known = set(_REQUIRED) | set(_OPTIONAL) | set(models) | {m + _COST for m in models} | {m + _RESPONSE for m in models}
-    for c in header:
-        if c not in known:
-            raise UnknownColumnError("is not a RouterBench column (a model needs both `<model>` and "
-                                     "`<model>|total_cost`)", source=path, column=c)
+    unknown = [c for c in header if c not in known]
+    # Name the column that is wrong: a model's outcome column is unknown only because its cost
+    # column is missing, which may be among the unknown under a typo (`m|total_cst`): first.
+    for c in sorted(unknown, key=lambda c: "|" not in c):
+        hint = ("a model's columns are `<model>`, `<model>|total_cost` and optionally `<model>|model_response`"
+                if "|" in c else f"if {c!r} is a model, its `{c}{_COST}` column is missing")
+        raise UnknownColumnError(f"is not a RouterBench column ({hint})", source=path, column=c)
     for m in models:
         if m not in header:
             raise MissingColumnError(f"model {m!r} has a cost column but no outcome column", source=path, column=m)

@@ -615,7 +615,7 @@ def _build(columns: dict, path: str, line_of, models, parse_json_embedding: bool
 
 
 def _read_csv(path: str, models) -> ObservationLog:
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:     # -sig: Excel's "CSV UTF-8"
         reader = csv.reader(fh)
         try:
             header = next(reader)
@@ -653,7 +653,7 @@ def _num(text: str):
 def _read_jsonl(path: str, models) -> ObservationLog:
     records = []
     lines = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -45,7 +45,7 @@ def read_questions(path: str) -> list[str]:
     """Questions from a .txt, .json or .jsonl file; errors name the file and the line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ServeConfigError("questions", "file not found", source=path) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,7 +97,8 @@ def read_system_prompts(path: str) -> dict[str, str]:
     except OSError as exc:
         raise ServeConfigError("system_prompts", f"cannot read: {exc.strerror or exc}", source=path) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8")) if p.suffix.lower() == ".toml" else json.loads(raw)
+        data = tomllib.loads(raw.decode("utf-8-sig")) if p.suffix.lower() == ".toml" \
+            else json.loads(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:         # JSON and TOML decode errors are ValueErrors
         raise ServeConfigError("system_prompts", f"cannot parse: {exc}", source=path) from None
     if not isinstance(data, dict):
