@@ -61,6 +61,8 @@ SUFFIXES = {".json": "json", ".npz": "npz"}
 # Per-query arrays (of both forms), with the nesting depths accepted on load (output tokens
 # may be one column shared by every model).
 _NPZ_ARRAYS = {"query_task": 1, "input_tokens": 1, "output_tokens": (2, 1), "utility": 2}
+#: Every top-level field of the JSON form (the metadata of ``_meta`` and the arrays).
+_JSON_KEYS = ("format", "models", "tasks", "options", "n_queries", *_NPZ_ARRAYS)
 
 
 # ---------------------------------------------------------------------------- front doors
@@ -200,6 +202,7 @@ def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
     if not isinstance(d, dict):
         raise FormatError(f"{source}: expected a JSON object at the top level, got {_type_name(d)}")
     try:
+        _no_unknown_keys(d, _JSON_KEYS, source)
         models, tasks = _check_meta(d, source)
         arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
         return _build(models, tasks, arrays, d, source, format_errors(source))
@@ -386,8 +389,20 @@ def _records(d: dict, what: str, keys: tuple[str, ...], src: str) -> list[dict[s
     for pos, entry in enumerate(raw):
         if not isinstance(entry, dict):
             raise FormatError(f"{src}: `{what}[{pos}]` must be an object, got {_type_name(entry)}")
+        _no_unknown_keys(entry, keys, src, prefix=f"{what}[{pos}].")
         out.append({key: _field(entry, key, src, prefix=f"{what}[{pos}].") for key in keys})
     return out
+
+
+def _no_unknown_keys(d: dict, known, src: str, *, prefix: str = "") -> None:
+    """Refuse a key the format does not define: a typo (`utilty`) would otherwise be ignored."""
+    import difflib
+
+    for key in d:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+            raise FormatError(f"{src}: `{prefix}{key}` is not a field of the instance format{hint}")
 
 
 def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str,

@@ -156,6 +156,10 @@ BAD_JSON = {
                        r"`options\[2\]` is \[0, 8\] but the models' batch sizes make option 2 \[0, 4\]$"),
     "options shortened": (_edit(options=[[0, 1]]), r"`options` lists 1 pairs but the models' batch sizes give 4"),
     "n_queries edited": (_edit(n_queries=4), r"`n_queries` is 4 but the arrays hold 3"),
+    # A typo would otherwise be ignored silently (new-user audit).
+    "unknown field": (_edit(utilty=1), r"`utilty` is not a field of the instance format \(did you mean `utility`\?\)$"),
+    "unknown model field": (_edit_model("price_inn", 1.0),
+                            r"`models\[1\].price_inn` is not a field .*did you mean `models\[1\].price_in`"),
 }
 
 
