@@ -229,17 +229,21 @@ class _CliError(RobatchError, ValueError):
     """An error found by the command line itself (message printed as is)."""
 
 
-def _load_instance(path: str) -> Instance:
+def _load_instance(path: str, *, to_plan: bool = False) -> Instance:
+    """The instance at ``path``; with ``to_plan``, one that has queries (a plan for none
+    would print a mean utility of 0 against any target, under "optimal")."""
     if Path(path).is_dir() and Path(path).suffix.lower() != ".zarr":     # .zarr: a chunked store
         raise _CliError(f"{path}: is a directory, not an instance file (.json or .npz)")
     try:
         inst = load(path)
-        _SIZE["what"] = f"{inst.n_queries:,} queries x {inst.n_options} options"
-        _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
-        return inst
     except (InstanceError, FormatError) as exc:
         msg = str(exc)
         raise _CliError(msg if msg.startswith(f"{path}:") else f"{path}: {msg}") from exc
+    _SIZE["what"] = f"{inst.n_queries:,} queries x {inst.n_options} options"
+    _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
+    if to_plan and inst.n_queries == 0:
+        raise _CliError(f"{path}: the instance has no queries: there is nothing to plan")
+    return inst
 
 
 # What the command works on, for an out-of-memory message (set as soon as it is known).
@@ -469,7 +473,7 @@ def _cmd_solve(args) -> int:
             params = ", ".join(f"{k}={v!r}" for k, v in DEFAULT_WORKLOAD.items())
             source = f"default: ro.workloads.llm({params})"
         else:
-            inst = _load_instance(args.instance)
+            inst = _load_instance(args.instance, to_plan=True)
             source = args.instance
         _SIZE["bytes"] = _solve_bytes(inst.n_queries, inst.n_options, inst.n_models)
 
@@ -535,7 +539,7 @@ def _cmd_solve_distributed(args) -> int:
     if args.out is not None:
         check_output_path(args.out, inputs=[args.instance], what="--out")
     from . import distributed
-    inst = _load_instance(args.instance)
+    inst = _load_instance(args.instance, to_plan=True)
     client = distributed.connect(args.scheduler)
     try:
         if args.budget is not None:
@@ -811,7 +815,7 @@ def _cmd_frontier(args) -> int:
     if args.plot is not None:
         check_output_path(args.plot, inputs=[args.instance] if args.instance else [], what="--plot")
         _check_plot_format(args.plot)
-    inst = _load_instance(args.instance) if args.instance else _default_instance()
+    inst = _load_instance(args.instance, to_plan=True) if args.instance else _default_instance()
     with _Display(sys.stderr.isatty() and not args.json) as display:
         _warm_up(display, quiet=args.json, inst=inst, quality=False, frontier=True)
     kw = dict(method=args.method, time_limit_s=args.time_limit, seed=args.seed, progress=None)

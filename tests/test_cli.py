@@ -326,3 +326,14 @@ def test_python_dash_m_subprocess(inst_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("robatch-opt: error: `budget`: $0 is below")
+
+
+@pytest.mark.parametrize("command", [["solve", "--min-mean-utility", "0.5", "--no-baselines"], ["frontier"]])
+def test_an_instance_without_queries_is_refused(capsys, tmp_path, command):
+    # It solved "optimal" with mean utility 0 against a target of 0.5 (new-user audit).
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1,))], tasks=[ro.Task("t", 10)],
+                       query_task=np.zeros(0, dtype=np.int64), input_tokens=np.zeros(0),
+                       output_tokens=np.zeros((0, 1)), utility=np.zeros((0, 1)))
+    path = tmp_path / "empty.json"
+    ro.save(inst, path)
+    assert_one_line_error(*run(capsys, command[0], str(path), *command[1:]), r"empty.json: the instance has no queries")
