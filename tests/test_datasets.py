@@ -275,6 +275,7 @@ def test_routerbench_unreadable_sources_name_the_file(tmp_path, make, arg, error
     ((1.0,), "must be a pair"),
     (3.0, "must be a pair"),
     (("a", "b"), "input of model 'm2'"),
+    (("2.5", "10"), "input of model 'm2'"),          # a number, never a string that looks like one
     ((-1.0, 2.0), "input price of model 'm2' must be >= 0"),
     ((1.0, 0.0), "output price of model 'm2' must be > 0"),
 ])

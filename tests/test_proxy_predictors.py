@@ -187,3 +187,17 @@ def test_predictor_parameters_are_checked_by_name(make, field):
 def test_knn_without_features_says_so():
     with pytest.raises(P.PredictorError, match="at least one feature"):
         P.KNNUtility().fit(np.zeros((5, 0)), np.full((5, 2), 0.5))
+
+
+@pytest.mark.parametrize("bad, where", [
+    (np.array([["0.1", "0.2"], ["0.3", "0.4"], ["0.5", "0.6"]]), "strings"),
+    ([[0.1, 0.2], [0.3, None], [0.5, 0.6]], r"features\[1, 1\].*null"),
+    ([[0.1, 0.2], [0.3, "x"], [0.5, 0.6]], r"features\[1, 1\]"),
+])
+def test_features_must_be_numbers_not_text(bad, where):
+    y = np.full((3, 2), 0.5)
+    for P_ in (P.KNNUtility(k=2), P.LogisticUtility()):
+        with pytest.raises(P.PredictorError, match=where):
+            P_.fit(bad, y)
+    fitted = P.LogisticUtility().fit(np.array([[True, False], [False, True], [True, True]]), y)
+    assert fitted.predict(np.array([[True, False]])).shape == (1, 2)        # booleans are 0/1

@@ -42,9 +42,10 @@ def utf8_text(path: Path):
                                 source=path) from None
 
 
-def number(text, *, source, row, column, error=CostValueError, what="a number") -> float:
-    """A finite float from a CSV cell or JSON value; ``error`` names file, row, column."""
-    if isinstance(text, bool):
+def number(text, *, source, row, column, error=CostValueError, what="a number", text_ok: bool = True) -> float:
+    """A finite float from a CSV cell (``text_ok``: a cell is text) or a JSON or Python value
+    (``text_ok=False``: a number, never a string); ``error`` names file, row, column."""
+    if isinstance(text, bool) or (not text_ok and isinstance(text, (str, bytes))):
         raise error(f"must be {what}, got {text!r}", source=source, row=row, column=column)
     try:
         x = float(text)
@@ -83,7 +84,7 @@ def prices_for(models, table: dict, *, source) -> tuple[np.ndarray, np.ndarray]:
             raise CostValueError(f"price of model {m!r} must be a pair (input, output) in USD per "
                                  f"million tokens, got {pair!r}", source=source, column=m)
         for side, value in zip(("input", "output"), pair):
-            x = number(value, source=source, row=None, column=m,
+            x = number(value, source=source, row=None, column=m, text_ok=False,
                        what=f"a price in USD per million tokens ({side} of model {m!r})")
             if x < 0 or (side == "output" and x == 0):
                 # Costs are split into input and output parts by the output price (tokens.py).

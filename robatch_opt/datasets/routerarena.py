@@ -49,7 +49,7 @@ def _price_table(path: Path) -> dict:
         for key in ("input_token_price_per_million", "output_token_price_per_million"):
             if not isinstance(entry, dict) or key not in entry:
                 raise MissingColumnError(f"model {m!r} lacks its price", source=path, column=key)
-            x = number(entry[key], source=path, row=None, column=f"{m}.{key}")
+            x = number(entry[key], source=path, row=None, column=f"{m}.{key}", text_ok=False)
             if x < 0:
                 raise CostValueError(f"must be >= 0, got {x!r}", source=path, column=f"{m}.{key}")
             vals.append(x)
@@ -66,7 +66,8 @@ def _field(obj: dict, key: str, *, source, row):
 def _tokens(usage, key, *, source, row) -> float:
     if not isinstance(usage, dict) or key not in usage:
         raise MissingColumnError("required field is missing", source=source, row=row, column=f"token_usage.{key}")
-    x = number(usage[key], source=source, row=row, column=f"token_usage.{key}", what="a token count")
+    x = number(usage[key], source=source, row=row, column=f"token_usage.{key}", what="a token count",
+               text_ok=False)
     if x < 0:
         raise CostValueError(f"must be >= 0, got {x!r}", source=source, row=row, column=f"token_usage.{key}")
     return x
@@ -148,7 +149,7 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
                     raise MissingColumnError("required field is missing", source=f, row=row,
                                              column="evaluation_result.score")
                 score = number(ev["score"], source=f, row=row, column="evaluation_result.score",
-                               error=OutcomeRangeError, what="a score")
+                               error=OutcomeRangeError, what="a score", text_ok=False)
                 if not 0.0 <= score <= 1.0:
                     if scores == "raise":
                         raise OutcomeRangeError(f"must be in [0, 1], got {score!r}", source=f, row=row,

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._validate import fmt_num, integer, number
+from .._validate import fmt_index, fmt_num, integer, number, numeric_array
 from ..errors import RobatchError
 
 __all__ = ["KNNUtility", "LogisticUtility", "PredictorError", "brier_score", "roc_auc",
@@ -42,7 +42,7 @@ class PredictorError(RobatchError, ValueError):
 
 
 def _predictor_error(field_name: str, idx: tuple, message: str) -> PredictorError:
-    return PredictorError(field_name, message)
+    return PredictorError(field_name + fmt_index(idx), message)
 
 
 def _int_param(value, name: str, least: int) -> int:
@@ -64,10 +64,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _check_features(features, n: int | None = None, d: int | None = None) -> np.ndarray:
-    try:
-        x = np.array(features, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise PredictorError("features", f"must be numeric: {exc}") from exc
+    if isinstance(features, np.ndarray) and features.dtype.kind == "b":
+        features = features.astype(np.float64)          # indicator features are numbers
+    # Numbers only: a string that looks like one ('0.5') is refused, as by every reader.
+    x = np.array(numeric_array(features, "features", _predictor_error, ndim=(1, 2)), dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
