@@ -62,7 +62,8 @@ class Model:
     def __post_init__(self):
         where = f"models[{self.name!r}]"
         if not isinstance(self.name, str) or not self.name:
-            raise InstanceError("models.name", f"must be a non-empty string, got {V.describe(self.name)}")
+            raise InstanceError("models.name", "must be a non-empty string, got " +
+                                ("an empty one" if self.name == "" else V.describe(self.name)))
         object.__setattr__(self, "price_in", _finite_nonneg(self.price_in, f"{where}.price_in"))
         object.__setattr__(self, "price_out", _finite_nonneg(self.price_out, f"{where}.price_out"))
         window = V.integer(self.context_window, f"{where}.context_window")
@@ -110,7 +111,8 @@ class Task:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
-            raise InstanceError("tasks.name", f"must be a non-empty string, got {V.describe(self.name)}")
+            raise InstanceError("tasks.name", "must be a non-empty string, got " +
+                                ("an empty one" if self.name == "" else V.describe(self.name)))
         object.__setattr__(self, "system_tokens",
                            _finite_nonneg(self.system_tokens, f"tasks[{self.name!r}].system_tokens"))
 
@@ -125,10 +127,14 @@ _fmt_index = V.fmt_index
 
 
 def _as_float_array(value, name: str, shape: tuple[int, ...], *, lo: float | None = 0.0,
-                    hi: float | None = None) -> np.ndarray:
+                    hi: float | None = None, per_query: bool = False) -> np.ndarray:
     checked = V.numeric_array(value, name, ndim=len(shape))
     # A new array from a list is ours already; the caller's own array is copied (never aliased).
     arr = np.array(checked, dtype=np.float64, copy=True) if checked is value else checked.astype(np.float64, copy=False)
+    if per_query and arr.ndim == len(shape) and arr.shape[0] != shape[0]:
+        # The query count comes from query_task: say so, as either array may be the wrong one.
+        raise InstanceError(name, f"has {arr.shape[0]} rows but `query_task` has {shape[0]} queries "
+                                  f"(one row per query in each)")
     if arr.shape != shape:
         raise InstanceError(name, f"must have shape {shape}, got {arr.shape}")
     bad = ~np.isfinite(arr)
@@ -236,12 +242,14 @@ class Instance:
         object.__setattr__(self, "query_task", qt)
 
         K, J = len(models), len(options)
-        object.__setattr__(self, "input_tokens", _as_float_array(self.input_tokens, "input_tokens", (n,)))
+        object.__setattr__(self, "input_tokens",
+                           _as_float_array(self.input_tokens, "input_tokens", (n,), per_query=True))
         out = V.numeric_array(self.output_tokens, "output_tokens", ndim=(2, 1))
         if out.ndim == 1 and out.shape == (n,):
             out = np.repeat(np.asarray(out, dtype=np.float64)[:, None], K, axis=1)
-        object.__setattr__(self, "output_tokens", _as_float_array(out, "output_tokens", (n, K)))
-        object.__setattr__(self, "utility", _as_float_array(self.utility, "utility", (n, J), lo=0.0, hi=1.0))
+        object.__setattr__(self, "output_tokens", _as_float_array(out, "output_tokens", (n, K), per_query=True))
+        object.__setattr__(self, "utility", _as_float_array(self.utility, "utility", (n, J), lo=0.0, hi=1.0,
+                                                              per_query=True))
 
         # Every query needs at least one admissible option (DESIGN §1).
         adm = self.admissible

@@ -201,3 +201,22 @@ def test_features_must_be_numbers_not_text(bad, where):
             P_.fit(bad, y)
     fitted = P.LogisticUtility().fit(np.array([[True, False], [False, True], [True, True]]), y)
     assert fitted.predict(np.array([[True, False]])).shape == (1, 2)        # booleans are 0/1
+
+
+def test_messages_name_what_is_wrong_in_plain_words():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((6, 2)), np.full((6, 2), 0.5)
+    fitted = P.LogisticUtility().fit(x, y, task=["a", "b"] * 3)
+    with pytest.raises(P.PredictorError, match=r"fitted on tasks \['a', 'b'\]: pass task="):
+        fitted.predict(x)
+    with pytest.raises(P.PredictorError, match=r"unknown task 'zz'") as err:
+        fitted.predict(x[:1], task=np.array(["zz"]))
+    with pytest.raises(P.PredictorError, match=r"must be finite, got nan") as err:
+        P.LogisticUtility().fit(np.array([[0.1, np.nan]] * 6), y)
+    assert "np." not in str(err.value)
+
+
+def test_fit_log_names_a_model_the_log_does_not_have(pipeline):
+    log = pipeline[4]
+    with pytest.raises(P.PredictorError, match=r"\['Nope'\] are not models of the log"):
+        P.LogisticUtility().fit_log(log, model_names=[log.model_names[0], "Nope"])

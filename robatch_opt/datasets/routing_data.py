@@ -170,7 +170,7 @@ class RoutingData:
             if (counts > 1).any():
                 dup = ids[int(np.argmax(counts > 1))]
                 rows = np.flatnonzero(self.query_id.astype(str) == dup)
-                raise DuplicateQueryError(f"query id {dup!r} appears in rows {rows[:5].tolist()}",
+                raise DuplicateQueryError(f"query id {str(dup)!r} appears in rows {rows[:5].tolist()}",
                                           row=int(rows[1]), column="query_id")
 
     # ---------------------------------------------------------------- sizes

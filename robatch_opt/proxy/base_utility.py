@@ -79,7 +79,7 @@ def _check_features(features, n: int | None = None, d: int | None = None) -> np.
     bad = ~np.isfinite(x)
     if bad.any():
         i, j = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
-        raise PredictorError(f"features[{i}, {j}]", f"must be finite, got {x[i, j]!r}")
+        raise PredictorError(f"features[{i}, {j}]", f"must be finite, got {fmt_num(x[i, j])}")
     return x
 
 
@@ -114,7 +114,10 @@ def _task_codes(task, n: int, known: tuple | None):
     bad = codes < 0
     if bad.any():
         i = int(np.argmax(bad))
-        raise PredictorError(f"task[{i}]", f"unknown task {labels[i]!r}; fitted tasks: {list(known)}")
+        if task is None:
+            raise PredictorError("task", f"this predictor was fitted on tasks {list(known)}: pass task= "
+                                         f"(one per query) to predict")
+        raise PredictorError(f"task[{i}]", f"unknown task {str(labels[i])!r}; fitted tasks: {list(known)}")
     return codes, known
 
 
@@ -136,6 +139,10 @@ class _BasePredictor:
             Column order of :meth:`predict`; default the log's models in order of appearance.
         """
         names = log.model_names if model_names is None else tuple(model_names)
+        unknown = [m for m in names if m not in log.model_names]
+        if unknown:
+            raise PredictorError("model_names", f"{unknown} are not models of the log; its models: "
+                                                f"{list(log.model_names)}")
         _, task, feats, y = log.outcome_matrix(names, batch_size=1)
         seen = ~np.isnan(y).all(axis=1)
         return self.fit(feats[seen], y[seen], task=task[seen], model_names=names)
