@@ -194,6 +194,18 @@ def string(x, field: str, error: ErrorFactory = instance_errors, *, nonempty: bo
     return x
 
 
+def no_unknown_keys(d: dict, known, source: str, what: str, *, prefix: str = "") -> None:
+    """Refuse a key of a file's object that ``what`` (a format) does not define, naming the
+    closest known one: a typo (``utilty``) would otherwise be ignored silently."""
+    import difflib
+
+    for key in d:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+            raise FormatError(f"{source}: `{prefix}{key}` is not a field of {what}{hint}")
+
+
 # ---------------------------------------------------------------------------------- arrays
 def numeric_array(value: Any, field: str, error: ErrorFactory = instance_errors, *,
                   ndim: int | tuple[int, ...] = 1, integer: bool = False,

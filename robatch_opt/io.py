@@ -42,7 +42,8 @@ from typing import Any, Union
 import numpy as np
 
 from ._files import open_atomic
-from ._validate import ErrorFactory, describe, format_errors, integer, number, numeric_array, string
+from ._validate import (ErrorFactory, describe, format_errors, integer, no_unknown_keys, number, numeric_array,
+                        string)
 from .errors import FormatError, InstanceError
 from .instance import Instance, Model, Task
 
@@ -202,7 +203,7 @@ def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
     if not isinstance(d, dict):
         raise FormatError(f"{source}: expected a JSON object at the top level, got {_type_name(d)}")
     try:
-        _no_unknown_keys(d, _JSON_KEYS, source)
+        no_unknown_keys(d, _JSON_KEYS, source, "the instance format")
         models, tasks = _check_meta(d, source)
         arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
         return _build(models, tasks, arrays, d, source, format_errors(source))
@@ -389,20 +390,9 @@ def _records(d: dict, what: str, keys: tuple[str, ...], src: str) -> list[dict[s
     for pos, entry in enumerate(raw):
         if not isinstance(entry, dict):
             raise FormatError(f"{src}: `{what}[{pos}]` must be an object, got {_type_name(entry)}")
-        _no_unknown_keys(entry, keys, src, prefix=f"{what}[{pos}].")
+        no_unknown_keys(entry, keys, src, "the instance format", prefix=f"{what}[{pos}].")
         out.append({key: _field(entry, key, src, prefix=f"{what}[{pos}].") for key in keys})
     return out
-
-
-def _no_unknown_keys(d: dict, known, src: str, *, prefix: str = "") -> None:
-    """Refuse a key the format does not define: a typo (`utilty`) would otherwise be ignored."""
-    import difflib
-
-    for key in d:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
-            raise FormatError(f"{src}: `{prefix}{key}` is not a field of the instance format{hint}")
 
 
 def _build(models: list[Model], tasks: list[Task], arrays: dict[str, Any], d: dict, src: str,

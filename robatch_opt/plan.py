@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._validate import describe, format_errors, integer, number, numeric_array, optional_number, string
+from ._validate import (describe, format_errors, integer, no_unknown_keys, number, numeric_array, optional_number,
+                        string)
 from .errors import FormatError
 from .evaluate import CallTable, CostBreakdown, pack_calls
 
@@ -250,6 +251,7 @@ class Plan:
         if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
             raise FormatError(f"{prefix}not a robatch_opt plan (expected format {PLAN_FORMAT!r})")
         err = format_errors(source or "plan JSON")
+        no_unknown_keys(d, _PLAN_KEYS, source or "plan JSON", "the plan format")
 
         def field(key: str):
             if key not in d:
@@ -323,6 +325,12 @@ class Plan:
             options=tuple((int(k), int(b)) for k, b in options.tolist()), model_names=model_names,
             info=info,
         )
+
+
+#: Every top-level field a plan file may hold (:meth:`Plan.to_json`).
+_PLAN_KEYS = ("format", "cost_usd", "utility", "mean_utility", "upper_bound", "cost_lower_bound_usd", "gap",
+              "status", "method", "wall_time_s", "budget_usd", "min_mean_utility", "n_queries", "n_calls",
+              "option", "query_task", "options", "model_names", "breakdown", "info")
 
 
 class _CallView:

@@ -258,6 +258,16 @@ def test_plan_json_for_both_forms_or_neither_is_refused(edit, field):
     assert str(info.value).startswith("plan.json: ") and f"`{field}`" in str(info.value)
 
 
+def test_plan_json_names_an_unknown_field():
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1,))], tasks=[ro.Task("t", 10)],
+                       query_task=[0], input_tokens=[100], output_tokens=[10], utility=[[0.9]])
+    doc = json.loads(plan_of(inst, [0]).to_json())
+    doc["statsu"] = "optimal"
+    with pytest.raises(FormatError, match=r"^plan.json: `statsu` is not a field of the plan format "
+                                          r"\(did you mean `status`\?\)$"):
+        ro.Plan.from_json(json.dumps(doc), source="plan.json")
+
+
 def test_plan_info_is_read_only_but_copies_and_pickles():
     import copy
     import pickle
