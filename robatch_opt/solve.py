@@ -270,11 +270,9 @@ def _finite_bound(problem: Problem, bound) -> float:
     b = float(bound)
     if math.isfinite(b):
         return b
-    table = problem.table
-    if problem.budget_usd is not None:
-        return float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) \
-            if table.n_queries else 0.0
-    return float(table.min_cost_usd)
+    from .solvers._coupled_model import trivial_bound
+
+    return trivial_bound(problem)
 
 
 def _grade(problem: Problem, result: SolverResult, method: str, t0: float,

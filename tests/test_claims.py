@@ -92,3 +92,25 @@ def test_frontier_is_monotone_in_the_budget(inst, fractions):
         u = fr.utility[fr.feasible]
         assert np.all(np.diff(u) >= 0), (shared, fr.utility)
         assert np.all(fr.cost_usd[fr.feasible] <= fr.budget_usd[fr.feasible] * (1 + 1e-12))
+
+
+def test_the_trivial_bound_covers_the_exact_sum_of_the_best_options():
+    """Found by a randomized run of the family above: CBC's plan was 3e-10 short of the plan
+    that takes every query's best option, and the bound it reported was that plan's float
+    sum, 1.5000003663000023, an ulp below its exact sum (the trivial bound was not widened
+    by the sum's rounding error). Both claims are checked in exact arithmetic."""
+    u_a = [0.3000001230000012] + [0.30000000299999996] * 6
+    inst = ro.Instance(
+        models=[ro.Model("m0", 2.0, 0.2, 1000000, (1, 2)), ro.Model("m1", 2.0, 0.2, 1000000, (1, 2)),
+                ro.Model("m2", 2.0, 0.2, 1000000, (1, 2, 4))],
+        tasks=[ro.Task("t0", 100.0), ro.Task("t1", 100.0)], query_task=[0, 0, 0, 1, 0],
+        input_tokens=[50.0] * 5, output_tokens=[[20.0] * 3] * 5,
+        utility=[u_a, [0.3, 0.3, 0.2999999997, 0.3, 0.3, 0.3, 0.3], [0.3] * 7,
+                 [0.3000000003, 0.3000001203000001, 0.2999997002999997, 0.30000000060000004, 0.3000001203000001,
+                  0.3000000009, 0.3000000009],
+                 [0.3000001230000012, 0.30000000299999996, 0.3000000033, 0.2999999729999997, 0.3000000027,
+                  0.30000000359999995, 0.300000006]])
+    plans = exact_plans(inst)
+    feasible = plans.feasible(budget_usd=0.00152, max_queries=[2, 2, 2])
+    for method, opts in ENGINES:
+        _check(inst, "budget", 0.00152, [2, 2, 2], method, opts, plans, feasible)

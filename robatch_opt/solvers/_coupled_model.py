@@ -558,11 +558,18 @@ def _lagrangian_fixing(problem: Problem, adm: np.ndarray, incumbent: float) -> t
 
 
 def trivial_bound(problem: Problem) -> float:
-    """A bound valid without any solve: best utility per query, or the amortized minimum cost."""
+    """A bound valid without any solve: best utility per query, or the amortized minimum cost.
+
+    Both are float sums of n non-negative terms, which can land an ulp on the wrong side of
+    the exact sum (a near-tie case: the plan of every query's best option beat the unwidened
+    bound 1.5000003663000023 in exact arithmetic); each is widened by the sum's error bound.
+    """
     t = problem.table
+    widen = 2.0 * (t.n_queries + 1) * float(np.finfo(np.float64).eps)
     if problem.budget_usd is not None:
-        return float(np.where(t.admissible, t.utility, 0.0).max(axis=1).sum()) if t.n_queries else 0.0
-    return float(t.min_cost_usd)
+        total = float(np.where(t.admissible, t.utility, 0.0).max(axis=1).sum()) if t.n_queries else 0.0
+        return total * (1.0 + widen)
+    return float(t.min_cost_usd) * (1.0 - widen)
 
 
 def _wants_search_start(problem: Problem) -> bool:
