@@ -173,6 +173,23 @@ def test_same_plan_as_in_memory_from_a_store(tmp_path, client, batch_sizes):
     assert np.array_equal(zarr.open_group(str(plan_store), mode="r")["option"][:], q.option)
 
 
+def test_a_store_edited_in_place_is_read_again(tmp_path, client):
+    """Workers keep chunks between solves; an array edited in place (its chunk files
+    rewritten, the store's metadata not) was served from that cache, and the second solve
+    returned the first one's plan (new-user audit)."""
+    import zarr
+
+    inst = ro.workloads.llm("gemma3", n=1000, seed=2)
+    path = ro.save(inst, tmp_path / "e.zarr", chunk_queries=256)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    ro.solve(ro.load(path), budget=budget, method="greedy", client=client)     # fills the cache
+    arr = zarr.open_array(str(path / "utility"), mode="r+")
+    arr[:] = arr[:] * 0.5
+    edited = ro.load(path)
+    q = ro.solve(edited, budget=budget, method="greedy", client=client)
+    assert_same_plan(ro.solve(edited.to_instance(), budget=budget, method="greedy"), q)
+
+
 def test_same_plan_as_in_memory_for_an_in_memory_instance(client):
     inst = ro.workloads.synthetic(n=2500, family="llm_like", seed=2)
     for fraction in (0.1, 0.6):

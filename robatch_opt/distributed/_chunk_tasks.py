@@ -94,19 +94,24 @@ def _chunk(src) -> "_Chunk":
             src.__dict__["_robatch_chunk"] = ch      # the held chunk keeps its state, like compile_options
         return ch
     import os
+
+    from .store import open_zarr
     try:
-        stamp = os.stat(os.path.join(src.path, "zarr.json")).st_mtime_ns
+        meta = os.stat(os.path.join(src.path, "zarr.json")).st_mtime_ns
     except OSError:
-        stamp = -1
+        meta = -1
+    # The store's metadata and the chunk's own files: an array edited in place (the chunk
+    # files rewritten, the metadata not) was served from the cache, stale (new-user audit).
+    stamp = (meta, open_zarr(src.path).chunk_stamp(src.index))
     key = (os.path.realpath(src.path), src.index, stamp)
     ch = _CACHE.get(key)
     if ch is None:
         ch = _Chunk(src)
         size = ch.nbytes()
+        if any(k[0] == key[0] and k[1] == key[1] for k in _CACHE):
+            _CACHE.clear()                         # the chunk was rewritten: the store changed
+            _CACHE_BYTES[0] = 0
         if _cache_room(size):
-            if any(k[0] == key[0] and k[2] != stamp for k in _CACHE):
-                _CACHE.clear()                     # the store was rewritten
-                _CACHE_BYTES[0] = 0
             _CACHE[key] = ch
             _CACHE_BYTES[0] += size
     return ch

@@ -355,11 +355,27 @@ class ChunkedInstance:
                                        f"{self.chunk_queries}; every array must be chunked alike)")
 
     # ------------------------------------------------------------------ reading
+    def _chunk_file(self, name: str, c: int) -> Path:
+        key = self.path / name / "c" / str(c)
+        return key / "0" if self._group[name].ndim == 2 else key
+
+    def chunk_stamp(self, c: int) -> tuple:
+        """The identity of chunk ``c``'s files (modification time, size and inode of each
+        array's file): it changes whenever the chunk is rewritten, in place (``a[:] = ...``)
+        or by a new store at the same path. Workers key their chunk cache by it."""
+        out = []
+        for name in ARRAYS:
+            try:
+                st = self._chunk_file(name, c).stat()
+            except OSError:
+                out.append(None)
+                continue
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
     def _read(self, name: str, c: int) -> np.ndarray:
         arr = self._group[name]
-        key = self.path / name / "c" / str(c)
-        if arr.ndim == 2:
-            key = key / "0"
+        key = self._chunk_file(name, c)
         r0, r1 = self.bounds(c)
         if not key.is_file():
             raise ChunkError(str(self.path), name, c, f"(queries {r0}..{r1 - 1}) is missing: no file {key}")
