@@ -219,7 +219,8 @@ def _add_serve_parser(sub) -> None:
         "serve", help="run a plan on OpenAI-compatible endpoints (needs robatch_opt[serve])",
         description="Send every call of PLAN to its model's endpoint, split the replies into answers, "
                     "account the real usage and cost, and journal every finished call (--resume continues "
-                    "a killed run without re-sending finished calls).")
+                    "a killed run without re-sending answered calls; failed ones are sent again). Exits 1 "
+                    "while any query is left unanswered.")
     add_arguments(v)
     v.set_defaults(func=_cmd_serve)
 

@@ -478,3 +478,33 @@ def test_journal_paths_are_checked_by_name(plan40, tmp_path):
                 serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=path, check=False, **FAST)
         assert srv.log == []
     assert not (tmp_path / "nope").exists()
+
+
+def test_resume_sends_again_the_calls_that_failed_and_keeps_their_accounting(plan40, tmp_path, capsys):
+    """After an outage every call was journalled as failed and --resume re-sent none of them
+    (new-user audit). Now they are sent again; the CLI exits 1 while queries stay unanswered."""
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+    with FaultServer({"500": 1.0}, max_faults_per_call=1) as srv:      # each call's first request fails
+        args = _cli_files(tmp_path, srv, inst, plan)
+        assert main(["serve", *args, "--retries", "0", "--json"]) == 1
+        first = json.loads(capsys.readouterr().out)
+        assert first["n_failed"] == 40 and first["n_answered"] == 0
+        n_calls = first["n_calls"]
+        sent = len(srv.log)
+        assert main(["serve", *args, "--retries", "0", "--json", "--resume"]) == 0
+        again = json.loads(capsys.readouterr().out)
+        assert again["n_failed"] == 0 and again["n_answered"] == 40 and again["n_resumed"] == 0
+        assert len(srv.log) - sent >= n_calls                 # every failed call was sent again
+        res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, retries=0, **FAST)
+        assert res.answers == _expected() and res.n_resumed == again["n_calls"]
+
+
+def test_usage_that_is_missing_or_not_a_count_is_flagged_not_billed():
+    from robatch_opt.serve.executor import _usage_tokens
+
+    assert _usage_tokens({"prompt_tokens": 12, "completion_tokens": 3}) == (12, 3, None)
+    assert _usage_tokens(None) == (0, 0, "no usage reported")
+    p, c, err = _usage_tokens({"prompt_tokens": -100, "completion_tokens": "5"})
+    assert (p, c) == (0, 0) and "prompt_tokens=-100" in err and "completion_tokens='5'" in err
+    assert _usage_tokens({"prompt_tokens": 7, "completion_tokens": 2.5})[:2] == (7, 0)

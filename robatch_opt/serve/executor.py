@@ -340,15 +340,13 @@ class _Runner:
             if len(answers) != n:
                 raise ServeConfigError("format", f"{type(self.fmt).__name__}.parse returned {len(answers)} "
                                                  f"answers for {n} questions")
-            usage = usage or {}
-            p_tok = int(usage.get("prompt_tokens") or 0)
-            c_tok = int(usage.get("completion_tokens") or 0)
+            p_tok, c_tok, usage_error = _usage_tokens(usage)
             p_in, p_out = self.prices[spec.model]
             return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                               batch_size=spec.batch_size, answers=answers, prompt_tokens=p_tok,
                               completion_tokens=c_tok, cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6,
                               attempts=attempts, seconds=time.perf_counter() - started[0], status="ok",
-                              error=None if usage else "no usage reported", finish_reason=finish, reply=reply)
+                              error=usage_error, finish_reason=finish, reply=reply)
         return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                           batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
                           seconds=time.perf_counter() - started[0], status="failed", error=error)
@@ -366,30 +364,59 @@ class _Runner:
         if self.progress is not None:
             self.progress(Progress(self.done, self.n_calls, self.answered, self.failed, self.cost))
 
-    async def one(self, spec: _CallSpec) -> list[CallRecord]:
+    async def _resumed_or_sent(self, spec: _CallSpec) -> tuple[list[CallRecord], CallRecord, bool]:
+        """``(earlier, record, fresh)``: the journal's record of ``spec`` when it finished
+        well; else a new attempt. A call that failed in an earlier run (an outage, a time-out)
+        is sent again on resume; its earlier record stays in ``earlier``, so what it spent is
+        still accounted for (resume re-sent nothing that had failed: new-user audit)."""
         finished = self.journal.finished if self.journal is not None else {}
         rec = finished.get(spec.key)
-        fresh = rec is None
-        if fresh:
-            rec = await self.send(spec)
+        if rec is not None and rec.status == "ok":
+            return [], rec, False
+        return ([] if rec is None else [rec]), await self.send(spec), True
+
+    async def one(self, spec: _CallSpec) -> list[CallRecord]:
+        earlier, rec, fresh = await self._resumed_or_sent(spec)
+        self.cost += sum(r.cost_usd for r in earlier)
         retry_alone = self.ask_alone and rec.status == "ok" and len(spec.query_ids) > 1
         await self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
-        out = [rec]
+        out = earlier + [rec]
         if not retry_alone:
             return out
         singles = [_CallSpec(f"{spec.key}.q{q}", spec.task, spec.model, 1, (q,))
                    for q, a in zip(spec.query_ids, rec.answers) if a is None]
         self.n_calls += len(singles)
 
-        async def single(s: _CallSpec) -> CallRecord:
-            r = finished.get(s.key)
-            new = r is None
-            if new:
-                r = await self.send(s)
+        async def single(s: _CallSpec) -> list[CallRecord]:
+            before, r, new = await self._resumed_or_sent(s)
+            self.cost += sum(x.cost_usd for x in before)
             await self._finished(r, new, [True])
-            return r
-        out.extend(await asyncio.gather(*(single(s) for s in singles)))
+            return before + [r]
+        for recs in await asyncio.gather(*(single(s) for s in singles)):
+            out.extend(recs)
         return out
+
+
+def _usage_tokens(usage) -> tuple[int, int, str | None]:
+    """Prompt and completion tokens of a reply's ``usage``, and what is wrong with it.
+
+    Counts must be non-negative integers (JSON numbers): a missing, negative, fractional or
+    textual count is not billed here as given (it was: "-1,600 prompt tokens", a negative
+    cost); the call's ``error`` says so and its cost counts the valid part only.
+    """
+    if not usage:
+        return 0, 0, "no usage reported"
+    if not isinstance(usage, dict):
+        return 0, 0, f"usage not valid: {str(usage)[:80]!r}"
+    out, bad = [], []
+    for key in ("prompt_tokens", "completion_tokens"):
+        v = usage.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            out.append(v)
+        else:
+            out.append(0)
+            bad.append(f"{key}={v!r}")
+    return out[0], out[1], (f"usage not valid: {', '.join(bad)}" if bad else None)
 
 
 def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResult:
@@ -464,10 +491,11 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     try:
         finished = jr.finished if jr is not None else {}
         _check_resumed(specs, finished, journal)
-        todo = {s.model for s in specs if s.key not in finished}
+        done_ok = {k for k, r in finished.items() if r.status == "ok"}
+        todo = {s.model for s in specs if s.key not in done_ok}
         if check and todo:
             await check_endpoints({m: eps[m] for m in sorted(todo)}, timeout_s=check_s)
-        n_resumed = len(finished)
+        n_resumed = len(done_ok)
         runner = _Runner(instance=instance, endpoints=eps, prompts=prompts, questions=questions, fmt=fmt,
                          journal=jr, max_concurrency=max_concurrency, retries=retries, timeout_s=timeout_s,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s, progress=progress, n_calls=len(specs),

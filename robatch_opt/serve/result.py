@@ -244,15 +244,20 @@ class ServeResult:
 
     def summary(self) -> str:
         """A few readable lines."""
-        n_single = sum(c.is_single for c in self.calls)
+        # A call that failed in an earlier run and was sent again on resume has two records.
+        keys = {c.key: c.is_single for c in self.calls}
+        n_single = sum(keys.values())
         lines = [
             f"queries         {self.n_queries:,}: {self.n_answered:,} answered, {len(self.failures):,} failed",
-            f"calls           {len(self.calls) - n_single:,} planned + {n_single:,} asked again alone "
+            f"calls           {len(keys) - n_single:,} planned + {n_single:,} asked again alone "
             f"({self.attempts:,} requests; {self.n_resumed:,} read from the journal)",
             f"tokens          {self.prompt_tokens:,} prompt, {self.completion_tokens:,} completion",
             f"cost            ${self.cost_usd:,.6f} realized vs ${self.predicted_cost_usd:,.6f} predicted",
             f"wall time       {self.wall_time_s:.2f} s",
         ]
+        if self.n_calls_without_usage:
+            lines.append(f"  cost unknown: {self.n_calls_without_usage:,} answered calls reported no valid "
+                         f"token usage (counted as $0)")
         reasons: dict[str, int] = {}
         for f in self.failures.values():
             reasons[f.reason] = reasons.get(f.reason, 0) + 1
@@ -260,9 +265,15 @@ class ServeResult:
             lines.append(f"  failed: {c:,} x {r}")
         return "\n".join(lines)
 
+    @property
+    def n_calls_without_usage(self) -> int:
+        """Answered calls whose reply had no valid token usage: their cost is unknown (counted as $0)."""
+        return sum(c.status == "ok" and c.error is not None and "usage" in c.error for c in self.calls)
+
     def summary_dict(self) -> dict:
         return {"n_queries": self.n_queries, "n_answered": self.n_answered, "n_failed": len(self.failures),
-                "n_calls": len(self.calls), "n_requests": self.attempts, "n_resumed": self.n_resumed,
+                "n_calls": len({c.key for c in self.calls}), "n_requests": self.attempts,
+                "n_resumed": self.n_resumed, "n_calls_without_usage": self.n_calls_without_usage,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "cost_usd": self.cost_usd, "predicted_cost_usd": self.predicted_cost_usd,
                 "wall_time_s": self.wall_time_s}
