@@ -905,7 +905,7 @@ def _add_online_parser(sub) -> None:
     o.add_argument("--data", metavar="PATH", nargs="+",
                    help="RouterBench CSV files or folder (real outcomes and costs): half is streamed, the "
                         "predictor is fitted on the other half")
-    o.add_argument("--n", type=_positive_int, default=2000, metavar="N",
+    o.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --data: requests of the simulated stream (default 2000)")
     o.add_argument("--alpha", type=_unit_interval, required=True, metavar="A", help="service level in [0, 1]")
     o.add_argument("--V", type=_positive_float, default=None, metavar="V",
@@ -929,6 +929,10 @@ def _add_online_parser(sub) -> None:
 
 def _cmd_online(args) -> int:
     from . import online as on
+    if args.data and args.n is not None:
+        # It was ignored: the whole file streamed (a user asked for 100 and got 1,102).
+        raise _UsageError("argument --n: sizes the simulated stream; with --data the data's own requests "
+                          "are streamed (select fewer with ro.datasets ... .select())")
     if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
         _check_plot_format(args.plot)
@@ -936,7 +940,7 @@ def _cmd_online(args) -> int:
         paths = args.data[0] if len(args.data) == 1 else args.data
         split = on.routerbench_split(paths, seed=args.seed)
     else:
-        split = on.llm_split("qwen3", n=args.n, seed=args.seed)
+        split = on.llm_split("qwen3", n=2000 if args.n is None else args.n, seed=args.seed)
     res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
                      arrival=args.arrival, seed=args.seed, progress=False if args.json else None,
                      warm_start=args.warm_start, window_solver=args.window_solver)

@@ -382,6 +382,13 @@ def test_cli_online_bad_alpha(capsys):
     assert err.count("\n") == 1 and "--alpha" in err
 
 
+def test_cli_online_refuses_n_with_data(capsys):
+    # --n was silently ignored with --data: the whole file streamed (new-user audit).
+    assert main(["online", "--alpha", "0.8", "--data", str(ROUTERBENCH), "--n", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--n" in err and "--data" in err
+
+
 @pytest.mark.parametrize("max_wait_s, max_batch", [(0.5, None), (2.0, 4), (0.0, None)])
 def test_batching_waits_at_most_max_wait(split, stream, max_wait_s, max_batch):
     r = _batch(stream, split, max_wait_s=max_wait_s, max_batch=max_batch)

@@ -184,3 +184,11 @@ def test_json_parser_recovers_what_is_present_and_never_misattributes(case):
 def test_strict_numbered_takes_nothing_unlabelled():
     assert STRICT.parse("Rome", 1) == [None]
     assert STRICT.parse("A1: Rome", 1) == ["Rome"]
+
+
+@pytest.mark.parametrize("name", ["numbered", "json"])
+def test_instructions_for_one_question_read_as_english(name):
+    fmt = get_format(name)
+    one = fmt.messages("", ["What is 2 + 2?"])[0]["content"]
+    assert "1 questions" not in one and "1 objects" not in one and "the question" in one
+    assert "each of the 3 questions" in fmt.messages("", ["a", "b", "c"])[0]["content"]

@@ -27,6 +27,16 @@ from typing import Sequence
 __all__ = ["BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format", "contains_label"]
 
 
+def _instructions_for(instructions: str, n: int) -> str:
+    """The instructions for ``n`` questions ("Answer each of the 1 questions" read badly)."""
+    text = instructions
+    if n == 1:
+        for many, one in (("each of the {n} questions", "the question"), ("{n} questions", "1 question"),
+                          ("{n} objects", "1 object")):
+            text = text.replace(many, one)
+    return text.replace("{n}", str(n)).strip()
+
+
 class BatchFormat(abc.ABC):
     """Interface of a batch prompt format (subclass it, or duck-type the four methods).
 
@@ -173,7 +183,7 @@ class NumberedFormat(BatchFormat):
         return "\n".join(f"Q{j}: {' '.join(str(q).split())}" for j, q in enumerate(questions, 1))
 
     def _head(self, system_prompt: str, n: int) -> str:
-        parts = [p for p in (self.instructions.replace("{n}", str(n)).strip(), system_prompt.strip()) if p]
+        parts = [p for p in (_instructions_for(self.instructions, n), system_prompt.strip()) if p]
         return "\n\n".join(parts)
 
     def messages(self, system_prompt, questions):
@@ -284,7 +294,7 @@ class JsonArrayFormat(BatchFormat):
                           ensure_ascii=False)
 
     def _head(self, system_prompt, n):
-        parts = [p for p in (self.instructions.replace("{n}", str(n)).strip(), system_prompt.strip()) if p]
+        parts = [p for p in (_instructions_for(self.instructions, n), system_prompt.strip()) if p]
         return "\n\n".join(parts)
 
     def messages(self, system_prompt, questions):
