@@ -508,3 +508,28 @@ def test_usage_that_is_missing_or_not_a_count_is_flagged_not_billed():
     p, c, err = _usage_tokens({"prompt_tokens": -100, "completion_tokens": "5"})
     assert (p, c) == (0, 0) and "prompt_tokens=-100" in err and "completion_tokens='5'" in err
     assert _usage_tokens({"prompt_tokens": 7, "completion_tokens": 2.5})[:2] == (7, 0)
+
+
+@pytest.mark.parametrize("options, field", [({"fromat": "json"}, "fromat.*did you mean `format`"),
+                                            ({"progress": 5}, "progress"), ({"check": "yes"}, "check"),
+                                            ({"ask_alone": None}, "ask_alone")])
+def test_run_options_are_checked_before_any_request(plan40, options, field):
+    inst, plan = plan40
+    with FaultServer({}) as srv:
+        with pytest.raises(serve.ServeConfigError, match=field):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), **options)
+        assert srv.log == []
+
+
+def test_to_log_names_a_bad_expected_list_or_grader(plan40):
+    inst, plan = plan40
+    with FaultServer({}) as srv:
+        res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST)
+    expected = list(_expected())
+    for args, where in ((("exact", expected[:39]), r"`expected`: must hold one answer per query \(40\), got 39"),
+                        (("exact", [None] * 40), r"`expected\[0\]`: must be an answer"),
+                        ((lambda a, q: "yes",), r"`grader`: must return a number in \[0, 1\].*'yes'"),
+                        ((lambda a, q: 1.5,), r"`grader`: must return a number in \[0, 1\]")):
+        with pytest.raises(ValueError, match=where):
+            res.to_log(*args)
+    assert res.to_log("exact", expected).n_rows > 0

@@ -12,7 +12,9 @@ sending a finished call again.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import email.utils
+import inspect
 import math
 import os
 import random
@@ -466,6 +468,12 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     for name, value in (("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ServeConfigError(name, f"must be a number >= 0, got {value!r}")
+    for name, value in (("check", check), ("ask_alone", ask_alone), ("fsync", fsync)):
+        if not isinstance(value, bool):
+            raise ServeConfigError(name, f"must be True or False, got {value!r}")
+    if progress is not None and not callable(progress):
+        # It crashed mid-run (after requests were sent and paid) with "'int' object is not callable".
+        raise ServeConfigError("progress", f"must be callable or None, got {type(progress).__name__}")
     fmt = get_format(format)
     specs = _call_specs(plan, instance)
     used = sorted({s.model for s in specs})
@@ -566,6 +574,13 @@ def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
     ``(prompt_tokens * price_in + completion_tokens * price_out) / 1e6``. Failed requests
     (no reply) cost nothing. Requires ``httpx`` (``pip install 'robatch_opt[serve]'``).
     """
+    known = [p for p in inspect.signature(run_async).parameters
+             if p not in ("plan", "instance", "questions", "endpoints")]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ServeConfigError(key, "is not an option of serve.run" +
+                                   (f" (did you mean `{close[0]}`?)" if close else f"; options: {', '.join(known)}"))
     return asyncio.run(run_async(plan, instance, questions, endpoints, system_prompts=system_prompts,
                                  journal=journal, max_concurrency=max_concurrency, retries=retries,
                                  timeout_s=timeout_s, **options))

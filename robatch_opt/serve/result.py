@@ -188,6 +188,15 @@ def choice(expected: Sequence[str]) -> Grader:
 
 
 # ------------------------------------------------------------------------------ result
+def _score(value, query: int) -> float:
+    """A grader's verdict as an outcome in [0, 1] (a bool counts as 0 or 1)."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"`grader`: must return a number in [0, 1] (or a bool), got {value!r} for query {query}")
+    return float(value)
+
+
 @dataclass(frozen=True, eq=False)
 class ServeResult:
     """A serving run.
@@ -310,14 +319,25 @@ class ServeResult:
                 raise ValueError(f"`grader`: unknown grader {grader!r}; known: {sorted(makers)} or a callable")
             if expected is None:
                 raise ValueError(f"`expected`: the {grader!r} grader needs the expected answers")
+            if isinstance(expected, (str, bytes)) or not hasattr(expected, "__len__"):
+                raise ValueError(f"`expected`: must be a sequence of answers, one per query, got "
+                                 f"{type(expected).__name__}")
+            if len(expected) != self.n_queries:
+                raise ValueError(f"`expected`: must hold one answer per query ({self.n_queries}), got {len(expected)}")
+            bad = [i for i, e in enumerate(expected) if not isinstance(e, (str, int, float)) or isinstance(e, bool)]
+            if bad:
+                raise ValueError(f"`expected[{bad[0]}]`: must be an answer (a string or a number), got "
+                                 f"{type(expected[bad[0]]).__name__}")
             grader = makers[grader](expected)
+        elif not callable(grader):
+            raise ValueError(f"`grader`: must be a grader's name or a callable, got {type(grader).__name__}")
         qid, task, model, bs, outcome, inp, out = [], [], [], [], [], [], []
         for c in self.calls:
             if c.status != "ok":
                 continue
             share = c.completion_tokens / max(c.n_questions, 1)
             for q, a in zip(c.query_ids, c.answers):
-                score = 0.0 if a is None else float(grader(a, int(q)))
+                score = 0.0 if a is None else _score(grader(a, int(q)), int(q))
                 qid.append(str(q))
                 task.append(c.task)
                 model.append(c.model)
