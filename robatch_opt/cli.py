@@ -849,6 +849,10 @@ def _cmd_serve(args) -> int:
     from .serve.command import serve_command
 
     inst = _load_instance(args.instance)
+    if not isinstance(inst, Instance):
+        # A chunked store (.zarr): served whole, as evaluate grades it (a plan of questions
+        # one per query is small enough for memory anyway).
+        inst = inst.to_instance()
     plan = _read_plan(args.plan)
     return serve_command(args, inst, plan)
 

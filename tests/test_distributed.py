@@ -9,6 +9,7 @@ that may differ).
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 import time
@@ -99,6 +100,8 @@ def test_bad_value_is_reported_by_global_query_index(tmp_path):
     with pytest.raises(ChunkValueError) as err:
         ci.chunk(2)
     assert err.value.field == "utility[203, 5]"
+    assert str(err.value).startswith(f"{path}: `utility[203, 5]`: ")   # the store is named
+    assert pickle.loads(pickle.dumps(err.value)).source == str(path)    # as it comes back from a worker
     assert ci.chunk(1).n_queries == 100           # other chunks still read
 
 

@@ -533,3 +533,24 @@ def test_to_log_names_a_bad_expected_list_or_grader(plan40):
         with pytest.raises(ValueError, match=where):
             res.to_log(*args)
     assert res.to_log("exact", expected).n_rows > 0
+
+
+def test_cli_serve_errors_name_the_flag_or_the_file(plan40, tmp_path, capsys):
+    inst, plan = plan40
+    with FaultServer({}) as srv:
+        args = _cli_files(tmp_path, srv, inst, plan)
+        for extra, where in ((["--timeout", "0"], "argument --timeout"),
+                             (["--max-concurrency", "0"], "argument --max-concurrency")):
+            assert main(["serve", *args, *extra]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and where in err
+        (tmp_path / "q.txt").write_text("\n".join(QUESTIONS[:39]) + "\n")
+        assert main(["serve", *args]) == 2
+        err = capsys.readouterr().err
+        assert "q.txt" in err and "(40), got 39" in err
+        (tmp_path / "q.txt").write_text("\n".join(QUESTIONS) + "\n")
+        (tmp_path / "ep.toml").write_text('["model-a"]\nbase_url = "%s"\nmodel = "fake-a"\n' % srv.base_url)
+        assert main(["serve", *args]) == 2
+        err = capsys.readouterr().err
+        assert "ep.toml" in err and "no endpoint for model 'model-b'" in err
+        assert srv.log == []

@@ -44,12 +44,12 @@ class ChunkValueError(InstanceError):
     ``field`` names the array and the *global* query index, e.g. ``utility[1234567, 3]``.
     """
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, source: str | None = None):
         self._message = message
-        super().__init__(field, message)
+        super().__init__(field, message, source=source)
 
     def __reduce__(self):
-        return (type(self), (self.field, self._message))
+        return (type(self), (self.field, self._message, self.source))
 
 
 class SchedulerUnreachableError(RobatchError, ConnectionError):

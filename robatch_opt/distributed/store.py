@@ -246,14 +246,15 @@ def _trusted(models, tasks, options, data: dict[str, np.ndarray]) -> Instance:
 _FIELD = re.compile(r"^(query_task|input_tokens|output_tokens|utility|query)\[(\d+)(.*)$")
 
 
-def _globalize(exc: InstanceError, r0: int) -> ChunkValueError:
-    """The same error with the chunk's row index turned into the global query index."""
+def _globalize(exc: InstanceError, r0: int, source: str) -> ChunkValueError:
+    """The same error with the chunk's row index turned into the global query index, and
+    the store named (as the README promises for every chunk error)."""
     m = _FIELD.match(exc.field)
-    msg = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+    msg = exc.detail
     if not m:
-        return ChunkValueError(exc.field, msg)
+        return ChunkValueError(exc.field, msg, source)
     return ChunkValueError(f"{m.group(1)}[{r0 + int(m.group(2))}{m.group(3)}",
-                           re.sub(r"\bquery (\d+)\b", lambda q: f"query {r0 + int(q.group(1))}", msg))
+                           re.sub(r"\bquery (\d+)\b", lambda q: f"query {r0 + int(q.group(1))}", msg), source)
 
 
 class ChunkedInstance:
@@ -410,7 +411,7 @@ class ChunkedInstance:
         except ChunkValueError:
             raise
         except InstanceError as exc:
-            raise _globalize(exc, r0) from None
+            raise _globalize(exc, r0, str(self.path)) from None
 
     def iter_chunks(self) -> Iterator[tuple[int, Instance]]:
         """``(r0, chunk instance)`` for every chunk, in order."""

@@ -34,9 +34,14 @@ def add_arguments(p) -> None:
     p.add_argument("--system-prompts", metavar="FILE", help="task name -> system prompt (.json or .toml)")
     p.add_argument("--format", default="numbered", choices=("numbered", "json"),
                    help="batch prompt format (default numbered: Q1:/A1: lines)")
-    p.add_argument("--max-concurrency", type=int, default=8, metavar="N", help="requests in flight (default 8)")
-    p.add_argument("--retries", type=int, default=3, metavar="N", help="retries per call (default 3)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per request, seconds (default 60)")
+    # Checked by argparse, so that an error names the flag (it named run()'s `timeout_s`).
+    from ..cli import _int_at_least, _positive_float
+
+    p.add_argument("--max-concurrency", type=_int_at_least(1), default=8, metavar="N",
+                   help="requests in flight (default 8)")
+    p.add_argument("--retries", type=_int_at_least(0), default=3, metavar="N", help="retries per call (default 3)")
+    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S",
+                   help="per request, seconds (default 60)")
     p.add_argument("--answers-out", metavar="FILE.jsonl", help="write one line per query: answer or failure")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
@@ -139,8 +144,12 @@ def serve_command(args, inst, plan) -> int:
     from .executor import run
 
     questions = read_questions(args.questions)
+    if len(questions) != inst.n_queries:                  # here, where the file can be named
+        raise ServeConfigError("questions", f"must hold one question per query ({inst.n_queries:,}), got "
+                                            f"{len(questions):,}", source=args.questions)
     prompts = read_system_prompts(args.system_prompts) if args.system_prompts else None
-    endpoints = load_endpoints(args.endpoints)
+    used = sorted({inst.models[int(k)].name for k in set(plan.model.tolist()) if 0 <= int(k) < inst.n_models})
+    endpoints = load_endpoints(args.endpoints, model_names=used)
     journal = Path(args.journal)
     inputs = [p for p in (args.instance, args.plan, args.questions, args.endpoints, args.system_prompts) if p]
     if journal.is_dir():
