@@ -363,3 +363,21 @@ def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["robatch-opt: interrupted"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["day.zarr"]
+
+
+def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypatch):
+    """A scheduler whose environment lacks the package failed with Dask's "Error during
+    deserialization of the task graph", reported as an internal error (new-user audit).
+    The package is installed for every process of this test machine, so the versions the
+    scheduler reports are edited here (the check itself asks the real cluster)."""
+    real = client.get_versions(check=False, packages=["robatch_opt"])
+    assert real["scheduler"]["packages"]["robatch_opt"] == ro.__version__
+    for who, edit in (("the scheduler", lambda v: v["scheduler"]["packages"].update(robatch_opt=None)),
+                      ("worker", lambda v: next(iter(v["workers"].values()))["packages"].update(robatch_opt="0.0.1"))):
+        import copy
+        fake = copy.deepcopy(real)
+        edit(fake)
+        monkeypatch.setattr(client, "get_versions", lambda *a, _f=fake, **k: _f)
+        inst = ro.workloads.llm("gemma3", n=50, seed=0)
+        with pytest.raises(ro.distributed.ClusterSetupError, match=who):
+            ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy", client=client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import FormatError, InstanceError, RobatchError
 
 __all__ = ["ChunkError", "ChunkLayoutError", "ChunkValueError", "SchedulerUnreachableError",
-           "DistributedUnsupportedError"]
+           "DistributedUnsupportedError", "ClusterSetupError"]
 
 
 class ChunkError(FormatError):
@@ -66,3 +66,8 @@ class SchedulerUnreachableError(RobatchError, ConnectionError):
 
 class DistributedUnsupportedError(RobatchError, ValueError):
     """The distributed greedy was asked for something it does not do (e.g. the quality form)."""
+
+
+class ClusterSetupError(RobatchError, RuntimeError):
+    """The cluster cannot run the solver: its scheduler or a worker lacks robatch_opt (or has
+    another version). The message names the process and the address."""

@@ -46,7 +46,7 @@ from ..kernels import greedy_kernels as gk
 from ..plan import Plan, Status
 from ..solvers import greedy as g
 from . import _chunk_tasks as tasks
-from .errors import DistributedUnsupportedError, SchedulerUnreachableError
+from .errors import ClusterSetupError, DistributedUnsupportedError, SchedulerUnreachableError
 from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES
 
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
@@ -80,6 +80,31 @@ def connect(address: str, *, timeout_s: float = 10.0):
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as exc:
         raise SchedulerUnreachableError(address, f"{type(exc).__name__}: {exc}") from None
+
+
+def check_cluster(client) -> None:
+    """The scheduler and every worker must import robatch_opt, the same version as here.
+
+    The task graph refers to the package's functions: without it the scheduler failed with
+    Dask's "Error during deserialization of the task graph" (reported as an internal error).
+
+    Raises
+    ------
+    ClusterSetupError
+        Naming the process (scheduler or worker address) and what it has.
+    """
+    from .. import __version__
+
+    address = str(client.scheduler.address)
+    versions = client.get_versions(check=False, packages=["robatch_opt"])
+    procs = [("the scheduler", versions.get("scheduler") or {})]
+    procs += [(f"worker {w}", v or {}) for w, v in sorted((versions.get("workers") or {}).items())]
+    for who, v in procs:
+        have = (v.get("packages") or {}).get("robatch_opt")
+        if have != __version__:
+            what = "cannot import robatch_opt" if have is None else f"has robatch_opt {have}"
+            raise ClusterSetupError(f"Dask cluster at {address!r}: {who} {what}; install robatch_opt "
+                                    f"{__version__} (as here) on the scheduler and every worker")
 
 
 class _Runner:
@@ -290,6 +315,7 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
         except (TimeoutError, OSError) as exc:
             raise SchedulerUnreachableError(str(client.scheduler.address),
                                             f"no worker joined within {timeout_s} s") from exc
+        check_cluster(client)
         if progress is None:
             progress = sys.stderr.isatty()
         if progress:
