@@ -288,6 +288,21 @@ def test_cli_solves_a_store_on_the_cluster(tmp_path, client, capsys):
     assert "cannot be reached" in capsys.readouterr().err
 
 
+def test_cli_solves_a_store_given_by_a_relative_path(tmp_path, client, capsys, monkeypatch):
+    """The workers run in other directories: a relative store was 'no such store' there, and
+    the plan store's chunks would have been written beside them."""
+    inst = ro.workloads.llm("gemma3", n=600, seed=7)
+    ro.save(inst, tmp_path / "r.zarr", chunk_queries=256)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["solve", "r.zarr", "--scheduler", client.scheduler.address, "--budget-fraction", "0.3",
+                     "--json", "--out", "p.json"]) == 0
+    import json
+    got = json.loads(capsys.readouterr().out)
+    want = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy")
+    assert _close(got["utility"], want.utility)
+    assert (tmp_path / "r.plan.zarr").is_dir() and not list(tmp_path.glob(".r.plan.zarr*"))
+
+
 def test_evaluate_reads_a_chunked_store_whole(tmp_path, capsys):
     # `robatch-opt evaluate day.zarr plan.json` was an internal AttributeError.
     import json

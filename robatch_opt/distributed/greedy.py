@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -566,9 +567,10 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
 
     # ------------------------------------------------ 5. grade chunk by chunk, write the plan
     t = time.perf_counter()
-    store = _plan_store(instance, plan_path, n, J, K)
+    store = None
     out_path = None
     try:
+        store = _plan_store(instance, plan_path, n, J, K)
         # Written under a temporary name and renamed when complete: an interrupt or a failure
         # leaves no partial store behind (nor touches an earlier plan at the same path).
         parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather)
@@ -619,7 +621,8 @@ def _plan_path(instance, plan_path) -> Path | None:
         if not isinstance(instance, ChunkedInstance):
             return None
         plan_path = instance.path.with_name(instance.path.name[:-len(".zarr")] + ".plan.zarr")
-    return check_output_store(plan_path, what="`plan_path`")
+    # Absolute: the workers write its chunks from their own working directories.
+    return Path(os.path.abspath(check_output_store(plan_path, what="`plan_path`")))
 
 
 def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path] | None:
@@ -632,12 +635,17 @@ def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path
     from zarr.codecs import Crc32cCodec
     cq = instance.chunk_queries if isinstance(instance, ChunkedInstance) else max(1, min(n, 1 << 20))
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    grp = zarr.open_group(str(tmp), mode="w")
-    dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
-          "batch_size": "int64"}
-    for name, dtype in dt.items():
-        grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()], fill_value=-1)
-    grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False})
+    try:
+        grp = zarr.open_group(str(tmp), mode="w")
+        dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
+              "batch_size": "int64"}
+        for name, dtype in dt.items():
+            grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()],
+                             fill_value=-1)
+        grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False})
+    except BaseException:                  # an interrupt while it is made: no folder left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final, tmp
 
 

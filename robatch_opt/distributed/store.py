@@ -334,7 +334,10 @@ class ChunkedInstance:
 
     def refs(self) -> list[ChunkRef]:
         """One :class:`ChunkRef` per chunk, in query order."""
-        return [ChunkRef(str(self.path), c, *self.bounds(c)) for c in range(self.n_chunks)]
+        # Absolute: a worker's working directory is not the client's (a relative store was
+        # "no such store" on workers started elsewhere).
+        where = os.path.abspath(self.path)
+        return [ChunkRef(where, c, *self.bounds(c)) for c in range(self.n_chunks)]
 
     def _check_layout(self) -> None:
         src = str(self.path)
