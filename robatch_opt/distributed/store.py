@@ -93,16 +93,22 @@ class _Writer:
         # store is never replaced.
         self.path = check_output_store(path, what="`path`")
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        self.n, self.chunk_queries = int(n), int(chunk_queries)
-        K = len(models)
-        J = sum(len(m.batch_sizes) for m in models)
-        shapes = {"query_task": (n,), "input_tokens": (n,), "output_tokens": (n, K), "utility": (n, J)}
-        g = zarr.open_group(str(self.tmp), mode="w")
-        for name, shape in shapes.items():
-            chunks = (self.chunk_queries,) + shape[1:]
-            g.create_array(name, shape=shape, chunks=chunks, dtype=dtypes[name],
-                           compressors=[Crc32cCodec()], fill_value=0)
-        g.attrs.update(_meta(models, tasks, n, chunk_queries))
+        try:
+            self.n, self.chunk_queries = int(n), int(chunk_queries)
+            K = len(models)
+            J = sum(len(m.batch_sizes) for m in models)
+            shapes = {"query_task": (n,), "input_tokens": (n,), "output_tokens": (n, K), "utility": (n, J)}
+            g = zarr.open_group(str(self.tmp), mode="w")
+            for name, shape in shapes.items():
+                chunks = (self.chunk_queries,) + shape[1:]
+                g.create_array(name, shape=shape, chunks=chunks, dtype=dtypes[name],
+                               compressors=[Crc32cCodec()], fill_value=0)
+            g.attrs.update(_meta(models, tasks, n, chunk_queries))
+        except BaseException:
+            # An interrupt while the empty store is made (before any caller holds the writer
+            # to abort it) left the temporary folder behind (new-user audit, 1 run in 24).
+            self.abort()
+            raise
         self.group = g
 
     def write(self, c: int, inst: Instance) -> None:
