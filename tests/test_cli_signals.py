@@ -360,7 +360,7 @@ _ONLINE_WINDOW = """
 import numpy as np
 from robatch_opt.online.window import plan_window_exact
 rng = np.random.default_rng(0)
-score = rng.uniform(0, 1, (400, 12))
+score = rng.uniform(0, 1, (3000, 12))     # ~10 s to prove on this machine (400 took 0.6-1.3 s: flaky)
 call_value = rng.uniform(0.5, 3, 12)
 batch = np.array([1, 2, 4, 8] * 3)
 plan_window_exact(score[:20], call_value, batch, time_limit_s=5)      # imports and a first solve
