@@ -655,9 +655,13 @@ def _cmd_generate(args) -> int:
             kw["price"] = args.price
         if zarr_out:                       # written chunk by chunk: never whole in memory
             inst = workloads.llm(**kw, out=args.out, chunk_queries=args.chunk_queries)
-            print(f"wrote {args.out}: ro.workloads.llm({', '.join(f'{k}={v!r}' for k, v in kw.items())}): "
-                  f"{inst.n_queries:,} queries in {inst.n_chunks} chunks of {inst.chunk_queries:,}, "
-                  f"{inst.n_tasks} tasks, {inst.n_models} models, {inst.n_options} options")
+            # The call that reproduces it: a store's queries are drawn per chunk, so they depend on
+            # chunk_queries and differ from the .json of the same seed (the label hid it).
+            call = ", ".join(f"{k}={v!r}" for k, v in {**kw, "out": args.out,
+                                                        "chunk_queries": inst.chunk_queries}.items())
+            print(f"wrote {args.out}: ro.workloads.llm({call}): "
+                  f"{inst.n_queries:,} queries in {inst.n_chunks} chunks of {inst.chunk_queries:,} (drawn per "
+                  f"chunk), {inst.n_tasks} tasks, {inst.n_models} models, {inst.n_options} options")
             return EXIT_OK
         make = workloads.llm
     else:

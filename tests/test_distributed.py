@@ -81,8 +81,14 @@ def test_llm_written_chunk_by_chunk_is_reproducible(tmp_path):
 def test_cli_generate_writes_a_store(tmp_path, capsys):
     out = tmp_path / "w.zarr"
     assert cli_main(["generate", "llm", str(out), "--n", "500", "--chunk-queries", "200"]) == 0
-    assert "3 chunks" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "3 chunks" in said
     assert ro.load(out).n_queries == 500
+    # The label is the call that reproduces the store (its draws depend on chunk_queries).
+    call = said.split(": ", 1)[1].split("): ", 1)[0] + ")"
+    assert "chunk_queries=200" in call
+    again = eval(call.replace(str(out), str(tmp_path / "again.zarr")))
+    assert np.array_equal(again.to_instance().utility, ro.load(out).to_instance().utility)
     assert cli_main(["generate", "llm", str(tmp_path / "w.npz"), "--n", "50", "--chunk-queries", "20"]) == 2
     assert "--chunk-queries" in capsys.readouterr().err
 
