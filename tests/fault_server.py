@@ -78,10 +78,12 @@ class FaultServer:
         (no faults, no fake model).
     models : tuple of str
         Ids listed by ``GET /v1/models``.
+    models_body : bytes or object, optional
+        What ``GET /v1/models`` answers instead of that list (a web page, an empty list).
     """
 
     def __init__(self, faults=None, *, delay_s=0.0, retry_after="0.2", timeout_sleep_s=1.5,
-                 max_faults_per_call=2, upstream=None, models=("fake-a", "fake-b"), seed=0):
+                 max_faults_per_call=2, upstream=None, models=("fake-a", "fake-b"), seed=0, models_body=None):
         self.faults = dict(faults or {})
         self.delay_s, self.retry_after, self.timeout_sleep_s = delay_s, retry_after, timeout_sleep_s
         self.max_faults = max_faults_per_call
@@ -90,6 +92,7 @@ class FaultServer:
             import httpx
             self._up = httpx.Client(trust_env=False, verify=False, timeout=600)
         self.models = models
+        self.models_body = models_body       # a fault of its own: what GET /models answers instead
         self.seed = seed
         self.lock = threading.Lock()
         self.log: list[dict] = []            # one entry per POST: questions, fault, usage, time
@@ -130,7 +133,8 @@ class FaultServer:
                     r = outer._up.get(outer.upstream.rstrip("/") + self.path[self.path.index("/v1") + 3:])
                     return self._send(r.status_code, r.content)
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                    self._send(200, outer.models_body if outer.models_body is not None else
+                               {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
                 else:
                     self._send(404, {"error": "not found"})
 

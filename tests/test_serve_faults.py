@@ -554,3 +554,15 @@ def test_cli_serve_errors_name_the_flag_or_the_file(plan40, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "ep.toml" in err and "no endpoint for model 'model-b'" in err
         assert srv.log == []
+
+
+@pytest.mark.parametrize("body, error, where", [
+    (b"<html>not an API</html>", serve.EndpointUnreachableError, "did not return an OpenAI model list"),
+    ({"object": "list", "data": []}, serve.ServeConfigError, "does not serve 'fake-a'"),
+])
+def test_a_models_reply_that_lists_nothing_useful_stops_the_run(plan40, body, error, where):
+    inst, plan = plan40
+    with FaultServer({}, models_body=body) as srv:
+        with pytest.raises(error, match=where):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST)
+        assert [e for e in srv.log if e.get("path", "").endswith("completions")] == []

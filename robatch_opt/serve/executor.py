@@ -217,11 +217,16 @@ async def check_endpoints(endpoints: Mapping[str, Endpoint], *, timeout_s: float
         if resp.status_code != 200:
             raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} returned HTTP "
                                            f"{resp.status_code}: {_short(resp.text)}")
+        # An OpenAI-compatible server lists its models as {"data": [{"id": ...}, ...]}. A 200
+        # that is not such a list (a web page: the wrong base_url) or an empty one was let
+        # through, and every call then failed (new-user audit).
         try:
-            listed = [str(m.get("id")) for m in resp.json().get("data", [])]
-        except (ValueError, AttributeError):
-            return                          # answers, but lists models its own way: nothing to check
-        if listed and ep.model not in listed:
+            data = resp.json().get("data")
+            listed = [str(m.get("id")) for m in data]
+        except (ValueError, AttributeError, TypeError):
+            raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} did not return an OpenAI model "
+                                           f"list (is base_url right?): {_short(resp.text)}") from None
+        if ep.model not in listed:
             raise ServeConfigError(f"endpoints[{name!r}].model", f"{ep.base_url} does not serve {ep.model!r} "
                                                                  f"(it lists {listed[:10]})")
 
