@@ -14,8 +14,8 @@ SIGTERM stop the command within a second or two, whichever engine runs: the engi
 stopped, its child processes killed, its temporary files removed, and no output file is
 written. Run with ``--traceback`` to see the Python traceback instead.
 
-Exit status: 0 success; 1 ``evaluate`` found that a plan's claims do not match its grading
-(or an internal error); 2 an error as above; 130 interrupted (SIGINT); 141 standard output
+Exit status: 0 success; 1 ``evaluate`` found that a plan's claims do not match its grading,
+``serve`` left a query unanswered (or an internal error); 2 an error as above; 130 interrupted (SIGINT); 141 standard output
 was closed early (e.g. piped into ``head``: the command stops quietly); 143 terminated
 (SIGTERM).
 """
@@ -1028,7 +1028,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success, 1 ``evaluate`` found a mismatch (or an internal error), 2 an error
+        0 success, 1 ``evaluate`` found a mismatch or ``serve`` left a query unanswered (or an
+        internal error), 2 an error
         (one line on stderr), 130 interrupted (SIGINT), 141 stdout closed early, 143
         terminated (SIGTERM).
     """

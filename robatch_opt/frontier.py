@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ._validate import numeric_array
 from .errors import InfeasibleBudgetError, InstanceError, UnknownMethodError
 from .instance import Instance
 from .options import compile_options
@@ -199,10 +200,8 @@ def check_sweep_flags(*, progress, label: str = "joint", keep_plans: bool = Fals
 
 
 def check_budgets(budgets) -> np.ndarray:
-    try:
-        b = np.array(budgets, dtype=np.float64).ravel()
-    except (TypeError, ValueError) as exc:
-        raise InstanceError("budgets", f"must be numbers of USD: {exc}") from exc
+    # Numbers only ('1.5' is refused, as everywhere), named by entry.
+    b = np.array(numeric_array(budgets, "budgets"), dtype=np.float64).ravel()
     if b.size == 0:
         raise InstanceError("budgets", "must hold at least one budget")
     bad = ~np.isfinite(b) | (b < 0)

@@ -203,8 +203,8 @@ def instance_from_json(text: str, *, source: str = "instance JSON") -> Instance:
     if not isinstance(d, dict):
         raise FormatError(f"{source}: expected a JSON object at the top level, got {_type_name(d)}")
     try:
+        models, tasks = _check_meta(d, source)          # the format first: a plan file says so
         no_unknown_keys(d, _JSON_KEYS, source, "the instance format")
-        models, tasks = _check_meta(d, source)
         arrays = {name: _field(d, name, source) for name in _NPZ_ARRAYS}
         return _build(models, tasks, arrays, d, source, format_errors(source))
     except InstanceError as err:

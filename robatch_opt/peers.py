@@ -74,17 +74,22 @@ def _checked_budget(budget) -> float:
     return b
 
 
+#: :func:`eccos_local_at_budget`'s top alpha: above every utility (<= 1), so no model qualifies
+#: and every query goes to its most accurate model. Accepted back by :func:`eccos_local`.
+ALPHA_ABOVE_ALL = 1.0 + 1e-9
+
+
 def _checked_alpha(alpha) -> float:
     a = number(alpha, "alpha")
-    if not math.isfinite(a) or not 0 <= a <= 1:
-        raise InstanceError("alpha", f"must be a quality threshold in [0, 1], got {fmt_num(a)}")
+    if not math.isfinite(a) or not 0 <= a <= ALPHA_ABOVE_ALL:
+        raise InstanceError("alpha", f"must be a quality threshold in [0, 1], got {fmt_num(a, apart_from=1.0)}")
     return a
 
 
 def _unbatched(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not isinstance(inst, Instance):
-        raise TypeError(f"`inst` must be a robatch_opt.Instance, got {type(inst).__name__}")
     """Per model: the option index of batch size 1, the utility and the b = 1 cost of every query."""
+    if not isinstance(inst, Instance):
+        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
     cols = []
     for k in range(inst.n_models):
         if (k, 1) not in inst.options:
@@ -246,10 +251,10 @@ def eccos_local_at_budget(inst: Instance, budget: float, *, caps=None, iters: in
         raise InfeasibleBudgetError(f"`budget`: ${budget:.6g} is below the cheapest local plan "
                                     f"${lo_plan.cost_usd:.6g}", budget_usd=float(budget),
                                     cheapest_cost_usd=lo_plan.cost_usd, lower_bound_usd=0.0, proven=False)
-    hi_plan = _local(inst, 1.0 + 1e-9, caps)
+    hi_plan = _local(inst, ALPHA_ABOVE_ALL, caps)
     if hi_plan.cost_usd <= budget * (1 + 1e-12):
         return hi_plan
-    lo, hi, best = 0.0, 1.0 + 1e-9, lo_plan
+    lo, hi, best = 0.0, ALPHA_ABOVE_ALL, lo_plan
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         plan = _local(inst, mid, caps)

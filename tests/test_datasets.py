@@ -163,7 +163,8 @@ def test_routing_data_methods():
     log = full.select(np.arange(30)).to_log()
     assert log.n_rows == 30 * 11
     assert full.select([]).n_queries == 0 and full.select([-1]).query_id[0] == full.query_id[-1]
-    for bad in (np.array([0.5, 1.0]), ["a"], [full.n_queries], np.zeros((2, 2), dtype=int)):
+    assert full.select([0.0, 3.0]).query_id.tolist() == full.query_id[[0, 3]].tolist()   # integral floats
+    for bad in (np.array([0.5, 1.0]), ["a"], [full.n_queries], [float(full.n_queries)], np.zeros((2, 2), dtype=int)):
         with pytest.raises(ds.InconsistentDataError, match="mask"):
             full.select(bad)
     rl = ro.datasets.load_routellm(REAL / "routellm" / "gsm8k_responses.csv")

@@ -386,19 +386,22 @@ def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["day.zarr"]
 
 
-def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypatch):
+def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypatch, tmp_path, capsys):
     """A scheduler whose environment lacks the package failed with Dask's "Error during
     deserialization of the task graph", reported as an internal error (new-user audit).
-    The package is installed for every process of this test machine, so the versions the
-    scheduler reports are edited here (the check itself asks the real cluster)."""
-    real = client.get_versions(check=False, packages=["robatch_opt"])
-    assert real["scheduler"]["packages"]["robatch_opt"] == ro.__version__
-    for who, edit in (("the scheduler", lambda v: v["scheduler"]["packages"].update(robatch_opt=None)),
-                      ("worker", lambda v: next(iter(v["workers"].values()))["packages"].update(robatch_opt="0.0.1"))):
-        import copy
-        fake = copy.deepcopy(real)
-        edit(fake)
-        monkeypatch.setattr(client, "get_versions", lambda *a, _f=fake, **k: _f)
-        inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    Every process of this test machine imports the package, so what the processes answer
+    is edited here (the check itself asks the real cluster)."""
+    assert client.run_on_scheduler(lambda: __import__("robatch_opt").__version__) == ro.__version__
+    inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    path = ro.save(inst, tmp_path / "s.zarr", chunk_queries=25)
+    for who, sched, work in (("the scheduler", "!ModuleNotFoundError: No module named 'robatch_opt'", None),
+                             ("worker", None, "0.0.1")):
+        real_sched, real_run = type(client).run_on_scheduler, type(client).run
+        monkeypatch.setattr(client, "run_on_scheduler",
+                            lambda f, *a, _s=sched, **k: _s if _s is not None else real_sched(client, f, *a, **k))
+        monkeypatch.setattr(client, "run", lambda f, *a, _w=work, **k: (
+            {w: _w for w in real_run(client, f, *a, **k)} if _w is not None else real_run(client, f, *a, **k)))
         with pytest.raises(ro.distributed.ClusterSetupError, match=who):
             ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy", client=client)
+        with pytest.raises(ro.distributed.ClusterSetupError, match=who):       # the CLI's default budget
+            ro.distributed.budget_from_fraction(ro.load(path), 0.3, client)

@@ -141,7 +141,7 @@ def test_mistyped_sweep_flags_are_refused_by_name(kwargs, field):
 
 @pytest.mark.parametrize("kwargs, field", [({"fractions": "a"}, "fractions"), ({"fractions": [1.0, -0.5]}, "fractions[1]"),
                                             ({"fractions": [float("nan")]}, "fractions[0]"),
-                                            ({"budgets": ["x"]}, "budgets"), ({"progress": "x"}, "progress")])
+                                            ({"budgets": ["x"]}, "budgets[0]"), ({"progress": "x"}, "progress")])
 def test_compare_strategies_refuses_bad_arguments_by_name(kwargs, field):
     with pytest.raises(InstanceError) as err:
         ro.baselines.compare_strategies(_tiny(), points=2, **kwargs)

@@ -420,8 +420,8 @@ def test_routing_data_predictor_gets_routing_data_rows():
               on.BatchingRouter(s.model_names, alpha=0.8, max_wait_s=1.0, predictor=pred)):
         res = on.replay(s, r, rate_per_s=10.0)
         assert (res.model >= 0).all()
-        assert r.predictor.calls > 0                             # the router's own copy
-    assert pred.calls == 0
+        assert r.predictor.calls > 0
+    assert pred.calls > 0                                        # frozen (no partial_fit): not copied
 
 
 def test_instance_and_workload_streams(split):

@@ -100,6 +100,7 @@ def test_eccos_local_rule():
     budget = 0.5 * (cost1[:, 0].sum() + cost1[:, 2].sum())
     at = B.eccos_local_at_budget(inst, budget)
     assert at.cost_usd <= budget * (1 + 1e-12)
+    assert B.eccos_local(inst, at.parameter).cost_usd == at.cost_usd     # its parameter is accepted back
     assert at.parameter > 1.0 - 1e-6 or B.eccos_local(inst, at.parameter + 1e-6).cost_usd > budget
     with pytest.raises(ro.InfeasibleBudgetError):
         B.eccos_local_at_budget(inst, 0.5 * cost1.min(axis=1).sum())
@@ -126,5 +127,11 @@ def test_peers_refuse_bad_parameters_by_name(call, field):
 
 
 def test_peers_refuse_what_is_not_an_instance():
-    with pytest.raises(TypeError, match="robatch_opt.Instance"):
+    with pytest.raises(ro.InstanceError, match="`inst`: must be a robatch_opt.Instance"):
         B.eccos_local({"models": []}, 0.5)
+    # The bisection's top alpha (above every utility) is accepted back; beyond it, refused.
+    inst = _inst(n=20, seed=1)
+    top = B.eccos_local_at_budget(inst, 1e9)
+    assert B.eccos_local(inst, top.parameter).cost_usd == top.cost_usd
+    with pytest.raises(ro.InstanceError, match="alpha"):
+        B.eccos_local(inst, top.parameter + 1e-6)

@@ -201,6 +201,8 @@ def test_features_must_be_numbers_not_text(bad, where):
             P_.fit(bad, y)
     fitted = P.LogisticUtility().fit(np.array([[True, False], [False, True], [True, True]]), y)
     assert fitted.predict(np.array([[True, False]])).shape == (1, 2)        # booleans are 0/1
+    assert P.LogisticUtility().fit([[True, 0.5], [False, 0.25], [True, 1.0]], y).predict([[False, 0.5]]).shape == (1, 2)
+    assert P.KNNUtility(k=2.0).k == 2                                       # an integral float passes
 
 
 def test_messages_name_what_is_wrong_in_plain_words():

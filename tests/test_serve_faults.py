@@ -4,7 +4,6 @@ undisturbed run, real usage and cost accounted, killed runs resumed from the jou
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 import os
@@ -14,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("httpx")
@@ -507,7 +507,7 @@ def test_usage_that_is_missing_or_not_a_count_is_flagged_not_billed():
     assert _usage_tokens(None) == (0, 0, "no usage reported")
     p, c, err = _usage_tokens({"prompt_tokens": -100, "completion_tokens": "5"})
     assert (p, c) == (0, 0) and "prompt_tokens=-100" in err and "completion_tokens='5'" in err
-    assert _usage_tokens({"prompt_tokens": 7, "completion_tokens": 2.5})[:2] == (7, 0)
+    assert _usage_tokens({"prompt_tokens": 7, "completion_tokens": 2.5})[:2] == (0, 0)    # the pair is unknown
 
 
 @pytest.mark.parametrize("options, field", [({"fromat": "json"}, "fromat.*did you mean `format`"),
@@ -526,6 +526,9 @@ def test_to_log_names_a_bad_expected_list_or_grader(plan40):
     with FaultServer({}) as srv:
         res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST)
     expected = list(_expected())
+    # Accepted forms stay accepted: a list of accepted strings per query ("exact"), NumPy numbers.
+    assert res.to_log("exact", [[e, e.upper()] for e in expected]).n_rows > 0
+    assert res.to_log("number", np.arange(40)).n_rows > 0
     for args, where in ((("exact", expected[:39]), r"`expected`: must hold one answer per query \(40\), got 39"),
                         (("exact", [None] * 40), r"`expected\[0\]`: must be an answer"),
                         ((lambda a, q: "yes",), r"`grader`: must return a number in \[0, 1\].*'yes'"),
@@ -556,13 +559,12 @@ def test_cli_serve_errors_name_the_flag_or_the_file(plan40, tmp_path, capsys):
         assert srv.log == []
 
 
-@pytest.mark.parametrize("body, error, where", [
-    (b"<html>not an API</html>", serve.EndpointUnreachableError, "did not return an OpenAI model list"),
-    ({"object": "list", "data": []}, serve.ServeConfigError, "does not serve 'fake-a'"),
-])
-def test_a_models_reply_that_lists_nothing_useful_stops_the_run(plan40, body, error, where):
+def test_a_models_reply_that_is_not_json_stops_the_run(plan40):
     inst, plan = plan40
-    with FaultServer({}, models_body=body) as srv:
-        with pytest.raises(error, match=where):
+    with FaultServer({}, models_body=b"<html>not an API</html>") as srv:
+        with pytest.raises(serve.EndpointUnreachableError, match="did not answer JSON .*base_url"):
             serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST)
-        assert [e for e in srv.log if e.get("path", "").endswith("completions")] == []
+        assert srv.log == []
+    # A provider's own shape (or an empty list) is not a reason to refuse: the calls decide.
+    with FaultServer({}, models_body={"models": ["fake-a", "fake-b"]}) as srv:
+        assert serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST).answers == _expected()

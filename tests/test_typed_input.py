@@ -258,6 +258,14 @@ def test_plan_json_for_both_forms_or_neither_is_refused(edit, field):
     assert str(info.value).startswith("plan.json: ") and f"`{field}`" in str(info.value)
 
 
+def test_plan_keys_cover_what_to_json_writes():
+    from robatch_opt.plan import _PLAN_KEYS
+    inst = ro.workloads.llm("gemma3", n=8, seed=0)
+    for kw in (dict(budget=ro.budget_from_fraction(inst, 0.5)), dict(min_mean_utility=0.3)):
+        plan = ro.solve(inst, method="greedy", **kw)
+        assert set(json.loads(plan.to_json(timings=True))) <= set(_PLAN_KEYS)
+
+
 def test_plan_json_names_an_unknown_field():
     inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1,))], tasks=[ro.Task("t", 10)],
                        query_task=[0], input_tokens=[100], output_tokens=[10], utility=[[0.9]])

@@ -236,6 +236,8 @@ class RoutingData:
         and fitted predictors stay valid across subsets.
         """
         idx = np.asarray(mask)
+        if idx.dtype.kind == "f" and idx.ndim == 1 and np.all(np.isfinite(idx)) and np.all(idx == np.round(idx)):
+            idx = idx.astype(np.int64)               # integral floats pass, as everywhere from Python
         if idx.dtype == bool:
             if idx.shape != (self.n_queries,):
                 raise InconsistentDataError(f"boolean mask must have shape ({self.n_queries},), got {idx.shape}",

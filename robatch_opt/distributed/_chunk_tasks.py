@@ -108,8 +108,8 @@ def _chunk(src) -> "_Chunk":
     if ch is None:
         ch = _Chunk(src)
         size = ch.nbytes()
-        if any(k[0] == key[0] and k[1] == key[1] for k in _CACHE):
-            _CACHE.clear()                         # the chunk was rewritten: the store changed
+        if any(k[0] == key[0] and (k[1] == key[1] or k[2][0] != meta) for k in _CACHE):
+            _CACHE.clear()                         # a chunk or the metadata was rewritten: the store changed
             _CACHE_BYTES[0] = 0
         if _cache_room(size):
             _CACHE[key] = ch

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import check_output_store
+from .._validate import fmt_num, number
 from ..errors import InfeasibleBudgetError, InstanceError, SolverError
 from ..evaluate import CostBreakdown, within_budget
 from ..instance import Instance
@@ -88,6 +89,8 @@ def check_cluster(client) -> None:
 
     The task graph refers to the package's functions: without it the scheduler failed with
     Dask's "Error during deserialization of the task graph" (reported as an internal error).
+    Each process is asked to import the package itself (a source tree on ``PYTHONPATH``
+    counts; installed metadata is not needed).
 
     Raises
     ------
@@ -97,13 +100,19 @@ def check_cluster(client) -> None:
     from .. import __version__
 
     address = str(client.scheduler.address)
-    versions = client.get_versions(check=False, packages=["robatch_opt"])
-    procs = [("the scheduler", versions.get("scheduler") or {})]
-    procs += [(f"worker {w}", v or {}) for w, v in sorted((versions.get("workers") or {}).items())]
-    for who, v in procs:
-        have = (v.get("packages") or {}).get("robatch_opt")
+
+    def version():                         # pickled by value: it needs nothing but builtins
+        try:
+            return __import__("robatch_opt").__version__
+        except Exception as exc:           # noqa: BLE001 - any failure to import is the answer
+            return f"!{type(exc).__name__}: {exc}"
+
+    found = [("the scheduler", client.run_on_scheduler(version))]
+    found += sorted((f"worker {w}", v) for w, v in client.run(version).items())
+    for who, have in found:
         if have != __version__:
-            what = "cannot import robatch_opt" if have is None else f"has robatch_opt {have}"
+            what = (f"cannot import robatch_opt ({have[1:]})" if str(have).startswith("!")
+                    else f"has robatch_opt {have}")
             raise ClusterSetupError(f"Dask cluster at {address!r}: {who} {what}; install robatch_opt "
                                     f"{__version__} (as here) on the scheduler and every worker")
 
@@ -698,6 +707,7 @@ def reference_costs(instance, client) -> tuple[float, float]:
     if isinstance(client, str):
         with connect(client) as c:
             return reference_costs(instance, c)
+    check_cluster(client)                  # its first tasks (the CLI's --budget-fraction)
     sources, bounds = _sources(instance, client, None)
     parts = _Runner(client, sources, bounds, False).map(tasks.reference, label="reference")
     om, ob = instance.option_model, instance.option_batch
@@ -713,8 +723,8 @@ def reference_costs(instance, client) -> tuple[float, float]:
 
 def budget_from_fraction(instance, fraction: float, client) -> float:
     """:func:`robatch_opt.budget_from_fraction` with the reference costs computed on the cluster."""
-    f = float(fraction)
+    f = number(fraction, "budget_fraction")
     if not math.isfinite(f) or f < 0:
-        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fraction!r}")
+        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fmt_num(f)}")
     lo, hi = reference_costs(instance, client)
     return lo + f * max(hi - lo, 0.0)

@@ -201,8 +201,10 @@ class _OnlineRouter:
         self.out_pred = self._predicted_output_tokens(stream)                  # (n, K) or None
         # Exploration serves the most expensive model (standing for MESS+'s "largest").
         self.model_rank = np.asarray(inst.price_in + inst.price_out, dtype=np.float64)
-        self.predictor = (OnlineLogistic(self.X.shape[1], K, seed=self.seed) if self.initial_predictor is None
-                          else copy.deepcopy(self.initial_predictor))
+        # A copy only of what learns (a frozen predictor is never changed by a replay).
+        p0 = self.initial_predictor
+        self.predictor = (OnlineLogistic(self.X.shape[1], K, seed=self.seed) if p0 is None
+                          else copy.deepcopy(p0) if hasattr(p0, "partial_fit") else p0)
         self._fast = isinstance(self.predictor, OnlineLogistic)
         if self._fast and self.predictor.W.shape != (self.X.shape[1], K):
             # The compiled decision (ok.mess_choice) reads W without bounds checks: a learner
@@ -378,10 +380,10 @@ class MessPlusRouter(_OnlineRouter):
         :class:`OnlineLogistic` starts from its offline fit. ``X`` is the stream's CSR
         feature rows, or, for a stream built from RoutingData and a predictor that is not an
         :class:`OnlineLogistic` (e.g. a fitted ``ro.proxy.TextUtility``), the RoutingData
-        rows; a predictor without ``partial_fit`` stays frozen. The router learns on a copy
-        made at the start of each replay (``router.predictor``, the learned one afterwards):
-        the object passed is never changed, so one fit can start several routers and a
-        router replayed twice decides the same way both times.
+        rows; a predictor without ``partial_fit`` stays frozen (and is used as given). One
+        that learns is copied at the start of each replay (``router.predictor``, the learned
+        one afterwards): the object passed is never changed, so one fit can start several
+        routers and a router replayed twice decides the same way both times.
     seed : int
         Seed of the exploration draws: the same seed and stream give the same decisions.
     initial_queue : float >= 0

@@ -46,7 +46,7 @@ def _predictor_error(field_name: str, idx: tuple, message: str) -> PredictorErro
 
 
 def _int_param(value, name: str, least: int) -> int:
-    v = integer(value, name, _predictor_error, strict=True)
+    v = integer(value, name, _predictor_error)          # an integral float passes, 2.5 does not
     if v < least:
         raise PredictorError(name, f"must be an integer >= {least}, got {v}")
     return v
@@ -63,9 +63,26 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _bools_as_numbers(features):
+    """``features`` with booleans (a bool array, a list of bools, a mixed DataFrame) as 0/1."""
+    try:
+        arr = features if isinstance(features, np.ndarray) else np.asarray(features)
+    except (TypeError, ValueError):
+        return features
+    if arr.dtype.kind == "b":
+        return arr.astype(np.float64)
+    if arr.dtype.kind in "iuf":
+        return arr                         # a list of numbers and bools: NumPy made the bools 0/1
+    if arr.dtype.kind == "O":
+        flat = [float(v) if isinstance(v, (bool, np.bool_)) else v for v in arr.ravel().tolist()]
+        out = np.empty(arr.size, dtype=object)
+        out[:] = flat
+        return out.reshape(arr.shape)
+    return features
+
+
 def _check_features(features, n: int | None = None, d: int | None = None) -> np.ndarray:
-    if isinstance(features, np.ndarray) and features.dtype.kind == "b":
-        features = features.astype(np.float64)          # indicator features are numbers
+    features = _bools_as_numbers(features)              # indicator features are 0/1
     # Numbers only: a string that looks like one ('0.5') is refused, as by every reader.
     x = np.array(numeric_array(features, "features", _predictor_error, ndim=(1, 2)), dtype=np.float64)
     if x.ndim == 1:

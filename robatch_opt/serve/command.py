@@ -141,14 +141,15 @@ def serve_command(args, inst, plan) -> int:
     except ImportError:
         raise ServeConfigError("serve", "needs httpx: pip install 'robatch_opt[serve]'") from None
     from .endpoints import load_endpoints
-    from .executor import run
+    from .executor import _validate, run
 
     questions = read_questions(args.questions)
     if len(questions) != inst.n_queries:                  # here, where the file can be named
         raise ServeConfigError("questions", f"must hold one question per query ({inst.n_queries:,}), got "
                                             f"{len(questions):,}", source=args.questions)
     prompts = read_system_prompts(args.system_prompts) if args.system_prompts else None
-    used = sorted({inst.models[int(k)].name for k in set(plan.model.tolist()) if 0 <= int(k) < inst.n_models})
+    _validate(plan, inst, questions, prompts)     # a plan of another instance is named as such first
+    used = sorted({plan.model_names[int(k)] for k in set(plan.model.tolist())})
     endpoints = load_endpoints(args.endpoints, model_names=used)
     journal = Path(args.journal)
     inputs = [p for p in (args.instance, args.plan, args.questions, args.endpoints, args.system_prompts) if p]

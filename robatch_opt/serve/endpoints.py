@@ -170,11 +170,14 @@ def load_endpoints(endpoints, model_names=None) -> dict[str, Endpoint]:
         source = str(endpoints)
         try:
             with open(endpoints, "rb") as fh:
-                data = tomllib.load(fh)
+                # A byte-order mark (an editor's "UTF-8 with BOM") is not TOML; drop it.
+                data = tomllib.loads(fh.read().decode("utf-8-sig"))
         except FileNotFoundError:
             raise ServeConfigError("endpoints", "file not found", source=source) from None
         except tomllib.TOMLDecodeError as exc:
             raise ServeConfigError("endpoints", f"not valid TOML: {exc}", source=source) from exc
+        except UnicodeDecodeError as exc:
+            raise ServeConfigError("endpoints", f"not UTF-8 text (byte {exc.start})", source=source) from None
         except OSError as exc:
             raise ServeConfigError("endpoints", f"cannot read: {exc.strerror or exc}", source=source) from exc
         endpoints = data

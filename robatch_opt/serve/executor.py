@@ -218,15 +218,19 @@ async def check_endpoints(endpoints: Mapping[str, Endpoint], *, timeout_s: float
             raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} returned HTTP "
                                            f"{resp.status_code}: {_short(resp.text)}")
         # An OpenAI-compatible server lists its models as {"data": [{"id": ...}, ...]}. A 200
-        # that is not such a list (a web page: the wrong base_url) or an empty one was let
-        # through, and every call then failed (new-user audit).
+        # that is not JSON (a web page: the wrong base_url) was let through, and every call
+        # then failed (new-user audit); JSON of another shape, or an empty list, is a
+        # provider's own way and is not checked further.
         try:
-            data = resp.json().get("data")
-            listed = [str(m.get("id")) for m in data]
-        except (ValueError, AttributeError, TypeError):
-            raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} did not return an OpenAI model "
-                                           f"list (is base_url right?): {_short(resp.text)}") from None
-        if ep.model not in listed:
+            body = resp.json()
+        except ValueError:
+            raise EndpointUnreachableError(f"endpoint of model {name!r}: GET {url} did not answer JSON (is "
+                                           f"base_url right?): {_short(resp.text)}") from None
+        try:
+            listed = [str(m.get("id")) for m in body.get("data", [])]
+        except (AttributeError, TypeError):
+            return                          # JSON of its own shape: nothing to check
+        if listed and ep.model not in listed:
             raise ServeConfigError(f"endpoints[{name!r}].model", f"{ep.base_url} does not serve {ep.model!r} "
                                                                  f"(it lists {listed[:10]})")
 
@@ -409,7 +413,7 @@ def _usage_tokens(usage) -> tuple[int, int, str | None]:
 
     Counts must be non-negative integers (JSON numbers): a missing, negative, fractional or
     textual count is not billed here as given (it was: "-1,600 prompt tokens", a negative
-    cost); the call's ``error`` says so and its cost counts the valid part only.
+    cost); the call's ``error`` says so and its cost is unknown, counted as $0.
     """
     if not usage:
         return 0, 0, "no usage reported"
@@ -423,7 +427,9 @@ def _usage_tokens(usage) -> tuple[int, int, str | None]:
         else:
             out.append(0)
             bad.append(f"{key}={v!r}")
-    return out[0], out[1], (f"usage not valid: {', '.join(bad)}" if bad else None)
+    if bad:                                # one bad count makes the pair unknown: $0, flagged
+        return 0, 0, f"usage not valid: {', '.join(bad)}"
+    return out[0], out[1], None
 
 
 def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResult:

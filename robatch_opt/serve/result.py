@@ -324,10 +324,10 @@ class ServeResult:
                                  f"{type(expected).__name__}")
             if len(expected) != self.n_queries:
                 raise ValueError(f"`expected`: must hold one answer per query ({self.n_queries}), got {len(expected)}")
-            bad = [i for i, e in enumerate(expected) if not isinstance(e, (str, int, float)) or isinstance(e, bool)]
-            if bad:
-                raise ValueError(f"`expected[{bad[0]}]`: must be an answer (a string or a number), got "
-                                 f"{type(expected[bad[0]]).__name__}")
+            missing = [i for i, e in enumerate(expected) if e is None]
+            if missing:
+                raise ValueError(f"`expected[{missing[0]}]`: must be an answer (a string, a number, or for "
+                                 f"'exact' a list of accepted strings), got None")
             grader = makers[grader](expected)
         elif not callable(grader):
             raise ValueError(f"`grader`: must be a grader's name or a callable, got {type(grader).__name__}")
