@@ -23,6 +23,7 @@ only when the census finds a stranger are the elements walked to name the first 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -165,6 +166,14 @@ def number(x, field: str, error: ErrorFactory = instance_errors, idx: tuple = ()
     raise error(field, idx, f"must be a number, got {describe(x)}")
 
 
+def nonnegative(x, field: str, unit: str = "", error: ErrorFactory = instance_errors) -> float:
+    """``x`` as a float if it is a finite number >= 0 (e.g. a budget in ``unit`` USD); else raise."""
+    v = number(x, field, error)
+    if not math.isfinite(v) or v < 0:
+        raise error(field, (), f"must be a finite number >= 0{' ' + unit if unit else ''}, got {fmt_num(v)}")
+    return v
+
+
 def optional_number(x, field: str, error: ErrorFactory = instance_errors) -> float | None:
     """``None`` stays ``None``; anything else must be a number."""
     return None if x is None else number(x, field, error)
@@ -194,16 +203,20 @@ def string(x, field: str, error: ErrorFactory = instance_errors, *, nonempty: bo
     return x
 
 
+def did_you_mean(key, known, prefix: str = "") -> str:
+    """`` (did you mean `<prefix><name>`?)`` for the name of ``known`` closest to ``key``, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    return f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+
+
 def no_unknown_keys(d: dict, known, source: str, what: str, *, prefix: str = "") -> None:
     """Refuse a key of a file's object that ``what`` (a format) does not define, naming the
     closest known one: a typo (``utilty``) would otherwise be ignored silently."""
-    import difflib
-
     for key in d:
         if key not in known:
-            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-            hint = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
-            raise FormatError(f"{source}: `{prefix}{key}` is not a field of {what}{hint}")
+            raise FormatError(f"{source}: `{prefix}{key}` is not a field of {what}{did_you_mean(key, known, prefix)}")
 
 
 # ---------------------------------------------------------------------------------- arrays

@@ -15,9 +15,9 @@ stopped, its child processes killed, its temporary files removed, and no output 
 written. Run with ``--traceback`` to see the Python traceback instead.
 
 Exit status: 0 success; 1 ``evaluate`` found that a plan's claims do not match its grading,
-``serve`` left a query unanswered (or an internal error); 2 an error as above; 130 interrupted (SIGINT); 141 standard output
-was closed early (e.g. piped into ``head``: the command stops quietly); 143 terminated
-(SIGTERM).
+or ``serve`` left a query unanswered (or an internal error); 2 an error as above; 130
+interrupted (SIGINT); 141 standard output was closed early (e.g. piped into ``head``: the
+command stops quietly); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

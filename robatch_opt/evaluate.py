@@ -34,6 +34,12 @@ def meets_target(utility: float, target: float) -> bool:
     return utility >= target - BUDGET_RTOL * max(1.0, abs(target))
 
 
+def float_sum_rtol(n_terms: int) -> float:
+    """How far (relative) a float sum of ``n_terms`` non-negative terms can be from the exact
+    sum: the bound by which a sum used as a claim or a bound is widened."""
+    return 2.0 * n_terms * float(np.finfo(np.float64).eps)
+
+
 class Call(NamedTuple):
     """One LLM call: ``len(query_ids) <= batch_size`` queries of one task on one model."""
 

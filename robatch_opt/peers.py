@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._validate import fmt_num, integer, number
+from ._validate import fmt_num, integer, nonnegative, number
 from .errors import InfeasibleBudgetError, InstanceError
 from .evaluate import Evaluation, evaluate
 from .instance import Instance
@@ -65,13 +65,6 @@ class PolicyPlan:
     @property
     def mean_utility(self) -> float:
         return self.evaluation.mean_utility
-
-
-def _checked_budget(budget) -> float:
-    b = number(budget, "budget")
-    if not math.isfinite(b) or b < 0:
-        raise InstanceError("budget", f"must be a finite number >= 0 USD, got {fmt_num(b)}")
-    return b
 
 
 #: :func:`eccos_local_at_budget`'s top alpha: above every utility (<= 1), so no model qualifies
@@ -140,7 +133,7 @@ def routellm_threshold(inst: Instance, budget: float, *, strong=None, weak=None)
         The budget is below the cost of every query on the weak model.
     """
     cols, util, cost = _unbatched(inst)
-    budget = _checked_budget(budget)
+    budget = nonnegative(budget, "budget", "USD")
     s0, w0 = default_strong_weak(inst) if strong is None or weak is None else (None, None)
     s = inst.model_index(strong) if strong is not None else s0
     w = inst.model_index(weak) if weak is not None else w0
@@ -242,7 +235,7 @@ def eccos_local_at_budget(inst: Instance, budget: float, *, caps=None, iters: in
     InfeasibleBudgetError
         Even alpha = 0 (every query on its cheapest model) exceeds the budget.
     """
-    budget = _checked_budget(budget)
+    budget = nonnegative(budget, "budget", "USD")
     iters = integer(iters, "iters")
     if iters < 1:
         raise InstanceError("iters", f"must be an integer >= 1, got {iters}")

@@ -306,22 +306,21 @@ class Plan:
         if (budget_usd is None) == (min_mean_utility is None):
             raise err("budget_usd", (), "exactly one of `budget_usd` and `min_mean_utility` must be set, "
                                         f"got {describe(budget_usd)} and {describe(min_mean_utility)}")
-        numbers = {key: optional_number(d.get(key), key, err) if optional else number(field(key), key, err)
-                   for key, optional in (("cost_usd", False), ("utility", False), ("gap", False),
-                                         ("upper_bound", True), ("cost_lower_bound_usd", True))}
-        breakdown = CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
-                                    for k in ("system_usd", "input_usd", "output_usd")))
         om, ob = options[:, 0], options[:, 1]
-        n_calls = integer(field("n_calls"), "n_calls", err, strict=True)
         return cls(
             option=_ro(option, np.int64), model=_ro(om[option], np.int64), batch_size=_ro(ob[option], np.int64),
-            query_task=_ro(query_task, np.int64), cost_usd=numbers["cost_usd"], utility=numbers["utility"],
-            upper_bound=numbers["upper_bound"], cost_lower_bound_usd=numbers["cost_lower_bound_usd"],
-            gap=numbers["gap"], status=Status(status),
+            query_task=_ro(query_task, np.int64), cost_usd=number(field("cost_usd"), "cost_usd", err),
+            utility=number(field("utility"), "utility", err),
+            upper_bound=optional_number(d.get("upper_bound"), "upper_bound", err),
+            cost_lower_bound_usd=optional_number(d.get("cost_lower_bound_usd"), "cost_lower_bound_usd", err),
+            gap=number(field("gap"), "gap", err), status=Status(status),
             method=string(field("method"), "method", err),
             # A plan file need not record how long its solve took (NaN when it does not).
             wall_time_s=number(d.get("wall_time_s", math.nan), "wall_time_s", err),
-            budget_usd=budget_usd, min_mean_utility=min_mean_utility, n_calls=n_calls, breakdown=breakdown,
+            budget_usd=budget_usd, min_mean_utility=min_mean_utility,
+            n_calls=integer(field("n_calls"), "n_calls", err, strict=True),
+            breakdown=CostBreakdown(*(number(bd[k], f"breakdown.{k}", err)
+                                      for k in ("system_usd", "input_usd", "output_usd"))),
             options=tuple((int(k), int(b)) for k, b in options.tolist()), model_names=model_names,
             info=info,
         )

@@ -10,11 +10,11 @@ import numpy as np
 
 from .errors import (InfeasibleBudgetError, InstanceError, SolverError, SolverUnavailableError,
                      UnknownOptionError)
-from .evaluate import Evaluation, evaluate, meets_target, within_budget
+from .evaluate import Evaluation, evaluate, float_sum_rtol, meets_target, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
-from ._validate import describe, fmt_num, integer, number
+from ._validate import describe, fmt_num, integer, nonnegative, number
 from .solvers import AUTO, get_backend, registered_methods
 from .solvers.base import Problem, SolveProgress, SolverResult, check_options
 from .solvers.restrictions import best_and_evaluation
@@ -65,9 +65,7 @@ def budget_from_fraction(inst: Instance, fraction: float) -> float:
 
     ``fraction = 0`` affords the cheapest plan; ``fraction = 1`` affords the most useful one.
     """
-    f = number(fraction, "budget_fraction")
-    if not math.isfinite(f) or f < 0:
-        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fmt_num(f)}")
+    f = nonnegative(fraction, "budget_fraction")
     lo, hi = reference_costs(inst)
     return lo + f * max(hi - lo, 0.0)
 
@@ -215,9 +213,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     lower_bound = table.min_cost_usd
     budget_usd = target = None
     if budget is not None:
-        budget_usd = number(budget, "budget")
-        if not math.isfinite(budget_usd) or budget_usd < 0:
-            raise InstanceError("budget", f"must be a finite number >= 0 USD, got {fmt_num(budget_usd)}")
+        budget_usd = nonnegative(budget, "budget", "USD")
         if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
@@ -357,7 +353,7 @@ def _check_limit_and_seed(time_limit_s: Any, seed: Any) -> float:
 
 def _sum_rtol(inst: Instance) -> float:
     """Relative error bound of a float sum of the plan's terms (queries and calls), in exact terms."""
-    return 2.0 * (2 * inst.n_queries + 8) * float(np.finfo(np.float64).eps)
+    return float_sum_rtol(2 * inst.n_queries + 8)
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

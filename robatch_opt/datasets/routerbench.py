@@ -65,9 +65,10 @@ def _models_of(header: list[str], path: Path) -> list[str]:
         raise MissingColumnError("no `<model>|total_cost` column", source=path, column="<model>|total_cost")
     known = set(_REQUIRED) | set(_OPTIONAL) | set(models) | {m + _COST for m in models} | {m + _RESPONSE for m in models}
     unknown = [c for c in header if c not in known]
-    # Name the column that is wrong: a model's outcome column is unknown only because its cost
-    # column is missing, which may be among the unknown under a typo (`m|total_cst`): first.
-    for c in sorted(unknown, key=lambda c: "|" not in c):
+    if unknown:
+        # Name the column that is wrong: a model's outcome column is unknown only because its
+        # cost column is missing, which may be among the unknown under a typo (`m|total_cst`).
+        c = next((c for c in unknown if "|" in c), unknown[0])
         hint = ("a model's columns are `<model>`, `<model>|total_cost` and optionally `<model>|model_response`"
                 if "|" in c else f"if {c!r} is a model, its `{c}{_COST}` column is missing")
         raise UnknownColumnError(f"is not a RouterBench column ({hint})", source=path, column=c)

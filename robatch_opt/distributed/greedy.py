@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import check_output_store
-from .._validate import fmt_num, number
+from .._validate import nonnegative
 from ..errors import InfeasibleBudgetError, InstanceError, SolverError
 from ..evaluate import CostBreakdown, within_budget
 from ..instance import Instance
@@ -723,8 +723,6 @@ def reference_costs(instance, client) -> tuple[float, float]:
 
 def budget_from_fraction(instance, fraction: float, client) -> float:
     """:func:`robatch_opt.budget_from_fraction` with the reference costs computed on the cluster."""
-    f = number(fraction, "budget_fraction")
-    if not math.isfinite(f) or f < 0:
-        raise InstanceError("budget_fraction", f"must be a finite number >= 0, got {fmt_num(f)}")
+    f = nonnegative(fraction, "budget_fraction")
     lo, hi = reference_costs(instance, client)
     return lo + f * max(hi - lo, 0.0)

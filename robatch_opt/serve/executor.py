@@ -12,7 +12,6 @@ sending a finished call again.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import email.utils
 import inspect
 import math
@@ -24,6 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .._validate import did_you_mean
 from ..evaluate import evaluate
 from ..instance import Instance
 from ..plan import Plan
@@ -378,17 +378,19 @@ class _Runner:
     async def _resumed_or_sent(self, spec: _CallSpec) -> tuple[list[CallRecord], CallRecord, bool]:
         """``(earlier, record, fresh)``: the journal's record of ``spec`` when it finished
         well; else a new attempt. A call that failed in an earlier run (an outage, a time-out)
-        is sent again on resume; its earlier record stays in ``earlier``, so what it spent is
-        still accounted for (resume re-sent nothing that had failed: new-user audit)."""
+        is sent again on resume; its earlier record stays in ``earlier`` and in the running
+        cost, so what it spent is still accounted for (resume re-sent nothing that had
+        failed: new-user audit)."""
         finished = self.journal.finished if self.journal is not None else {}
         rec = finished.get(spec.key)
         if rec is not None and rec.status == "ok":
             return [], rec, False
-        return ([] if rec is None else [rec]), await self.send(spec), True
+        earlier = [] if rec is None else [rec]
+        self.cost += sum(r.cost_usd for r in earlier)
+        return earlier, await self.send(spec), True
 
     async def one(self, spec: _CallSpec) -> list[CallRecord]:
         earlier, rec, fresh = await self._resumed_or_sent(spec)
-        self.cost += sum(r.cost_usd for r in earlier)
         retry_alone = self.ask_alone and rec.status == "ok" and len(spec.query_ids) > 1
         await self._finished(rec, fresh, [not retry_alone] * len(spec.query_ids))
         out = earlier + [rec]
@@ -400,7 +402,6 @@ class _Runner:
 
         async def single(s: _CallSpec) -> list[CallRecord]:
             before, r, new = await self._resumed_or_sent(s)
-            self.cost += sum(x.cost_usd for x in before)
             await self._finished(r, new, [True])
             return before + [r]
         for recs in await asyncio.gather(*(single(s) for s in singles)):
@@ -419,17 +420,12 @@ def _usage_tokens(usage) -> tuple[int, int, str | None]:
         return 0, 0, "no usage reported"
     if not isinstance(usage, dict):
         return 0, 0, f"usage not valid: {str(usage)[:80]!r}"
-    out, bad = [], []
-    for key in ("prompt_tokens", "completion_tokens"):
-        v = usage.get(key)
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            out.append(v)
-        else:
-            out.append(0)
-            bad.append(f"{key}={v!r}")
+    counts = [usage.get(key) for key in ("prompt_tokens", "completion_tokens")]
+    bad = [f"{key}={v!r}" for key, v in zip(("prompt_tokens", "completion_tokens"), counts)
+           if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0)]
     if bad:                                # one bad count makes the pair unknown: $0, flagged
         return 0, 0, f"usage not valid: {', '.join(bad)}"
-    return out[0], out[1], None
+    return counts[0], counts[1], None
 
 
 def _assemble(specs, per_call, n, plan, instance, wall, n_resumed) -> ServeResult:
@@ -589,9 +585,8 @@ def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
              if p not in ("plan", "instance", "questions", "endpoints")]
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
             raise ServeConfigError(key, "is not an option of serve.run" +
-                                   (f" (did you mean `{close[0]}`?)" if close else f"; options: {', '.join(known)}"))
+                                   (did_you_mean(key, known) or f"; options: {', '.join(known)}"))
     return asyncio.run(run_async(plan, instance, questions, endpoints, system_prompts=system_prompts,
                                  journal=journal, max_concurrency=max_concurrency, retries=retries,
                                  timeout_s=timeout_s, **options))

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..evaluate import BUDGET_RTOL, Evaluation, evaluate, meets_target, within_budget
+from ..evaluate import BUDGET_RTOL, Evaluation, evaluate, float_sum_rtol, meets_target, within_budget
 from ..plan import Status
 from .base import Problem, SolverResult
 
@@ -565,7 +565,7 @@ def trivial_bound(problem: Problem) -> float:
     bound 1.5000003663000023 in exact arithmetic); each is widened by the sum's error bound.
     """
     t = problem.table
-    widen = 2.0 * (t.n_queries + 1) * float(np.finfo(np.float64).eps)
+    widen = float_sum_rtol(t.n_queries + 1)
     if problem.budget_usd is not None:
         total = float(np.where(t.admissible, t.utility, 0.0).max(axis=1).sum()) if t.n_queries else 0.0
         return total * (1.0 + widen)
