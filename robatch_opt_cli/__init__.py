@@ -17,14 +17,19 @@ def main() -> int:
     """Run ``robatch-opt``; a Ctrl-C (or SIGTERM) while the package loads exits 130 (143)."""
     import signal
 
-    # SIGTERM while loading: the same quiet ending (the command line installs its own later).
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop("terminated", 143))
+    # While loading, both signals end at once through a handler (the command line installs its
+    # own later). Catching KeyboardInterrupt is not enough: raised inside an extension module's
+    # initialisation (numba._devicearray), it reaches us as "ImportError: ... failed to import"
+    # (found by CI at 0.3 s).
+    previous_int = signal.signal(signal.SIGINT, lambda signum, frame: _stop("interrupted", 130))
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: _stop("terminated", 143))
     try:
         from robatch_opt.cli import main as cli_main
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:          # a handler that another import replaced: same ending
         _stop("interrupted", 130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
     return cli_main()
 
 
