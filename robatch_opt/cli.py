@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from ._files import check_output_path, check_output_store, write_atomic
-from ._interrupt import Terminated, terminate_on_sigterm
+from ._interrupt import Terminated, redeliver_swallowed_interrupts, terminate_on_sigterm
 from .baselines import routing_only, single_model
 from .errors import FormatError, InfeasibleBudgetError, InstanceError, RobatchError
 from .evaluate import evaluate
@@ -1040,7 +1040,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # instead of killing the interpreter on the spot. Only the main thread can install it.
     import threading
 
-    restore = terminate_on_sigterm() if threading.current_thread() is threading.main_thread() else None
+    # A signal's exception that Python swallowed (a callback's "Exception ignored") is raised again.
+    in_main = threading.current_thread() is threading.main_thread()
+    undos = [terminate_on_sigterm(), redeliver_swallowed_interrupts()] if in_main else []
     try:
         args = _parser().parse_args(argv)
         if sys.stdout is None:             # started with stdout closed (`>&-`): say so, not exit 0
@@ -1075,9 +1077,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --traceback for details)")
         return EXIT_INTERNAL
     finally:
-        if restore is not None:
-            restore()
-        if as_program and restore is not None:
+        for undo in reversed(undos):
+            undo()
+        if as_program and in_main:
             # The command has finished: its output is complete and its status decided. A
             # Ctrl-C during the interpreter's teardown (about half a second) must not turn
             # that into a death by signal (the audit saw exit -2 after a complete run).

@@ -488,3 +488,57 @@ def test_a_signal_while_the_console_script_loads_the_package_ends_in_one_line(tm
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1] == f"robatch-opt: {word}"
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_python_swallowed_in_a_callback_still_stops_the_command(tmp_path, sig, code, word):
+    """A signal whose exception is raised inside code whose exceptions Python only reports
+    (here ``__del__``; in the field Numba's LLVM object-cache callback and importlib's weakref
+    callbacks) was printed as "Exception ignored" and lost: the command ran on and exited 0
+    (2 of 300 signalled console-script runs). The command line raises it again."""
+    script = ("import os, signal, sys, time, types\n"
+              "import robatch_opt.cli as cli\n"
+              "class Bomb:\n"
+              "    def __del__(self):\n"
+              f"        os.kill(os.getpid(), {int(sig)})\n"
+              "        for _ in range(1000):\n"      # the handler raises here, and Python swallows it
+              "            pass\n"
+              "def command(args):\n"
+              "    Bomb()\n"
+              "    time.sleep(30)\n"
+              "    print('ran on')\n"
+              "    return 0\n"
+              "cli._parser = lambda: types.SimpleNamespace(parse_args=lambda argv: types.SimpleNamespace(func=command))\n"
+              "sys.argv = ['robatch-opt', 'solve']\n"
+              "sys.exit(cli.main())\n")
+    res = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == code, res.stderr
+    assert "ran on" not in res.stdout
+    assert "Exception ignored" not in res.stderr and res.stderr.strip().splitlines() == [f"robatch-opt: {word}"]
+
+
+def test_the_redelivery_hook_leaves_other_unraisable_exceptions_to_the_previous_hook():
+    """Only a lost KeyboardInterrupt or Terminated is raised again; any other "Exception
+    ignored" still reaches the hook that was in place, and undoing restores it."""
+    import sys as _sys
+
+    from robatch_opt._interrupt import redeliver_swallowed_interrupts
+
+    seen = []
+    before = _sys.unraisablehook
+    _sys.unraisablehook = lambda unraisable: seen.append(type(unraisable.exc_value))
+    try:
+        undo = redeliver_swallowed_interrupts()
+
+        class Bomb:
+            def __del__(self):
+                raise ValueError("in a finalizer")
+
+        Bomb()
+        undo()
+        assert seen == [ValueError]
+        assert _sys.unraisablehook is not before      # still the test's own hook
+    finally:
+        _sys.unraisablehook = before
