@@ -6,6 +6,21 @@ registered by name (``greedy``, ``cpsat``, ``milp``).
 
 from __future__ import annotations
 
+import sys as _sys
+
+# `python -m robatch_opt` loads this package (about half a second) before its __main__ installs
+# the command line's signal handling: a Ctrl-C then printed Python's traceback. While it loads
+# in that role (argv[0] is "-m" until runpy has found __main__), the console script's guard
+# ends it the same way, in one line. An ordinary import installs nothing.
+_restore_signals = None
+if _sys.argv[:1] == ["-m"] and "robatch_opt" in getattr(_sys, "orig_argv", ()):
+    try:
+        from robatch_opt_cli import install_loading_guard as _install_loading_guard
+    except ImportError:                # the package without its console-script guard
+        pass
+    else:
+        _restore_signals = _install_loading_guard()
+
 from .errors import (AssignmentError, FormatError, InfeasibleBudgetError, InstanceError, RobatchError,
                      SolverError, SolverUnavailableError, UnknownMethodError, UnknownOptionError)
 from .evaluate import Call, CallTable, CostBreakdown, Evaluation, evaluate
@@ -25,6 +40,9 @@ from . import distributed          # no dask or zarr import until used
 from . import serve
 
 __version__ = "0.1.0"
+
+if _restore_signals is not None:
+    _restore_signals()
 
 
 def __getattr__(name):

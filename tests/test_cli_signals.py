@@ -469,20 +469,26 @@ def test_ctrl_c_during_an_in_process_highs_run_is_not_swallowed():
     assert sent
 
 
+@pytest.mark.parametrize("entry", ["console script", "python -m"])
 @pytest.mark.parametrize("after_s, sig, code, word", [(0.05, signal.SIGINT, 130, "interrupted"),
                                                       (0.15, signal.SIGINT, 130, "interrupted"),
                                                       (0.3, signal.SIGINT, 130, "interrupted"),
                                                       (0.15, signal.SIGTERM, 143, "terminated")])
-def test_a_signal_while_the_console_script_loads_the_package_ends_in_one_line(tmp_path, after_s, sig, code, word):
+def test_a_signal_while_the_command_line_loads_the_package_ends_in_one_line(tmp_path, entry, after_s, sig, code,
+                                                                             word):
     """Importing robatch_opt takes about half a second; a Ctrl-C then printed Python's traceback
-    and the process died of the signal (two new-user audits). The console script's entry
-    (robatch_opt_cli.main, as the installed `robatch-opt` runs it) ends like the command line."""
-    script = ("import sys\n"
-              "sys.argv = ['robatch-opt', 'solve', '--method', 'greedy', '--no-baselines']\n"
-              "from robatch_opt_cli import main\n"
-              "sys.exit(main())\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    and the process died of the signal (two new-user audits). Both entries end like the command
+    line: the console script's (robatch_opt_cli.main, as the installed `robatch-opt` runs it)
+    and `python -m robatch_opt`, whose package import comes before its __main__."""
+    argv = ["solve", "--method", "greedy", "--no-baselines"]
+    if entry == "python -m":
+        cmd = [sys.executable, "-m", "robatch_opt", *argv]
+    else:
+        cmd = [sys.executable, "-c", "import sys\n"
+                                     f"sys.argv = ['robatch-opt', *{argv!r}]\n"
+                                     "from robatch_opt_cli import main\n"
+                                     "sys.exit(main())\n"]
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(after_s)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
