@@ -115,6 +115,29 @@ def test_hull_matches_gift_wrapping(seed):
         np.testing.assert_array_equal(hulls.bin[i, :hull_len[i] - 1], r.view(np.int64) >> 44)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_hull_matches_gift_wrapping_with_ties_nans_and_rows_priced_alike(seed):
+    """Rows priced alike (most rows share their cost order with the previous one, as in real
+    workloads), some reshuffled, exact cost and (cost, utility) ties (broken by index) and NaN
+    utilities (never on a hull)."""
+    rng = np.random.default_rng(50 + seed)
+    n, J = 400, 12
+    templates = rng.uniform(0.01, 1.0, (3, J))
+    cost = templates[rng.integers(0, 3, n)] * rng.uniform(0.5, 2.0, (n, 1))     # same order per template
+    cost[rng.random((n, J)) < 0.1] = rng.uniform(0.01, 1.0)                    # some rows reshuffled
+    cost[:, 5] = cost[:, 3]                                                    # cost ties
+    util = rng.uniform(0.0, 1.0, (n, J))
+    util[::3, 5] = util[::3, 3]                                                # exact (cost, utility) ties
+    util[rng.random((n, J)) < 0.05] = np.nan
+    cost[rng.random((n, J)) < 0.1] = np.inf
+    start = np.array([int(np.argmin(np.where(np.isnan(u), np.inf, c))) for c, u in zip(cost, util)])
+    util[np.arange(n), start] = np.nan_to_num(util[np.arange(n), start])
+    cost, util = readonly(cost), readonly(util)
+    hulls = hull_arrays(cost, util, start)
+    for i in range(n):
+        assert list(hulls.opt[i, :hulls.length[i]]) == ref_hull(cost[i], util[i], start[i]), i
+
+
 def test_hull_keeps_higher_utility_on_cost_ties_and_drops_collinear():
     cost = readonly([[1.0, 2.0, 2.0, 3.0, np.inf]])
     util = readonly([[0.1, 0.2, 0.3, 0.5, 1.0]])
