@@ -498,6 +498,13 @@ def test_resume_sends_again_the_calls_that_failed_and_keeps_their_accounting(pla
         assert len(srv.log) - sent >= n_calls                 # every failed call was sent again
         res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, retries=0, **FAST)
         assert res.answers == _expected() and res.n_resumed == again["n_calls"]
+        # The second run counted the first run's failed attempts too; a third run reads both
+        # records of each call back (failed, then answered) and agrees with it. It kept only the
+        # newest record, and so lost the first run's requests and spending.
+        assert len(srv.log) - sent == again["n_requests"] - first["n_requests"]   # the third sent nothing
+        assert res.attempts == again["n_requests"]
+        assert res.cost_usd == pytest.approx(again["cost_usd"], rel=1e-12)
+        assert sorted({c.status for c in res.calls if c.key == res.calls[0].key}) == ["failed", "ok"]
 
 
 def test_usage_that_is_missing_or_not_a_count_is_flagged_not_billed():

@@ -378,15 +378,16 @@ class _Runner:
     async def _resumed_or_sent(self, spec: _CallSpec) -> tuple[list[CallRecord], CallRecord, bool]:
         """``(earlier, record, fresh)``: the journal's record of ``spec`` when it finished
         well; else a new attempt. A call that failed in an earlier run (an outage, a time-out)
-        is sent again on resume; its earlier record stays in ``earlier`` and in the running
-        cost, so what it spent is still accounted for (resume re-sent nothing that had
-        failed: new-user audit)."""
-        finished = self.journal.finished if self.journal is not None else {}
-        rec = finished.get(spec.key)
-        if rec is not None and rec.status == "ok":
-            return [], rec, False
-        earlier = [] if rec is None else [rec]
+        is sent again on resume (resume re-sent nothing that had failed: new-user audit).
+        Every earlier record of the call -- each run's failed attempt, before the one that
+        answered -- is in ``earlier`` and in the running cost, so what it spent and how often
+        it was tried are still accounted for however many times the run is resumed."""
+        history = self.journal.history.get(spec.key, []) if self.journal is not None else []
+        ok = bool(history) and history[-1].status == "ok"
+        earlier = history[:-1] if ok else list(history)
         self.cost += sum(r.cost_usd for r in earlier)
+        if ok:
+            return earlier, history[-1], False
         return earlier, await self.send(spec), True
 
     async def one(self, spec: _CallSpec) -> list[CallRecord]:

@@ -93,7 +93,10 @@ class Journal:
     Attributes
     ----------
     finished : dict of str to CallRecord
-        Calls finished by earlier runs, by key.
+        Calls finished by earlier runs, by key: the newest record of each.
+    history : dict of str to list of CallRecord
+        Every record of each call, oldest first: a call that failed in one run and was sent
+        again in the next has both, and both runs' attempts and spending stay accounted for.
     """
 
     def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
@@ -106,6 +109,7 @@ class Journal:
                                f"{self.path}: {self.path.parent} is not a directory")
         self.fsync = fsync
         self.finished: dict[str, CallRecord] = {}
+        self.history: dict[str, list[CallRecord]] = {}
         self._queue: list = []
         self._draining = False
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -122,6 +126,7 @@ class Journal:
                                        "system prompts or format); use a new journal file")
             for rec in _records(self.path, lines):
                 self.finished[rec.key] = rec
+                self.history.setdefault(rec.key, []).append(rec)
             if good_end < self.path.stat().st_size:
                 os.truncate(self.path, good_end)       # drop the torn tail before appending
             self._fh = open(self.path, "ab")
