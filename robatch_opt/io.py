@@ -42,7 +42,7 @@ from typing import Any, Union
 import numpy as np
 
 from ._files import open_atomic
-from ._validate import (ErrorFactory, describe, format_errors, integer, no_unknown_keys, number, numeric_array,
+from ._validate import (ErrorFactory, describe, did_you_mean, format_errors, integer, no_unknown_keys, number, numeric_array,
                         string)
 from .errors import FormatError, InstanceError
 from .instance import Instance, Model, Task
@@ -69,7 +69,7 @@ _JSON_KEYS = ("format", "models", "tasks", "options", "n_queries", *_NPZ_ARRAYS)
 # ---------------------------------------------------------------------------- front doors
 def save(inst: Instance, path: PathLike, *, format: str | None = None, compress: bool = False,
          **zarr_options) -> Path:
-    """Write an instance to ``path`` (``.json`` or ``.npz``).
+    """Write an instance to ``path`` (``.json``, ``.npz`` or a ``.zarr`` store).
 
     Parameters
     ----------
@@ -255,6 +255,8 @@ def _read_npz(path: Path) -> Instance:
         raise FormatError(f"{src}: file is empty (not a robatch_opt npz archive)")
     if head.startswith(b"\x93NUMPY"):
         raise FormatError(f"{src}: is a single .npy array, not a robatch_opt npz archive")
+    if head.startswith(b"PK\x05\x06"):       # a zip's end record first: an archive of nothing
+        raise FormatError(f"{src}: npz archive holds no arrays (not a robatch_opt instance)")
     if not head.startswith(b"PK\x03\x04"):
         raise FormatError(f"{src}: not a zip archive (starts with {head[:4]!r}), so not a robatch_opt npz")
     try:
@@ -277,6 +279,12 @@ def _read_npz(path: Path) -> Instance:
             if not isinstance(d, dict):
                 raise FormatError(f"{src}: npz array `meta` must hold a JSON object, got {_type_name(d)}")
             models, tasks = _check_meta(d, src)
+            known = ("meta", *_NPZ_ARRAYS)
+            for name in npz.files:
+                # A typo (`utilty`) would otherwise be ignored and the real array reported missing.
+                if name not in known:
+                    raise FormatError(f"{src}: npz array `{name}` is not part of a robatch_opt instance"
+                                      f"{did_you_mean(name, known)}")
             arrays = {}
             for name in _NPZ_ARRAYS:
                 if name not in npz.files:
@@ -328,8 +336,9 @@ def format_of(path: PathLike, format: str | None = None) -> str:
         return format
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
+        # save and load also take a .zarr store (a directory; format_of is not asked for it).
         raise FormatError(f"{path}: unknown file suffix {path.suffix or '(none)'!r}; "
-                          f"use {' or '.join(SUFFIXES)}")
+                          f"use {', '.join(SUFFIXES)} or .zarr")
     return SUFFIXES[suffix]
 
 

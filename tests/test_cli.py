@@ -265,7 +265,7 @@ ERRORS = [
     (["solve", "{tmp}/absent.json"], r"absent.json: No such file or directory"),
     (["solve", "{malformed.json}"], r"malformed.json: malformed or truncated JSON at line 1 column \d+"),
     (["solve", "{truncated.npz}"], r"truncated.npz: npz archive is truncated or corrupt"),
-    (["solve", "{notes.txt}"], r"notes.txt: unknown file suffix '.txt'; use .json or .npz"),
+    (["solve", "{notes.txt}"], r"notes.txt: unknown file suffix '.txt'; use .json, .npz or .zarr"),
     (["solve", "{invalid.json}"], r"invalid.json: `models\['big'\].price_in`: must be >= 0, got -1.0"),
     (["solve", "{inst}", "--out", "{tmp}/no/such/dir/plan.json"], r"--out: .*plan.json: directory .*dir does not exist"),
     (["solve", "--frobnicate"], r"unrecognized arguments: --frobnicate"),

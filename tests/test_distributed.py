@@ -146,6 +146,18 @@ def test_mismatched_chunk_shapes_are_refused_on_load(tmp_path):
         ro.load(path)
 
 
+def test_an_array_the_format_does_not_define_is_refused_on_load(tmp_path):
+    """README: every reader refuses a field its format does not define (new-user audit: the
+    npz reader accepted a misspelt array; the store is checked alike)."""
+    import zarr
+    inst, path = _bad_store(tmp_path)
+    g = zarr.open_group(str(path), mode="r+")
+    g.create_array("utilty", shape=(3,), dtype="float64")[:] = 0.5
+    with pytest.raises(ChunkLayoutError, match=r"array `utilty` is not part of a robatch_opt instance "
+                                               r"\(did you mean `utility`\?\)"):
+        ro.load(path)
+
+
 def test_unreachable_scheduler_names_the_address():
     inst = ro.workloads.llm("gemma3", n=50, seed=0)
     address = f"tcp://127.0.0.1:{free_port()}"

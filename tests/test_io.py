@@ -253,6 +253,12 @@ def _npz_case(tmp_path, case) -> bytes:
         return _npz_bytes(**{**good, "utility": np.array([{"a": 1}], dtype=object)})
     if case == "string utility":
         return _npz_bytes(**{**good, "utility": np.array(["0.5"])})
+    if case == "misspelt array":          # new-user audit: the extra array was ignored
+        return _npz_bytes(**{**good, "utilty": good["utility"]})
+    if case == "extra array":
+        return _npz_bytes(**{**good, "extra": np.arange(3)})
+    if case == "no arrays":               # np.savez(path): a valid zip of nothing
+        return _npz_bytes()
     raise AssertionError(case)
 
 
@@ -271,6 +277,9 @@ BAD_NPZ = {
     "meta lacks tasks": r"missing field `tasks`",
     "pickled object array": r"npz array `utility` cannot be read: ValueError: Object arrays cannot be loaded",
     "string utility": r"npz array `utility`: must hold real numbers, got an array of strings \(dtype <U3\)",
+    "misspelt array": r"npz array `utilty` is not part of a robatch_opt instance \(did you mean `utility`\?\)",
+    "extra array": r"npz array `extra` is not part of a robatch_opt instance",
+    "no arrays": r"npz archive holds no arrays",
 }
 
 
@@ -293,7 +302,7 @@ def test_npz_wrong_shape_is_an_instance_error(tmp_path):
 # ------------------------------------------------------------------------ paths and suffixes
 def test_unknown_suffix_and_format(tmp_path):
     inst = awkward_instance()
-    with pytest.raises(FormatError, match=r"unknown file suffix '.csv'; use .json or .npz"):
+    with pytest.raises(FormatError, match=r"unknown file suffix '.csv'; use .json, .npz or .zarr"):
         ro.save(inst, tmp_path / "x.csv")
     with pytest.raises(FormatError, match=r"unknown file suffix '\(none\)'"):
         ro.load(tmp_path / "noext")

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .._files import check_output_store
+from .._validate import did_you_mean
 from ..errors import FormatError, InstanceError
 from ..instance import Instance, Model, Task
 from .errors import ChunkError, ChunkLayoutError, ChunkValueError
@@ -349,6 +350,11 @@ class ChunkedInstance:
         src = str(self.path)
         want = {"query_task": (self.n_queries,), "input_tokens": (self.n_queries,),
                 "output_tokens": (self.n_queries, self.n_models), "utility": (self.n_queries, self.n_options)}
+        for name in sorted(self._group.array_keys()):
+            # A typo (`utilty`) would otherwise be ignored and the real array reported missing.
+            if name not in want:
+                raise ChunkLayoutError(f"{src}: array `{name}` is not part of a robatch_opt instance"
+                                       f"{did_you_mean(name, want)}")
         for name, shape in want.items():
             try:
                 arr = self._group[name]
