@@ -142,10 +142,14 @@ def test_solve_out_then_evaluate(capsys, inst_path, tmp_path):
     assert f"exact cost      ${plan.cost_usd:,.6f}   claimed ${plan.cost_usd:,.6f}   ok" in out
     assert f"calls           {plan.n_calls:,}   claimed {plan.n_calls:,}   ok" in out
     assert "verdict         the plan's claims match the grading" in out
+    # The bound is the solver's claim: consistent with the plan, never called proved (new-user
+    # audit: a plan edited to "optimal" with its bound at its utility was marked "ok").
+    assert "upper bound     " in out and "consistent (not re-proved)" in out
 
     code, out, _ = run(capsys, "evaluate", inst_path, plan_path, "--json")
     d = json.loads(out)
     assert code == 0 and d["matches_claims"] and all(d["checks"].values())
+    assert d["checks"]["mean_utility"] and d["bound_reproved"] is False
     assert d["cost_usd"] == plan.cost_usd and d["n_calls"] == plan.n_calls
 
     # A plan whose claims were edited is graded as a mismatch: exit 1, not an error.
@@ -169,6 +173,7 @@ def test_solve_out_then_evaluate(capsys, inst_path, tmp_path):
     ({"upper_bound": float("nan")}, "below_upper_bound, gap"),
     ({"budget_usd": -1.0}, "within_budget"),
     ({"n_calls": 5}, "n_calls"),
+    ({"mean_utility": 0.99}, "mean_utility"),                # informative, but a claim (new-user audit)
 ])
 def test_evaluate_checks_infinite_claims_the_gap_and_the_status(capsys, inst_path, tmp_path, edit, mismatch):
     plan_path = tmp_path / "plan.json"
