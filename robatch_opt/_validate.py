@@ -80,12 +80,14 @@ def fmt_num(x, *, apart_from: float | None = None) -> str:
     ('1.5', '1.0', '1e+300', '1e+400', '7')
     >>> fmt_num(1.0000001), fmt_num(1.0000001, apart_from=1)
     ('1.0', '1.0000001')
+    >>> fmt_num(0.77388188, apart_from=0.7738819334)
+    '0.77388188'
     """
     if isinstance(x, np.generic):
         x = x.item()
-    if apart_from is not None and isinstance(x, float) and x != apart_from \
-            and float(fmt_num(x)) == apart_from:
-        return repr(x)
+    if apart_from is not None and isinstance(x, float) and math.isfinite(x) and x != apart_from \
+            and (float(fmt_num(x)) == apart_from or fmt_num(x) == fmt_num(float(apart_from))):
+        return repr(x)                            # both would print alike (0.773882 and 0.773882)
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, int):

@@ -145,7 +145,7 @@ def _parser() -> _Parser:
                       help="quality form: the cheapest plan whose mean utility is at least A")
     s.add_argument("--method", default=AUTO, metavar="M",
                    help=f"solver: {', '.join(registered_methods())} (default {AUTO}: exact on small "
-                        "instances, greedy otherwise)")
+                        "instances, lns (the greedy, then neighbourhood search) otherwise)")
     s.add_argument("--solver", choices=("highs", "cbc"), metavar="ENGINE",
                    help="MILP engine: highs (default) or cbc; implies --method milp")
     s.add_argument("--time-limit", type=float, default=60.0, metavar="S",
@@ -154,7 +154,9 @@ def _parser() -> _Parser:
     s.add_argument("--seed", type=_seed, default=0, metavar="N", help="solver seed (default 0)")
     s.add_argument("--out", metavar="PLAN.json",
                    help="write the plan (JSON) here; checked before any work, written whole or not at "
-                        "all; the same command writes the same bytes (timings are left out)")
+                        "all; the same command writes the same bytes (timings are left out) unless a search is "
+                        "cut short by --time-limit (cpsat, lns, milp), where how far it got depends on "
+                        "the machine's speed")
     s.add_argument("--timings", action="store_true",
                    help="with --out: keep the run's timings in the plan file (then it differs run to run)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")

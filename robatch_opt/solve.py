@@ -14,7 +14,7 @@ from .evaluate import Evaluation, evaluate, float_sum_rtol, meets_target, within
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
-from ._validate import describe, fmt_num, integer, nonnegative, number
+from ._validate import describe, did_you_mean, fmt_num, integer, nonnegative, number
 from .solvers import AUTO, get_backend, registered_methods
 from .solvers.base import Problem, SolveProgress, SolverResult, check_options
 from .solvers.restrictions import best_and_evaluation
@@ -76,6 +76,11 @@ def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
     K = inst.n_models
     cap = np.full(K, inst.n_queries, dtype=np.int64)
     if isinstance(max_queries_per_model, Mapping):
+        names = [m.name for m in inst.models]
+        for name in max_queries_per_model:
+            if name not in names:
+                raise InstanceError(f"max_queries_per_model[{name!r}]", f"unknown model; known: {names}"
+                                    f"{did_you_mean(name, names)}")
         items = [(inst.model_index(name), v) for name, v in max_queries_per_model.items()]
     else:
         try:
@@ -114,13 +119,13 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     instance : Instance
     budget : float, optional
         Budget form (RwB): maximise total utility with exact cost <= ``budget`` USD.
-    method : {"auto", "greedy", "cpsat", "milp", "lns"} or a registered name
+    method : {"auto", "greedy", "cpsat", "milp", "lns", "batching_flow"} or a registered name
         ``"auto"`` proves optimality with the MILP (HiGHS) on small instances
         (``n * J <= AUTO_EXACT_MAX_CELLS``) and runs ``"lns"`` otherwise: the greedy, then
         large-neighbourhood search while the gap exceeds ``AUTO_LNS_GAP`` (at most
         ``AUTO_LNS_TIME_S`` seconds). Every method's plan is at least as good as the
         routing-only and batching-only plans of the same method (``plan.info["restriction"]``
-        names the one that won).
+        names the one that won). ``"batching_flow"`` is exact for one model and one task only.
     min_mean_utility : float, optional
         Quality form: minimise exact cost subject to mean utility >= this.
         Exactly one of ``budget`` and ``min_mean_utility`` must be given.
@@ -130,7 +135,10 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         Wall-clock limit of the whole solve in seconds, model building included (exact
         engines; the greedy needs far less). A time-limited answer is FEASIBLE, never OPTIMAL.
     seed : int
-        Seed for engines that use randomness; the same input and seed give the same plan.
+        Seed for engines that use randomness. The same input and seed give the same plan
+        when the solve ends on its own (the greedy always; an exact engine that proves its
+        answer); a search cut short by ``time_limit_s`` stops wherever the machine's speed
+        took it, so two runs may differ (new-user audit: ``lns`` and ``cpsat`` at 4 s).
     progress : callable, optional
         Called with a :class:`~robatch_opt.solvers.base.SolveProgress` as the engine
         finds plans and bounds (exact engines), e.g. to draw a progress display.
@@ -217,8 +225,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
-                f"`budget`: ${budget_usd:.6g} is below the cost of every plan "
-                f"(lower bound ${lower_bound:.6g}; cheapest plan found ${cheapest:.6g})",
+                f"`budget`: ${_g(budget_usd, lower_bound)} is below the cost of every plan "
+                f"(lower bound ${_g(lower_bound, budget_usd)}; cheapest plan found "
+                f"${_g(cheapest, budget_usd)})",
                 budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
     else:
         a = number(min_mean_utility, "min_mean_utility")
@@ -228,7 +237,8 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
         if not meets_target(best, target):                       # no plan is more useful than best
             raise InfeasibleBudgetError(
-                f"`min_mean_utility`: {a:.6g} exceeds the best attainable mean utility {best / n:.6g}",
+                f"`min_mean_utility`: {_g(a, best / n)} exceeds the best attainable mean "
+                f"utility {_g(best / n, a)}",
                 budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
     cap = _capacity(instance, max_queries_per_model)
 
@@ -243,12 +253,14 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     result, evaluation = best_and_evaluation(problem, backend, result, t0 + tl)
     if result.option is None:
         cheapest = float(result.info.get("cheapest_cost_usd", math.inf))
-        what = (f"budget ${budget_usd:.6g}" if budget_usd is not None
-                else f"mean utility {min_mean_utility:.6g}")
+        # Numbers that would print alike at 6 digits are printed in full (new-user audit:
+        # "no plan meets budget $6.32508e-05 (... cheapest plan found $6.32508e-05)").
+        what = (f"budget ${_g(budget_usd, cheapest)}" if budget_usd is not None
+                else f"mean utility {float(min_mean_utility):.6g}")
         if cap is not None:
             what += " within the per-model capacities"
         proven = result.status == Status.INFEASIBLE
-        found = (f"cheapest plan found ${cheapest:.6g}" if math.isfinite(cheapest)
+        found = (f"cheapest plan found ${_g(cheapest, budget_usd)}" if math.isfinite(cheapest)
                  else "no plan found" + (" within the capacities" if cap is not None else ""))
         raise InfeasibleBudgetError(
             f"`{'budget' if budget_usd is not None else 'min_mean_utility'}`: no plan meets {what} "
@@ -257,6 +269,14 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
     return _grade(problem, result, chosen, t0,
                   None if min_mean_utility is None else float(min_mean_utility), evaluation)
+
+
+def _g(x: float, other: float) -> str:
+    """``x`` to 6 significant digits, in full when ``other`` would print the same (a message
+    that compares them: "no plan meets budget $6.32508e-05 (... cheapest plan found
+    $6.32508e-05)", new-user audit)."""
+    short = f"{x:.6g}"
+    return repr(float(x)) if x != other and short == f"{other:.6g}" else short
 
 
 def _finite_bound(problem: Problem, bound) -> float:
@@ -343,11 +363,13 @@ def check_solve_kwargs(method: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def _check_limit_and_seed(time_limit_s: Any, seed: Any) -> float:
-    """The time limit as a positive finite float; the seed must be an integer."""
+    """The time limit as a positive finite float; the seed must be an integer >= 0 (as the
+    command line's --seed: NumPy's generators refuse a negative one deep in a search)."""
     tl = number(time_limit_s, "time_limit_s")
     if not math.isfinite(tl) or tl <= 0:
         raise InstanceError("time_limit_s", f"must be a positive number of seconds, got {fmt_num(tl)}")
-    integer(seed, "seed", strict=True)
+    if integer(seed, "seed", strict=True) < 0:
+        raise InstanceError("seed", f"must be >= 0, got {seed}")
     return tl
 
 

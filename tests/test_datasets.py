@@ -242,6 +242,8 @@ def test_routerbench_unknown_price_and_duplicates(tmp_path):
         ro.datasets.load_routerbench(path, prices=PRICES, duplicates="raise")
     data = ro.datasets.load_routerbench(path, prices=PRICES)           # default: kept, renamed, counted
     assert data.query_id.tolist() == ["q0", "q0#2"] and data.notes["duplicate_ids_renamed"] == 1
+    with pytest.raises(ro.InstanceError, match=r"`duplicates`: must be 'suffix' or 'raise', got 'bogus'"):
+        ro.datasets.load_routerbench(path, prices=PRICES, duplicates="bogus")
 
 
 def _not_utf8(tmp_path):

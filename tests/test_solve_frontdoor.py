@@ -177,6 +177,9 @@ def test_front_door_checks_the_instance_before_auto_looks_at_it():
     ({"max_queries_per_model": 3}, r"must be a sequence"),
     ({"time_limit_s": "5"}, r"`time_limit_s`: must be a number, got a string '5'"),
     ({"seed": 1.5}, r"`seed`: must be an integer"),
+    ({"seed": -1}, r"`seed`: must be >= 0, got -1"),                      # as the CLI (new-user audit)
+    ({"max_queries_per_model": {"m_1": 1}}, r"`max_queries_per_model\['m_1'\]`: unknown model; known: "
+                                           r"\['m0', 'm1'\] \(did you mean `m1`\?\)"),
 ])
 def test_front_door_arguments_are_typed(kw, match):
     inst = ro.workloads.synthetic(n=6, seed=0)

@@ -21,6 +21,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ..errors import InstanceError
 from ._common import assemble, cost_cell, existing, existing_file, outcome_cell, prices_for, utf8_text
 from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
                      MissingFileError, PromptFieldError, UnknownColumnError)
@@ -142,7 +143,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     where: dict[str, tuple] = {}
     multi_part = renamed = 0
     if duplicates not in ("suffix", "raise"):
-        raise ValueError(f"`duplicates` must be 'suffix' or 'raise', got {duplicates!r}")
+        raise InstanceError("duplicates", f"must be 'suffix' or 'raise', got {duplicates!r}")
     for path in files:
         with utf8_text(path) as fh:
             reader = csv.reader(fh)
