@@ -11,7 +11,10 @@ overhead by re-thresholding at a lowered budget, and runs the greedy's exact-cos
 moves. Each point costs one binary search, O(n) bookkeeping and the local moves. The walk
 is the greedy's algorithm (same order, same LP bound, same local moves) but not a call of
 :func:`robatch_opt.solve`, whose coupling step may differ in detail; pass
-``shared_walk=False`` for exactly the per-budget ``solve(method="greedy")`` plans. Exact
+``shared_walk=False`` for the per-budget ``solve(method="greedy")`` plans. Either way a point
+keeps an earlier point's plan when that still fits and is better (the sweep is monotone by
+construction), so a point can beat ``solve(method="greedy")`` at its budget and depends on
+which budgets are in the sweep (``solve`` alone is not monotone in the budget). Exact
 methods are solved budget by budget (each point an independent proof), with a progress bar
 on stderr when the sweep takes more than a moment.
 """
@@ -284,7 +287,8 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
         ``PROGRESS_AFTER_S``; None shows it only on a terminal.
     shared_walk : bool
         Greedy only: sweep with one shared walk (default) or call
-        ``solve(method="greedy")`` at every budget.
+        ``solve(method="greedy")`` at every budget; an earlier point's plan that still fits
+        and is better is kept in both (see the module notes).
     **solve_kwargs
         Passed to :func:`robatch_opt.solve` (``time_limit_s``, ``seed``,
         ``max_queries_per_model``, backend options).

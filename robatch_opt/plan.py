@@ -167,7 +167,8 @@ class Plan:
                          f"   gap {100 * self.gap:.4f}%")
         if self.cost_lower_bound_usd is not None:
             lines.append(f"cost lower bd   ${self.cost_lower_bound_usd:,.6f}   gap {100 * self.gap:.4f}%")
-        lines.append(f"status          {self.status.value} ({self.method}, {self.wall_time_s:.3f} s)")
+        stopped = ", stopped at the time limit" if self.info.get("time_limit_reached") else ""
+        lines.append(f"status          {self.status.value} ({self.method}, {self.wall_time_s:.3f} s{stopped})")
         lines.append("queries per (model, batch size):")
         for (name, b), c in sorted(self.usage().items(), key=lambda kv: (kv[0][0], kv[0][1])):
             lines.append(f"  {name:<24s} b={b:<4d} {c:>10,d}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -267,8 +268,14 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
             f"({'proven by ' + chosen if proven else chosen + ' found none'}; "
             f"{found}; lower bound ${lower_bound:.6g})",
             budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=proven)
-    return _grade(problem, result, chosen, t0,
+    plan = _grade(problem, result, chosen, t0,
                   None if min_mean_utility is None else float(min_mean_utility), evaluation)
+    # Engines stop at their limit and say so each in its own words (or not at all): an
+    # unproven plan that took (nearly) the whole limit was cut short by it. The summary says
+    # so (new-user audit: a time-limited run showed only "status feasible").
+    if plan.status != Status.OPTIMAL and plan.wall_time_s >= TIME_LIMIT_REACHED_FRACTION * tl:
+        plan = dataclasses.replace(plan, info={**plan.info, "time_limit_reached": True})
+    return plan
 
 
 def _g(x: float, other: float) -> str:
@@ -337,6 +344,10 @@ def _grade(problem: Problem, result: SolverResult, method: str, t0: float,
         model_names=tuple(m.name for m in inst.models), info=dict(result.info),
     )
 
+
+#: An unproven plan whose solve took at least this share of its time limit is reported as
+#: stopped by it (``plan.info["time_limit_reached"]``).
+TIME_LIMIT_REACHED_FRACTION = 0.98
 
 #: Keyword arguments of :func:`solve` other than backend options.
 _FRONT_DOOR_KWARGS = ("time_limit_s", "seed", "max_queries_per_model", "progress")

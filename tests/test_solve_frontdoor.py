@@ -221,3 +221,15 @@ def test_a_backend_without_a_bound_gets_the_trivial_one(bound):
     q = ro.solve(inst, min_mean_utility=target, method="fixed_nobound")
     # The trivial lower bound: no plan costs less than every query on its cheapest option.
     assert 0 < q.cost_lower_bound_usd <= ro.reference_costs(inst)[0] <= q.cost_usd and 0 <= q.gap <= 1
+
+
+def test_a_plan_cut_short_by_the_time_limit_says_so():
+    """New-user audit: a time-limited run showed only "status feasible (milp, 1.022 s)"; the
+    engines' own words for it sit in different info keys, or nowhere (CP-SAT, lns). CP-SAT
+    cannot prove 2,000 LLM queries in a second (it does not prove 1,000 in a minute)."""
+    inst = ro.workloads.llm("qwen3", n=2000, seed=1)
+    plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.2), method="cpsat", time_limit_s=1.0)
+    assert plan.status == ro.Status.FEASIBLE and plan.info["time_limit_reached"] is True
+    assert "stopped at the time limit" in plan.summary()
+    quick = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.2), method="greedy", time_limit_s=30)
+    assert "time_limit_reached" not in quick.info and "time limit" not in quick.summary()
