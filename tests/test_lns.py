@@ -71,6 +71,40 @@ def test_same_seed_same_plan_and_at_least_the_greedy():
     assert a.info["iterations"] == 4
 
 
+def test_with_max_iterations_the_neighbourhoods_do_not_depend_on_the_machine_speed(monkeypatch):
+    """max_iterations promises a plan that depends on the input and the seed alone, but the
+    neighbourhoods grew or shrank with how fast each was solved: three runs of 40 gave two
+    different plans. Here one run's solves are made slow; the neighbourhoods drawn must not
+    change."""
+    import time
+
+    from robatch_opt.solvers import lns
+
+    inst = ro.workloads.llm("gemma3", n=150, seed=2)
+    budget = ro.budget_from_fraction(inst, 0.2)
+    drawn: list[int] = []
+    real_draw = lns._Neighbourhoods.draw
+
+    def recording_draw(self, opt):
+        kind, free = real_draw(self, opt)
+        drawn.append(len(free))
+        return kind, free
+
+    monkeypatch.setattr(lns._Neighbourhoods, "draw", recording_draw)
+    kw = dict(method="lns", time_limit_s=60, max_iterations=5, sub_time_limit_s=1.0, whole=False)
+    ro.solve(inst, budget, **kw)
+    fast, drawn[:] = list(drawn), []
+    real_solve = lns._solve_sub
+
+    def slow_solve(*args):
+        time.sleep(0.6)                   # more than half the neighbourhood's limit: "slow"
+        return real_solve(*args)
+
+    monkeypatch.setattr(lns, "_solve_sub", slow_solve)
+    ro.solve(inst, budget, **kw)
+    assert len(fast) >= 5 and drawn == fast          # (the restrictions run lns too)
+
+
 def test_bad_options_are_refused():
     inst = ro.workloads.llm("qwen3", n=20, seed=0)
     budget = ro.budget_from_fraction(inst, 0.5)

@@ -303,7 +303,9 @@ class LNSBackend:
         A gap within 1e-9 is a proof of optimality and always ends the search.
     max_iterations : int
         Stop after this many neighbourhoods (default: no limit). With a limit that the time
-        does not cut, the plan is a function of the input and the seed alone.
+        does not cut, the plan is a function of the input and the seed alone: the
+        neighbourhoods then keep ``max_free`` queries (without it their size adapts to how
+        fast each was solved, which depends on the machine).
     lp_bound : bool
         Compute the coupled LP bound with the task count cuts (default True).
     whole : bool
@@ -314,9 +316,9 @@ class LNSBackend:
 
     Notes
     -----
-    Deterministic for a seed up to where the time limit cuts the search: the sequence of
-    neighbourhoods is drawn from the seed, and each exact solve is deterministic unless its
-    own short limit cuts it.
+    Deterministic for a seed with ``max_iterations`` and a time limit that does not cut the
+    search: the sequence of neighbourhoods is drawn from the seed, their size is fixed, and
+    each exact solve is deterministic unless its own short limit cuts it.
     """
 
     name = "lns"
@@ -428,7 +430,11 @@ class LNSBackend:
                 except Exception as exc:            # a neighbourhood's failure never loses the plan
                     info["last_sub_error"] = f"{type(exc).__name__}: {exc}"
                     continue
-                hoods.adapt(time.perf_counter() - ts < 0.5 * sub_tl)
+                if max_it is None:
+                    # Sizes follow how fast the machine solved: not with max_iterations, whose
+                    # plan must depend on the input and the seed alone (it did not: three runs
+                    # of 40 neighbourhoods gave two different plans).
+                    hoods.adapt(time.perf_counter() - ts < 0.5 * sub_tl)
                 if sub_opt is None or np.array_equal(sub_opt, hint):
                     continue
                 cand = opt.copy()
