@@ -350,7 +350,8 @@ class _Display:
         if p.incumbent is not None:
             parts.append(f"incumbent {unit}{p.incumbent:.6g}")
         if p.bound is not None:
-            parts.append(f"bound {unit}{p.bound:.6g}")
+            # Totals, where the summary prints means: say so (new-user audit).
+            parts.append(f"bound {unit}{p.bound:.6g}" + (" (total utility)" if self._budget_form else ""))
         if p.incumbent is not None and p.bound is not None:
             ref = p.bound if self._budget_form else p.incumbent
             if ref:

@@ -342,3 +342,21 @@ def test_an_instance_without_queries_is_refused(capsys, tmp_path, command):
     path = tmp_path / "empty.json"
     ro.save(inst, path)
     assert_one_line_error(*run(capsys, command[0], str(path), *command[1:]), r"empty.json: the instance has no queries")
+
+
+def test_the_progress_line_names_its_unit():
+    """New-user audit: the terminal's progress line showed totals ("incumbent 152.394, bound
+    152.405") beside a summary of means; the budget form's line now says they are totals."""
+    from types import SimpleNamespace
+
+    from robatch_opt.cli import _Display
+
+    shown = []
+    display = _Display(enabled=False)
+    display._progress = SimpleNamespace(update=lambda task, description: shown.append(description))
+    display.phase("solving")
+    display.report(SimpleNamespace(incumbent=152.394, bound=152.405))
+    assert shown[-1] == "solving, incumbent 152.394, bound 152.405 (total utility), gap 0.0072%"
+    display.phase("solving", budget_form=False)
+    display.report(SimpleNamespace(incumbent=0.25, bound=0.2))
+    assert shown[-1] == "solving, incumbent $0.25, bound $0.2, gap 20.0000%"
