@@ -78,11 +78,13 @@ def _capacity(inst: Instance, max_queries_per_model) -> np.ndarray | None:
     cap = np.full(K, inst.n_queries, dtype=np.int64)
     if isinstance(max_queries_per_model, Mapping):
         names = [m.name for m in inst.models]
-        for name in max_queries_per_model:
-            if name not in names:
+        items = []
+        for name, v in max_queries_per_model.items():
+            try:                                 # a name, or an index (as Instance.model_index)
+                items.append((inst.model_index(name), v))
+            except InstanceError:
                 raise InstanceError(f"max_queries_per_model[{name!r}]", f"unknown model; known: {names}"
-                                    f"{did_you_mean(name, names)}")
-        items = [(inst.model_index(name), v) for name, v in max_queries_per_model.items()]
+                                    f"{did_you_mean(name, names)}") from None
     else:
         try:
             vals = list(max_queries_per_model)
@@ -283,6 +285,8 @@ def _g(x: float, other: float) -> str:
     that compares them: "no plan meets budget $6.32508e-05 (... cheapest plan found
     $6.32508e-05)", new-user audit)."""
     short = f"{x:.6g}"
+    if other is None:
+        return short
     return repr(float(x)) if x != other and short == f"{other:.6g}" else short
 
 

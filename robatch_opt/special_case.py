@@ -320,6 +320,9 @@ def _best_under(s: _Setting, fits: Callable[[np.ndarray], bool], deadline: float
                 return False
             return True
         for v in range(int(caps[j]) + 1):
+            if out.option is not None and time.perf_counter() >= deadline:
+                out.timed_out = True          # a plan to return: stop at once (review: the limit
+                return False                  # was only checked at kept leaves)
             y[j] = v
             y[j + 1:] = 0
             if not fits(y):

@@ -233,3 +233,13 @@ def test_a_plan_cut_short_by_the_time_limit_says_so():
     assert "stopped at the time limit" in plan.summary()
     quick = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.2), method="greedy", time_limit_s=30)
     assert "time_limit_reached" not in quick.info and "time limit" not in quick.summary()
+
+
+def test_capacity_keys_may_be_indices_and_a_quality_form_without_a_plan_is_an_infeasible_error():
+    """Review of this change: integer model keys were refused, and the quality form's "no plan"
+    message formatted a missing budget (TypeError instead of InfeasibleBudgetError)."""
+    inst = ro.workloads.synthetic(n=8, seed=0)
+    assert ro.solve(inst, budget=1.0, method="greedy", max_queries_per_model={0: 8}).cost_usd <= 1.0
+    with pytest.raises(InfeasibleBudgetError, match="no plan meets mean utility 0.9583"):
+        ro.solve(inst, min_mean_utility=0.9583, method="milp",
+                 max_queries_per_model={"m0": 8, "m1": 0, "m2": 0, "m3": 0})
