@@ -275,7 +275,8 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     # Engines stop at their limit and say so each in its own words (or not at all): an
     # unproven plan that took (nearly) the whole limit was cut short by it. The summary says
     # so (new-user audit: a time-limited run showed only "status feasible").
-    if plan.status != Status.OPTIMAL and plan.wall_time_s >= TIME_LIMIT_REACHED_FRACTION * tl:
+    # (Not the greedy: it never looks at the limit, and a tiny limit does not cut it.)
+    if chosen != "greedy" and plan.status != Status.OPTIMAL and plan.wall_time_s >= TIME_LIMIT_REACHED_FRACTION * tl:
         plan = dataclasses.replace(plan, info={**plan.info, "time_limit_reached": True})
     return plan
 

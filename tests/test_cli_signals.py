@@ -534,7 +534,8 @@ def test_the_redelivery_hook_leaves_other_unraisable_exceptions_to_the_previous_
 
     seen = []
     before = _sys.unraisablehook
-    _sys.unraisablehook = lambda unraisable: seen.append(type(unraisable.exc_value))
+    test_hook = lambda unraisable: seen.append(type(unraisable.exc_value))  # noqa: E731
+    _sys.unraisablehook = test_hook
     try:
         undo = redeliver_swallowed_interrupts()
 
@@ -545,6 +546,6 @@ def test_the_redelivery_hook_leaves_other_unraisable_exceptions_to_the_previous_
         Bomb()
         undo()
         assert seen == [ValueError]
-        assert _sys.unraisablehook is not before      # still the test's own hook
+        assert _sys.unraisablehook is test_hook       # undo restored the test's own hook
     finally:
         _sys.unraisablehook = before
