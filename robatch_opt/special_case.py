@@ -147,13 +147,8 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     open_ = s.adm & (room > 0)[None, :]
     if not open_.any(axis=1).all():
         return None
-    # Each query's favourite open size; if no size is over-subscribed that is optimal.
-    best = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        js = np.flatnonzero(open_[i])
-        best[i] = js[int(np.argmax([s.util_int[i][j] for j in js]))]
-    if (np.bincount(best, minlength=m) <= room).all():
-        return sum(s.util_int[i][best[i]] for i in range(n)), best
+    # (Every query on its favourite open size, when that fits, is settled by the caller,
+    # _best_under, from its per-mask table: no flow is asked for then.)
     # Hall's condition for nested admissible sets (query i fits sizes 0..a_i): the queries
     # that fit only the smallest j sizes must fit their capacity.
     top = np.where(open_, np.arange(m)[None, :], -1).max(axis=1)
@@ -275,7 +270,7 @@ def _best_under(s: _Setting, fits: Callable[[np.ndarray], bool], deadline: float
         return out
     y = np.zeros(m, dtype=np.int64)
     masks: dict = {}
-    leaves: list = []                     # (bound, enumeration order, calls)
+    leaves: list = []                     # (bound, enumeration order, open-size mask, calls)
 
     def last_max() -> int:
         # Largest y[m-1] in [0, caps[m-1]] that fits, by bisection (fits is monotone).
@@ -314,7 +309,7 @@ def _best_under(s: _Setting, fits: Callable[[np.ndarray], bool], deadline: float
                 mask = int(np.dot((y > 0).astype(np.int64), 1 << np.arange(m)))
                 bound = _favourites(s, mask, masks)[0]
                 if bound > out.value:
-                    leaves.append((bound, len(leaves), y.copy()))
+                    leaves.append((bound, len(leaves), mask, y.copy()))
             if leaves and time.perf_counter() >= deadline:    # one vector at least, however short
                 out.timed_out = True
                 return False
@@ -334,7 +329,7 @@ def _best_under(s: _Setting, fits: Callable[[np.ndarray], bool], deadline: float
 
     visit(0)
     leaves.sort(key=lambda leaf: (-leaf[0], leaf[1]))
-    for bound, _, calls in leaves:
+    for bound, _, mask, calls in leaves:
         if stop_at is not None and out.value >= stop_at:
             out.reached = True
             break
@@ -344,7 +339,6 @@ def _best_under(s: _Setting, fits: Callable[[np.ndarray], bool], deadline: float
             out.timed_out = True
             break
         out.vectors += 1
-        mask = int(np.dot((calls > 0).astype(np.int64), 1 << np.arange(m)))
         _, fav, count = _favourites(s, mask, masks)
         if (count <= np.minimum(s.sizes * calls, n)).all():
             out.value, out.option, out.calls = bound, fav, calls      # the bound is reached

@@ -37,6 +37,12 @@ def _env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def _run_script(tmp: Path, script: str) -> subprocess.CompletedProcess:
+    """``python -c script`` with this checkout on the path and ``tmp`` as its TMPDIR."""
+    return subprocess.run([sys.executable, "-c", script], env=_env(tmp), capture_output=True, text=True,
+                          timeout=120)
+
+
 def _children_of(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (from /proc), including re-parented ones we tracked."""
     out = []
@@ -404,8 +410,7 @@ def test_a_late_ctrl_c_after_the_command_finished_does_not_change_its_status(tmp
               "os.kill(os.getpid(), signal.SIGTERM)\n"
               "print('finished', code)\n"
               "sys.exit(code)\n")
-    res = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+    res = _run_script(tmp_path, script)
     assert res.returncode == 0, res.stderr
     assert "finished 0" in res.stdout and "Traceback" not in res.stderr
 
@@ -518,8 +523,7 @@ def test_a_signal_python_swallowed_in_a_callback_still_stops_the_command(tmp_pat
               "cli._parser = lambda: types.SimpleNamespace(parse_args=lambda argv: types.SimpleNamespace(func=command))\n"
               "sys.argv = ['robatch-opt', 'solve']\n"
               "sys.exit(cli.main())\n")
-    res = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+    res = _run_script(tmp_path, script)
     assert res.returncode == code, res.stderr
     assert "ran on" not in res.stdout
     assert "Exception ignored" not in res.stderr and res.stderr.strip().splitlines() == [f"robatch-opt: {word}"]
