@@ -601,3 +601,18 @@ def test_a_crashed_verification_falls_back_to_another_engine():
     for method, opts in ENGINES:
         plan = ro.solve(inst, budget=9.903125e-05, method=method, time_limit_s=TINY_LIMIT_S, **opts)
         assert plan.status == ro.Status.OPTIMAL and plan.utility == 0.0, (_label(method, opts), plan.info)
+
+
+@pytest.mark.skipif("cbc" not in MILPBackend.engines(), reason="CBC is not installed")
+def test_cbc_proves_a_tiny_optimum_every_time():
+    # The clean-clone CI found the MILPBackend doctest FEASIBLE twice: CBC ran with
+    # "-threads 1", still its threaded mode, whose lock lost a wake-up and hung until the time
+    # limit on 5 of 300 solves of this 3-query instance (coin-or/Cbc#640). Serial CBC never
+    # hangs; 100 solves catch the hang with probability ~0.8 (each took the whole limit).
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 2.0, 4096, (1, 2))],
+                       tasks=[ro.Task("t", 1000)], query_task=[0, 0, 0],
+                       input_tokens=[100, 100, 100], output_tokens=[10, 10, 10],
+                       utility=[[0.9, 0.8]] * 3)
+    statuses = {ro.solve(inst, budget=0.003, method="milp", solver="cbc", time_limit_s=5).status
+                for _ in range(100)}
+    assert statuses == {ro.Status.OPTIMAL}

@@ -563,11 +563,14 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
         _mps_free(rows, mps)
         build_s = time.perf_counter() - tb
         limit = max(time_limit_s - build_s, 0.01)
-        # One thread: CBC 2.10.3 (PuLP's binary) crashed (SIGSEGV) in its parallel mode on
-        # 3 of the first 15 Qwen3 n = 200 instances. "-timeMode elapsed": a wall-time limit.
+        # Serial ("-threads 0"): CBC 2.10.3 (PuLP's binary) crashed (SIGSEGV) in its parallel
+        # mode on 3 of the first 15 Qwen3 n = 200 instances, and "-threads 1" is still that
+        # mode (a main thread joining one worker): its lock lost a wake-up and hung until
+        # the time limit on 5 of 300 solves of a 3-query instance (coin-or/Cbc#640), which
+        # turned a proven optimum into FEASIBLE. "-timeMode elapsed": a wall-time limit.
         cmd = [_cbc_path(), mps, "-timeMode", "elapsed", "-sec", f"{limit:.3f}",
                "-ratioGap", "0", "-allowableGap", "0",
-               "-threads", "1", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
+               "-threads", "0", "-randomSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-randomCbcSeed", str(int(problem.seed) % (2 ** 31) or 1),
                "-primalTolerance", repr(FEAS_TOL if better_than is None else VERIFY_FEAS_TOL),
                "-dualTolerance", repr(DUAL_TOL), "-integerTolerance", "1e-9",
