@@ -200,6 +200,11 @@ def redeliver_swallowed_interrupts() -> Callable[[], None]:
     the hook itself, the handler would raise inside the hook, where Python swallows it once
     more. If the repeat lands in such code too, it is repeated again. Other unraisable
     exceptions go to the hook that was in place.
+
+    The function returned restores the previous hook, cancels a repeat not yet sent (so no
+    signal reaches the caller after it is undone) and returns that repeat's signal number,
+    or None: the caller still owes the user that interrupt (the command line exits 130 or
+    143 for it).
     """
     previous = sys.unraisablehook
     main_ident = threading.main_thread().ident
@@ -213,15 +218,33 @@ def redeliver_swallowed_interrupts() -> Callable[[], None]:
         else:
             previous(unraisable)
             return
+        with lock:
+            if undone:
+                return
+            owed.append(signum)
         # A real signal (not _thread.interrupt_main): it also wakes a main thread blocked in a
         # system call such as a sleep or a wait.
-        timer = threading.Timer(REDELIVER_AFTER_S, signal.pthread_kill, args=(main_ident, signum))
+        timer = threading.Timer(REDELIVER_AFTER_S, send, args=(signum,))
         timer.daemon = True
         timer.start()
 
+    def send(signum: int) -> None:
+        with lock:
+            if undone or signum not in owed:
+                return
+            owed.remove(signum)
+            signal.pthread_kill(main_ident, signum)
+
+    lock = threading.Lock()
+    owed: list[int] = []          # signals swallowed and not yet sent again
+    undone = False
     sys.unraisablehook = hook
 
-    def undo() -> None:
+    def undo() -> int | None:
+        nonlocal undone
         sys.unraisablehook = previous
+        with lock:
+            undone = True
+            return owed[0] if owed else None
 
     return undo

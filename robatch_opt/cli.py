@@ -1064,7 +1064,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # A signal's exception that Python swallowed (a callback's "Exception ignored") is raised again.
     in_main = threading.current_thread() is threading.main_thread()
-    undos = [terminate_on_sigterm(), redeliver_swallowed_interrupts()] if in_main else []
+    undo_sigterm = terminate_on_sigterm() if in_main else None
+    undo_redelivery = redeliver_swallowed_interrupts() if in_main else None
+    owed = None
+    try:
+        status = _run(argv, as_program=as_program, debug=debug)
+    finally:
+        if undo_redelivery is not None:
+            owed = undo_redelivery()
+        if undo_sigterm is not None:
+            undo_sigterm()
+        if as_program and in_main:
+            # The command has finished: its output is complete and its status decided. A
+            # Ctrl-C during the interpreter's teardown (about half a second) must not turn
+            # that into a death by signal (the audit saw exit -2 after a complete run).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if owed is not None and status not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # A Ctrl-C or SIGTERM that Python swallowed in the command's last moments, whose
+        # repeat was still on its way: the user interrupted, and the status says so.
+        _fail_quietly("interrupted" if owed == signal.SIGINT else "terminated")
+        status = EXIT_INTERRUPTED if owed == signal.SIGINT else EXIT_TERMINATED
+    return status
+
+
+def _run(argv: list[str], *, as_program: bool, debug: bool) -> int:
+    """:func:`main` without its signal set-up: parse ``argv``, run the command, map errors."""
     try:
         args = _parser().parse_args(argv)
         if sys.stdout is None:             # started with stdout closed (`>&-`): say so, not exit 0
@@ -1098,15 +1123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --traceback for details)")
         return EXIT_INTERNAL
-    finally:
-        for undo in reversed(undos):
-            undo()
-        if as_program and in_main:
-            # The command has finished: its output is complete and its status decided. A
-            # Ctrl-C during the interpreter's teardown (about half a second) must not turn
-            # that into a death by signal (the audit saw exit -2 after a complete run).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _exit_now_if_engine_runs(code: int, *, always: bool = False) -> int:

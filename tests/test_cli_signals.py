@@ -553,3 +553,27 @@ def test_the_redelivery_hook_leaves_other_unraisable_exceptions_to_the_previous_
         assert _sys.unraisablehook is test_hook       # undo restored the test's own hook
     finally:
         _sys.unraisablehook = before
+
+
+def test_undoing_the_redelivery_cancels_a_pending_repeat_and_returns_what_is_owed():
+    """A swallowed Ctrl-C whose repeat is still waiting when the command ends is not sent
+    after ``main`` has returned (to an in-process caller it would arrive out of nowhere): the
+    undo cancels it and returns SIGINT, and ``main`` exits 130 for it."""
+    from robatch_opt._interrupt import redeliver_swallowed_interrupts
+
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        undo = redeliver_swallowed_interrupts()
+
+        class Bomb:
+            def __del__(self):
+                raise KeyboardInterrupt
+
+        Bomb()                       # "Exception ignored": the hook schedules the repeat
+        owed = undo()
+        time.sleep(0.2)             # ten times the repeat's delay: it would have arrived
+        assert owed == signal.SIGINT and received == []
+        assert redeliver_swallowed_interrupts()() is None     # nothing swallowed, nothing owed
+    finally:
+        signal.signal(signal.SIGINT, previous)
