@@ -95,8 +95,10 @@ class Journal:
     finished : dict of str to CallRecord
         Calls finished by earlier runs, by key: the newest record of each.
     history : dict of str to list of CallRecord
-        Every record of each call, oldest first: a call that failed in one run and was sent
-        again in the next has both, and both runs' attempts and spending stay accounted for.
+        Every record of each call that the file held when it was opened (the earlier runs),
+        oldest first: a call that failed in one run and was sent again in the next has both,
+        and both runs' attempts and spending stay accounted for. Records this run appends
+        are not added.
     """
 
     def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
