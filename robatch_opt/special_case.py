@@ -388,7 +388,7 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
     ------
     InstanceError
         The instance has several models or several tasks, or both or neither constraint is
-        given.
+        given, or ``start_option`` is not one admissible option per query.
 
     Notes
     -----
@@ -396,11 +396,11 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
     feasibility grow with the call counts, so only vectors that are maximal under the
     budget matter: for each of the at most ``prod_{j < m} (ceil(n / b_j) + 1) <= (n + 1)^(m-1)``
     prefixes the last count is the largest that fits (bisection). Each transportation
-    problem is a min-cost flow on ``n + m + 1`` nodes and at most ``n m + m`` arcs with
-    capacities at most ``n``, solved by capacity scaling in
-    ``O(n m log n (n m + (n + m) log(n + m)))``. In total
-    ``O((n + 1)^(m-1) n m log n (n m + (n + m) log(n + m)))``: polynomial for every fixed
-    number of batch sizes. The quality form bisects on the total number of calls
+    problem is a min-cost flow on ``V = n + m + 1`` nodes and ``E <= n m + m`` arcs with
+    capacities at most ``n`` and integer costs at most ``C``, solved by OR-Tools' cost
+    scaling [1]_ in ``O(V^2 E log(V C))`` (networkx's capacity scaling [2]_ when the costs
+    exceed int64). In total ``O((n + 1)^(m-1) (n + m)^2 n m log((n + m) C))``: polynomial
+    for every fixed number of batch sizes. The quality form bisects on the total number of calls
     (cost is increasing in it), adding a factor ``log n``. Prunings keep the count of
     flows far below the bound: a vector that still fits with one more call of an earlier
     size is skipped; vectors are taken in decreasing order of their per-query best-size
@@ -414,9 +414,11 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
 
     References
     ----------
-    .. [1] R. K. Ahuja, T. L. Magnanti, J. B. Orlin, *Network Flows*, Prentice Hall, 1993
+    .. [1] A. V. Goldberg, "An efficient implementation of a scaling minimum-cost flow
+       algorithm", *J. Algorithms* 22(1), 1997.
+    .. [2] R. K. Ahuja, T. L. Magnanti, J. B. Orlin, *Network Flows*, Prentice Hall, 1993
        (ch. 10, capacity scaling).
-    .. [2] Xu, Xie, Zhao (2026), RoBatch (the batching-only baseline).
+    .. [3] Xu, Xie, Zhao (2026), RoBatch (the batching-only baseline).
 
     Examples
     --------
@@ -484,10 +486,11 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
             r = _Search(timed_out=r.timed_out)
         if start is not None and (r.option is None or not proven):
             # Cut short: keep the known plan if it reaches the target more cheaply.
-            ev_start = evaluate(instance, start)
-            if ev_start.utility * s.denom >= need_int and (
-                    r.option is None or ev_start.cost_usd < evaluate(instance, r.option).cost_usd):
-                r = _as_search(s, start)
+            # Decided on the exact integer utility, as every search answer is.
+            known = _as_search(s, start)
+            if known.value >= need_int and (
+                    r.option is None or evaluate(instance, start).cost_usd < evaluate(instance, r.option).cost_usd):
+                r = known
     return BatchingSolution(option=r.option, calls=r.calls, proven_optimal=proven, n_vectors=vectors,
                             n_flows=flows, time_s=time.perf_counter() - t0,
                             info={"utility_exact": (r.value / s.denom) if r.value >= 0 else None})
