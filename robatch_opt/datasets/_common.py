@@ -119,7 +119,8 @@ def assemble(*, model_names, task_names, task, prompts, query_id, outcome, cost_
     else:
         s_est = np.minimum(s_est, _task_min(np.asarray(shared_input_tokens, np.float64), task, len(task_names)))
         l_est = np.asarray(shared_input_tokens, np.float64) - s_est[task]
-    s, l, o, n_capped = split_costs(cost_usd, task, price_in, price_out, s_est, l_est)
+    s, l, o, n_capped = split_costs(cost_usd, task, price_in, price_out, s_est, l_est,
+                                   model_names=model_names)
     notes = dict(notes)
     notes["token_estimates_capped"] = n_capped
     return RoutingData(model_names=tuple(model_names), task_names=tuple(task_names), task=task,

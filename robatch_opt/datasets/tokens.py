@@ -72,7 +72,7 @@ def common_prefix(prompts) -> str:
     return pre[:cut + 2] if cut >= 0 else ""
 
 
-def split_costs(cost_usd, task, price_in, price_out, system_tokens, input_tokens):
+def split_costs(cost_usd, task, price_in, price_out, system_tokens, input_tokens, *, model_names=None):
     """Split real per-query costs into a per-(task, model) call cost and per-query variable costs.
 
     Parameters
@@ -86,6 +86,8 @@ def split_costs(cost_usd, task, price_in, price_out, system_tokens, input_tokens
         Estimated system-prompt tokens per task.
     input_tokens : ndarray, shape (n,)
         Estimated input tokens of each query's own text.
+    model_names : sequence of str, optional
+        Names the models in errors (else their index).
 
     Returns
     -------
@@ -107,7 +109,8 @@ def split_costs(cost_usd, task, price_in, price_out, system_tokens, input_tokens
     p_out = np.asarray(price_out, np.float64)
     if (p_out <= 0).any():
         k = int(np.argmax(p_out <= 0))
-        raise CostValueError(f"output price of model {k} must be > 0 to split costs, got {p_out[k]!r}",
+        name = repr(model_names[k]) if model_names is not None else k
+        raise CostValueError(f"output price of model {name} must be > 0 to split costs, got {float(p_out[k])!r}",
                              column="price_out")
     s = np.array(system_tokens, np.float64)
     l = np.array(input_tokens, np.float64)
