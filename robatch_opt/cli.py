@@ -211,6 +211,11 @@ def _parser() -> _Parser:
     f.set_defaults(func=_cmd_frontier)
     _add_online_parser(sub)
     _add_serve_parser(sub)
+    for command in sub.choices.values():
+        # Also after the command (`robatch-opt solve ... --traceback`), where users put it;
+        # main reads it from argv. SUPPRESS: the command's parser must not reset the flag.
+        command.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                             help="on an error, show its Python traceback")
     return p
 
 
@@ -950,8 +955,9 @@ def _add_online_parser(sub) -> None:
     o.add_argument("--warm-start", action="store_true",
                    help="start each router's queue at ro.online.equilibrium_queue on the training half "
                         "(certificate alpha - (Q_T - Q_0)/T)")
-    o.add_argument("--window-solver", choices=("heuristic", "exact", "auto"), default="heuristic",
-                   help="how the batching router plans a window (default heuristic; exact: HiGHS)")
+    o.add_argument("--window-solver", choices=("heuristic", "exact", "auto"), default=None,
+                   help="how the batching router plans a window (default heuristic; exact: HiGHS); "
+                        "needs --max-wait")
     o.add_argument("--plot", metavar="FILE.png", help="running satisfaction and cost over time (needs matplotlib)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     o.set_defaults(func=_cmd_online)
@@ -963,6 +969,10 @@ def _cmd_online(args) -> int:
         # It was ignored: the whole file streamed (a user asked for 100 and got 1,102).
         raise _UsageError("argument --n: sizes the simulated stream; with --data the data's own requests "
                           "are streamed (select fewer with ro.datasets ... .select())")
+    if args.window_solver is not None and args.max_wait is None:
+        # It would be ignored: without --max-wait no batching router runs.
+        raise _UsageError("argument --window-solver: plans the batching router's windows, which runs only "
+                          "with --max-wait")
     if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
         _check_plot_format(args.plot)
@@ -973,7 +983,7 @@ def _cmd_online(args) -> int:
         split = on.llm_split("qwen3", n=2000 if args.n is None else args.n, seed=args.seed)
     res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
                      arrival=args.arrival, seed=args.seed, progress=False if args.json else None,
-                     warm_start=args.warm_start, window_solver=args.window_solver)
+                     warm_start=args.warm_start, window_solver=args.window_solver or "heuristic")
     h1, hb = res["hindsight_b1"], res["hindsight_batch"]
     rows = []
     for key in ("mess", "batching", "random"):

@@ -589,3 +589,37 @@ def test_online_logistic_of_another_shape_is_refused(stream, shape):
               on.BatchingRouter(stream.model_names, alpha=0.8, max_wait_s=1.0, predictor=on.OnlineLogistic(d, K))):
         with pytest.raises(on.OnlineError, match="`predictor`"):
             r.bind(stream)
+
+
+def test_routerbench_split_refuses_bad_fold_seed_and_too_few_rows(tmp_path, capsys):
+    # New-user audit: fold=2 was an IndexError, seed=-1 NumPy's ValueError, and a one-row log
+    # "internal error: StopIteration" from the text features of an empty training half.
+    one_row = tmp_path / "rb1.csv"
+    one_row.write_text("".join((ROUTERBENCH / "mbpp_train.csv").read_text().splitlines(keepends=True)[:2]))
+    for kw, field in [(dict(fold=2), "fold"), (dict(fold=True), "fold"), (dict(seed=-1), "seed"),
+                      (dict(seed=1.5), "seed")]:
+        with pytest.raises(on.OnlineError, match=f"`{field}`"):
+            on.routerbench_split(ROUTERBENCH, **kw)
+    with pytest.raises(on.StreamError, match=f"at least {on.MIN_SPLIT_ROWS}"):
+        on.routerbench_split(one_row)
+    assert main(["online", "--data", str(one_row), "--alpha", "0.7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 1 rows" in err
+
+
+def test_replay_refuses_a_bad_seed(stream):
+    for seed in (-1, 1.5, True):
+        with pytest.raises(on.OnlineError, match="`seed`"):
+            on.replay(stream, on.MessPlusRouter(stream.model_names, alpha=0.8), seed=seed)
+
+
+def test_cli_online_window_solver_needs_max_wait_and_traceback_goes_anywhere(tmp_path, capsys):
+    assert main(["online", "--n", "100", "--alpha", "0.8", "--window-solver", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-wait" in err
+    # --traceback after the command is taken too (the hint says "rerun with --traceback"):
+    # the real error is raised, not "unrecognized arguments: --traceback".
+    one_row = tmp_path / "rb1.csv"
+    one_row.write_text("".join((ROUTERBENCH / "mbpp_train.csv").read_text().splitlines(keepends=True)[:2]))
+    with pytest.raises(on.StreamError, match="1 of 1 rows"):
+        main(["online", "--data", str(one_row), "--alpha", "0.7", "--traceback"])

@@ -14,10 +14,11 @@ import numpy as np
 from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
 from .learner import OnlineLogistic
 from .replay import OnlineResult, replay
-from .router import BatchingRouter, MessPlusRouter, calibrated_random_router, equilibrium_queue
+from .errors import OnlineError, StreamError
+from .router import BatchingRouter, MessPlusRouter, calibrated_random_router, check_seed, equilibrium_queue
 from .stream import RequestStream, stream_from_llm
 
-__all__ = ["Split", "routerbench_split", "llm_split", "compare", "plot_time_series"]
+__all__ = ["Split", "routerbench_split", "MIN_SPLIT_ROWS", "llm_split", "compare", "plot_time_series"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,12 +36,35 @@ def _fit(train: RequestStream, seed: int) -> OnlineLogistic:
                                                                                           train.outcome)
 
 
+#: Fewest complete rows :func:`routerbench_split` takes: each half must hold some queries of
+#: each kind for the predictor to fit and the stream to say anything.
+MIN_SPLIT_ROWS = 20
+
+
 def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2, 4, 8)) -> Split:
     """RouterBench (every complete row), shuffled by ``seed`` and halved: stream one half (``fold``),
-    fit the predictor and the output-token prior on the other."""
+    fit the predictor and the output-token prior on the other.
+
+    Raises
+    ------
+    OnlineError
+        ``fold`` is not 0 or 1, or ``seed`` not an integer >= 0.
+    StreamError
+        Fewer than :data:`MIN_SPLIT_ROWS` rows have an outcome on every model.
+    DatasetError
+        The files do not load (see :func:`robatch_opt.datasets.load_routerbench`).
+    """
     from ..datasets import load_routerbench
     from .realdata import stream_from_routing_data
-    data = load_routerbench(paths).dropna()
+    if isinstance(fold, bool) or fold not in (0, 1):
+        raise OnlineError("fold", f"must be 0 or 1 (the half streamed), got {fold!r}")
+    seed = check_seed(seed)
+    loaded = load_routerbench(paths)
+    data = loaded.dropna()
+    if data.n_queries < MIN_SPLIT_ROWS:
+        raise StreamError("data", f"{data.n_queries} of {loaded.n_queries} rows have an outcome on every model; "
+                                  f"the split needs at least {MIN_SPLIT_ROWS} (half streamed, half to fit the "
+                                  "predictor on)")
     perm = np.random.default_rng(seed).permutation(data.n_queries)
     half = data.n_queries // 2
     parts = (data.select(perm[:half]), data.select(perm[half:]))

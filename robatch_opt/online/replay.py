@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import OnlineError, UnknownModelError
-from .router import Dispatch, Feedback, _OnlineRouter
+from .router import Dispatch, Feedback, _OnlineRouter, check_seed
 from .stream import RequestStream, as_stream
 
 __all__ = ["OnlineResult", "replay", "arrival_times", "ARRIVALS", "BURSTY_SHAPE"]
@@ -228,6 +228,7 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
     ``outcome[i, k] * r_k(b)``.
     """
     t0 = time.perf_counter()
+    seed = check_seed(seed)
     s: RequestStream = as_stream(stream, seed=seed)
     n = s.n_requests
     if not isinstance(feedback_rate, Real) or isinstance(feedback_rate, bool) or not 0 <= feedback_rate <= 1:

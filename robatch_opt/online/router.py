@@ -113,6 +113,13 @@ class Feedback:
     output_tokens: np.ndarray
 
 
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int if it is an integer >= 0 (not a bool, not a float); else OnlineError."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OnlineError(name, f"must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def _check_alpha(alpha) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha) or not 0 <= alpha <= 1:
         raise OnlineError("alpha", f"must be a number in [0, 1], got {alpha!r}")
@@ -149,9 +156,7 @@ class _OnlineRouter:
         self.V = _check_positive(V, "V", allow_none=True)
         self.c = _check_positive(c, "c", allow_zero=True)
         self.initial_queue = _check_positive(initial_queue, "initial_queue", allow_zero=True)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise OnlineError("seed", f"must be an integer >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         if predictor is not None and not hasattr(predictor, "predict"):
             raise OnlineError("predictor", f"must have `predict` (and may have `partial_fit`), "
                                            f"got {type(predictor).__name__}")
