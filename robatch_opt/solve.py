@@ -228,9 +228,9 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         if not within_budget(lower_bound, budget_usd):          # no plan costs less than the bound
             cheapest = evaluate(instance, table.cheapest_option).cost_usd
             raise InfeasibleBudgetError(
-                f"`budget`: ${fmt_num(budget_usd, apart_from=lower_bound)} is below the cost of every plan "
-                f"(lower bound ${fmt_num(lower_bound, apart_from=budget_usd)}; cheapest plan found "
-                f"${fmt_num(cheapest, apart_from=budget_usd)})",
+                f"`budget`: ${_g(budget_usd, lower_bound)} is below the cost of every plan "
+                f"(lower bound ${_g(lower_bound, budget_usd)}; cheapest plan found "
+                f"${_g(cheapest, budget_usd)})",
                 budget_usd=budget_usd, cheapest_cost_usd=cheapest, lower_bound_usd=lower_bound, proven=True)
     else:
         a = number(min_mean_utility, "min_mean_utility")
@@ -240,8 +240,8 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         best = float(np.where(table.admissible, table.utility, -np.inf).max(axis=1).sum()) if n else 0.0
         if not meets_target(best, target):                       # no plan is more useful than best
             raise InfeasibleBudgetError(
-                f"`min_mean_utility`: {fmt_num(a, apart_from=best / n)} exceeds the best attainable mean "
-                f"utility {fmt_num(best / n, apart_from=a)}",
+                f"`min_mean_utility`: {_g(a, best / n)} exceeds the best attainable mean "
+                f"utility {_g(best / n, a)}",
                 budget_usd=None, cheapest_cost_usd=math.inf, lower_bound_usd=math.inf, proven=True)
     cap = _capacity(instance, max_queries_per_model)
 
@@ -258,12 +258,12 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         cheapest = float(result.info.get("cheapest_cost_usd", math.inf))
         # Numbers that would print alike at 6 digits are printed in full (new-user audit:
         # "no plan meets budget $6.32508e-05 (... cheapest plan found $6.32508e-05)").
-        what = (f"budget ${fmt_num(budget_usd, apart_from=cheapest)}" if budget_usd is not None
+        what = (f"budget ${_g(budget_usd, cheapest)}" if budget_usd is not None
                 else f"mean utility {float(min_mean_utility):.6g}")
         if cap is not None:
             what += " within the per-model capacities"
         proven = result.status == Status.INFEASIBLE
-        found = (f"cheapest plan found ${fmt_num(cheapest, apart_from=budget_usd)}" if math.isfinite(cheapest)
+        found = (f"cheapest plan found ${_g(cheapest, budget_usd)}" if math.isfinite(cheapest)
                  else "no plan found" + (" within the capacities" if cap is not None else ""))
         raise InfeasibleBudgetError(
             f"`{'budget' if budget_usd is not None else 'min_mean_utility'}`: no plan meets {what} "
@@ -279,6 +279,17 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
     if chosen != "greedy" and plan.status != Status.OPTIMAL and plan.wall_time_s >= TIME_LIMIT_REACHED_FRACTION * tl:
         plan = dataclasses.replace(plan, info={**plan.info, "time_limit_reached": True})
     return plan
+
+
+def _g(x: float, other: float) -> str:
+    """``x`` to 6 significant digits, in full when ``other`` would print the same (a message
+    that compares them: "no plan meets budget $6.32508e-05 (... cheapest plan found
+    $6.32508e-05)", new-user audit). Not ``_validate.fmt_num``: amounts of money read as
+    "$0" and "$2", not "$0.0"."""
+    short = f"{x:.6g}"
+    if other is None:
+        return short
+    return repr(float(x)) if x != other and short == f"{other:.6g}" else short
 
 
 def _finite_bound(problem: Problem, bound) -> float:
