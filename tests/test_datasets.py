@@ -325,6 +325,11 @@ def test_routerarena_small_and_bad(tmp_path):
         ({"a": ["{not json"]}, None, ds.MalformedRowError, "row 0"),
         ({"a": [_arena_row(0)]}, {"b": {"input_token_price_per_million": 1, "output_token_price_per_million": 1}},
          ds.UnknownPriceError, "'a'"),
+        # New-user audit: the string "false" counted as a successful call, and a zero output
+        # price failed later without naming cost.json.
+        ({"a": [_arena_row(0, success="false")]}, None, ds.MalformedRowError, "row 0, column `success`"),
+        ({"a": [_arena_row(0)]}, {"a": {"input_token_price_per_million": 1, "output_token_price_per_million": 0}},
+         ds.CostValueError, "cost.json: column `a.output_token_price_per_million`: must be > 0"),
     ]
     for j, (rows, prices, error, where) in enumerate(cases):
         sub = tmp_path / f"case{j}"
@@ -415,3 +420,42 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
     ro.save(inst, tmp_path / "i.json")
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "i.json").read_bytes())
     assert ro.load(tmp_path / "bom.json").n_queries == 5
+
+
+def test_csv_loaders_skip_blank_lines_and_refuse_a_repeated_column(tmp_path):
+    # New-user audit: one trailing blank line was fatal ("has 0 cells"); a header naming a
+    # column twice loaded, the last cell winning.
+    path = _rb_file(tmp_path, [_rb_row(0), [], _rb_row(1)])
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("\n\n")
+    data = ro.datasets.load_routerbench(path, prices=PRICES)
+    assert data.query_id.tolist() == ["q0", "q1"]
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    with pytest.raises(ds.MalformedRowError, match="column `m1`: the header names this column twice"):
+        ro.datasets.load_routerbench(_rb_file(twice, [_rb_row(0) + ["1.0"]], header=HEADER + ["m1"]), prices=PRICES)
+    short = tmp_path / "short"
+    short.mkdir()
+    with pytest.raises(ds.MalformedRowError, match="row 1: has 3 cells, the header 9"):
+        ro.datasets.load_routerbench(_rb_file(short, [_rb_row(0), ["a", "b", "c"]]), prices=PRICES)
+    ll = tmp_path / "gsm8k_responses.csv"
+    ll.write_text("prompt,m1,m2\nWhat is 1+1?,True,False\n\nWhat is 2+2?,False,True\n\n", encoding="utf-8")
+    data = ro.datasets.load_routellm(ll, prices=PRICES)
+    assert data.n_queries == 2 and data.outcome.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "gsm8k_responses.csv").write_text("id,prompt,m1,m2\n0,a?,True,False\n2,b?,True,True\n",
+                                               encoding="utf-8")
+    with pytest.raises(ds.OutcomeRangeError, match="every column but `prompt`"):
+        ro.datasets.load_routellm(extra / "gsm8k_responses.csv", prices=PRICES)
+
+
+def test_loaders_refuse_what_is_not_a_path_and_bad_options(tmp_path):
+    for bad in (123, [123]):
+        with pytest.raises(ro.InstanceError, match="`paths?`"):
+            ro.datasets.load_routerbench(bad)
+    with pytest.raises(ro.InstanceError, match="`scores`"):
+        ro.datasets.load_routerarena(tmp_path, scores="x")
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0), _rb_row(1)]), prices=PRICES)
+    with pytest.raises(ro.InstanceError, match=r"`output_tokens`"):
+        data.instance(np.nan_to_num(data.outcome), output_tokens="abc")

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CostValueError, MalformedRowError, MissingFileError, OutcomeRangeError, UnknownPriceError
+from ..errors import InstanceError
+from .errors import (CostValueError, MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError,
+                     UnknownPriceError)
 from .routing_data import RoutingData
 from .tokens import common_prefix, estimate_tokens, split_costs
 
 
 def existing(path, what: str) -> Path:
-    p = Path(os.fspath(path))
+    """``path`` as a Path if it exists; MissingFileError naming it otherwise (InstanceError if
+    it is not a path at all)."""
+    try:
+        p = Path(os.fspath(path))
+    except TypeError:
+        raise InstanceError("path", f"the {what} must be a str or os.PathLike, got {type(path).__name__}") from None
     if not p.exists():
         raise MissingFileError(f"{what} does not exist", source=p)
     return p
@@ -40,6 +47,32 @@ def utf8_text(path: Path):
         bad = exc.object[exc.start:exc.start + 1]
         raise MalformedRowError(f"is not UTF-8 text ({exc.reason}: byte {bad!r}); save it as UTF-8",
                                 source=path) from None
+
+
+def csv_header(reader, path: Path) -> list[str]:
+    """The header row of a CSV ``reader``: MissingColumnError if the file is empty,
+    MalformedRowError naming a column the header repeats (its cells would overwrite each other)."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise MissingColumnError("file is empty (no header)", source=path) from None
+    seen = set()
+    for c in header:
+        if c in seen:
+            raise MalformedRowError("the header names this column twice", source=path, column=c)
+        seen.add(c)
+    return header
+
+
+def csv_rows(reader, header: list[str], path: Path):
+    """``(row, cells)`` of the data rows (0-based, counting blank lines, which are skipped as
+    every CSV reader does); MalformedRowError for a row with another number of cells."""
+    for row, cells in enumerate(reader):
+        if not cells:
+            continue
+        if len(cells) != len(header):
+            raise MalformedRowError(f"has {len(cells)} cells, the header {len(header)}", source=path, row=row)
+        yield row, cells
 
 
 def number(text, *, source, row, column, error=CostValueError, what="a number", text_ok: bool = True) -> float:

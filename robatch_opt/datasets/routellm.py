@@ -30,8 +30,8 @@ from typing import Union
 
 import numpy as np
 
-from ._common import assemble, existing, outcome_cell, prices_for, split_prompts, utf8_text
-from .errors import (DuplicateQueryError, InconsistentDataError, MissingColumnError, MissingFileError,
+from ._common import assemble, csv_header, csv_rows, existing, outcome_cell, prices_for, split_prompts, utf8_text
+from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError, MissingFileError,
                      OutcomeRangeError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
 from .routing_data import RoutingData
@@ -52,8 +52,11 @@ def _outcome(cell: str, *, source, row, column) -> float:
     try:
         return outcome_cell(cell, source=source, row=row, column=column)
     except OutcomeRangeError:
-        raise OutcomeRangeError(f"must be True, False, a number in [0, 1] or empty, got {cell!r}",
-                                source=source, row=row, column=column) from None
+        # Every column but `prompt` and `<model>_response` is a model's correctness in this
+        # format: an extra column (an id, say) lands here, so say so.
+        raise OutcomeRangeError(f"must be True, False, a number in [0, 1] or empty, got {cell!r} (in RouteLLM's "
+                                "format every column but `prompt` and `<model>_response` is a model's "
+                                "correctness)", source=source, row=row, column=column) from None
 
 
 def _contaminated(path: Path) -> set[str]:
@@ -67,7 +70,7 @@ def _contaminated(path: Path) -> set[str]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise PromptFieldError(f"not valid JSON: {exc.msg}", source=path, row=row) from None
+                raise MalformedRowError(f"not valid JSON: {exc.msg}", source=path, row=row) from None
             if not isinstance(obj, dict) or not isinstance(obj.get("eval_prompt"), str):
                 raise MissingColumnError("needs a string `eval_prompt`", source=path, row=row, column="eval_prompt")
             out.add(obj["eval_prompt"])
@@ -77,10 +80,7 @@ def _contaminated(path: Path) -> set[str]:
 def _read_file(path: Path):
     with utf8_text(path) as fh:
         reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise MissingColumnError("file is empty (no header)", source=path) from None
+        header = csv_header(reader, path)
         if "prompt" not in header:
             raise MissingColumnError("required column is missing", source=path, column="prompt")
         models = [c for c in header if c != "prompt" and not c.endswith(_RESPONSE)]
@@ -92,9 +92,7 @@ def _read_file(path: Path):
                                          source=path, column=c)
         col = {c: j for j, c in enumerate(header)}
         rows = []
-        for row, cells in enumerate(reader):
-            if len(cells) != len(header):
-                raise MissingColumnError(f"has {len(cells)} cells, the header {len(header)}", source=path, row=row)
+        for row, cells in csv_rows(reader, header, path):
             prompt = cells[col["prompt"]]
             if not prompt:
                 raise PromptFieldError("empty prompt", source=path, row=row, column="prompt")

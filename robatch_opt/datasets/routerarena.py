@@ -27,6 +27,7 @@ from typing import Union
 import numpy as np
 
 from ._common import assemble, existing, number, utf8_text
+from ..errors import InstanceError
 from .errors import (CostValueError, DuplicateQueryError, InconsistentDataError, MalformedRowError,
                      MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError, UnknownPriceError)
 from .routing_data import RoutingData
@@ -50,8 +51,10 @@ def _price_table(path: Path) -> dict:
             if not isinstance(entry, dict) or key not in entry:
                 raise MissingColumnError(f"model {m!r} lacks its price", source=path, column=key)
             x = number(entry[key], source=path, row=None, column=f"{m}.{key}", text_ok=False)
-            if x < 0:
-                raise CostValueError(f"must be >= 0, got {x!r}", source=path, column=f"{m}.{key}")
+            if x < 0 or (x == 0 and key.startswith("output")):
+                # The output price must be > 0: each query's output tokens are its cost over it.
+                raise CostValueError(f"must be {'> 0' if key.startswith('output') else '>= 0'}, got {x!r}",
+                                     source=path, column=f"{m}.{key}")
             vals.append(x)
         out[m] = tuple(vals)
     return out
@@ -98,7 +101,7 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
     CostValueError, UnknownPriceError, DuplicateQueryError, InconsistentDataError
     """
     if scores not in ("clip", "raise"):
-        raise ValueError(f"`scores` must be 'clip' or 'raise', got {scores!r}")
+        raise InstanceError("scores", f"must be 'clip' or 'raise', got {scores!r}")
     root = existing(path, "RouterArena folder")
     if not root.is_dir():
         raise MissingFileError("must be a folder holding cost.json and <model>.jsonl files", source=root)
@@ -156,7 +159,12 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
                                                 column="evaluation_result.score")
                     clipped += 1
                     score = min(max(score, 0.0), 1.0)
-                if obj.get("success", True) is False:
+                success = obj.get("success", True)
+                if not isinstance(success, bool):
+                    # "false" (a string) would otherwise count as a successful call.
+                    raise MalformedRowError(f"must be true or false (JSON booleans), got {success!r}", source=f,
+                                            row=row, column="success")
+                if success is False:
                     failed += 1
                     score = math.nan
                 rows[qid] = (row, question, t_in, t_out, score)

@@ -22,7 +22,8 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..errors import InstanceError
-from ._common import assemble, cost_cell, existing, existing_file, outcome_cell, prices_for, utf8_text
+from ._common import (assemble, cost_cell, csv_header, csv_rows, existing, existing_file, outcome_cell, prices_for,
+                      utf8_text)
 from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
                      MissingFileError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -45,6 +46,8 @@ def _paths(paths) -> list[Path]:
         if not found:
             raise MissingFileError("RouterBench folder holds no *.csv file", source=p)
         return found
+    if isinstance(paths, (bytes, dict)) or not hasattr(paths, "__iter__"):
+        raise InstanceError("paths", f"must be a path, a folder or a list of paths, got {type(paths).__name__}")
     out = [existing_file(p, "RouterBench file") for p in paths]
     if not out:
         raise MissingColumnError("no RouterBench file given", column="paths")
@@ -147,10 +150,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     for path in files:
         with utf8_text(path) as fh:
             reader = csv.reader(fh)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise MissingColumnError("file is empty (no header)", source=path) from None
+            header = csv_header(reader, path)
             file_models = _models_of(header, path)
             if models is None:
                 models = file_models
@@ -158,9 +158,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                 raise InconsistentDataError(f"models {sorted(set(file_models) ^ set(models))} are not in every file",
                                             source=path)
             col = {c: j for j, c in enumerate(header)}
-            for row, cells in enumerate(reader):
-                if len(cells) != len(header):
-                    raise MissingColumnError(f"has {len(cells)} cells, the header {len(header)}", source=path, row=row)
+            for row, cells in csv_rows(reader, header, path):
                 qid = cells[col["sample_id"]]
                 if not qid:
                     raise MissingColumnError("empty query id", source=path, row=row, column="sample_id")

@@ -346,7 +346,8 @@ class RoutingData:
             # Refused, not clipped: a predictor that returns 1.5 or -3 has a bug to see.
             i, k = np.unravel_index(int(np.argmax(bad)), bad.shape)
             raise InstanceError(f"utility[{i}, {k}]", f"must be in [0, 1], got {float(u0[i, k])!r}")
-        out_tok = self.output_tokens if output_tokens is None else np.asarray(output_tokens, np.float64)
+        out_tok = (self.output_tokens if output_tokens is None
+                   else numeric_array(output_tokens, "output_tokens", instance_errors, ndim=2))
         if out_tok.shape != self.output_tokens.shape:
             raise InstanceError("output_tokens", f"must have shape {self.output_tokens.shape}, got {out_tok.shape}")
         missing = ~np.isfinite(out_tok)
