@@ -169,9 +169,10 @@ def _parser() -> _Parser:
 
     g = sub.add_parser("generate", help="write a generated instance to a file",
                        description="Generate a workload with ro.workloads and save it "
-                                   "(.json or .npz by suffix).")
+                                   "(.json, .npz or a chunked .zarr store, by suffix).")
     g.add_argument("kind", choices=("llm", "synthetic"), help="workload generator")
-    g.add_argument("out", metavar="OUT", help="output file (.json or .npz)")
+    g.add_argument("out", metavar="OUT", help="output file (.json or .npz), or an OUT.zarr store (any kind; "
+                                              "llm writes it chunk by chunk)")
     g.add_argument("--n", type=_positive_int, default=DEFAULT_WORKLOAD["n"], metavar="N",
                    help=f"number of queries (default {DEFAULT_WORKLOAD['n']})")
     g.add_argument("--seed", type=_seed, default=0, metavar="S", help="random seed (default 0)")

@@ -67,6 +67,19 @@ def test_zarr_round_trip_is_lossless_and_lazy(tmp_path):
     assert back.models == inst.models and back.tasks == inst.tasks
 
 
+def test_a_small_store_is_one_chunk_of_its_own_length(tmp_path):
+    # New-user check: 1,000 queries in the default 262,144-query chunk took 38 MB (zarr
+    # stores every chunk at full length); the chunk is now no longer than the instance.
+    inst = ro.workloads.synthetic(1000, seed=0)
+    ci = ro.load(ro.save(inst, tmp_path / "x.zarr"))
+    assert (ci.n_chunks, ci.chunk_queries) == (1, 1000)
+    size = sum(f.stat().st_size for f in (tmp_path / "x.zarr").rglob("*") if f.is_file())
+    assert size < 4 * inst.utility.nbytes
+    assert np.array_equal(ci.to_instance().utility, inst.utility)
+    w = ro.workloads.llm("qwen3", n=50, seed=1, out=tmp_path / "w.zarr")
+    assert (w.n_chunks, w.chunk_queries) == (1, 50)
+
+
 def test_llm_written_chunk_by_chunk_is_reproducible(tmp_path):
     a = ro.workloads.llm("qwen3", n=700, seed=5, out=tmp_path / "a.zarr", chunk_queries=256)
     b = ro.workloads.llm("qwen3", n=700, seed=5, out=tmp_path / "b.zarr", chunk_queries=256)

@@ -157,7 +157,10 @@ def save_zarr(inst: Instance, path, *, chunk_queries: int = DEFAULT_CHUNK_QUERIE
     """
     if not isinstance(inst, Instance):
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
-    cq = _check_chunk_queries(chunk_queries)
+    # Never a chunk longer than the instance: zarr stores every chunk at full length, so 1,000
+    # queries took 38 MB in the default 262,144-query chunks. (One chunk either way: the
+    # same content.)
+    cq = min(_check_chunk_queries(chunk_queries), max(inst.n_queries, 1))
     dtypes = {"query_task": _task_dtype(inst.n_tasks), "input_tokens": _token_dtype(inst.input_tokens),
               "output_tokens": _token_dtype(inst.output_tokens), "utility": "float64"}
     w = _Writer(path, inst.models, inst.tasks, inst.n_queries, cq, dtypes)
@@ -177,7 +180,7 @@ def write_chunked(path, models, tasks, n: int, chunk_queries: int, make_chunk: C
     Only one chunk is in memory at a time per process. With a Dask ``client``, the chunks
     are built and written by the workers (``make_chunk`` must then be picklable).
     """
-    cq = _check_chunk_queries(chunk_queries)
+    cq = min(_check_chunk_queries(chunk_queries), max(int(n), 1))     # as in save_zarr
     dtypes = {"query_task": _task_dtype(len(tasks)), "input_tokens": token_dtype,
               "output_tokens": token_dtype, "utility": "float64"}
     w = _Writer(path, models, tasks, n, cq, dtypes)
