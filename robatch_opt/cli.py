@@ -550,7 +550,10 @@ def _cmd_solve_distributed(args) -> int:
         check_output_path(args.out, inputs=[args.instance], what="--out")
     from . import distributed
     inst = _load_instance(args.instance, to_plan=True)
-    client = distributed.connect(args.scheduler)
+    try:
+        client = distributed.connect(args.scheduler)
+    except distributed.SchedulerUnreachableError as exc:
+        raise _UsageError(f"argument --scheduler: {exc}") from exc
     try:
         if args.budget is not None:
             budget, rule = args.budget, {"form": "budget", "budget_usd": args.budget}
@@ -577,6 +580,8 @@ def _cmd_solve_distributed(args) -> int:
     print(plan.summary())
     if plan.info.get("plan_path"):
         print(f"options stored  {plan.info['plan_path']}")
+    if args.out is not None:
+        print(f"plan written to {args.out}")
     return EXIT_OK
 
 

@@ -26,7 +26,7 @@ from distributed import Client  # noqa: E402
 import robatch_opt as ro  # noqa: E402
 from robatch_opt.cli import main as cli_main  # noqa: E402
 from robatch_opt.distributed import (ChunkError, ChunkLayoutError, ChunkValueError,  # noqa: E402
-                                     DistributedUnsupportedError, SchedulerUnreachableError)
+                                     DistributedUnsupportedError, NoWorkersError, SchedulerUnreachableError)
 from robatch_opt.distributed.cli_cluster import command_line_cluster, free_port  # noqa: E402
 
 RTOL = 1e-9
@@ -179,6 +179,43 @@ def test_unreachable_scheduler_names_the_address():
         ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.5), method="greedy", client=address, timeout_s=2)
     assert err.value.address == address
     assert time.monotonic() - t < 30
+
+
+def test_a_single_task_store_reads_back(tmp_path):
+    # Serve/distributed audit: zarr skips writing a chunk equal to its fill value (0), so a
+    # single-task instance (every query_task 0) could not be read back ("chunk 0 ... missing").
+    inst = ro.workloads.llm("gemma3", n=600, tasks=["GSM8K"], batch_sizes=(1, 4), seed=0)
+    back = ro.load(ro.save(inst, tmp_path / "one.zarr", chunk_queries=256)).to_instance()
+    assert np.array_equal(back.query_task, inst.query_task) and np.array_equal(back.utility, inst.utility)
+    gen = ro.workloads.llm("gemma3", n=600, tasks=["GSM8K"], batch_sizes=(1, 4), seed=0,
+                           out=tmp_path / "gen.zarr", chunk_queries=256)
+    assert gen.to_instance().n_queries == 600
+
+
+def test_bad_chunk_sizes_and_addresses_fail_before_any_work(tmp_path):
+    inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ro.InstanceError, match="`chunk_queries`"):
+            ro.solve(inst, budget=1.0, method="greedy", client="tcp://127.0.0.1:1", chunk_queries=bad)
+    with pytest.raises(ro.InstanceError, match="`chunk_queries`"):
+        ro.workloads.llm("gemma3", n=50, seed=0, out=tmp_path / "z.zarr", chunk_queries=0)
+    with pytest.raises(SchedulerUnreachableError, match="not a scheduler address"):
+        ro.distributed.connect("not-an-address")
+    with pytest.raises(DistributedUnsupportedError, match="`client`"):
+        ro.distributed.budget_from_fraction(inst, 0.3, None)
+
+
+def test_a_scheduler_without_workers_is_named(monkeypatch):
+    # The audit's --budget-fraction with a bare scheduler waited forever; solve said the
+    # scheduler "cannot be reached" when it had no worker.
+    import robatch_opt.distributed.greedy as dg
+    monkeypatch.setattr(dg, "CONNECT_TIMEOUT_S", 1.0)
+    inst = ro.workloads.llm("gemma3", n=50, seed=0)
+    with command_line_cluster(0) as cluster:
+        with pytest.raises(NoWorkersError, match="has no worker"):
+            ro.distributed.budget_from_fraction(inst, 0.3, cluster.address)
+        with pytest.raises(NoWorkersError, match="has no worker"):
+            ro.solve(inst, budget=1.0, method="greedy", client=cluster.address, timeout_s=1.0)
 
 
 def test_unsupported_requests_fail_before_any_work(client):

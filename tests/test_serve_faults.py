@@ -266,8 +266,16 @@ def test_bad_configuration_fails_before_any_request(plan40, tmp_path, monkeypatc
         eps = _endpoints(srv)
         monkeypatch.delenv("RO_TEST_KEY", raising=False)
         eps["model-b"]["api_key_env"] = "RO_TEST_KEY"
-        with pytest.raises(serve.MissingKeyError, match=r"endpoints\['model-b'\].api_key_env.*RO_TEST_KEY"):
+        with pytest.raises(serve.MissingKeyError, match=r"endpoints\['model-b'\].api_key_env.*RO_TEST_KEY.*not set"):
             serve.run(plan, inst, QUESTIONS, eps)
+        monkeypatch.setenv("RO_TEST_KEY", "")
+        with pytest.raises(serve.MissingKeyError, match="set but empty"):
+            serve.run(plan, inst, QUESTIONS, eps)
+        # A key pasted where the variable's name belongs is refused without echoing it.
+        eps["model-b"]["api_key_env"] = "sk-abcdef0123456789"
+        with pytest.raises(serve.ServeConfigError, match="a string of 19 characters") as info:
+            serve.run(plan, inst, QUESTIONS, eps)
+        assert "abcdef" not in str(info.value)
         eps = _endpoints(srv)
         eps["model-a"]["api"] = "embeddings"
         with pytest.raises(serve.ServeConfigError, match=r"endpoints\['model-a'\].api"):
@@ -355,6 +363,10 @@ def test_cli_serve(plan40, tmp_path, capsys):
         assert err.count("\n") == 1 and "--resume" in err
         assert main(["serve", *args, "--resume"]) == 0
         assert "40 answered" in capsys.readouterr().out and len(srv.log) == n
+        # --resume with a journal that is not there (a typo) would pay for every call again.
+        assert main(["serve", *args[:-1], str(tmp_path / "typo.jsonl"), "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nothing to resume" in err and len(srv.log) == n
     (tmp_path / "ep.toml").write_text('["model-a"]\nmodel = "x"\n')
     code = main(["serve", *args[:-1], str(tmp_path / "new.jsonl")])
     err = capsys.readouterr().err

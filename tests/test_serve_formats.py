@@ -60,6 +60,9 @@ def test_get_format():
     ("  Rome.\nmore text", 1, False, ["Rome."]),                                  # one question, no label
     ("A1: the answer 5. is wrong", 1, False, ["the answer 5. is wrong"]),         # prose "answer 5."
     ("", 2, False, [None, None]),
+    ("A1: <answer>\nA2: <answer>", 2, False, [None, None]),                     # the template echoed
+    ("A1: Rome\nA2: ...", 2, False, ["Rome", None]),
+    ("<answer>", 1, False, [None]),
 ])
 def test_numbered_parse_cases(reply, n, truncated, expected):
     assert NUM.parse(reply, n, truncated=truncated) == expected
@@ -75,6 +78,8 @@ def test_numbered_parse_cases(reply, n, truncated, expected):
     ('[{"id": 1, "answer": "Rome"}, {"id": 1, "answer": "Milan"}]', 1, False, [None]),
     ('[{"id": 1, "answer": 42}, "x"]', 2, False, [None, None]),  # mixed: positions unclear
     ("no json here", 2, False, [None, None]),
+    ('["a", "b", "c", "d", "e", "f"]', 4, True, [None] * 4),   # too many items, cut off or not
+    ('[{"id": 1, "answer": "..."}, {"id": 2, "answer": "Paris"}]', 2, False, [None, "Paris"]),   # placeholder
 ])
 def test_json_parse_cases(reply, n, truncated, expected):
     assert JSN.parse(reply, n, truncated=truncated) == expected

@@ -119,6 +119,7 @@ def command_line_cluster(n_workers: int = 2, *, memory_limit: str = "4GiB", nthr
     Parameters
     ----------
     n_workers : int
+        0 starts the scheduler alone.
     memory_limit : str
         Per worker (``--memory-limit``).
     nthreads : int
@@ -193,6 +194,8 @@ def command_line_cluster(n_workers: int = 2, *, memory_limit: str = "4GiB", nthr
 def _wait_for_workers(cluster: CommandLineCluster, n: int, deadline: float) -> None:
     from distributed import Client
     with Client(cluster.address, timeout=max(1.0, deadline - time.monotonic())) as c:
+        if n == 0:
+            return                         # a scheduler alone: connecting proves it is up
         try:
             c.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
         except TimeoutError as exc:

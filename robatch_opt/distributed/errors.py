@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import FormatError, InstanceError, RobatchError
 
 __all__ = ["ChunkError", "ChunkLayoutError", "ChunkValueError", "SchedulerUnreachableError",
-           "DistributedUnsupportedError", "ClusterSetupError"]
+           "DistributedUnsupportedError", "ClusterSetupError", "NoWorkersError"]
 
 
 class ChunkError(FormatError):
@@ -71,3 +71,7 @@ class DistributedUnsupportedError(RobatchError, ValueError):
 class ClusterSetupError(RobatchError, RuntimeError):
     """The cluster cannot run the solver: its scheduler or a worker lacks robatch_opt (or has
     another version). The message names the process and the address."""
+
+
+class NoWorkersError(ClusterSetupError):
+    """The scheduler answered but no worker joined it within the timeout."""

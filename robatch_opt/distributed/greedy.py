@@ -48,8 +48,8 @@ from ..kernels import greedy_kernels as gk
 from ..plan import Plan, Status
 from ..solvers import greedy as g
 from . import _chunk_tasks as tasks
-from .errors import ClusterSetupError, DistributedUnsupportedError, SchedulerUnreachableError
-from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES
+from .errors import ClusterSetupError, DistributedUnsupportedError, NoWorkersError, SchedulerUnreachableError
+from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries
 
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
@@ -69,7 +69,11 @@ TIES_IN_FLIGHT = 6
 OPTIMAL_RTOL = 1e-9
 
 
-def connect(address: str, *, timeout_s: float = 10.0):
+#: Seconds to wait for a scheduler to answer and for a first worker to join.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
     """A ``dask.distributed.Client`` connected to the scheduler at ``address``.
 
     Raises
@@ -78,10 +82,35 @@ def connect(address: str, *, timeout_s: float = 10.0):
         Nothing answered within ``timeout_s`` seconds (the message names the address).
     """
     from distributed import Client
+    if not isinstance(address, str):
+        raise InstanceError("client", f"must be a Dask client or a scheduler address such as "
+                                      f"'tcp://127.0.0.1:8786', got {type(address).__name__}")
     try:
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as exc:
         raise SchedulerUnreachableError(address, f"{type(exc).__name__}: {exc}") from None
+    except ValueError as exc:              # Dask's own parse error ("missing port number")
+        raise SchedulerUnreachableError(address, f"not a scheduler address ({exc}); expected "
+                                                 "tcp://HOST:PORT") from None
+
+
+def _cluster_ready(client, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for a worker, then check every process has robatch_opt.
+
+    Without a worker every task waits forever (``--budget-fraction`` hung with a bare
+    scheduler); NoWorkersError says so instead.
+    """
+    if client is None:
+        raise DistributedUnsupportedError(
+            "`client`: the distributed greedy needs a Dask client or a scheduler address, e.g. "
+            "client=distributed.Client(distributed.LocalCluster()) on one machine")
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (TimeoutError, OSError) as exc:
+        address = str(client.scheduler.address)
+        raise NoWorkersError(f"the Dask scheduler at {address!r} has no worker: none joined within "
+                             f"{timeout_s} s (start one with `dask worker {address}`)") from exc
+    check_cluster(client)
 
 
 def check_cluster(client) -> None:
@@ -240,7 +269,7 @@ def _chunk_recipes(bounds, kc, pos_rows, pos, move_rows, move_opt) -> list[tasks
 def solve(instance, budget: float | None = None, *, client=None, method: str = "greedy",
           min_mean_utility: float | None = None, max_queries_per_model=None, plan_path=None,
           chunk_queries: int | None = None, gather: bool | None = None, progress: bool | None = None,
-          timeout_s: float = 10.0, **options: Any) -> Plan:
+          timeout_s: float = CONNECT_TIMEOUT_S, **options: Any) -> Plan:
     """Solve on a Dask cluster with the greedy: the in-memory greedy's plan, chunk by chunk.
 
     Parameters
@@ -276,7 +305,11 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
     Raises
     ------
     SchedulerUnreachableError
-        ``client`` is an address nothing answers at.
+        ``client`` is an address nothing answers at, or not an address.
+    NoWorkersError
+        The scheduler has no worker within ``timeout_s``.
+    InstanceError
+        ``chunk_queries`` is not an integer >= 1 (or the budget not a number >= 0).
     DistributedUnsupportedError
         The quality form, per-model capacities, or a method other than the greedy.
     InfeasibleBudgetError
@@ -312,20 +345,15 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
     if not math.isfinite(budget_usd) or budget_usd < 0:
         raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
     _plan_path(instance, plan_path)             # an unwritable plan store fails before any work
+    if chunk_queries is not None:
+        _check_chunk_queries(chunk_queries)
     if client is None:
-        raise DistributedUnsupportedError(
-            "`client`: the distributed greedy needs a Dask client or a scheduler address, e.g. "
-            "client=distributed.Client(distributed.LocalCluster()) on one machine")
+        _cluster_ready(None, timeout_s)
     own_client = isinstance(client, str)
     if own_client:
         client = connect(client, timeout_s=timeout_s)
     try:
-        try:
-            client.wait_for_workers(1, timeout=timeout_s)
-        except (TimeoutError, OSError) as exc:
-            raise SchedulerUnreachableError(str(client.scheduler.address),
-                                            f"no worker joined within {timeout_s} s") from exc
-        check_cluster(client)
+        _cluster_ready(client, timeout_s)
         if progress is None:
             progress = sys.stderr.isatty()
         if progress:
@@ -707,7 +735,7 @@ def reference_costs(instance, client) -> tuple[float, float]:
     if isinstance(client, str):
         with connect(client) as c:
             return reference_costs(instance, c)
-    check_cluster(client)                  # its first tasks (the CLI's --budget-fraction)
+    _cluster_ready(client, CONNECT_TIMEOUT_S)   # its first tasks (the CLI's --budget-fraction)
     sources, bounds = _sources(instance, client, None)
     parts = _Runner(client, sources, bounds, False).map(tasks.reference, label="reference")
     om, ob = instance.option_model, instance.option_batch

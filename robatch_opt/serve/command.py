@@ -159,6 +159,10 @@ def serve_command(args, inst, plan) -> int:
         raise ServeConfigError("journal", "its directory does not exist", source=args.journal)
     if any(journal.resolve() == Path(p).resolve() for p in inputs):
         raise ServeConfigError("journal", "is one of the command's input files", source=args.journal)
+    if args.resume and not (journal.exists() and journal.stat().st_size > 0):
+        # A typo in the journal's name would start a fresh run and pay for every call again.
+        raise ServeConfigError("journal", "does not exist or is empty: nothing to resume (drop --resume to start "
+                                          "a new run)", source=args.journal)
     if journal.exists() and journal.stat().st_size > 0 and not args.resume:
         raise ServeConfigError("journal", "exists: pass --resume to continue that run, or choose a new file",
                                source=args.journal)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 from urllib.parse import urlparse
@@ -41,6 +42,9 @@ except ImportError:                     # Python 3.10: the same parser, as the `
 __all__ = ["Endpoint", "load_endpoints", "API_KINDS"]
 
 #: API kinds and the path each one posts to (relative to the base URL).
+#: An environment variable's name (POSIX): what ``api_key_env`` must be.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 API_KINDS = {"chat": "/chat/completions", "completions": "/completions"}
 
 
@@ -84,10 +88,11 @@ class Endpoint:
         """The key from the environment (MissingKeyError if the variable is unset or empty)."""
         if self.api_key_env is None:
             return None
-        key = os.environ.get(self.api_key_env, "")
+        key = os.environ.get(self.api_key_env)
         if not key:
             raise MissingKeyError("api_key_env", f"environment variable {self.api_key_env!r} "
-                                                 f"(the key of {self.base_url}) is not set")
+                                                 f"(the key of {self.base_url}) is "
+                                                 f"{'not set' if key is None else 'set but empty'}")
         return key
 
     def max_tokens(self, n_questions: int) -> int:
@@ -123,8 +128,12 @@ def _endpoint(name: str, spec: Any, source: str | None) -> Endpoint:
     if api not in API_KINDS:
         raise ServeConfigError(f"{where}.api", f"must be one of {sorted(API_KINDS)}, got {api!r}", source=source)
     env = d.get("api_key_env")
-    if env is not None and (not isinstance(env, str) or not env.strip() or "=" in env):
-        raise ServeConfigError(f"{where}.api_key_env", f"must be the name of an environment variable, got {env!r}",
+    if env is not None and (not isinstance(env, str) or not _ENV_NAME.fullmatch(env)):
+        # Never echo a string that is not a variable name: it may be the key itself, pasted
+        # in by mistake, and the message ends up in logs.
+        shown = repr(env) if not isinstance(env, str) else f"a string of {len(env)} characters"
+        raise ServeConfigError(f"{where}.api_key_env", f"must be the name of an environment variable (letters, "
+                                                       f"digits and _; the variable holds the key), got {shown}",
                                source=source)
     conc = d.get("max_concurrency")
     if conc is not None and (isinstance(conc, bool) or not isinstance(conc, int) or conc < 1):

@@ -127,13 +127,25 @@ def _clean(text: str) -> str:
     return text.strip(_EDGE)
 
 
+#: The built-in instructions' placeholders (``A1: <answer>``, ``"answer": "..."``): a model
+#: that echoes the template has answered nothing (Gemma 3 270M replied ``A1: <answer>`` to
+#: every question of a batch, which was recorded as eight answers).
+PLACEHOLDERS = frozenset({"<answer>", "...", "\u2026"})
+
+
+def _real(text: str | None) -> str | None:
+    """``text``, or None when it is empty or a placeholder."""
+    return None if not text or text.strip().lower() in PLACEHOLDERS else text
+
+
 def _attribute(found: list[tuple[int, str]], n: int) -> list[str | None]:
-    """Answers by number; a number given two different answers is ambiguous, hence None."""
+    """Answers by number; a number given two different answers is ambiguous, hence None; an
+    echoed placeholder is no answer."""
     out: list[str | None] = [None] * n
     conflict = [False] * n
     for num, text in found:
         i = num - 1
-        if not 0 <= i < n or not text:
+        if not 0 <= i < n or _real(text) is None:
             continue
         if out[i] is None and not conflict[i]:
             out[i] = text
@@ -162,7 +174,8 @@ class NumberedFormat(BatchFormat):
     ``Q3: ...`` (ignored). An answer runs to the end of its line or to the next label.
     Without any ``A`` label it falls back to bare numbered lines (``3. x``); with one question
     and no label at all, the first non-empty line is the answer (see ``unlabeled_single``).
-    O(length of the reply).
+    An answer that is the instructions' placeholder (``<answer>``, see :data:`PLACEHOLDERS`)
+    is no answer. O(length of the reply).
 
     Examples
     --------
@@ -229,7 +242,7 @@ class NumberedFormat(BatchFormat):
             return _attribute(bare, n)
         if n == 1 and self.unlabeled_single:
             first = next((_clean(line) for line in text.splitlines() if _clean(line)), "")
-            return [first or None]
+            return [_real(first)]
         return [None] * n
 
 
@@ -275,7 +288,9 @@ class JsonArrayFormat(BatchFormat):
     The parser reads the first JSON array of the reply (inside a code fence or not). Items
     with an ``id`` are placed by it; a plain array of strings is placed by position only when
     it has exactly one item per question (or, cut off, for the complete items before the
-    cut). A reply cut off inside the array keeps its complete items.
+    cut, when there are no more of them than questions). A reply cut off inside the array
+    keeps its complete items. An answer that is the instructions' placeholder (``...``) is
+    no answer.
 
     Examples
     --------
@@ -334,10 +349,10 @@ class JsonArrayFormat(BatchFormat):
             return _attribute(found, n)
         if any(isinstance(it, dict) for it in items):
             return out                  # a mix of objects and plain values: positions unclear
-        if closed and len(items) != n:
-            return out                  # which one is missing is unknowable
+        if len(items) > n or (closed and len(items) != n):
+            return out                  # which one is missing (or extra) is unknowable
         for i, it in enumerate(items[:n]):
-            out[i] = _as_text(it)
+            out[i] = _real(_as_text(it))
         return out
 
 

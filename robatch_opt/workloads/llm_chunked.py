@@ -80,5 +80,5 @@ def write_llm(out, pool: str, n: int, *, tasks=None, price: str = "compute", see
         question=np.array([p["question_tokens"] for p in profiles], dtype=np.float64),
         answer=np.array([p["answer_tokens"] for p in profiles], dtype=np.float64),
         retention=np.array(w.retention), difficulty_sd=float(difficulty_sd), seed=int(seed))
-    return write_chunked(out, maker.models, maker.tasks, n, chunk_queries or DEFAULT_CHUNK_QUERIES, maker,
+    return write_chunked(out, maker.models, maker.tasks, n, DEFAULT_CHUNK_QUERIES if chunk_queries is None else chunk_queries, maker,
                          client=client)
