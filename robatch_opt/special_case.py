@@ -158,6 +158,17 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     solved, option = _transport_ortools(s, open_, room, umax)
     if solved:
         return None if option is None else (sum(s.util_int[i][option[i]] for i in range(n)), option)
+    # Weights beyond int64 (utilities whose common power-of-two denominator is huge, e.g.
+    # real 0/1 outcomes times a fitted retention): OR-Tools on the weights rounded down to
+    # fit, then exact exchange-cycle canceling in Python integers. (networkx's exact flow
+    # took 4-13 s per flow at n = 1,019 and could not be stopped at the time limit.)
+    shift = max(0, umax.bit_length() - _ORTOOLS_WEIGHT_BITS(n + m + 2))
+    solved, option = _transport_ortools(s, open_, room, umax, shift=shift)
+    if solved:
+        if option is None:
+            return None
+        option = _cancel_exchange_cycles(s.util_int, open_, room, option)
+        return sum(s.util_int[i][option[i]] for i in range(n)), option
     g = nx.DiGraph()
     g.add_node("sink", demand=n)
     for i in range(n):
@@ -180,23 +191,29 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     return sum(s.util_int[i][option[i]] for i in range(n)), option
 
 
+def _ORTOOLS_WEIGHT_BITS(n_nodes: int) -> int:
+    """Bits a weight may have so that OR-Tools' cost scaling (which multiplies costs by about
+    the node count) stays inside int64, with a factor 4 to spare."""
+    return 62 - (4 * n_nodes).bit_length()
+
+
 def _transport_ortools(s: _Setting, open_: np.ndarray, room: np.ndarray,
-                       umax: int) -> tuple[bool, np.ndarray | None]:
+                       umax: int, *, shift: int = 0) -> tuple[bool, np.ndarray | None]:
     """The transportation problem on OR-Tools' min-cost flow (C++, exact int64 arithmetic).
 
-    Returns ``(solved, option)``: ``option`` None when it is infeasible. ``solved`` is False
-    when a weight does not fit in int64 (utilities with huge power-of-two denominators) or
-    the engine finds the costs too large for its scaling (``BAD_COST_RANGE``): networkx's
-    arbitrary-precision flow decides then. (networkx alone took 70 ms per flow at n = 60 and
-    left the enumeration unfinished after 20 s: audit.)
+    Returns ``(solved, option)``: ``option`` None when it is infeasible. With ``shift`` the
+    weights are divided by ``2**shift`` (rounded down): feasibility is still exact, the
+    assignment only near-optimal (the caller repairs it exactly). ``solved`` is False when
+    a weight does not fit in int64 or the engine finds the costs too large for its scaling
+    (``BAD_COST_RANGE``).
     """
     n, m = open_.shape
-    if umax >= 1 << 62:
+    if (umax >> shift) >= 1 << 62:
         return False, None
     from ortools.graph.python import min_cost_flow
 
     qi, sj = np.nonzero(open_)
-    weight = [umax - s.util_int[i][j] for i, j in zip(qi.tolist(), sj.tolist())]
+    weight = [(umax - s.util_int[i][j]) >> shift for i, j in zip(qi.tolist(), sj.tolist())]
     sizes_open = np.flatnonzero(room > 0)
     sink = n + m
     flow = min_cost_flow.SimpleMinCostFlow()
@@ -216,6 +233,70 @@ def _transport_ortools(s: _Setting, open_: np.ndarray, room: np.ndarray,
     option = np.empty(n, dtype=np.int64)
     option[qi[used]] = sj[used]
     return True, option
+
+
+def _cancel_exchange_cycles(util_int, open_: np.ndarray, room: np.ndarray, option: np.ndarray) -> np.ndarray:
+    """The optimal assignment from a feasible one, in exact integer arithmetic.
+
+    An assignment of queries to sizes (query i may take size j where ``open_[i, j]``; size
+    j holds at most ``room[j]``) is optimal iff no exchange improves it: a cycle of moves
+    "one query from size a to size b" that leaves every count unchanged, or a chain of them
+    that ends in a size with room to spare. On the graph of the sizes plus a node F for the
+    spare room (edge a -> b weighted by the best gain of moving one query of a to b; F -> a
+    for every a, b -> F where b has room, both weighted 0), these are exactly its cycles of
+    positive weight: a simple cycle takes one query out of each size it visits, so its
+    queries are distinct. Bellman-Ford finds one; its moves are applied; repeat. Each
+    round raises the exact utility, so it ends; O(n m) per round.
+    """
+    n, m = open_.shape
+    option = option.copy()
+    count = np.bincount(option, minlength=m)
+    choices = [np.flatnonzero(open_[i]).tolist() for i in range(n)]
+    F = m
+    while True:
+        best: dict[tuple[int, int], tuple[int, int]] = {}
+        for i in range(n):
+            a = int(option[i])
+            ua = util_int[i][a]
+            for b in choices[i]:
+                if b != a:
+                    gain = util_int[i][b] - ua
+                    cur = best.get((a, b))
+                    if cur is None or gain > cur[0]:
+                        best[(a, b)] = (gain, i)
+        edges = [(a, b, g, i) for (a, b), (g, i) in best.items()]
+        edges += [(F, a, 0, -1) for a in range(m)]
+        edges += [(b, F, 0, -1) for b in range(m) if count[b] < room[b]]
+        # Longest paths from a virtual source to every node; a relaxation in round m + 1
+        # means a positive cycle, found by walking the predecessors back m + 1 steps.
+        dist = [0] * (m + 1)
+        pred: list[tuple[int, int, int] | None] = [None] * (m + 1)
+        last = -1
+        for _ in range(m + 1):
+            last = -1
+            for a, b, g, i in edges:
+                if dist[a] + g > dist[b]:
+                    dist[b] = dist[a] + g
+                    pred[b] = (a, i, g)
+                    last = b
+            if last < 0:
+                return option
+        v = last
+        for _ in range(m + 1):
+            v = pred[v][0]
+        cycle = []
+        u = v
+        while True:
+            a, i, _ = pred[u]
+            cycle.append((a, u, i))
+            u = a
+            if u == v:
+                break
+        for a, b, i in cycle:
+            if i >= 0:
+                option[i] = b
+                count[a] -= 1
+                count[b] += 1
 
 
 # ----------------------------------------------------------------------- enumeration

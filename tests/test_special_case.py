@@ -205,7 +205,51 @@ def test_ortools_and_networkx_transportation_agree(seed, monkeypatch):
     s = sc._setting(inst)
     vectors = [np.array(v) for v in itertools.product(range(0, 13, 3), range(0, 7, 2), range(0, 5, 2), range(4))]
     fast = [sc._transport(s, y) for y in vectors]
-    monkeypatch.setattr(sc, "_transport_ortools", lambda *args: (False, None))
+    monkeypatch.setattr(sc, "_transport_ortools", lambda *args, **kw: (False, None))
     slow = [sc._transport(s, y) for y in vectors]
     assert [None if r is None else r[0] for r in fast] == [None if r is None else r[0] for r in slow]
     assert any(r is not None for r in fast) and any(r is None for r in fast)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_huge_denominators_get_the_exact_optimum_without_networkx(seed, monkeypatch):
+    """Utilities spread over 2**-60..1 (real 0/1 outcomes times a fitted retention have such
+    denominators) make the weights too wide for int64: OR-Tools then runs on rounded weights
+    and exchange-cycle canceling makes the assignment exactly optimal. Checked against
+    networkx's exact flow, and the canceling alone from a poor start."""
+    from robatch_opt import special_case as sc
+
+    rng = np.random.default_rng(100 + seed)
+    n = 14
+    util = rng.random((n, 4)) * np.exp2(-rng.integers(0, 60, (n, 4)).astype(float))
+    inst = ro.Instance(models=[ro.Model("m", 1.0, 1.0, 10_000, (1, 2, 3, 5))], tasks=[ro.Task("t", 200)],
+                       query_task=np.zeros(n, int), input_tokens=rng.integers(10, 100, n),
+                       output_tokens=rng.integers(0, 30, n), utility=util)
+    s = sc._setting(inst)
+    assert max(max(row) for row in s.util_int) >= 1 << 62          # the wide path is taken
+    vectors = [np.array(v) for v in itertools.product(range(0, 13, 4), range(0, 7, 3), range(0, 5, 2), range(3))]
+    fast = [sc._transport(s, y) for y in vectors]
+    assert any(r is not None for r in fast)
+    # From a poor feasible start (every query on its least useful open size that has room).
+    repaired = 0
+    for y, r in zip(vectors, fast):
+        if r is None:
+            continue
+        room = np.minimum(s.sizes * y, n)
+        open_ = s.adm & (room > 0)[None, :]
+        start, left = np.empty(n, np.int64), room.copy()
+        for i in range(n):
+            order = sorted(np.flatnonzero(open_[i] & (left > 0)), key=lambda j: s.util_int[i][j])
+            if not order:
+                break
+            start[i] = order[0]
+            left[order[0]] -= 1
+        else:
+            best = sc._cancel_exchange_cycles(s.util_int, open_, room, start)
+            assert (np.bincount(best, minlength=4) <= room).all() and open_[np.arange(n), best].all()
+            assert sum(s.util_int[i][best[i]] for i in range(n)) == r[0]
+            repaired += 1
+    assert repaired > 0
+    monkeypatch.setattr(sc, "_transport_ortools", lambda *args, **kw: (False, None))
+    slow = [sc._transport(s, y) for y in vectors]
+    assert [None if r is None else r[0] for r in fast] == [None if r is None else r[0] for r in slow]
