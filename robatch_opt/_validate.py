@@ -374,3 +374,17 @@ def _census(seq, field: str, error: ErrorFactory, integer: bool, strict: bool, p
         if not check(type(v)):
             want = "an integer" if integer else "a number"
             raise error(field, prefix + (j,), f"must be {want}, got {describe(v)}")
+
+
+def check_instance(x, field: str = "inst") -> None:
+    """Raise InstanceError unless ``x`` is a :class:`robatch_opt.Instance`, with a hint for the
+    usual mix-ups (a ``RoutingData`` of real outcomes, a chunked ``.zarr`` store)."""
+    from .instance import Instance
+
+    if isinstance(x, Instance):
+        return
+    kind = type(x).__name__
+    hint = {"RoutingData": " (it holds data: build an instance with data.instance(utility))",
+            "ChunkedInstance": " (a .zarr store: solve it with a Dask client, or read it whole with "
+                               ".to_instance())"}.get(kind, "")
+    raise InstanceError(field, f"must be a robatch_opt.Instance, got {kind}{hint}")

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._validate import fmt_num, number
+from ._validate import check_instance, fmt_num, number
 from .errors import InfeasibleBudgetError, InstanceError
 from .evaluate import evaluate
 from .frontier import Frontier, check_budgets, check_sweep_flags, frontier, frontier_budgets
@@ -68,6 +68,7 @@ def routing_only(inst: Instance) -> Instance:
     >>> bool((fr.utility[fr.feasible] <= fr.upper_bound[fr.feasible]).all())
     True
     """
+    check_instance(inst, "inst")
     return inst.restrict(batch_sizes=[1])
 
 
@@ -80,12 +81,14 @@ def single_model(inst: Instance, model, *, batching: bool = True) -> Instance:
         The model is unknown, lacks batch size 1 (``batching=False``), or some query does
         not fit its context window (the message names the query).
     """
+    check_instance(inst, "inst")
     k = inst.model_index(model)
     return inst.restrict(models=[k], batch_sizes=None if batching else [1])
 
 
 def single_model_instances(inst: Instance, *, batching: bool = True) -> dict[str, Instance]:
     """:func:`single_model` for every model that can serve every query on its own."""
+    check_instance(inst, "inst")
     out = {}
     for m in inst.models:
         try:
@@ -107,6 +110,7 @@ class SingleModelPlan:
 
 def single_model_plans(inst: Instance) -> list[SingleModelPlan]:
     """Every model alone without batching, graded by :func:`robatch_opt.evaluate` (cheapest first)."""
+    check_instance(inst, "inst")
     out = []
     for name, sub in single_model_instances(inst, batching=False).items():
         ev = evaluate(sub, np.zeros(sub.n_queries, dtype=np.int64))
@@ -130,8 +134,7 @@ def batching_only_frontier(inst: Instance, budgets: Sequence[float] | np.ndarray
         (None where no model fits the budget). Kept plans index the chosen model's
         sub-instance options.
     """
-    if not isinstance(inst, Instance):
-        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_instance(inst, "inst")
     check_sweep_flags(progress=progress)
     b = frontier_budgets(inst, points) if budgets is None else check_budgets(budgets)
     subs = single_model_instances(inst, batching=True)
@@ -206,6 +209,7 @@ def cost_to_reach(inst: Instance, mean_utility: float, strategy: str = "joint", 
     lower_bound_usd : float
         A proven lower bound on that strategy's least cost (``inf`` if it cannot reach it).
     """
+    check_instance(inst, "inst")
     best, best_lb = math.inf, math.inf
     for sub in _strategy_instances(inst, strategy):
         try:
@@ -280,8 +284,7 @@ def compare_strategies(inst: Instance, budgets: Sequence[float] | np.ndarray | N
     -------
     StrategyComparison
     """
-    if not isinstance(inst, Instance):
-        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_instance(inst, "inst")
     check_sweep_flags(progress=progress)
     fractions = _check_fractions(fractions)
     b = frontier_budgets(inst, points) if budgets is None else check_budgets(budgets)

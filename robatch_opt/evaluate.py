@@ -120,8 +120,9 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
         # A chunked store (.zarr) has no in-memory arrays (robatch_opt.distributed.solve
         # grades its plans chunk by chunk; .to_instance() reads it whole).
         raise TypeError(f"`instance`: must be a robatch_opt Instance, got {type(inst).__name__}"
-                        + (" (read a .zarr store whole with .to_instance())"
-                           if type(inst).__name__ == "ChunkedInstance" else ""))
+                        + {"ChunkedInstance": " (read a .zarr store whole with .to_instance())",
+                           "RoutingData": " (it holds data: build an instance with data.instance(utility))"}
+                        .get(type(inst).__name__, ""))
     # Strings, booleans, null and fractional indices are refused (an integral float is fine).
     arr = numeric_array(option, "option", assignment_errors, integer=True)
     n, J = inst.n_queries, inst.n_options

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._validate import numeric_array
+from ._validate import check_instance, numeric_array
 from .errors import InfeasibleBudgetError, InstanceError, UnknownMethodError
 from .instance import Instance
 from .options import compile_options
@@ -326,8 +326,7 @@ def frontier(inst: Instance, budgets: Sequence[float] | np.ndarray | None = None
         raise UnknownMethodError(f"`method`: unknown method {method!r}; valid: {', '.join(registered_methods())}")
     if method != AUTO:
         get_backend(method)                      # unavailable engines fail before any work
-    if not isinstance(inst, Instance):
-        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_instance(inst, "inst")
     if "budget" in solve_kwargs or "min_mean_utility" in solve_kwargs:
         raise InstanceError("budget", "a frontier sweeps budgets: pass `budgets=`, not `budget`/`min_mean_utility`")
     check_sweep_flags(label=label, keep_plans=keep_plans, shared_walk=shared_walk, progress=progress)

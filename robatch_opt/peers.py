@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._validate import fmt_num, integer, nonnegative, number
+from ._validate import check_instance, fmt_num, integer, nonnegative, number
 from .errors import InfeasibleBudgetError, InstanceError
 from .evaluate import Evaluation, evaluate
 from .instance import Instance
@@ -81,8 +81,7 @@ def _checked_alpha(alpha) -> float:
 
 def _unbatched(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per model: the option index of batch size 1, the utility and the b = 1 cost of every query."""
-    if not isinstance(inst, Instance):
-        raise InstanceError("inst", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_instance(inst, "inst")
     cols = []
     for k in range(inst.n_models):
         if (k, 1) not in inst.options:
@@ -132,6 +131,7 @@ def routellm_threshold(inst: Instance, budget: float, *, strong=None, weak=None)
     InfeasibleBudgetError
         The budget is below the cost of every query on the weak model.
     """
+    check_instance(inst, "inst")
     cols, util, cost = _unbatched(inst)
     budget = nonnegative(budget, "budget", "USD")
     s0, w0 = default_strong_weak(inst) if strong is None or weak is None else (None, None)
@@ -192,6 +192,7 @@ def eccos_local(inst: Instance, alpha: float, *, caps=None) -> PolicyPlan:
     InstanceError
         The caps leave a query without any model.
     """
+    check_instance(inst, "inst")
     return _local(inst, _checked_alpha(alpha), caps)
 
 
@@ -235,6 +236,7 @@ def eccos_local_at_budget(inst: Instance, budget: float, *, caps=None, iters: in
     InfeasibleBudgetError
         Even alpha = 0 (every query on its cheapest model) exceeds the budget.
     """
+    check_instance(inst, "inst")
     budget = nonnegative(budget, "budget", "USD")
     iters = integer(iters, "iters")
     if iters < 1:
@@ -271,5 +273,6 @@ def eccos_optimizer(inst: Instance, alpha: float, *, caps: Sequence[int | None] 
     Plan
         On the routing-only restriction (same models, options ``(k, 1)``).
     """
+    check_instance(inst, "inst")
     return solve(inst.restrict(batch_sizes=[1]), min_mean_utility=alpha, max_queries_per_model=caps,
                  method=method, **solve_kwargs)

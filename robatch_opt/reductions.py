@@ -50,6 +50,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ._validate import check_instance
 from .errors import InstanceError
 from .evaluate import validate_assignment
 from .instance import Instance, Model, Task
@@ -678,8 +679,7 @@ def rwb_to_mckp(instance: Instance, budget_usd: float = math.inf) -> MultipleCho
     """
     from .options import compile_options
 
-    if not isinstance(instance, Instance):
-        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(instance).__name__}")
+    check_instance(instance, "instance")
     b = float(budget_usd)
     if math.isnan(b) or b < 0:
         raise InstanceError("budget", f"must be >= 0 USD, got {budget_usd!r}")

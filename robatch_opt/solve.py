@@ -15,7 +15,7 @@ from .evaluate import Evaluation, evaluate, float_sum_rtol, meets_target, within
 from .instance import Instance
 from .options import compile_options
 from .plan import Plan, Status
-from ._validate import describe, did_you_mean, fmt_num, integer, nonnegative, number
+from ._validate import check_instance, describe, did_you_mean, fmt_num, integer, nonnegative, number
 from .solvers import AUTO, get_backend, registered_methods
 from .solvers.base import Problem, SolveProgress, SolverResult, check_options
 from .solvers.restrictions import best_and_evaluation
@@ -56,6 +56,7 @@ def reference_costs(inst: Instance) -> tuple[float, float]:
     max_utility_usd : float
         Every query on its most useful option (ties: cheaper).
     """
+    check_instance(inst, "inst")
     table = compile_options(inst)
     return (evaluate(inst, table.cheapest_option).cost_usd,
             evaluate(inst, table.most_useful_option).cost_usd)
@@ -191,8 +192,7 @@ def solve(instance: Instance, budget: float | None = None, *, method: str = "aut
         raise UnknownMethodError(f"`method`: must be a string; valid: {', '.join(registered_methods())}")
     if method != AUTO:
         chosen, backend = method, get_backend(method)      # unknown or unavailable: fail first
-    if not isinstance(instance, Instance):
-        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(instance).__name__}")
+    check_instance(instance, "instance")
     if method == AUTO:
         if options:
             raise UnknownOptionError(

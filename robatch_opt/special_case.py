@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._validate import check_instance
 from .errors import InstanceError
 from .evaluate import BUDGET_RTOL, evaluate, within_budget
 from .instance import Instance
@@ -85,8 +86,7 @@ class _Setting:
 
 def _check_special_case(inst: Instance) -> int:
     """The task index, or InstanceError if ``inst`` is not batching-only on one model."""
-    if not isinstance(inst, Instance):
-        raise InstanceError("instance", f"must be a robatch_opt.Instance, got {type(inst).__name__}")
+    check_instance(inst, "instance")
     if inst.n_models != 1:
         raise InstanceError("models", f"batching_flow solves the one-model special case; the instance has "
                                       f"{inst.n_models} models (restrict it with inst.restrict(models=[name]))")

@@ -459,3 +459,18 @@ def test_loaders_refuse_what_is_not_a_path_and_bad_options(tmp_path):
     data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0), _rb_row(1)]), prices=PRICES)
     with pytest.raises(ro.InstanceError, match=r"`output_tokens`"):
         data.instance(np.nan_to_num(data.outcome), output_tokens="abc")
+
+
+def test_routing_data_where_an_instance_belongs_is_named(tmp_path):
+    # Proxy/baselines audit: ro.budget_from_fraction(data, ...), the baselines and evaluate
+    # raised AttributeError ('RoutingData' object has no attribute 'option_model').
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0), _rb_row(1)]), prices=PRICES)
+    calls = [lambda: ro.budget_from_fraction(data, 0.5), lambda: ro.reference_costs(data),
+             lambda: ro.baselines.eccos_optimizer(data, 0.5), lambda: ro.baselines.routing_only(data),
+             lambda: ro.baselines.single_model_plans(data), lambda: ro.baselines.routellm_threshold(data, 1.0),
+             lambda: ro.solve(data, 1.0), lambda: ro.frontier(data)]
+    for call in calls:
+        with pytest.raises(ro.InstanceError, match=r"got RoutingData \(it holds data: build an instance"):
+            call()
+    with pytest.raises(TypeError, match=r"data\.instance\(utility\)"):
+        ro.evaluate(data, [0, 0])
