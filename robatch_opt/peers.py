@@ -137,6 +137,8 @@ def routellm_threshold(inst: Instance, budget: float, *, strong=None, weak=None)
     s0, w0 = default_strong_weak(inst) if strong is None or weak is None else (None, None)
     s = inst.model_index(strong) if strong is not None else s0
     w = inst.model_index(weak) if weak is not None else w0
+    if s == w and inst.n_models > 1:
+        raise InstanceError("weak", f"must differ from the strong model ({inst.models[s].name!r})")
     if not np.isfinite(cost[:, [s, w]]).all():
         raise InstanceError("routellm_threshold", "a query does not fit the strong or the weak model's window")
     base = float(cost[:, w].sum())

@@ -110,6 +110,7 @@ def test_eccos_local_rule():
     (lambda inst: B.routellm_threshold(inst, float("nan")), "budget"),
     (lambda inst: B.routellm_threshold(inst, -1.0), "budget"),
     (lambda inst: B.routellm_threshold(inst, "1"), "budget"),
+    (lambda inst: B.routellm_threshold(inst, 1.0, strong="m0", weak="m0"), "weak"),   # audit
     (lambda inst: B.eccos_local(inst, 1.5), "alpha"),
     (lambda inst: B.eccos_local(inst, float("nan")), "alpha"),
     (lambda inst: B.eccos_local(inst, 0.5, caps=[10, -1, 5]), "caps[1]"),

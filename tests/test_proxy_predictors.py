@@ -173,6 +173,7 @@ def test_knn_cosine_for_embeddings():
     (lambda: P.KNNUtility(prior_strength=-1.0), "prior_strength"),
     (lambda: P.KNNUtility(chunk_size=0), "chunk_size"),
     (lambda: P.LogisticUtility(l2=-1.0), "l2"),
+    (lambda: P.LogisticUtility(l2=0.0), "l2"),                  # a singular Newton system (audit)
     (lambda: P.LogisticUtility(l2=float("nan")), "l2"),
     (lambda: P.LogisticUtility(max_iter=0), "max_iter"),
     (lambda: P.LogisticUtility(tol="x"), "tol"),
@@ -222,3 +223,31 @@ def test_fit_log_names_a_model_the_log_does_not_have(pipeline):
     log = pipeline[4]
     with pytest.raises(P.PredictorError, match=r"\['Nope'\] are not models of the log"):
         P.LogisticUtility().fit_log(log, model_names=[log.model_names[0], "Nope"])
+
+
+
+def test_metrics_refuse_bad_inputs_and_knn_without_prior_stays_a_probability():
+    # Proxy audit: a NaN outcome was counted as a negative by roc_auc, a probability of 1.5
+    # crashed ECE's binning, shapes broadcast; KNNUtility(prior_strength=0) returned NaN for
+    # a query whose neighbours had no observed outcome.
+    for f in (P.brier_score, P.roc_auc, P.expected_calibration_error):
+        with pytest.raises(P.PredictorError, match=r"`outcome\[1\]`"):
+            f([0.5, 0.2, 0.3], [1, np.nan, 0])
+        with pytest.raises(P.PredictorError, match=r"`prob\[0\]`"):
+            f([1.5, 0.2], [1, 0])
+        with pytest.raises(P.PredictorError, match="shape"):
+            f(np.ones((5, 2)) / 2, np.ones(5))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    y = (rng.random((40, 2)) < 0.5).astype(float)
+    y[::2, 0] = np.nan
+    p = P.KNNUtility(k=1, prior_strength=0).fit(x, y).predict(x)
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+
+def test_an_empty_log_is_refused():
+    log = P.ObservationLog(query_id=[], task=[], model=[], batch_size=[], outcome=[], input_tokens=[],
+                           output_tokens=[], models=["m0"])
+    with pytest.raises(P.PredictorError, match="`log`"):
+        P.LogisticUtility().fit_log(log)

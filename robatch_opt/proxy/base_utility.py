@@ -162,6 +162,9 @@ class _BasePredictor:
                                                 f"{list(log.model_names)}")
         _, task, feats, y = log.outcome_matrix(names, batch_size=1)
         seen = ~np.isnan(y).all(axis=1)
+        if not seen.any():
+            # An empty log "fitted" a predictor of no model (with NumPy's empty-mean warnings).
+            raise PredictorError("log", "has no unbatched (batch_size == 1) outcome to fit on")
         return self.fit(feats[seen], y[seen], task=task[seen], model_names=names)
 
 
@@ -171,7 +174,8 @@ class LogisticUtility(_BasePredictor):
     Parameters
     ----------
     l2 : float
-        Ridge penalty on the feature weights (standardised features), > 0 recommended.
+        Ridge penalty on the feature weights (standardised features), > 0 (without it a
+        constant or duplicated feature makes the Newton system singular).
     max_iter : int
         Newton iterations per model.
     tol : float
@@ -200,7 +204,7 @@ class LogisticUtility(_BasePredictor):
     """
 
     def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8):
-        self.l2 = _float_param(l2, "l2", positive=False)
+        self.l2 = _float_param(l2, "l2", positive=True)
         self.max_iter = _int_param(max_iter, "max_iter", 1)
         self.tol = _float_param(tol, "tol", positive=True)
 
@@ -370,14 +374,42 @@ class KNNUtility(_BasePredictor):
                 wy = np.einsum("bn,bnk->bk", w, ytr[nn])
                 wo = np.einsum("bn,bnk->bk", w, otr[nn])
                 m = self.prior_strength
-                out[blk] = (wy + m * self.prior_[c]) / (wo + m)
+                # No observed neighbour and no prior weight (prior_strength = 0): the prior
+                # alone, not 0 / 0 (it returned NaN).
+                den = wo + m
+                out[blk] = np.where(den > 0, (wy + m * self.prior_[c]) / np.where(den > 0, den, 1.0),
+                                    self.prior_[c])
         return np.clip(out, 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------ metrics
+def _metric_inputs(prob, outcome) -> tuple[np.ndarray, np.ndarray]:
+    """``prob`` and ``outcome`` as flat float arrays of one shape, every value in [0, 1]
+    (PredictorError naming the argument otherwise: a NaN outcome was counted as a negative,
+    a probability of 1.5 crashed the binning)."""
+    out = []
+    for name, v in (("prob", prob), ("outcome", outcome)):
+        try:
+            a = np.asarray(v, np.float64)
+        except (TypeError, ValueError):
+            raise PredictorError(name, "must be an array of numbers in [0, 1]") from None
+        out.append(a)
+    p, y = out
+    if p.shape != y.shape:
+        raise PredictorError("outcome", f"must have the shape of `prob` {p.shape}, got {y.shape}")
+    for name, a in (("prob", p), ("outcome", y)):
+        bad = ~((a >= 0.0) & (a <= 1.0))
+        if bad.any():
+            i = np.unravel_index(int(np.argmax(bad)), a.shape)
+            where = f"{name}[{', '.join(map(str, i))}]" if a.ndim else name
+            raise PredictorError(where, f"must be a number in [0, 1] (drop unobserved entries first), "
+                                        f"got {fmt_num(float(a[i]))}")
+    return p.ravel(), y.ravel()
+
+
 def brier_score(prob, outcome) -> float:
     """Mean squared difference between predicted probabilities and outcomes (lower is better)."""
-    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome, np.float64).ravel()
+    p, y = _metric_inputs(prob, outcome)
     return float(np.mean((p - y) ** 2))
 
 
@@ -386,7 +418,8 @@ def roc_auc(prob, outcome) -> float:
 
     Returns NaN when only one class is present.
     """
-    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome).ravel() > 0.5
+    p, y = _metric_inputs(prob, outcome)
+    y = y > 0.5
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
@@ -403,7 +436,7 @@ def roc_auc(prob, outcome) -> float:
 
 def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:
     """Expected calibration error: bin-size-weighted ``|mean outcome - mean prob|`` over equal-width bins."""
-    p, y = np.asarray(prob, np.float64).ravel(), np.asarray(outcome, np.float64).ravel()
+    p, y = _metric_inputs(prob, outcome)
     idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     cnt = np.bincount(idx, minlength=n_bins)
     sp = np.bincount(idx, weights=p, minlength=n_bins)
