@@ -267,3 +267,29 @@ def test_fit_on_no_queries_says_so():
     data = _data(n=40, seed=22)
     with pytest.raises(P.PredictorError, match="no queries"):
         P.TextUtility().fit(data.select(np.zeros(40, bool)))
+
+
+def test_text_utility_bad_embeddings_and_no_queries():
+    # Proxy audit: string embeddings were NumPy's ValueError; predicting on zero queries was
+    # scikit-learn's "Found array with 0 sample(s)".
+    from robatch_opt.proxy.base_utility import PredictorError
+
+    data = _data(200, seed=3)
+    with pytest.raises(PredictorError, match="`embeddings`"):
+        ro.proxy.TextUtility().fit(data, embeddings=[["a"]] * data.n_queries)
+    tu = ro.proxy.TextUtility().fit(data)
+    none = data.select(np.zeros(data.n_queries, bool))
+    assert tu.predict(none).shape == (0, data.n_models)
+    assert tu.predict_output_tokens(none).shape == (0, data.n_models)
+    with pytest.raises(PredictorError, match="`outcomes`"):
+        ro.proxy.LogisticUtility().fit(np.ones((5, 1)), [["a"]] * 5)
+
+
+
+def test_a_dense_only_classifier_is_named():
+    from sklearn.naive_bayes import GaussianNB
+
+    from robatch_opt.proxy.base_utility import PredictorError
+
+    with pytest.raises(PredictorError, match="GaussianNB needs dense input"):
+        P.TextUtility(GaussianNB(), blend=1.0).fit(_data(200, seed=4))

@@ -101,7 +101,10 @@ def _check_features(features, n: int | None = None, d: int | None = None) -> np.
 
 
 def _check_outcomes(outcomes, n: int) -> np.ndarray:
-    y = np.array(outcomes, dtype=np.float64)
+    try:
+        y = np.array(outcomes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PredictorError("outcomes", "must be an (n, K) array of numbers in [0, 1] or NaN") from None
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:

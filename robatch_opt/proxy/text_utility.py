@@ -392,7 +392,10 @@ class TextUtility:
         length = np.log1p(np.array([len(t) for t in texts], np.float64))[:, None]
         dense = [length]
         if embeddings is not None:
-            e = np.asarray(embeddings, np.float64)
+            try:
+                e = np.asarray(embeddings, np.float64)
+            except (TypeError, ValueError):
+                raise PredictorError("embeddings", "must be an (n, d) array of numbers") from None
             if e.ndim != 2 or e.shape[0] != n:
                 raise PredictorError("embeddings", f"must have shape ({n}, d), got {e.shape}")
             if not np.isfinite(e).all():
@@ -447,7 +450,15 @@ class TextUtility:
             xs, ys, w = x, (y >= 0.5).astype(np.int64), None
             if np.unique(ys).shape[0] < 2:
                 return float(np.mean(y))
-        return est.fit(xs, ys) if w is None else est.fit(xs, ys, sample_weight=w)
+        try:
+            return est.fit(xs, ys) if w is None else est.fit(xs, ys, sample_weight=w)
+        except TypeError as exc:
+            if "sparse" not in str(exc).lower():
+                raise
+            # The features are sparse (TF-IDF or hashing): GaussianNB and the like refuse them.
+            raise PredictorError("base", f"{type(est).__name__} needs dense input, and TextUtility's features "
+                                         "are sparse (TF-IDF); use a classifier that takes scipy.sparse "
+                                         "(LogisticRegression, SGDClassifier, MultinomialNB, ...)") from None
 
     def fit(self, data, *, embeddings=None) -> "TextUtility":
         """Fit on the observed outcomes and output tokens of ``data`` (a RoutingData).
@@ -725,6 +736,8 @@ class TextUtility:
         self._check_fitted()
         _check_data(data)
         cols = _model_columns(self.model_names, data)
+        if len(data.task) == 0:                # no query: scikit-learn refuses 0 samples
+            return np.zeros((0, len(cols)))
         return self._predict(data, embeddings)[:, cols]
 
     def _predict(self, data, embeddings) -> np.ndarray:
@@ -767,6 +780,8 @@ class TextUtility:
         self._check_fitted()
         _check_data(data)
         cols = _model_columns(self.model_names, data)
+        if len(data.task) == 0:
+            return np.zeros((0, len(cols)))
         x = self._features(data, embeddings, fit=False)
         out = np.empty((x.shape[0], len(self.model_names)))
         for k, (reg, smear) in enumerate(self.output_models_):
