@@ -293,3 +293,11 @@ def test_a_dense_only_classifier_is_named():
 
     with pytest.raises(PredictorError, match="GaussianNB needs dense input"):
         P.TextUtility(GaussianNB(), blend=1.0).fit(_data(200, seed=4))
+
+
+
+def test_integer_parameters_take_an_integral_float():
+    # As everywhere in the package (README): inner_folds=2.0 was refused, max_iter=50.0 not.
+    assert P.TextUtility(inner_folds=2.0, stack_min_rows=10.0).inner_folds == 2
+    with pytest.raises(P.PredictorError, match="`inner_folds`: must be an integer, got 2.5"):
+        P.TextUtility(inner_folds=2.5)

@@ -319,13 +319,12 @@ class TextUtility:
         if blend not in ("stack", "cv") and not (isinstance(blend, Real) and not isinstance(blend, bool)
                                                  and 0.0 <= float(blend) <= 1.0):
             raise PredictorError("blend", f"must be 'stack', 'cv' or a weight in [0, 1], got {blend!r}")
-        for name, value, integral in (("inner_folds", inner_folds, True), ("stack_min_rows", stack_min_rows, True),
-                                      ("stack_z", stack_z, False), ("blend_z", blend_z, False)):
-            ok = isinstance(value, (int, np.integer)) if integral else isinstance(value, Real)
-            if isinstance(value, bool) or not ok or not np.isfinite(float(value)):
-                raise PredictorError(name, f"must be a finite {'integer' if integral else 'number'}, got {value!r}")
-        if int(inner_folds) < 2:
-            raise PredictorError("inner_folds", f"must be >= 2, got {inner_folds!r}")
+        # Integers as everywhere in the package: an integral float (2.0) passes, 2.5 does not.
+        inner_folds = _int_param(inner_folds, "inner_folds", 2)
+        stack_min_rows = _int_param(stack_min_rows, "stack_min_rows", 1)
+        for name, value in (("stack_z", stack_z), ("blend_z", blend_z)):
+            if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(float(value)):
+                raise PredictorError(name, f"must be a finite number, got {value!r}")
         if not float(stack_z) >= 0:
             raise PredictorError("stack_z", f"must be >= 0, got {stack_z!r}")
         if int(stack_min_rows) < 2 * int(inner_folds):
