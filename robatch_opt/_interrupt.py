@@ -187,7 +187,7 @@ def terminate_on_sigterm() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def redeliver_swallowed_interrupts() -> Callable[[], None]:
+def redeliver_swallowed_interrupts() -> Callable[[], int | None]:
     """Raise a Ctrl-C or SIGTERM again that Python swallowed; returns a function that undoes it.
 
     A signal's exception raised while Python runs code whose exceptions are only reported --
@@ -235,7 +235,7 @@ def redeliver_swallowed_interrupts() -> Callable[[], None]:
             owed.remove(signum)
             signal.pthread_kill(main_ident, signum)
 
-    lock = threading.Lock()
+    lock = threading.RLock()      # the hook may run again on the main thread while it holds it
     owed: list[int] = []          # signals swallowed and not yet sent again
     undone = False
     sys.unraisablehook = hook

@@ -7,8 +7,10 @@ with each batch size ``b_1 < ... < b_m``. For a fixed ``y``, the best plan is a
 (profit ``u[i, j]``), and size ``j`` receives at most ``b_j * y_j`` queries. This module
 enumerates the call-count vectors that are maximal under the budget, best bound first from
 the greedy's plan, and solves each transportation problem as a min-cost flow on exact
-integers (OR-Tools' int64 flow; networkx's arbitrary-precision capacity scaling when the
-weights do not fit). See ``proofs/batching_polynomial.md``.
+integers (OR-Tools' int64 flow; when the weights do not fit int64, OR-Tools on rounded
+weights made exactly optimal by exchange-cycle canceling, and networkx's arbitrary-precision
+capacity scaling if the canceling takes more than ``2 (n + m)`` rounds, which keeps the
+polynomial bound). See ``proofs/batching_polynomial.md``.
 
 The backend is registered as ``method="batching_flow"``; it raises
 :class:`~robatch_opt.errors.InstanceError` for instances outside the special case.
@@ -167,8 +169,9 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     if solved:
         if option is None:
             return None
-        option = _cancel_exchange_cycles(s.util_int, open_, room, option)
-        return sum(s.util_int[i][option[i]] for i in range(n)), option
+        option = _cancel_exchange_cycles(s.util_int, open_, room, option, max_rounds=2 * (n + m))
+        if option is not None:
+            return sum(s.util_int[i][option[i]] for i in range(n)), option
     g = nx.DiGraph()
     g.add_node("sink", demand=n)
     for i in range(n):
@@ -235,8 +238,10 @@ def _transport_ortools(s: _Setting, open_: np.ndarray, room: np.ndarray,
     return True, option
 
 
-def _cancel_exchange_cycles(util_int, open_: np.ndarray, room: np.ndarray, option: np.ndarray) -> np.ndarray:
-    """The optimal assignment from a feasible one, in exact integer arithmetic.
+def _cancel_exchange_cycles(util_int, open_: np.ndarray, room: np.ndarray, option: np.ndarray, *,
+                            max_rounds: int | None = None) -> np.ndarray | None:
+    """The optimal assignment from a feasible one, in exact integer arithmetic (None if it
+    takes more than ``max_rounds`` rounds).
 
     An assignment of queries to sizes (query i may take size j where ``open_[i, j]``; size
     j holds at most ``room[j]``) is optimal iff no exchange improves it: a cycle of moves
@@ -246,14 +251,19 @@ def _cancel_exchange_cycles(util_int, open_: np.ndarray, room: np.ndarray, optio
     for every a, b -> F where b has room, both weighted 0), these are exactly its cycles of
     positive weight: a simple cycle takes one query out of each size it visits, so its
     queries are distinct. Bellman-Ford finds one; its moves are applied; repeat. Each
-    round raises the exact utility, so it ends; O(n m) per round.
+    round raises the exact utility, so it ends (no polynomial bound on the rounds, hence
+    ``max_rounds``); O(n m + m^3) per round.
     """
     n, m = open_.shape
     option = option.copy()
     count = np.bincount(option, minlength=m)
     choices = [np.flatnonzero(open_[i]).tolist() for i in range(n)]
     F = m
+    rounds = 0
     while True:
+        rounds += 1
+        if max_rounds is not None and rounds > max_rounds:
+            return None
         best: dict[tuple[int, int], tuple[int, int]] = {}
         for i in range(n):
             a = int(option[i])
@@ -479,9 +489,12 @@ def solve_batching_only(instance: Instance, budget_usd: float | None = None, *,
     prefixes the last count is the largest that fits (bisection). Each transportation
     problem is a min-cost flow on ``V = n + m + 1`` nodes and ``E <= n m + m`` arcs with
     capacities at most ``n`` and integer costs at most ``C``, solved by OR-Tools' cost
-    scaling [1]_ in ``O(V^2 E log(V C))`` (networkx's capacity scaling [2]_ when the costs
-    exceed int64). In total ``O((n + 1)^(m-1) (n + m)^2 n m log((n + m) C))``: polynomial
-    for every fixed number of batch sizes. The quality form bisects on the total number of calls
+    scaling [1]_ in ``O(V^2 E log(V C))``. When the costs exceed int64 the flow runs on
+    rounded costs and at most ``2 (n + m)`` rounds of exact exchange-cycle canceling
+    (``O(n m + m^3)`` each) make it optimal, or else networkx's capacity scaling [2]_ does,
+    in ``O(E log n (E + V log V))`` whatever the costs. In total
+    ``O((n + 1)^(m-1) (n + m)^2 n m log((n + m) C))``: polynomial for every fixed number of
+    batch sizes. The quality form bisects on the total number of calls
     (cost is increasing in it), adding a factor ``log n``. Prunings keep the count of
     flows far below the bound: a vector that still fits with one more call of an earlier
     size is skipped; vectors are taken in decreasing order of their per-query best-size

@@ -201,6 +201,9 @@ def test_bad_chunk_sizes_and_addresses_fail_before_any_work(tmp_path):
         ro.workloads.llm("gemma3", n=50, seed=0, out=tmp_path / "z.zarr", chunk_queries=0)
     with pytest.raises(SchedulerUnreachableError, match="not a scheduler address"):
         ro.distributed.connect("not-an-address")
+    # A port nobody listens on is refused at once (Dask retried for its whole timeout).
+    with pytest.raises(SchedulerUnreachableError, match="connection refused"):
+        ro.distributed.connect(f"tcp://127.0.0.1:{free_port()}")
     with pytest.raises(DistributedUnsupportedError, match="`client`"):
         ro.distributed.budget_from_fraction(inst, 0.3, None)
 

@@ -127,6 +127,12 @@ def load_routellm(path: PathLike, *, drop_contaminated: bool = False, prices: di
     ------
     MissingFileError, MissingColumnError, UnknownColumnError, PromptFieldError,
     OutcomeRangeError, UnknownPriceError, DuplicateQueryError, InconsistentDataError
+        Each naming the file, the 0-based data row and the column.
+    MalformedRowError
+        A row with another number of cells than the header, a header naming a column twice,
+        a line of a contamination file that is not JSON, a file that is not UTF-8.
+    InstanceError
+        ``path`` is not a path.
     """
     root = existing(path, "RouteLLM path")
     csv.field_size_limit(sys.maxsize)

@@ -130,6 +130,11 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     MissingFileError, MissingColumnError, UnknownColumnError, PromptFieldError,
     OutcomeRangeError, CostValueError, UnknownPriceError, DuplicateQueryError, InconsistentDataError
         Each naming the file, the 0-based data row and the column.
+    MalformedRowError
+        A row with another number of cells than the header, a header naming a column twice,
+        a file that is not UTF-8.
+    InstanceError
+        ``paths`` is not a path or a list of paths; ``duplicates`` is not "suffix" or "raise".
 
     Examples
     --------

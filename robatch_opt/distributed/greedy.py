@@ -79,12 +79,16 @@ def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
     Raises
     ------
     SchedulerUnreachableError
-        Nothing answered within ``timeout_s`` seconds (the message names the address).
+        Nothing answered within ``timeout_s`` seconds, the connection was refused, or
+        ``address`` is not a scheduler address (the message names the address).
+    InstanceError
+        ``address`` is not a string.
     """
     from distributed import Client
     if not isinstance(address, str):
         raise InstanceError("client", f"must be a Dask client or a scheduler address such as "
                                       f"'tcp://127.0.0.1:8786', got {type(address).__name__}")
+    _refused_fast(address)
     try:
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as exc:
@@ -92,6 +96,29 @@ def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
     except ValueError as exc:              # Dask's own parse error ("missing port number")
         raise SchedulerUnreachableError(address, f"not a scheduler address ({exc}); expected "
                                                  "tcp://HOST:PORT") from None
+
+
+def _refused_fast(address: str) -> None:
+    """SchedulerUnreachableError at once when nothing listens at a ``tcp://HOST:PORT`` (Dask's
+    client retries a refused connection until its whole timeout, 10 s by default)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return                             # Dask's own parser names the problem
+    if parts.scheme != "tcp" or host is None or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            pass
+    except ConnectionRefusedError:
+        raise SchedulerUnreachableError(address, "connection refused (is the scheduler running on that "
+                                                 "port?)") from None
+    except OSError:
+        return                             # unknown host, timeout...: Dask's own connect decides
 
 
 def _cluster_ready(client, timeout_s: float) -> None:

@@ -64,11 +64,12 @@ def _zarr():
     return zarr
 
 
-def _writing_every_chunk():
-    """Zarr's setting that writes a chunk even when it equals the fill value (0): by default
-    zarr skips it, and the reader then finds the chunk missing (a single-task instance has
-    every ``query_task`` chunk all 0: its store could not be read back)."""
-    return _zarr().config.set({"array.write_empty_chunks": True})
+def _every_chunk(arr):
+    """``arr`` set to write a chunk even when it equals the fill value (0): by default zarr
+    skips it, and the reader then finds the chunk missing (a single-task instance has every
+    ``query_task`` chunk all 0: its store could not be read back). Per array, not zarr's
+    process-wide config: Dask workers write chunks from several threads at once."""
+    return arr.with_config({"write_empty_chunks": True})
 
 
 def _meta(models, tasks, n: int, chunk_queries: int) -> dict[str, Any]:
@@ -165,9 +166,8 @@ def save_zarr(inst: Instance, path, *, chunk_queries: int = DEFAULT_CHUNK_QUERIE
               "output_tokens": _token_dtype(inst.output_tokens), "utility": "float64"}
     w = _Writer(path, inst.models, inst.tasks, inst.n_queries, cq, dtypes)
     try:
-        with _writing_every_chunk():
-            for name in ARRAYS:
-                w.group[name][:] = getattr(inst, name).astype(w.group[name].dtype)
+        for name in ARRAYS:
+            _every_chunk(w.group[name])[:] = getattr(inst, name).astype(w.group[name].dtype)
         return w.commit()
     except BaseException:
         w.abort()
@@ -208,15 +208,14 @@ def _write_one(tmp: str, c: int, cq: int, n: int, make_chunk) -> int:
     if inst.n_queries != r1 - r0:
         raise ChunkLayoutError(f"chunk {c}: the generator made {inst.n_queries} queries, expected {r1 - r0}")
     g = zarr.open_group(tmp, mode="r+")
-    with _writing_every_chunk():
-        for name in ARRAYS:
-            arr = g[name]
-            vals = getattr(inst, name)
-            if arr.dtype.kind == "u" and vals.size and (vals.max() >= np.iinfo(arr.dtype).max
-                                                       or np.any(vals != np.round(vals))):
-                raise ChunkValueError(f"{name}[{r0 + int(np.argmax(vals.ravel() != np.round(vals.ravel())))}]",
-                                      f"does not fit the store's {arr.dtype} column")
-            arr[r0:r1] = vals.astype(arr.dtype)
+    for name in ARRAYS:
+        arr = _every_chunk(g[name])
+        vals = getattr(inst, name)
+        if arr.dtype.kind == "u" and vals.size and (vals.max() >= np.iinfo(arr.dtype).max
+                                                   or np.any(vals != np.round(vals))):
+            raise ChunkValueError(f"{name}[{r0 + int(np.argmax(vals.ravel() != np.round(vals.ravel())))}]",
+                                  f"does not fit the store's {arr.dtype} column")
+        arr[r0:r1] = vals.astype(arr.dtype)
     return r1 - r0
 
 
