@@ -474,3 +474,9 @@ def test_routing_data_where_an_instance_belongs_is_named(tmp_path):
             call()
     with pytest.raises(TypeError, match=r"data\.instance\(utility\)"):
         ro.evaluate(data, [0, 0])
+
+
+def test_a_routerbench_format_log_names_its_files_as_source(tmp_path):
+    # Audit: a user's own log was labelled "RouterBench" in summary()['source'].
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0)]), prices=PRICES)
+    assert data.summary()["source"] == "RouterBench format: rb.csv"

@@ -60,6 +60,13 @@ def _paths(paths) -> list[Path]:
     return out
 
 
+def _source_label(files: list[Path]) -> str:
+    """``RoutingData.source``: the format and the files (a user's own log is no "RouterBench")."""
+    names = [f.name for f in files]
+    shown = ", ".join(names[:3]) + (f", ... ({len(names) - 3} more)" if len(names) > 3 else "")
+    return f"RouterBench format: {shown}"
+
+
 def _models_of(header: list[str], path: Path) -> list[str]:
     for col in _REQUIRED:
         if col not in header:
@@ -201,4 +208,4 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
              "missing_outcomes": {m: int(np.isnan(outcome[:, k]).sum()) for k, m in enumerate(models)}}
     return assemble(model_names=models, task_names=task_names, task=np.array(task, np.int64), prompts=prompts,
                     query_id=qids, outcome=outcome, cost_usd=cost, price_in=p_in, price_out=p_out,
-                    source="RouterBench", notes=notes)
+                    source=_source_label(files), notes=notes)
