@@ -1083,19 +1083,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo_sigterm = terminate_on_sigterm() if in_main else None
     undo_redelivery = redeliver_swallowed_interrupts() if in_main else None
     owed = None
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
     try:
         status = _run(argv, as_program=as_program, debug=debug)
     finally:
-        if undo_redelivery is not None:
-            owed = undo_redelivery()
-        if undo_sigterm is not None:
-            undo_sigterm()
-        if as_program and in_main:
-            # The command has finished: its output is complete and its status decided. A
-            # Ctrl-C during the interpreter's teardown (about half a second) must not turn
-            # that into a death by signal (the audit saw exit -2 after a complete run).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Held back while the set-up is undone (a handler raising in the middle would skip
+        # the rest and escape main); one that arrived meanwhile is owed like a swallowed one.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals) if in_main else None
+        try:
+            if undo_redelivery is not None:
+                owed = undo_redelivery()
+            if undo_sigterm is not None:
+                undo_sigterm()
+            if mask is not None and owed is None:
+                pending = signal.sigpending() & stop_signals
+                owed = (signal.SIGINT if signal.SIGINT in pending else signal.SIGTERM) if pending else None
+            if as_program and in_main:
+                # The command has finished: its output is complete and its status decided. A
+                # Ctrl-C during the interpreter's teardown (about half a second) must not turn
+                # that into a death by signal (the audit saw exit -2 after a complete run).
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if owed is not None and status not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         # A Ctrl-C or SIGTERM that Python swallowed in the command's last moments, whose
         # repeat was still on its way: the user interrupted, and the status says so.
