@@ -470,3 +470,14 @@ def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypa
             ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy", client=client)
         with pytest.raises(ro.distributed.ClusterSetupError, match=who):       # the CLI's default budget
             ro.distributed.budget_from_fraction(ro.load(path), 0.3, client)
+
+
+def test_chunks_written_by_a_multithreaded_worker_all_read_back(tmp_path):
+    # Review: the write-every-chunk setting was zarr's process-wide config, which one thread
+    # of a worker could undo for another writing at the same time (an all-0 chunk skipped).
+    with command_line_cluster(1, nthreads=4, memory_limit="2GiB") as cluster:
+        with Client(cluster.address, timeout=30) as c:
+            ci = ro.workloads.llm("gemma3", n=1200, tasks=["GSM8K"], batch_sizes=(1, 4), seed=2,
+                                  out=tmp_path / "one.zarr", chunk_queries=50, client=c)
+    back = ci.to_instance()
+    assert ci.n_chunks == 24 and back.n_queries == 1200 and not back.query_task.any()
