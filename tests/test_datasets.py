@@ -480,3 +480,12 @@ def test_a_routerbench_format_log_names_its_files_as_source(tmp_path):
     # Audit: a user's own log was labelled "RouterBench" in summary()['source'].
     data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0)]), prices=PRICES)
     assert data.summary()["source"] == "RouterBench format: rb.csv"
+
+
+def test_a_file_of_another_format_is_named_by_its_missing_column(tmp_path):
+    # A JSON instance given to the RouterBench loader was reported as a header naming a
+    # column twice; the format's own required column is named first.
+    path = tmp_path / "inst.csv"
+    path.write_text('{"format": "x", "a": 1, "a": 2}\n', encoding="utf-8")
+    with pytest.raises(ds.MissingColumnError, match="`sample_id`: required column is missing"):
+        ro.datasets.load_routerbench(path, prices=PRICES)

@@ -50,18 +50,22 @@ def utf8_text(path: Path):
 
 
 def csv_header(reader, path: Path) -> list[str]:
-    """The header row of a CSV ``reader``: MissingColumnError if the file is empty,
-    MalformedRowError naming a column the header repeats (its cells would overwrite each other)."""
+    """The header row of a CSV ``reader`` (MissingColumnError if the file is empty)."""
     try:
-        header = next(reader)
+        return next(reader)
     except StopIteration:
         raise MissingColumnError("file is empty (no header)", source=path) from None
+
+
+def refuse_repeated_columns(header: list[str], path: Path) -> None:
+    """MalformedRowError naming a column the header repeats (its cells would overwrite each
+    other). Called after the format's own column checks, so that a file of another format
+    is named as such first."""
     seen = set()
     for c in header:
         if c in seen:
             raise MalformedRowError("the header names this column twice", source=path, column=c)
         seen.add(c)
-    return header
 
 
 def csv_rows(reader, header: list[str], path: Path):

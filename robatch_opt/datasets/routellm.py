@@ -30,7 +30,8 @@ from typing import Union
 
 import numpy as np
 
-from ._common import assemble, csv_header, csv_rows, existing, outcome_cell, prices_for, split_prompts, utf8_text
+from ._common import (assemble, csv_header, csv_rows, existing, outcome_cell, prices_for, refuse_repeated_columns,
+                      split_prompts, utf8_text)
 from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError, MissingFileError,
                      OutcomeRangeError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -83,6 +84,7 @@ def _read_file(path: Path):
         header = csv_header(reader, path)
         if "prompt" not in header:
             raise MissingColumnError("required column is missing", source=path, column="prompt")
+        refuse_repeated_columns(header, path)
         models = [c for c in header if c != "prompt" and not c.endswith(_RESPONSE)]
         if not models:
             raise MissingColumnError("no model column", source=path)

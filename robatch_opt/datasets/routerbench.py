@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InstanceError
 from ._common import (assemble, cost_cell, csv_header, csv_rows, existing, existing_file, outcome_cell, prices_for,
-                      utf8_text)
+                      refuse_repeated_columns, utf8_text)
 from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
                      MissingFileError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -164,6 +164,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
             reader = csv.reader(fh)
             header = csv_header(reader, path)
             file_models = _models_of(header, path)
+            refuse_repeated_columns(header, path)
             if models is None:
                 models = file_models
             elif set(file_models) != set(models):
