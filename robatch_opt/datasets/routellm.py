@@ -32,8 +32,8 @@ import numpy as np
 
 from ._common import (assemble, csv_header, csv_rows, existing, outcome_cell, prices_for, refuse_repeated_columns,
                       split_prompts, utf8_text)
-from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError, MissingFileError,
-                     OutcomeRangeError, PromptFieldError, UnknownColumnError)
+from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
+                     MissingFileError, OutcomeRangeError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
 from .routing_data import RoutingData
 from .tokens import CHARS_PER_TOKEN, estimate_tokens
