@@ -376,15 +376,23 @@ def _census(seq, field: str, error: ErrorFactory, integer: bool, strict: bool, p
             raise error(field, prefix + (j,), f"must be {want}, got {describe(v)}")
 
 
+#: What to do instead, for the usual things passed where an Instance belongs.
+_NOT_AN_INSTANCE_HINTS = {
+    "RoutingData": " (it holds data: build an instance with data.instance(utility))",
+    "ChunkedInstance": " (a .zarr store: solve it with a Dask client, or read it whole with .to_instance())",
+}
+
+
+def not_an_instance(x) -> str:
+    """``"got <type> (hint)"`` for an error about ``x`` passed where an Instance belongs."""
+    kind = type(x).__name__
+    return f"got {kind}{_NOT_AN_INSTANCE_HINTS.get(kind, '')}"
+
+
 def check_instance(x, field: str = "inst") -> None:
     """Raise InstanceError unless ``x`` is a :class:`robatch_opt.Instance`, with a hint for the
     usual mix-ups (a ``RoutingData`` of real outcomes, a chunked ``.zarr`` store)."""
     from .instance import Instance
 
-    if isinstance(x, Instance):
-        return
-    kind = type(x).__name__
-    hint = {"RoutingData": " (it holds data: build an instance with data.instance(utility))",
-            "ChunkedInstance": " (a .zarr store: solve it with a Dask client, or read it whole with "
-                               ".to_instance())"}.get(kind, "")
-    raise InstanceError(field, f"must be a robatch_opt.Instance, got {kind}{hint}")
+    if not isinstance(x, Instance):
+        raise InstanceError(field, f"must be a robatch_opt.Instance, {not_an_instance(x)}")

@@ -8,7 +8,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ._validate import assignment_errors, numeric_array
+from ._validate import assignment_errors, not_an_instance, numeric_array
 from .errors import AssignmentError
 from .instance import Instance
 from .options import compile_options
@@ -119,10 +119,7 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
     if not isinstance(inst, Instance):
         # A chunked store (.zarr) has no in-memory arrays (robatch_opt.distributed.solve
         # grades its plans chunk by chunk; .to_instance() reads it whole).
-        raise TypeError(f"`instance`: must be a robatch_opt Instance, got {type(inst).__name__}"
-                        + {"ChunkedInstance": " (read a .zarr store whole with .to_instance())",
-                           "RoutingData": " (it holds data: build an instance with data.instance(utility))"}
-                        .get(type(inst).__name__, ""))
+        raise TypeError(f"`instance`: must be a robatch_opt Instance, {not_an_instance(inst)}")
     # Strings, booleans, null and fractional indices are refused (an integral float is fine).
     arr = numeric_array(option, "option", assignment_errors, integer=True)
     n, J = inst.n_queries, inst.n_options

@@ -164,8 +164,8 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     # real 0/1 outcomes times a fitted retention): OR-Tools on the weights rounded down to
     # fit, then exact exchange-cycle canceling in Python integers. (networkx's exact flow
     # took 4-13 s per flow at n = 1,019 and could not be stopped at the time limit.)
-    shift = max(0, umax.bit_length() - _ORTOOLS_WEIGHT_BITS(n + m + 2))
-    solved, option = _transport_ortools(s, open_, room, umax, shift=shift)
+    shift = max(0, umax.bit_length() - _ortools_weight_bits(n + m + 2))
+    solved, option = _transport_ortools(s, open_, room, umax, shift=shift) if shift else (False, None)
     if solved:
         if option is None:
             return None
@@ -194,7 +194,7 @@ def _transport(s: _Setting, calls: np.ndarray) -> tuple[int, np.ndarray] | None:
     return sum(s.util_int[i][option[i]] for i in range(n)), option
 
 
-def _ORTOOLS_WEIGHT_BITS(n_nodes: int) -> int:
+def _ortools_weight_bits(n_nodes: int) -> int:
     """Bits a weight may have so that OR-Tools' cost scaling (which multiplies costs by about
     the node count) stays inside int64, with a factor 4 to spare."""
     return 62 - (4 * n_nodes).bit_length()

@@ -374,8 +374,6 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
     _plan_path(instance, plan_path)             # an unwritable plan store fails before any work
     if chunk_queries is not None:
         _check_chunk_queries(chunk_queries)
-    if client is None:
-        _cluster_ready(None, timeout_s)
     own_client = isinstance(client, str)
     if own_client:
         client = connect(client, timeout_s=timeout_s)
