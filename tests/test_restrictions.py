@@ -108,3 +108,41 @@ def test_a_screened_out_restriction_cannot_beat_the_joint_plan(pool, n, seed, fr
         except (InstanceError, InfeasibleBudgetError):
             continue
         assert best.utility <= plan.utility * (1 + SUM_RTOL), (label, best.utility, plan.utility)
+
+
+@pytest.mark.parametrize("family,frac", [("llm_like", 0.05), ("llm_like", 0.5), ("uncorrelated", 0.3),
+                                         ("llm_like", 0.999)])
+def test_the_greedys_lagrangian_is_the_dual_of_its_lp_and_the_early_stop_screens_alike(family, frac):
+    """``info["lagrangian_bound"]`` is ``lam B' + sum_i max_j (u - lam c)`` at the threshold
+    price (the LP's value, by duality), and the screen that stops after a prefix of the
+    queries skips exactly the restrictions the full pass skips."""
+    import dataclasses
+
+    from robatch_opt.evaluate import evaluate
+    from robatch_opt.solvers.base import Problem
+    from robatch_opt.solvers.greedy import greedy_plan
+    from robatch_opt.solvers.restrictions import _LagrangianScreen, restriction_columns, restriction_labels
+
+    inst = ro.workloads.synthetic(n=40_000, family=family, seed=3)
+    t = ro.compile_options(inst)
+    budget = ro.budget_from_fraction(inst, frac)
+    problem = Problem(instance=inst, table=t, budget_usd=float(budget), min_total_utility=None,
+                      max_queries=None, time_limit_s=60.0)
+    res = greedy_plan(problem)
+    lam = res.info["threshold_ratio"]
+    adm = t.admissible
+    direct = lam * budget * (1 + 1e-12) + np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0),
+                                                   -np.inf).max(axis=1).sum()
+    assert res.info["lagrangian_bound"] == pytest.approx(direct, rel=1e-12)
+    assert res.info["lagrangian_bound"] <= res.info["lp_bound"] * (1 + 1e-12)
+
+    ev = evaluate(inst, res.option)
+    labels = [label for label in restriction_labels(inst) if len(restriction_columns(inst, label))]
+    early = _LagrangianScreen(problem, res, ev, labels)
+    info = {k: v for k, v in res.info.items() if k != "lagrangian_bound"}
+    full = _LagrangianScreen(problem, dataclasses.replace(res, info=info), ev, labels)
+    decisions = [early.cannot_win(label) for label in labels]
+    assert decisions == [full.cannot_win(label) for label in labels]
+    for label in early.bound:
+        # A prefix bound is never below the full pass's (the terms dropped are >= 0).
+        assert early.bound[label] >= full.bound[label] - 1e-9 * abs(full.bound[label])

@@ -378,10 +378,15 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         budget = float(problem.budget_usd)
         limit = budget * (1.0 + ROUNDING_RTOL)
         # The bound covers every plan the package calls feasible: cost <= budget (1 + 1e-12).
-        lp = lp_threshold(cost, util, hulls, budget * (1.0 + BUDGET_RTOL) - c0, reach=False)
+        cap_lp = budget * (1.0 + BUDGET_RTOL) - c0
+        lp = lp_threshold(cost, util, hulls, cap_lp, reach=False)
         bound = (start_state_util + lp["lp_du"]) * (1.0 + 1e-12)
-        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"],
-                    threshold_ratio=lp["threshold_ratio"])
+        lam = lp["threshold_ratio"]
+        # The Lagrangian L(lam) = lam B' + sum_i max_j (u - lam c) at the threshold price,
+        # read off the walk: the increments taken are exactly those of ratio >= lam (the
+        # screen of the restrictions bounds each of them from it, restrictions.py).
+        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"], threshold_ratio=lam,
+                    lagrangian_bound=start_state_util + lp["taken_du"] + lam * (cap_lp - lp["taken_dc"]))
     else:
         budget = limit = math.inf
         # The LP bound must be for the target itself (a raised target would not bound the

@@ -126,7 +126,18 @@ class _LagrangianScreen:
     one). With the greedy's threshold price this is one NumPy pass, and at scale it is far
     below the joint plan's utility: the restriction is then not solved (the greedy at
     n = 200,000 x 16 spent 0.61 s on restrictions against 0.12 s on the joint plan).
+
+    When the backend also reports the joint problem's own ``L(lam)`` (the greedy's
+    ``info["lagrangian_bound"]``, the LP value read off its walk), the pass stops early:
+    ``L_R(lam) = L(lam) - sum_i d_i`` with ``d_i = max_j (u - lam c) - max_{j in R} (u - lam
+    c) >= 0``, so every prefix of the queries gives an upper bound on ``L_R``, and at scale a
+    few thousand queries already push it below the joint plan (the full pass took 84 ms of
+    a 0.41 s greedy solve at n = 10^6 x 16). A restriction the prefix does not screen is
+    followed to the last query, where the bound equals the full pass's.
     """
+
+    #: Queries in the first block of the early-stopping pass (each next block is twice as long).
+    FIRST_BLOCK = 1 << 13
 
     def __init__(self, problem: Problem, result: SolverResult, best: Evaluation | None, labels: list[str]):
         self.on = False
@@ -134,8 +145,6 @@ class _LagrangianScreen:
         if (problem.budget_usd is None or best is None or lam is None or not np.isfinite(lam) or lam < 0
                 or not labels):
             return
-        from .greedy import PARALLEL_MIN_CELLS
-
         t = problem.table
         inst = problem.instance
         # A single model without batching is a subset of routing-only and of that model's
@@ -147,28 +156,43 @@ class _LagrangianScreen:
                           for label in labels if label.startswith("single-model:")}
         labels = [label for label in labels if not self.supersets.get(label)]
         cols = [restriction_columns(inst, label) for label in labels]
-        # Per restriction and query: max over its admissible options of u - lam c.
-        self.best = np.empty((len(labels), t.n_queries))
-        if t.n_queries * t.n_options < PARALLEL_MIN_CELLS:
-            # Small: NumPy (no kernel to compile for a few milliseconds of work).
-            adm = np.asarray(t.admissible, dtype=bool)
-            v = np.where(adm, t.utility - lam * np.where(adm, t.cost, 0.0), -np.inf)
-            for r, c in enumerate(cols):
-                self.best[r] = v[:, c].max(axis=1)
-        else:
-            # Large: one compiled pass over the rows instead of a column copy per restriction;
-            # the same float operations, so the bounds are bit-identical either way.
-            from ..kernels.greedy_kernels import _restriction_best
-
-            member = np.zeros((len(labels), t.n_options), dtype=np.int64)
-            for r, c in enumerate(cols):
-                member[r, c] = 1
-            _restriction_best(_c(t.cost, np.float64), _c(t.utility, np.float64), _c(t.admissible, np.bool_),
-                              float(lam), member, self.best)
-        self.row = {label: r for r, label in enumerate(labels)}
         self.const = lam * problem.budget_usd * (1 + 1e-12)
         self.floor = best.utility
+        joint = result.info.get("lagrangian_bound")
+        if joint is not None and np.isfinite(joint) and t.n_queries > 2 * self.FIRST_BLOCK:
+            bound = self._early_stopping(t, float(lam), cols, float(joint))
+        else:
+            # Per restriction and query: max over its admissible options of u - lam c.
+            rows = _restriction_rows(t, float(lam), cols, 0, t.n_queries)
+            bound = [self.const + float(r.sum()) if np.isfinite(r).all() else np.inf for r in rows]
+        self.bound = dict(zip(labels, bound))
         self.on = True
+
+    def _screens(self, bound: float) -> bool:
+        # A margin far above the float noise of the sums (n eps relative).
+        return bound + 1e-9 * (abs(bound) + abs(self.const)) < self.floor
+
+    def _early_stopping(self, t, lam: float, cols: list[np.ndarray], joint: float) -> list[float]:
+        """Each restriction's bound ``L(lam) - sum of d_i`` over a growing prefix of the
+        queries, until every restriction is screened out or the queries run out (``inf``:
+        a query the restriction cannot serve, which its own build reports)."""
+        R = len(cols)
+        deficit = np.zeros(R)
+        open_ = np.ones(R, dtype=bool)
+        everything = np.arange(t.n_options)
+        a, size = 0, self.FIRST_BLOCK
+        while a < t.n_queries and open_.any():
+            b = min(t.n_queries, a + size)
+            rows = _restriction_rows(t, lam, [everything] + [c for c, o in zip(cols, open_) if o], a, b)
+            for r, row in zip(np.flatnonzero(open_), rows[1:]):
+                if not np.isfinite(row).all():
+                    deficit[r], open_[r] = -np.inf, False
+                    continue
+                deficit[r] += float((rows[0] - row).sum())
+                if self._screens(joint - deficit[r]):
+                    open_[r] = False
+            a, size = b, 2 * size
+        return [joint - d for d in deficit]
 
     def cannot_win(self, label: str) -> bool:
         if not self.on:
@@ -176,14 +200,34 @@ class _LagrangianScreen:
         if self.supersets.get(label):
             # Bounded by each superset's bound: it cannot win if one of them cannot.
             return any(self.cannot_win(s) for s in self.supersets[label])
-        if label not in self.row:
+        if label not in self.bound:
             return False
-        best = self.best[self.row[label]]
-        if not np.isfinite(best).all():
-            return False
-        bound = self.const + float(best.sum())
-        # A margin far above the float noise of the sums (n eps relative).
-        return bound + 1e-9 * (abs(bound) + abs(self.const)) < self.floor
+        return self._screens(self.bound[label])
+
+
+def _restriction_rows(t, lam: float, cols: list[np.ndarray], a: int, b: int) -> np.ndarray:
+    """``out[r, i - a] = max over admissible j in cols[r] of u[i, j] - lam c[i, j]`` (``-inf``
+    if none), for the queries ``a <= i < b`` of option table ``t``."""
+    from .greedy import PARALLEL_MIN_CELLS
+
+    out = np.empty((len(cols), b - a))
+    if (b - a) * t.n_options < PARALLEL_MIN_CELLS:
+        # Small: NumPy (no kernel to compile for a few milliseconds of work).
+        adm = np.asarray(t.admissible[a:b], dtype=bool)
+        v = np.where(adm, t.utility[a:b] - lam * np.where(adm, t.cost[a:b], 0.0), -np.inf)
+        for r, c in enumerate(cols):
+            out[r] = v[:, c].max(axis=1)
+        return out
+    # Large: one compiled pass over the rows instead of a column copy per restriction; the
+    # same float operations, so the bounds are bit-identical either way.
+    from ..kernels.greedy_kernels import _restriction_best
+
+    member = np.zeros((len(cols), t.n_options), dtype=np.int64)
+    for r, c in enumerate(cols):
+        member[r, c] = 1
+    _restriction_best(_c(t.cost[a:b], np.float64), _c(t.utility[a:b], np.float64),
+                      _c(t.admissible[a:b], np.bool_), lam, member, out)
+    return out
 
 
 def best_of_restrictions(problem: Problem, backend, result: SolverResult, deadline: float) -> SolverResult:
