@@ -130,7 +130,10 @@ def _as_float_array(value, name: str, shape: tuple[int, ...], *, lo: float | Non
                     hi: float | None = None, per_query: bool = False) -> np.ndarray:
     checked = V.numeric_array(value, name, ndim=len(shape))
     # A new array from a list is ours already; the caller's own array is copied (never aliased).
-    arr = np.array(checked, dtype=np.float64, copy=True) if checked is value else checked.astype(np.float64, copy=False)
+    # Row-major always: the kernels and the grader read rows (a column-major (n, J) array cost
+    # every evaluate a 16 MB copy of `admissible` at n = 10^6).
+    arr = (np.array(checked, dtype=np.float64, copy=True, order="C") if checked is value
+           else np.ascontiguousarray(checked, dtype=np.float64))
     if per_query and arr.ndim == len(shape) and arr.shape[0] != shape[0]:
         # The query count comes from query_task: say so, as either array may be the wrong one.
         raise InstanceError(name, f"has {arr.shape[0]} rows but `query_task` has {shape[0]} queries "
@@ -327,7 +330,7 @@ class Instance:
         window = np.array([m.context_window for m in self.models], dtype=np.float64)[om]
         per_query = self.input_tokens[:, None] + self.output_tokens[:, om]            # (n, J)
         need = self.system_tokens[self.query_task][:, None] + ob[None, :] * per_query
-        a = need <= window[None, :]
+        a = np.ascontiguousarray(need <= window[None, :])
         a.flags.writeable = False
         return a
 
