@@ -946,6 +946,9 @@ def _add_online_parser(sub) -> None:
     o.add_argument("--data", metavar="PATH", nargs="+",
                    help="RouterBench CSV files or folder (real outcomes and costs): half is streamed, the "
                         "predictor is fitted on the other half")
+    o.add_argument("--prices", metavar="FILE.json",
+                   help="with --data: the models' prices, a JSON object {model: [input, output]} in USD per "
+                        "million tokens (default RouterBench's own; needed for a log of other models)")
     o.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --data: requests of the simulated stream (default 2000)")
     o.add_argument("--alpha", type=_unit_interval, required=True, metavar="A", help="service level in [0, 1]")
@@ -982,9 +985,13 @@ def _cmd_online(args) -> int:
     if args.plot is not None:
         check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
         _check_plot_format(args.plot)
+    if args.prices is not None and not args.data:
+        raise _UsageError("argument --prices: prices the models of a --data log; the simulated stream has "
+                          "its own")
     if args.data:
         paths = args.data[0] if len(args.data) == 1 else args.data
-        split = on.routerbench_split(paths, seed=args.seed)
+        prices = _read_prices(args.prices) if args.prices is not None else None
+        split = on.routerbench_split(paths, seed=args.seed, prices=prices)
     else:
         split = on.llm_split("qwen3", n=2000 if args.n is None else args.n, seed=args.seed)
     res = on.compare(split, args.alpha, V=args.V, c=args.c, max_wait_s=args.max_wait, rate_per_s=args.rate,
@@ -1044,6 +1051,25 @@ def _cmd_online(args) -> int:
         print(f"{r['router']:<16}{r['satisfaction']:>10.4f}{r['queue_growth_over_T']:>8.4f}{sla:>8}"
               f"{r['cost_usd']:>10.4f}{ratio:>8}{waits}{r['mean_batch_size']:>8.2f}")
     return EXIT_OK
+
+
+def _read_prices(path: str) -> dict:
+    """``--prices``: a JSON object {model: [input, output]} (each price is checked by the loader)."""
+    if os.path.isdir(path):
+        raise _CliError(f"--prices {path}: is a directory, not a JSON file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            table = json.load(fh)
+    except FileNotFoundError:
+        raise _CliError(f"--prices {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise _CliError(f"--prices {path}: not a UTF-8 text file") from None
+    except json.JSONDecodeError as exc:
+        raise _CliError(f"--prices {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(table, dict) or not table:
+        raise _CliError(f"--prices {path}: must be a JSON object {{model: [input, output]}} in USD per million "
+                        f"tokens, got {type(table).__name__ if table else 'an empty object'}")
+    return table
 
 
 def _seconds(x: float) -> str:

@@ -623,3 +623,59 @@ def test_cli_online_window_solver_needs_max_wait_and_traceback_goes_anywhere(tmp
     one_row.write_text("".join((ROUTERBENCH / "mbpp_train.csv").read_text().splitlines(keepends=True)[:2]))
     with pytest.raises(on.StreamError, match="1 of 1 rows"):
         main(["online", "--data", str(one_row), "--alpha", "0.7", "--traceback"])
+
+
+def _own_log(tmp_path, n=60):
+    """A log in RouterBench's format of two models that are not RouterBench's."""
+    import csv
+    rng = np.random.default_rng(0)
+    path = tmp_path / "own.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["", "sample_id", "prompt", "eval_name", "small", "large", "small|total_cost",
+                    "large|total_cost", "oracle_model_to_route_to"])
+        for i in range(n):
+            task = "math" if i % 2 else "trivia"
+            w.writerow([i, f"q{i}", repr([f"Answer briefly.\n\nQuestion {i} about {task}?"]), task,
+                        float(rng.random() < 0.5), float(rng.random() < 0.8),
+                        f"{(30 + i) * 0.2e-6:.10f}", f"{(30 + i) * 2e-6:.10f}", "large"])
+    return path
+
+
+def test_cli_online_replays_an_own_log_with_its_prices(tmp_path, capsys):
+    log = _own_log(tmp_path)
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"small": [0.2, 0.2], "large": [2.0, 2.0]}))
+    assert main(["online", "--alpha", "0.6", "--data", str(log), "--prices", str(prices), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stream"].startswith("Log in RouterBench format, 2 tasks x 2 models: 30 requests streamed")
+    assert {r["router"] for r in out["routers"]} == {"MessPlusRouter", "RandomRouter"}
+    assert all(r["cost_usd"] > 0 for r in out["routers"])
+    # Without the prices the loader names the model it cannot price, in one line.
+    assert main(["online", "--alpha", "0.6", "--data", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'small'" in err and "price table" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ("{}", "an empty object"),
+    ('{"small": [0.2], "large": [2, 2]}', "must be a pair"),
+    ('{"small": [0.2, 0], "large": [2, 2]}', "output price of model 'small' must be > 0"),
+])
+def test_cli_online_bad_prices_file(tmp_path, capsys, content, message):
+    log = _own_log(tmp_path)
+    prices = tmp_path / "prices.json"
+    if content is not None:
+        prices.write_text(content)
+    assert main(["online", "--alpha", "0.6", "--data", str(log), "--prices", str(prices)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_cli_online_prices_need_data(capsys):
+    assert main(["online", "--alpha", "0.6", "--n", "50", "--prices", "p.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--prices" in err and "--data" in err

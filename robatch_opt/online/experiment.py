@@ -41,9 +41,14 @@ def _fit(train: RequestStream, seed: int) -> OnlineLogistic:
 MIN_SPLIT_ROWS = 20
 
 
-def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2, 4, 8)) -> Split:
+def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2, 4, 8),
+                      prices: dict | None = None) -> Split:
     """RouterBench (every complete row), shuffled by ``seed`` and halved: stream one half (``fold``),
     fit the predictor and the output-token prior on the other.
+
+    ``prices`` (model -> (input, output) USD per million tokens) is passed to
+    :func:`robatch_opt.datasets.load_routerbench`: needed for a log in RouterBench's format
+    whose models are not RouterBench's own (default: RouterBench's prices).
 
     Raises
     ------
@@ -59,7 +64,7 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
     if isinstance(fold, bool) or fold not in (0, 1):
         raise OnlineError("fold", f"must be 0 or 1 (the half streamed), got {fold!r}")
     seed = check_seed(seed)
-    loaded = load_routerbench(paths)
+    loaded = load_routerbench(paths, prices=prices)
     data = loaded.dropna()
     if data.n_queries < MIN_SPLIT_ROWS:
         raise StreamError("data", f"{data.n_queries} of {loaded.n_queries} rows have an outcome on every model; "
@@ -72,7 +77,8 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
     s = stream_from_routing_data(test, batch_sizes=batch_sizes, prior=train)
     tr = stream_from_routing_data(train, batch_sizes=batch_sizes, prior=train)
     return Split(s, tr, _fit(tr, seed),
-                 f"RouterBench {len(data.task_names)} tasks x {data.n_models} models: {s.n_requests} requests "
+                 f"{'RouterBench' if prices is None else 'Log in RouterBench format,'} {len(data.task_names)} tasks "
+                 f"x {data.n_models} models: {s.n_requests} requests "
                  f"streamed (fold {fold} of 2, seed {seed}), predictor fitted on the other {tr.n_requests}")
 
 
