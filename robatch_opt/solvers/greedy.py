@@ -163,6 +163,14 @@ def hull_arrays(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hul
         if not fin.all():
             i = int(np.argmin(fin))
             raise InstanceError(f"start[{i}]", f"option {int(start[i])} is not admissible for query {i}")
+    return _hulls_of(cost, utility, start)
+
+
+def _hulls_of(cost: np.ndarray, utility: np.ndarray, start: np.ndarray) -> Hulls:
+    """:func:`hull_arrays` on checked arrays (read-only, contiguous, admissible starts): the
+    greedy's starts are the table's cheapest options, admissible by construction, and their
+    check is a gather over n cells (10 ms at n = 10^6)."""
+    n, J = cost.shape
     hull_opt = np.empty((n, J), dtype=np.int16 if J < 32767 else np.int32)
     hull_len = np.zeros(n, dtype=np.int64)
     hull_bin = np.empty((n, max(J - 1, 1)), dtype=np.int32)
@@ -366,7 +374,7 @@ def _greedy_plan(problem: Problem) -> SolverResult:
 
     t = time.perf_counter()
     start = _ro(table.cheapest_option, np.int64)
-    hulls = hull_arrays(cost, util, start)
+    hulls = _hulls_of(cost, util, start)
     hull_opt, hull_len = hulls.opt, hulls.length
     timings["hull_s"] = time.perf_counter() - t
 
