@@ -168,7 +168,9 @@ class Plan:
         if self.cost_lower_bound_usd is not None:
             lines.append(f"cost lower bd   ${self.cost_lower_bound_usd:,.6f}   gap {100 * self.gap:.4f}%")
         stopped = ", stopped at the time limit" if self.info.get("time_limit_reached") else ""
-        lines.append(f"status          {self.status.value} ({self.method}, {self.wall_time_s:.3f} s{stopped})")
+        # A plan read from a file written without timings has no wall time: say nothing of it.
+        took = f", {self.wall_time_s:.3f} s" if math.isfinite(self.wall_time_s) else ""
+        lines.append(f"status          {self.status.value} ({self.method}{took}{stopped})")
         lines.append("queries per (model, batch size):")
         for (name, b), c in sorted(self.usage().items(), key=lambda kv: (kv[0][0], kv[0][1])):
             lines.append(f"  {name:<24s} b={b:<4d} {c:>10,d}")

@@ -28,12 +28,18 @@ def test_logistic_stationarity():
     z = (x - lr.mean_) / lr.scale_
     onehot = np.c_[task == "a", task == "b"].astype(float)
     design = np.hstack([onehot, z])
+    m = lr.prior_strength
     for k in range(2):
         seen = ~np.isnan(y[:, k])
         beta = np.r_[lr.intercept_[k], lr.coef_[k]]
         p = 1 / (1 + np.exp(-design[seen] @ beta))
-        grad = design[seen].T @ (p - y[seen, k]) + np.r_[1e-6, 1e-6, 2.0, 2.0] * beta
-        assert np.max(np.abs(grad)) < 1e-6
+        # The prior: m pseudo-answers per task at the mean features, outcome = the model's rate.
+        overall = y[seen, k].mean()
+        p_prior = 1 / (1 + np.exp(-lr.intercept_[k]))
+        grad = design[seen].T @ (p - y[seen, k]) + np.r_[m * (p_prior - overall), 0.0, 0.0]
+        # The intercepts' 1e-6 pulls toward the smoothed task rate (negligible here).
+        grad[2:] += 2.0 * beta[2:]
+        assert np.max(np.abs(grad)) < 1e-5
     pred = lr.predict(x, task=task)
     assert pred.shape == (3000, 2) and np.all((pred >= 0) & (pred <= 1))
     # Recovers the generating slopes (standardised scale) roughly.
@@ -53,7 +59,9 @@ def _knn_reference(model, x_train, y_train, task_train, xq, tq):
     for k in range(ys.shape[1]):
         obs = ~np.isnan(ys[:, k])
         col = y_train[sel][:, k]
-        prior = np.nanmean(col)
+        # The task's rate, shrunk toward the model's overall rate by prior_strength answers.
+        m = model.prior_strength
+        prior = (np.nansum(col) + m * np.nanmean(y_train[:, k])) / ((~np.isnan(col)).sum() + m)
         out.append((np.sum(w[obs] * ys[obs, k]) + model.prior_strength * prior) / (w[obs].sum() + model.prior_strength))
     return np.array(out)
 
@@ -251,3 +259,18 @@ def test_an_empty_log_is_refused():
                            output_tokens=[], models=["m0"])
     with pytest.raises(P.PredictorError, match="`log`"):
         P.LogisticUtility().fit_log(log)
+
+
+@pytest.mark.parametrize("make", [lambda: P.LogisticUtility(), lambda: P.KNNUtility()])
+def test_unseen_and_single_answer_tasks_fall_back_to_the_models_rate(make):
+    """A task a model never answered gets the model's overall rate (LogisticUtility gave 0.5),
+    and one answer on a task is shrunk toward it (both gave 1.0): new-user audit."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(101, 1))
+    task = ["A"] * 100 + ["B"]
+    y = np.c_[rng.random(100) < 0.6, rng.random(100) < 0.2].astype(float)
+    y = np.r_[y, [[1.0, np.nan]]]                        # task B: one query, answered by m0 only
+    pred = make().fit(x, y, task=task).predict([[0.0]], task=["B"])[0]
+    rate = np.nanmean(y, axis=0)
+    assert rate[0] < pred[0] < 0.9                        # one right answer: up, not to certainty
+    assert pred[1] == pytest.approx(rate[1], abs=0.03)    # never answered: the model's own rate

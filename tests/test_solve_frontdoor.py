@@ -111,6 +111,9 @@ def test_plan_json_round_trip():
     np.testing.assert_array_equal(back.option, plan.option)
     assert [c.query_ids.tolist() for c in back.calls] == [c.query_ids.tolist() for c in plan.calls]
     assert "mean utility" in plan.summary()
+    # Written without timings, the plan read back has no wall time: its summary says nothing of it.
+    assert "nan" not in back.summary() and f"({plan.method})" in back.summary()
+    assert " s)" in plan.summary()
 
 
 @pytest.mark.parametrize("text", ["", "{", '{"format": "robatch_opt.plan/1"', "[1, 2]",

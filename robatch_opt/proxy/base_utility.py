@@ -183,6 +183,11 @@ class LogisticUtility(_BasePredictor):
         Newton iterations per model.
     tol : float
         Stop when the largest Newton step is below ``tol``.
+    prior_strength : float
+        Pseudo-observations of the model's overall outcome rate added to each task (at the
+        mean features): a task the model never answered gets the model's overall rate rather
+        than 0.5, and a task it answered once is not certain of that one answer (as
+        :class:`KNNUtility`'s prior). ``0`` leaves the task intercepts unshrunk.
 
     Attributes
     ----------
@@ -206,10 +211,11 @@ class LogisticUtility(_BasePredictor):
     True
     """
 
-    def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8):
+    def __init__(self, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8, prior_strength: float = 2.0):
         self.l2 = _float_param(l2, "l2", positive=True)
         self.max_iter = _int_param(max_iter, "max_iter", 1)
         self.tol = _float_param(tol, "tol", positive=True)
+        self.prior_strength = _float_param(prior_strength, "prior_strength", positive=False)
 
     def fit(self, features, outcomes, *, task=None, model_names: Sequence[str] | None = None):
         """Fit one regularised logistic model per column of ``outcomes`` (NaN = unobserved).
@@ -233,16 +239,27 @@ class LogisticUtility(_BasePredictor):
         # Intercepts get a tiny penalty only, so an all-0 or all-1 task stays finite.
         penalty = np.r_[np.full(T, 1e-6), np.full(d, self.l2)]
         coef = np.zeros((K, T + d))
+        m = self.prior_strength
         for k in range(K):
             seen = ~np.isnan(y[:, k])
-            a, t = design[seen], y[seen, k]
-            rate = np.clip([t[codes[seen] == c].mean() if (codes[seen] == c).any() else 0.5
-                            for c in range(T)], 0.01, 0.99)
+            overall = float(y[seen, k].mean())
+            # The prior: per task, m pseudo-rows at the mean features (z = 0) with the model's
+            # overall rate as their (soft) outcome.
+            a = np.vstack([design[seen], np.hstack([np.eye(T), np.zeros((T, d))])])
+            t = np.r_[y[seen, k], np.full(T, overall)]
+            wt = np.r_[np.ones(int(seen.sum())), np.full(T, m)]
+            cnt = np.bincount(codes[seen], minlength=T)
+            total = np.bincount(codes[seen], weights=y[seen, k], minlength=T)
+            rate = np.clip((total + m * overall) / np.maximum(cnt + m, 1e-12), 0.01, 0.99)
+            rate = np.where(cnt + m > 0, rate, np.clip(overall, 0.01, 0.99))
             beta = np.r_[np.log(rate / (1 - rate)), np.zeros(d)]
+            # The intercepts' tiny penalty pulls toward the (smoothed) task rate, not toward
+            # 0.5: a task with no answer and no prior weight keeps the model's overall rate.
+            center = beta.copy()
             for _ in range(self.max_iter):
                 p = _sigmoid(a @ beta)
-                grad = a.T @ (p - t) + penalty * beta
-                hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty)
+                grad = a.T @ (wt * (p - t)) + penalty * (beta - center)
+                hess = (a * (wt * p * (1 - p))[:, None]).T @ a + np.diag(penalty)
                 step = np.linalg.solve(hess, grad)
                 beta = beta - step
                 if np.max(np.abs(step)) < self.tol:
@@ -273,7 +290,9 @@ class KNNUtility(_BasePredictor):
     k : int
         Neighbours per query (searched among training queries of the same task).
     prior_strength : float
-        Pseudo-observations of the (model, task) mean outcome added to every estimate.
+        Pseudo-observations of the (model, task) mean outcome added to every estimate; that
+        mean is itself shrunk toward the model's overall rate by as many pseudo-observations
+        (a task the model never answered gets its overall rate).
     metric : {"euclidean", "cosine"}
         Distance on standardised features; ``"cosine"`` suits embeddings.
     chunk_size : int
@@ -338,11 +357,15 @@ class KNNUtility(_BasePredictor):
         y0 = np.where(observed, y, 0.0)
         self.train_ = []
         self.prior_ = np.empty((len(tasks), K))
+        overall = y0.sum(axis=0) / observed.sum(axis=0)
+        m = self.prior_strength
         for c in range(len(tasks)):
             sel = codes == c
             cnt = observed[sel].sum(axis=0)
-            overall = y0.sum(axis=0) / observed.sum(axis=0)
-            self.prior_[c] = np.where(cnt > 0, y0[sel].sum(axis=0) / np.maximum(cnt, 1), overall)
+            # The (model, task) rate, itself shrunk toward the model's overall rate by the same
+            # pseudo-observations: one answer on a task is not certainty (it predicted 1.0).
+            self.prior_[c] = np.where(cnt + m > 0, (y0[sel].sum(axis=0) + m * overall) / np.maximum(cnt + m, 1e-12),
+                                      overall)
             from sklearn.neighbors import NearestNeighbors     # lazy: `import robatch_opt` stays fast
             ztr = np.ascontiguousarray(z[sel])
             # scikit-learn picks a KD-tree, ball tree or brute force by the data's size and dimension.
