@@ -489,3 +489,29 @@ def test_a_file_of_another_format_is_named_by_its_missing_column(tmp_path):
     path.write_text('{"format": "x", "a": 1, "a": 2}\n', encoding="utf-8")
     with pytest.raises(ds.MissingColumnError, match="`sample_id`: required column is missing"):
         ro.datasets.load_routerbench(path, prices=PRICES)
+
+
+def test_routerbench_a_model_that_did_not_answer_has_no_cost_either(tmp_path):
+    """An empty outcome with an empty cost is an unobserved pair (NaN, NaN): it loaded as an
+    error, and the workaround cost 0 capped the task's system prompt to 0 tokens (audit)."""
+    path = _rb_file(tmp_path, [_rb_row(0, o2="", c2=""), _rb_row(1), _rb_row(2)])
+    data = ro.datasets.load_routerbench(path, prices=PRICES)
+    assert np.isnan(data.outcome[0, 1]) and np.isnan(data.cost_usd[0, 1])
+    assert data.notes["missing_outcomes"] == {"m1": 0, "m2": 1}
+    assert data.system_tokens[0] > 0 and data.notes["token_estimates_capped"] == 0
+    assert data.dropna().n_queries == 2
+    # An answered query still needs its cost.
+    path = _rb_file(tmp_path, [_rb_row(0, c2="")])
+    with pytest.raises(ds.CostValueError, match="row 0, column `m2|total_cost`"):
+        ro.datasets.load_routerbench(path, prices=PRICES)
+
+
+def test_routerbench_empty_id_or_task_is_an_empty_field(tmp_path):
+    """A present but empty cell is not a missing column (audit): EmptyFieldError, which is a
+    MissingColumnError too for handlers written before."""
+    for row, column in ((_rb_row(0, qid=" ")[:1] + [""] + _rb_row(0)[2:], "sample_id"),
+                        (_rb_row(0)[:3] + [""] + _rb_row(0)[4:], "eval_name")):
+        path = _rb_file(tmp_path, [row])
+        with pytest.raises(ds.EmptyFieldError, match=f"row 0, column `{column}`: empty") as info:
+            ro.datasets.load_routerbench(path, prices=PRICES)
+        assert isinstance(info.value, ds.MissingColumnError)

@@ -67,7 +67,7 @@ def test_missing_key_in_jsonl_row(tmp_path):
 
 
 def test_unknown_column(tmp_path):
-    with pytest.raises(P.UnknownColumnError, match="outcomes"):
+    with pytest.raises(P.UnknownColumnError, match="`outcomes`.*did you mean `outcome`"):
         P.load_logs(_write(tmp_path, [r + ",1" for r in GOOD], HEADER.strip() + ",outcomes\n"))
 
 

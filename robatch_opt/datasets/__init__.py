@@ -15,8 +15,8 @@ the cost split are in :mod:`robatch_opt.datasets.tokens`; prices in :mod:`.price
 
 from __future__ import annotations
 
-from .errors import (CostValueError, DatasetError, DuplicateQueryError, InconsistentDataError, MalformedRowError,
-                     MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError,
+from .errors import (CostValueError, DatasetError, DuplicateQueryError, EmptyFieldError, InconsistentDataError,
+                     MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError,
                      UnknownColumnError, UnknownPriceError)
 from .prices import CONTEXT_WINDOW, PRICES_PER_MTOK
 from .routellm import MMLU_OUTPUT_TOKENS, load_routellm
@@ -29,7 +29,7 @@ __all__ = [
     "RoutingData", "concat", "load_routerbench", "load_routellm", "load_routerarena",
     "DatasetError", "MissingFileError", "MissingColumnError", "UnknownColumnError", "PromptFieldError",
     "OutcomeRangeError", "CostValueError", "UnknownPriceError", "DuplicateQueryError", "InconsistentDataError",
-    "MalformedRowError",
+    "MalformedRowError", "EmptyFieldError",
     "PRICES_PER_MTOK", "CONTEXT_WINDOW", "CHARS_PER_TOKEN", "MMLU_OUTPUT_TOKENS",
     "estimate_tokens", "common_prefix", "split_costs",
 ]

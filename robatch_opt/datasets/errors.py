@@ -10,7 +10,7 @@ from ..errors import FormatError
 
 __all__ = ["DatasetError", "MissingFileError", "MissingColumnError", "UnknownColumnError",
            "PromptFieldError", "OutcomeRangeError", "CostValueError", "UnknownPriceError",
-           "DuplicateQueryError", "InconsistentDataError", "MalformedRowError"]
+           "DuplicateQueryError", "InconsistentDataError", "MalformedRowError", "EmptyFieldError"]
 
 
 class DatasetError(FormatError):
@@ -48,6 +48,11 @@ class MissingFileError(DatasetError):
 
 class MissingColumnError(DatasetError):
     """A required column (or JSON field) is absent."""
+
+
+class EmptyFieldError(MissingColumnError):
+    """A required column that is present but empty in a row (a query id, a task name). A
+    :class:`MissingColumnError` too, so handlers written for that still catch it."""
 
 
 class UnknownColumnError(DatasetError):

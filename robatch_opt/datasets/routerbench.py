@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -24,8 +25,8 @@ import numpy as np
 from ..errors import InstanceError
 from ._common import (assemble, cost_cell, csv_header, csv_rows, existing, existing_file, outcome_cell, prices_for,
                       refuse_repeated_columns, utf8_text)
-from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
-                     MissingFileError, PromptFieldError, UnknownColumnError)
+from .errors import (DuplicateQueryError, EmptyFieldError, InconsistentDataError, MalformedRowError,
+                     MissingColumnError, MissingFileError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
 from .routing_data import RoutingData
 
@@ -134,9 +135,11 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
 
     Raises
     ------
-    MissingFileError, MissingColumnError, UnknownColumnError, PromptFieldError,
+    MissingFileError, MissingColumnError, EmptyFieldError, UnknownColumnError, PromptFieldError,
     OutcomeRangeError, CostValueError, UnknownPriceError, DuplicateQueryError, InconsistentDataError
-        Each naming the file, the 0-based data row and the column.
+        Each naming the file, the 0-based data row and the column (EmptyFieldError: an empty
+        ``sample_id`` or ``eval_name``; CostValueError also for an empty cost of an answered
+        query: a model that did not answer has both cells empty, loaded as NaN).
     MalformedRowError
         A row with another number of cells than the header, a header naming a column twice,
         a file that is not UTF-8.
@@ -174,7 +177,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
             for row, cells in csv_rows(reader, header, path):
                 qid = cells[col["sample_id"]]
                 if not qid:
-                    raise MissingColumnError("empty query id", source=path, row=row, column="sample_id")
+                    raise EmptyFieldError("empty query id", source=path, row=row, column="sample_id")
                 if qid in where:
                     f0, r0 = where[qid][0]
                     if duplicates == "raise":
@@ -187,7 +190,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                     where[qid] = [(path, row)]
                 name = cells[col["eval_name"]]
                 if not name:
-                    raise MissingColumnError("empty task name", source=path, row=row, column="eval_name")
+                    raise EmptyFieldError("empty task name", source=path, row=row, column="eval_name")
                 if name not in task_names:
                     task_names.append(name)
                 task.append(task_names.index(name))
@@ -195,9 +198,13 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                 multi_part += parts > 1
                 prompts.append(text)
                 qids.append(qid)
-                outcome.append([outcome_cell(cells[col[m]], source=path, row=row, column=m) for m in models])
-                cost.append([cost_cell(cells[col[m + _COST]], source=path, row=row, column=m + _COST)
-                             for m in models])
+                o_row = [outcome_cell(cells[col[m]], source=path, row=row, column=m) for m in models]
+                outcome.append(o_row)
+                # A model that did not answer a query (empty outcome) may have no cost either:
+                # NaN, as RoutingData keeps unobserved pairs. An answered query needs its cost.
+                cost.append([math.nan if (math.isnan(o) and not cells[col[m + _COST]].strip())
+                             else cost_cell(cells[col[m + _COST]], source=path, row=row, column=m + _COST)
+                             for m, o in zip(models, o_row)])
     if not qids:
         raise MalformedRowError("holds no data row (only a header)", source=files[0] if len(files) == 1 else
                                 files[0].parent)

@@ -64,7 +64,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from .._files import open_atomic
-from .._validate import describe, fmt_num, integer, numeric_array
+from .._validate import describe, did_you_mean, fmt_num, integer, numeric_array
 from ..errors import FormatError
 from ..instance import Instance, Model
 
@@ -544,8 +544,10 @@ def _check_header(columns: Sequence[str], source: str) -> None:
         seen.add(c)
         if c not in REQUIRED_COLUMNS and c not in _OPTIONAL and not (
                 c.startswith(FEATURE_PREFIX) and len(c) > len(FEATURE_PREFIX)):
-            raise UnknownColumnError(c, f"is not a column of the log format (required: {list(REQUIRED_COLUMNS)}; "
-                                        f"optional: {list(_OPTIONAL)} and {FEATURE_PREFIX}<name>)", source=source)
+            hint = did_you_mean(c, list(REQUIRED_COLUMNS) + list(_OPTIONAL))
+            raise UnknownColumnError(c, f"is not a column of the log format{hint} (required: "
+                                        f"{list(REQUIRED_COLUMNS)}; optional: {list(_OPTIONAL)} and "
+                                        f"{FEATURE_PREFIX}<name>)", source=source)
     for c in REQUIRED_COLUMNS:
         if c not in seen:
             raise MissingColumnError(c, f"required column is missing (columns present: {list(columns)})",
