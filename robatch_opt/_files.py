@@ -191,7 +191,8 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
     Raises
     ------
     OutputPathError
-        Empty path, a folder, a missing or unwritable folder, or one of ``inputs``.
+        Empty path, a folder, a missing or unwritable folder, a read-only file (no write
+        bit for anyone), or one of ``inputs``.
     """
     text = os.fspath(path)
     if text.strip() and Path(text).is_dir():
@@ -207,6 +208,10 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
                               "temporary name)")
     if target.exists() and not target.is_file():
         raise OutputPathError(f"{what}: {text} exists and is not a regular file")
+    if target.is_file() and not target.stat().st_mode & 0o222:
+        # The atomic replace would succeed (it renames over the file, whatever its mode) and
+        # keep the mode: a file its owner made read-only is not ours to replace.
+        raise OutputPathError(f"{what}: {text} is read-only; make it writable (chmod u+w) or choose another name")
     for src in inputs:
         if src is None:
             continue

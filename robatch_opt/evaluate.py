@@ -120,6 +120,11 @@ def validate_assignment(inst: Instance, option) -> np.ndarray:
         # A chunked store (.zarr) has no in-memory arrays (robatch_opt.distributed.solve
         # grades its plans chunk by chunk; .to_instance() reads it whole).
         raise TypeError(f"`instance`: must be a robatch_opt Instance, {not_an_instance(inst)}")
+    from .plan import Plan
+    if isinstance(option, Plan):
+        # A plan grades as its assignment (whether it was made for this instance is what the
+        # checks below find out: shape, range, admissibility).
+        option = option.option
     # Strings, booleans, null and fractional indices are refused (an integral float is fine).
     arr = numeric_array(option, "option", assignment_errors, integer=True)
     n, J = inst.n_queries, inst.n_options
@@ -228,8 +233,9 @@ def evaluate(inst: Instance, option) -> Evaluation:
     Parameters
     ----------
     inst : Instance
-    option : array_like of int, shape (n,)
-        Option index (into ``inst.options``) of every query.
+    option : array_like of int, shape (n,), or Plan
+        Option index (into ``inst.options``) of every query; a :class:`~robatch_opt.Plan`
+        is graded by its ``option``.
 
     Returns
     -------

@@ -235,6 +235,13 @@ def test_file_modes_follow_the_umask_and_are_kept_on_replace(tmp_path):
     res = _run_cli(["generate", "llm", "--n", "60", str(out)], tmp_path, umask=0o022)
     assert res.returncode == 0, res.stderr
     assert out.stat().st_mode & 0o777 == 0o640
+    # A read-only file is refused before any work, and left as it was (it was replaced, and
+    # kept mode 444: audit).
+    out.chmod(0o444)
+    before = out.read_bytes()
+    res = _run_cli(["generate", "llm", "--n", "70", str(out)], tmp_path, umask=0o022)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "read-only" in res.stderr, res.stderr
+    assert out.read_bytes() == before
 
 
 def test_the_same_command_writes_the_same_bytes(tmp_path):

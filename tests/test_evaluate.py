@@ -87,3 +87,13 @@ def test_calls_cover_every_query_once_and_respect_b_and_task(data):
     var = sum(inst.variable_cost_usd[i, inst.options[option[i]][0]] for i in range(inst.n_queries))
     assert math.isclose(ev.cost_usd, fixed + var, rel_tol=1e-9, abs_tol=1e-15)
     assert ev.amortized_cost_usd <= ev.cost_usd * (1 + 1e-12) + 1e-15
+
+
+def test_evaluate_grades_a_plan_by_its_assignment():
+    """``ro.evaluate(inst, plan)`` (it said "got Plan": audit) equals grading ``plan.option``."""
+    inst = ro.workloads.llm("qwen3", n=40, seed=2)
+    plan = ro.solve(inst, budget=ro.budget_from_fraction(inst, 0.3), method="greedy")
+    a, b = ro.evaluate(inst, plan), ro.evaluate(inst, plan.option)
+    assert (a.cost_usd, a.utility, a.n_calls) == (b.cost_usd, b.utility, b.n_calls)
+    with pytest.raises(ro.AssignmentError, match=r"must have shape \(30,\)"):
+        ro.evaluate(ro.workloads.llm("qwen3", n=30, seed=2), plan)
