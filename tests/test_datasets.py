@@ -515,3 +515,14 @@ def test_routerbench_empty_id_or_task_is_an_empty_field(tmp_path):
         with pytest.raises(ds.EmptyFieldError, match=f"row 0, column `{column}`: empty") as info:
             ro.datasets.load_routerbench(path, prices=PRICES)
         assert isinstance(info.value, ds.MissingColumnError)
+
+
+def test_dropna_says_which_tasks_it_emptied(tmp_path):
+    """A model that never answered a task takes the whole task with dropna(): notes say so (audit)."""
+    rows = [_rb_row(i) for i in range(3)] + [
+        [str(3 + i), f"r{i}", repr([f"Other.\n\nQ {i}?"]), "other", "1.0", "", "0.001", "", "m1"] for i in range(2)]
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, rows), prices=PRICES)
+    kept = data.dropna()
+    assert kept.n_queries == 3 and kept.notes["dropna"] == {"dropped": 2, "tasks_emptied": ["other"]}
+    assert "dropna" not in data.notes and kept.summary()["notes"]["dropna"]["tasks_emptied"] == ["other"]
+    assert data.select_models(["m1"]).dropna().notes["dropna"] == {"dropped": 0, "tasks_emptied": []}

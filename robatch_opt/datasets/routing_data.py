@@ -7,6 +7,7 @@ the token split that makes an :class:`~robatch_opt.Instance` reproduce those rea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -263,9 +264,19 @@ class RoutingData:
             contaminated=self.contaminated[idx], source=self.source, notes=self.notes)
 
     def dropna(self) -> "RoutingData":
-        """The queries observed on every model (outcome and cost known for all)."""
+        """The queries observed on every model (outcome and cost known for all).
+
+        ``notes["dropna"]`` says what went: ``{"dropped": <queries>, "tasks_emptied": [...]}``,
+        the tasks that had queries and have none left (a model that never answered a task
+        takes the whole task with it; ``select_models`` without that model keeps it).
+        """
         keep = self.observed.all(axis=1) & np.isfinite(self.cost_usd).all(axis=1)
-        return self.select(keep)
+        out = self.select(keep)
+        before = np.bincount(self.task, minlength=len(self.task_names))
+        after = np.bincount(out.task, minlength=len(self.task_names))
+        emptied = [self.task_names[t] for t in np.flatnonzero((before > 0) & (after == 0))]
+        notes = {**self.notes, "dropna": {"dropped": int((~keep).sum()), "tasks_emptied": emptied}}
+        return dataclasses.replace(out, notes=notes)
 
     def select_models(self, names: Sequence[str]) -> "RoutingData":
         """The same queries with only the named models, in the given order."""
