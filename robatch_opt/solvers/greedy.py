@@ -390,11 +390,15 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         lp = lp_threshold(cost, util, hulls, cap_lp, reach=False)
         bound = (start_state_util + lp["lp_du"]) * (1.0 + 1e-12)
         lam = lp["threshold_ratio"]
-        # The Lagrangian L(lam) = lam B' + sum_i max_j (u - lam c) at the threshold price,
-        # read off the walk: the increments taken are exactly those of ratio >= lam (the
-        # screen of the restrictions bounds each of them from it, restrictions.py).
-        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"], threshold_ratio=lam,
-                    lagrangian_bound=start_state_util + lp["taken_du"] + lam * (cap_lp - lp["taken_dc"]))
+        info.update(lp_bound=bound, lp_amortized_cost_usd=c0 + lp["lp_dc"], threshold_ratio=lam)
+        if "bin_items" not in lp or lp["break_dc"] > 0.0:
+            # The Lagrangian L(lam) = lam B' + sum_i max_j (u - lam c) at the threshold price,
+            # read off the walk: with a break item (or everything taken, lam = 0) the
+            # increments taken are exactly those of ratio >= lam (the screen of the
+            # restrictions bounds each of them from it, restrictions.py). A walk that took its
+            # whole crossing bin (the budget within rounding of a bin's cumulative cost) has
+            # no break and lam = 0 while lower bins stay untaken: no L(lam) then.
+            info["lagrangian_bound"] = start_state_util + lp["taken_du"] + lam * (cap_lp - lp["taken_dc"])
     else:
         budget = limit = math.inf
         # The LP bound must be for the target itself (a raised target would not bound the

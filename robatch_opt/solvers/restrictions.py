@@ -133,7 +133,11 @@ class _LagrangianScreen:
     c) >= 0``, so every prefix of the queries gives an upper bound on ``L_R``, and at scale a
     few thousand queries already push it below the joint plan (the full pass took 84 ms of
     a 0.41 s greedy solve at n = 10^6 x 16). A restriction the prefix does not screen is
-    followed to the last query, where the bound equals the full pass's.
+    followed to the last query, where the bound equals the full pass's. (A restriction that
+    cannot serve some query beyond the prefix that screened it is reported screened out: it
+    cannot win either way; the full pass leaves such a one to its build, which refuses it.)
+    The greedy omits ``lagrangian_bound`` when its walk has no break item (a budget within
+    rounding of a ratio bin's cumulative cost): the full pass runs then.
     """
 
     #: Queries in the first block of the early-stopping pass (each next block is twice as long).
@@ -163,7 +167,7 @@ class _LagrangianScreen:
             bound = self._early_stopping(t, float(lam), cols, float(joint))
         else:
             # Per restriction and query: max over its admissible options of u - lam c.
-            rows = _restriction_rows(t, float(lam), cols, 0, t.n_queries)
+            rows = _lagrangian_terms(t, float(lam), cols, 0, t.n_queries)
             bound = [self.const + float(r.sum()) if np.isfinite(r).all() else np.inf for r in rows]
         self.bound = dict(zip(labels, bound))
         self.on = True
@@ -183,7 +187,7 @@ class _LagrangianScreen:
         a, size = 0, self.FIRST_BLOCK
         while a < t.n_queries and open_.any():
             b = min(t.n_queries, a + size)
-            rows = _restriction_rows(t, lam, [everything] + [c for c, o in zip(cols, open_) if o], a, b)
+            rows = _lagrangian_terms(t, lam, [everything] + [c for c, o in zip(cols, open_) if o], a, b)
             for r, row in zip(np.flatnonzero(open_), rows[1:]):
                 if not np.isfinite(row).all():
                     deficit[r], open_[r] = -np.inf, False
@@ -205,7 +209,7 @@ class _LagrangianScreen:
         return self._screens(self.bound[label])
 
 
-def _restriction_rows(t, lam: float, cols: list[np.ndarray], a: int, b: int) -> np.ndarray:
+def _lagrangian_terms(t, lam: float, cols: list[np.ndarray], a: int, b: int) -> np.ndarray:
     """``out[r, i - a] = max over admissible j in cols[r] of u[i, j] - lam c[i, j]`` (``-inf``
     if none), for the queries ``a <= i < b`` of option table ``t``."""
     from .greedy import PARALLEL_MIN_CELLS
