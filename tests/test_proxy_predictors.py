@@ -34,7 +34,7 @@ def test_logistic_stationarity():
         beta = np.r_[lr.intercept_[k], lr.coef_[k]]
         p = 1 / (1 + np.exp(-design[seen] @ beta))
         # The prior: m pseudo-answers per task at the mean features, outcome = the model's rate.
-        overall = y[seen, k].mean()
+        overall = (y[seen, k].sum() + m * np.nanmean(y)) / (seen.sum() + m)
         p_prior = 1 / (1 + np.exp(-lr.intercept_[k]))
         grad = design[seen].T @ (p - y[seen, k]) + np.r_[m * (p_prior - overall), 0.0, 0.0]
         # The intercepts' 1e-6 pulls toward the smoothed task rate (negligible here).
@@ -61,7 +61,9 @@ def _knn_reference(model, x_train, y_train, task_train, xq, tq):
         col = y_train[sel][:, k]
         # The task's rate, shrunk toward the model's overall rate by prior_strength answers.
         m = model.prior_strength
-        prior = (np.nansum(col) + m * np.nanmean(y_train[:, k])) / ((~np.isnan(col)).sum() + m)
+        seen = ~np.isnan(y_train[:, k])
+        overall = (np.nansum(y_train[:, k]) + m * np.nanmean(y_train)) / (seen.sum() + m)
+        prior = (np.nansum(col) + m * overall) / ((~np.isnan(col)).sum() + m)
         out.append((np.sum(w[obs] * ys[obs, k]) + model.prior_strength * prior) / (w[obs].sum() + model.prior_strength))
     return np.array(out)
 
@@ -274,3 +276,15 @@ def test_unseen_and_single_answer_tasks_fall_back_to_the_models_rate(make):
     rate = np.nanmean(y, axis=0)
     assert rate[0] < pred[0] < 0.9                        # one right answer: up, not to certainty
     assert pred[1] == pytest.approx(rate[1], abs=0.03)    # never answered: the model's own rate
+
+
+@pytest.mark.parametrize("make", [lambda: P.LogisticUtility(), lambda: P.KNNUtility()])
+def test_a_model_answered_once_is_not_certain_anywhere(make):
+    """Its overall rate is shrunk toward the pooled rate, so neither its task nor a task it
+    never answered is predicted 1.0 (review)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 1))
+    y = np.c_[(rng.random(60) < 0.5).astype(float), np.full(60, np.nan)]
+    y[0, 1] = 1.0                                         # model 1: one answer, right
+    pred = make().fit(x, y, task=["A"] * 30 + ["B"] * 30).predict([[0.0], [0.0]], task=["A", "B"])
+    assert (pred[:, 1] < 0.95).all() and (pred[:, 1] > 0.5).all()

@@ -187,7 +187,8 @@ class LogisticUtility(_BasePredictor):
         Pseudo-observations of the model's overall outcome rate added to each task (at the
         mean features): a task the model never answered gets the model's overall rate rather
         than 0.5, and a task it answered once is not certain of that one answer (as
-        :class:`KNNUtility`'s prior). ``0`` leaves the task intercepts unshrunk.
+        :class:`KNNUtility`'s prior). The overall rate is itself shrunk toward the rate pooled
+        over all models by as many pseudo-observations. ``0`` leaves both unshrunk.
 
     Attributes
     ----------
@@ -240,9 +241,12 @@ class LogisticUtility(_BasePredictor):
         penalty = np.r_[np.full(T, 1e-6), np.full(d, self.l2)]
         coef = np.zeros((K, T + d))
         m = self.prior_strength
+        pooled = float(np.nanmean(y))
         for k in range(K):
             seen = ~np.isnan(y[:, k])
-            overall = float(y[seen, k].mean())
+            # The model's overall rate, itself shrunk toward the rate pooled over all models
+            # (a model answered once is not certain everywhere either).
+            overall = float((y[seen, k].sum() + m * pooled) / (seen.sum() + m))
             # The prior: per task, m pseudo-rows at the mean features (z = 0) with the model's
             # overall rate as their (soft) outcome.
             a = np.vstack([design[seen], np.hstack([np.eye(T), np.zeros((T, d))])])
@@ -292,7 +296,8 @@ class KNNUtility(_BasePredictor):
     prior_strength : float
         Pseudo-observations of the (model, task) mean outcome added to every estimate; that
         mean is itself shrunk toward the model's overall rate by as many pseudo-observations
-        (a task the model never answered gets its overall rate).
+        (a task the model never answered gets its overall rate), and that toward the rate
+        pooled over all models.
     metric : {"euclidean", "cosine"}
         Distance on standardised features; ``"cosine"`` suits embeddings.
     chunk_size : int
@@ -357,8 +362,11 @@ class KNNUtility(_BasePredictor):
         y0 = np.where(observed, y, 0.0)
         self.train_ = []
         self.prior_ = np.empty((len(tasks), K))
-        overall = y0.sum(axis=0) / observed.sum(axis=0)
         m = self.prior_strength
+        # Each model's overall rate, shrunk toward the rate pooled over all models by the same
+        # pseudo-observations (a model answered once is not certain everywhere either).
+        pooled = y0.sum() / observed.sum()
+        overall = (y0.sum(axis=0) + m * pooled) / (observed.sum(axis=0) + m)
         for c in range(len(tasks)):
             sel = codes == c
             cnt = observed[sel].sum(axis=0)
