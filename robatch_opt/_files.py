@@ -14,6 +14,7 @@ command's input files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -50,6 +51,13 @@ def _umask() -> int:
     return mask
 
 
+def _read_only(st: os.stat_result) -> bool:
+    """The file of ``st`` has no write bit for us: the owner's bit if it is ours, else any."""
+    if st.st_uid == os.geteuid():
+        return not st.st_mode & stat.S_IWUSR
+    return not st.st_mode & 0o222
+
+
 @contextlib.contextmanager
 def open_atomic(path: PathLike, mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO]:
     """``with open_atomic(path) as fh:`` -- write ``path`` whole, or leave it as it was.
@@ -63,6 +71,8 @@ def open_atomic(path: PathLike, mode: str = "wb", *, encoding: str | None = None
 
     Raises
     ------
+    PermissionError
+        ``path`` is a read-only file (no write bit for us), before anything is written.
     OSError
         Whatever the writing raised, with ``filename`` set to ``path``; the old file (if
         any) is unchanged and the temporary file removed.
@@ -73,11 +83,16 @@ def open_atomic(path: PathLike, mode: str = "wb", *, encoding: str | None = None
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     try:
-        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+        st = os.stat(target)
+        old_mode = stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         old_mode = None
     except OSError as exc:
         raise _named(exc, target) from exc
+    if old_mode is not None and stat.S_ISREG(st.st_mode) and _read_only(st):
+        # os.replace would rename over it whatever its mode (and keep the mode): a file its
+        # owner made read-only is refused as open(path, "w") would refuse it.
+        raise PermissionError(errno.EACCES, "the file is read-only (chmod u+w to replace it)", str(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
@@ -208,7 +223,7 @@ def check_output_path(path: PathLike, *, inputs: Iterable[PathLike] = (), what: 
                               "temporary name)")
     if target.exists() and not target.is_file():
         raise OutputPathError(f"{what}: {text} exists and is not a regular file")
-    if target.is_file() and not target.stat().st_mode & 0o222:
+    if target.is_file() and _read_only(target.stat()):
         # The atomic replace would succeed (it renames over the file, whatever its mode) and
         # keep the mode: a file its owner made read-only is not ours to replace.
         raise OutputPathError(f"{what}: {text} is read-only; make it writable (chmod u+w) or choose another name")

@@ -129,11 +129,14 @@ _fmt_index = V.fmt_index
 def _as_float_array(value, name: str, shape: tuple[int, ...], *, lo: float | None = 0.0,
                     hi: float | None = None, per_query: bool = False) -> np.ndarray:
     checked = V.numeric_array(value, name, ndim=len(shape))
-    # A new array from a list is ours already; the caller's own array is copied (never aliased).
+    # A new array from a list is ours already; anything else (an ndarray, a pandas Series, a
+    # memoryview: numeric_array may return a view of the caller's memory) is copied, never
+    # aliased, so a later change to the caller's data cannot reach the frozen instance.
     # Row-major always: the kernels and the grader read rows (a column-major (n, J) array cost
     # every evaluate a 16 MB copy of `admissible` at n = 10^6).
-    arr = (np.array(checked, dtype=np.float64, copy=True, order="C") if checked is value
-           else np.ascontiguousarray(checked, dtype=np.float64))
+    fresh = isinstance(value, (list, tuple)) and checked is not value
+    arr = (np.ascontiguousarray(checked, dtype=np.float64) if fresh
+           else np.array(checked, dtype=np.float64, copy=True, order="C"))
     if per_query and arr.ndim == len(shape) and arr.shape[0] != shape[0]:
         # The query count comes from query_task: say so, as either array may be the wrong one.
         raise InstanceError(name, f"has {arr.shape[0]} rows but `query_task` has {shape[0]} queries "

@@ -137,3 +137,17 @@ def test_restrict_routing_only_and_batching_only():
         inst.restrict(models=["zzz"])
     with pytest.raises(InstanceError, match="no model"):
         inst.restrict(batch_sizes=[3])
+
+
+def test_instance_arrays_are_row_major_copies_of_any_input():
+    """A column-major utility becomes row-major (every evaluate copied `admissible` otherwise),
+    and no input aliases the instance: an ndarray, a memoryview (review) or a list."""
+    base = ro.workloads.llm("qwen3", n=6, seed=0)
+    u = np.asfortranarray(np.array(base.utility))
+    tokens = np.array(base.input_tokens)
+    inst = ro.Instance(models=base.models, tasks=base.tasks, query_task=base.query_task,
+                       input_tokens=memoryview(tokens), output_tokens=np.array(base.output_tokens), utility=u)
+    assert inst.utility.flags.c_contiguous and inst.admissible.flags.c_contiguous
+    assert not np.shares_memory(inst.utility, u) and not np.shares_memory(inst.input_tokens, tokens)
+    tokens[0] = 1e6
+    assert inst.input_tokens[0] == base.input_tokens[0]

@@ -320,3 +320,16 @@ def test_missing_file_is_an_os_error(tmp_path, suffix):
 def test_save_rejects_non_instances(tmp_path):
     with pytest.raises(TypeError, match="must be a robatch_opt.Instance"):
         ro.save({"models": []}, tmp_path / "x.json")
+
+
+def test_save_refuses_a_read_only_file(tmp_path):
+    """``ro.save`` renamed over a file its owner made read-only (review): refused, file kept."""
+    import os
+
+    path = tmp_path / "inst.json"
+    ro.save(ro.workloads.llm("qwen3", n=5, seed=0), path)
+    before = path.read_bytes()
+    os.chmod(path, 0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        ro.save(ro.workloads.llm("qwen3", n=6, seed=0), path)
+    assert path.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name != "inst.json"]
