@@ -947,8 +947,8 @@ def _add_online_parser(sub) -> None:
                    help="RouterBench CSV files or folder (real outcomes and costs): half is streamed, the "
                         "predictor is fitted on the other half")
     o.add_argument("--prices", metavar="FILE.json",
-                   help="with --data: the models' prices, a JSON object {model: [input, output]} in USD per "
-                        "million tokens (default RouterBench's own; needed for a log of other models)")
+                   help="with --data: prices of models RouterBench does not price, a JSON object "
+                        "{model: [input, output]} in USD per million tokens (merged over RouterBench's own)")
     o.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --data: requests of the simulated stream (default 2000)")
     o.add_argument("--alpha", type=_unit_interval, required=True, metavar="A", help="service level in [0, 1]")

@@ -675,6 +675,24 @@ def test_cli_online_bad_prices_file(tmp_path, capsys, content, message):
     assert err.count("\n") == 1 and message in err, err
 
 
+def test_prices_extend_routerbenchs_own(tmp_path):
+    """A log mixing a RouterBench model with a new one needs only the new one's price (review)."""
+    import csv
+    path = tmp_path / "mixed.csv"
+    rng = np.random.default_rng(1)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sample_id", "prompt", "eval_name", "gpt-4-1106-preview", "mine",
+                    "gpt-4-1106-preview|total_cost", "mine|total_cost"])
+        for i in range(40):
+            w.writerow([f"q{i}", repr([f"Sys.\n\nQ {i}?"]), "t", float(rng.random() < 0.8), float(rng.random() < 0.5),
+                        f"{(20 + i) * 10e-6:.8f}", f"{(20 + i) * 0.1e-6:.10f}"])
+    split = on.routerbench_split(path, prices={"mine": (0.1, 0.1)})
+    assert split.stream.n_requests == 20
+    with pytest.raises(on.OnlineError, match="`prices`: must be a mapping"):
+        on.routerbench_split(path, prices=[("mine", (0.1, 0.1))])
+
+
 def test_cli_online_prices_need_data(capsys):
     assert main(["online", "--alpha", "0.6", "--n", "50", "--prices", "p.json"]) == 2
     err = capsys.readouterr().err

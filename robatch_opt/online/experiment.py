@@ -7,6 +7,7 @@ thing.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +47,20 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
     """RouterBench (every complete row), shuffled by ``seed`` and halved: stream one half (``fold``),
     fit the predictor and the output-token prior on the other.
 
-    ``prices`` (model -> (input, output) USD per million tokens) is passed to
-    :func:`robatch_opt.datasets.load_routerbench`: needed for a log in RouterBench's format
-    whose models are not RouterBench's own (default: RouterBench's prices).
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        RouterBench CSV files or a folder (:func:`robatch_opt.datasets.load_routerbench`).
+    fold : {0, 1}
+        The half streamed.
+    seed : int
+        Shuffles the rows before halving; also seeds the predictor's fit.
+    batch_sizes : sequence of int
+        Batch sizes of every model in the stream's pool.
+    prices : mapping of model to (input, output) USD per million tokens, optional
+        For a log in RouterBench's format with models RouterBench does not price; merged over
+        RouterBench's own prices (:data:`robatch_opt.datasets.PRICES_PER_MTOK`), so a log
+        mixing both needs only the new ones.
 
     Raises
     ------
@@ -64,7 +76,11 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
     if isinstance(fold, bool) or fold not in (0, 1):
         raise OnlineError("fold", f"must be 0 or 1 (the half streamed), got {fold!r}")
     seed = check_seed(seed)
-    loaded = load_routerbench(paths, prices=prices)
+    from ..datasets import PRICES_PER_MTOK
+    if prices is not None and not isinstance(prices, Mapping):
+        raise OnlineError("prices", f"must be a mapping of model to (input, output) USD per million tokens, "
+                                    f"got {type(prices).__name__}")
+    loaded = load_routerbench(paths, prices=None if prices is None else {**PRICES_PER_MTOK, **prices})
     data = loaded.dropna()
     if data.n_queries < MIN_SPLIT_ROWS:
         raise StreamError("data", f"{data.n_queries} of {loaded.n_queries} rows have an outcome on every model; "
