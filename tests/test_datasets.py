@@ -322,6 +322,7 @@ def test_routerarena_small_and_bad(tmp_path):
         ({"a": [_arena_row(0, token_usage={"input_tokens": "many", "output_tokens": 1})]}, None, ds.CostValueError,
          "token_usage.input_tokens"),
         ({"a": [{"global_index": "T_0", "question": "q"}]}, None, ds.MissingColumnError, "`token_usage`"),
+        ({"a": [_arena_row(0) | {"global_index": ""}]}, None, ds.EmptyFieldError, "row 0, column `global_index`"),
         ({"a": ["{not json"]}, None, ds.MalformedRowError, "row 0"),
         ({"a": [_arena_row(0)]}, {"b": {"input_token_price_per_million": 1, "output_token_price_per_million": 1}},
          ds.UnknownPriceError, "'a'"),
@@ -526,3 +527,4 @@ def test_dropna_says_which_tasks_it_emptied(tmp_path):
     assert kept.n_queries == 3 and kept.notes["dropna"] == {"dropped": 2, "tasks_emptied": ["other"]}
     assert "dropna" not in data.notes and kept.summary()["notes"]["dropna"]["tasks_emptied"] == ["other"]
     assert data.select_models(["m1"]).dropna().notes["dropna"] == {"dropped": 0, "tasks_emptied": []}
+    assert kept.dropna().notes["dropna"] == {"dropped": 2, "tasks_emptied": ["other"]}     # adds up

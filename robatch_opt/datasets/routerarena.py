@@ -29,7 +29,8 @@ import numpy as np
 from ._common import assemble, existing, number, utf8_text
 from ..errors import InstanceError
 from .errors import (CostValueError, DuplicateQueryError, EmptyFieldError, InconsistentDataError,
-                     MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError, UnknownPriceError)
+                     MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError,
+                     UnknownPriceError)
 from .routing_data import RoutingData
 
 __all__ = ["load_routerarena"]
@@ -99,6 +100,8 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
     ------
     MissingFileError, MissingColumnError, MalformedRowError, PromptFieldError, OutcomeRangeError,
     CostValueError, UnknownPriceError, DuplicateQueryError, InconsistentDataError
+    EmptyFieldError
+        An empty ``global_index`` (a MissingColumnError too).
     """
     if scores not in ("clip", "raise"):
         raise InstanceError("scores", f"must be 'clip' or 'raise', got {scores!r}")
@@ -135,8 +138,8 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
                     raise MalformedRowError("must be a JSON object", source=f, row=row)
                 qid = _field(obj, "global_index", source=f, row=row)
                 if not isinstance(qid, str) or not qid:
-                    raise (EmptyFieldError if qid == "" else MissingColumnError)(f"must be a non-empty string, got {qid!r}", source=f, row=row,
-                                             column="global_index")
+                    error = EmptyFieldError if qid == "" else MissingColumnError
+                    raise error(f"must be a non-empty string, got {qid!r}", source=f, row=row, column="global_index")
                 if qid in rows:
                     raise DuplicateQueryError(f"query {qid!r} duplicates row {rows[qid][0]}", source=f, row=row,
                                               column="global_index")

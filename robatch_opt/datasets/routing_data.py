@@ -268,14 +268,17 @@ class RoutingData:
 
         ``notes["dropna"]`` says what went: ``{"dropped": <queries>, "tasks_emptied": [...]}``,
         the tasks that had queries and have none left (a model that never answered a task
-        takes the whole task with it; ``select_models`` without that model keeps it).
+        takes the whole task with it; ``select_models`` without that model keeps it). Repeated
+        calls add up; like every note, it travels with later selections of the result.
         """
         keep = self.observed.all(axis=1) & np.isfinite(self.cost_usd).all(axis=1)
         out = self.select(keep)
         before = np.bincount(self.task, minlength=len(self.task_names))
         after = np.bincount(out.task, minlength=len(self.task_names))
         emptied = [self.task_names[t] for t in np.flatnonzero((before > 0) & (after == 0))]
-        notes = {**self.notes, "dropna": {"dropped": int((~keep).sum()), "tasks_emptied": emptied}}
+        prev = self.notes.get("dropna", {"dropped": 0, "tasks_emptied": []})
+        notes = {**self.notes, "dropna": {"dropped": prev["dropped"] + int((~keep).sum()),
+                                          "tasks_emptied": prev["tasks_emptied"] + emptied}}
         return dataclasses.replace(out, notes=notes)
 
     def select_models(self, names: Sequence[str]) -> "RoutingData":
