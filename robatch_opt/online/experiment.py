@@ -71,12 +71,11 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
     DatasetError
         The files do not load (see :func:`robatch_opt.datasets.load_routerbench`).
     """
-    from ..datasets import load_routerbench
+    from ..datasets import PRICES_PER_MTOK, load_routerbench
     from .realdata import stream_from_routing_data
     if isinstance(fold, bool) or fold not in (0, 1):
         raise OnlineError("fold", f"must be 0 or 1 (the half streamed), got {fold!r}")
     seed = check_seed(seed)
-    from ..datasets import PRICES_PER_MTOK
     if prices is not None and not isinstance(prices, Mapping):
         raise OnlineError("prices", f"must be a mapping of model to (input, output) USD per million tokens, "
                                     f"got {type(prices).__name__}")

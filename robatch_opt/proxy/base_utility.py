@@ -141,6 +141,58 @@ def _task_codes(task, n: int, known: tuple | None):
     return codes, known
 
 
+def prior_strength_eb(sums, counts) -> float:
+    """Empirical-Bayes strength ``a`` of a Beta prior over task rates (method of moments).
+
+    With task rates ``r_t = sums_t / counts_t`` around the overall rate ``p``, the spread
+    between tasks beyond binomial noise is ``tau^2 = max(V - T p (1 - p) / N, 0)`` (``V`` the
+    count-weighted variance of the rates, ``T`` tasks, ``N`` observations); a Beta prior of
+    mean ``p`` and strength ``a`` has ``tau^2 = p (1 - p) / (a + 1)``. No spread beyond noise
+    gives the cap (every task at the overall rate). Clipped to [1, 1e6].
+    """
+    s, n = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    keep = n > 0
+    s, n = s[keep], n[keep]
+    N = n.sum()
+    if N == 0 or s.shape[0] < 2:
+        return 1e6
+    p = s.sum() / N
+    noise = p * (1 - p)
+    if noise <= 0:
+        return 1e6
+    v = float((n * (s / n - p) ** 2).sum() / N)
+    tau2 = v - s.shape[0] * noise / N
+    if tau2 <= 0:
+        return 1e6
+    return float(np.clip(noise / tau2 - 1.0, 1.0, 1e6))
+
+
+def shrunk_task_means(y, task, n_tasks: int, prior_strength="auto", *, toward: float | None = None):
+    """Per-task mean of one model's outcomes ``y`` (NaN = unobserved), shrunk toward its overall
+    mean (or toward ``toward``).
+
+    Returns
+    -------
+    means : ndarray (n_tasks,)
+        ``(sum_t + a * center) / (n_t + a)`` with ``center`` the overall mean or ``toward``;
+        ``center`` where the task has no observation (also with ``a = 0``).
+    overall : float
+        The model's own mean over every observation (0.5 without any).
+    a : float
+        The prior strength used (``"auto"``: :func:`prior_strength_eb`).
+    """
+    y = np.asarray(y, np.float64)
+    obs = ~np.isnan(y)
+    sums = np.bincount(task[obs], weights=y[obs], minlength=n_tasks)
+    cnt = np.bincount(task[obs], minlength=n_tasks).astype(np.float64)
+    overall = float(sums.sum() / cnt.sum()) if cnt.sum() else 0.5
+    center = overall if toward is None else float(toward)
+    a = prior_strength_eb(sums, cnt) if prior_strength == "auto" else float(prior_strength)
+    den = cnt + a
+    means = np.where(den > 0, (sums + a * center) / np.where(den > 0, den, 1.0), center)
+    return means, overall, a
+
+
 class _BasePredictor:
     model_names: tuple
     tasks_: tuple
@@ -252,10 +304,7 @@ class LogisticUtility(_BasePredictor):
             a = np.vstack([design[seen], np.hstack([np.eye(T), np.zeros((T, d))])])
             t = np.r_[y[seen, k], np.full(T, overall)]
             wt = np.r_[np.ones(int(seen.sum())), np.full(T, m)]
-            cnt = np.bincount(codes[seen], minlength=T)
-            total = np.bincount(codes[seen], weights=y[seen, k], minlength=T)
-            rate = np.clip((total + m * overall) / np.maximum(cnt + m, 1e-12), 0.01, 0.99)
-            rate = np.where(cnt + m > 0, rate, np.clip(overall, 0.01, 0.99))
+            rate = np.clip(shrunk_task_means(y[:, k], codes, T, m, toward=overall)[0], 0.01, 0.99)
             beta = np.r_[np.log(rate / (1 - rate)), np.zeros(d)]
             # The intercepts' tiny penalty pulls toward the (smoothed) task rate, not toward
             # 0.5: a task with no answer and no prior weight keeps the model's overall rate.
@@ -367,13 +416,12 @@ class KNNUtility(_BasePredictor):
         # pseudo-observations (a model answered once is not certain everywhere either).
         pooled = y0.sum() / observed.sum()
         overall = (y0.sum(axis=0) + m * pooled) / (observed.sum(axis=0) + m)
-        for c in range(len(tasks)):
-            sel = codes == c
-            cnt = observed[sel].sum(axis=0)
+        for k in range(K):
             # The (model, task) rate, itself shrunk toward the model's overall rate by the same
             # pseudo-observations: one answer on a task is not certainty (it predicted 1.0).
-            self.prior_[c] = np.where(cnt + m > 0, (y0[sel].sum(axis=0) + m * overall) / np.maximum(cnt + m, 1e-12),
-                                      overall)
+            self.prior_[:, k] = shrunk_task_means(y[:, k], codes, len(tasks), m, toward=overall[k])[0]
+        for c in range(len(tasks)):
+            sel = codes == c
             from sklearn.neighbors import NearestNeighbors     # lazy: `import robatch_opt` stays fast
             ztr = np.ascontiguousarray(z[sel])
             # scikit-learn picks a KD-tree, ball tree or brute force by the data's size and dimension.

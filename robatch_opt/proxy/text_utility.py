@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base_utility import PredictorError, _float_param, _int_param
+from .base_utility import PredictorError, _float_param, _int_param, prior_strength_eb, shrunk_task_means
 
 __all__ = ["TextUtility", "TaskMeanUtility", "task_model_means", "shrunk_task_means", "prior_strength_eb",
            "BLEND_GRID"]
@@ -96,52 +96,6 @@ def _check_data(data, what: str = "data"):
     for attr in ("question", "task", "task_names", "model_names", "outcome"):
         if not hasattr(data, attr):
             raise PredictorError(what, f"must be a RoutingData (robatch_opt.datasets), got {type(data).__name__}")
-
-
-def prior_strength_eb(sums, counts) -> float:
-    """Empirical-Bayes strength ``a`` of a Beta prior over task rates (method of moments).
-
-    With task rates ``r_t = sums_t / counts_t`` around the overall rate ``p``, the spread
-    between tasks beyond binomial noise is ``tau^2 = max(V - T p (1 - p) / N, 0)`` (``V`` the
-    count-weighted variance of the rates, ``T`` tasks, ``N`` observations); a Beta prior of
-    mean ``p`` and strength ``a`` has ``tau^2 = p (1 - p) / (a + 1)``. No spread beyond noise
-    gives the cap (every task at the overall rate). Clipped to [1, 1e6].
-    """
-    s, n = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
-    keep = n > 0
-    s, n = s[keep], n[keep]
-    N = n.sum()
-    if N == 0 or s.shape[0] < 2:
-        return 1e6
-    p = s.sum() / N
-    noise = p * (1 - p)
-    if noise <= 0:
-        return 1e6
-    v = float((n * (s / n - p) ** 2).sum() / N)
-    tau2 = v - s.shape[0] * noise / N
-    if tau2 <= 0:
-        return 1e6
-    return float(np.clip(noise / tau2 - 1.0, 1.0, 1e6))
-
-
-def shrunk_task_means(y, task, n_tasks: int, prior_strength="auto"):
-    """Per-task mean of one model's outcomes ``y`` (NaN = unobserved), shrunk toward its overall mean.
-
-    Returns
-    -------
-    means : ndarray (n_tasks,)
-        ``(sum_t + a * overall) / (n_t + a)``; the overall mean where the task has no observation.
-    overall : float
-    a : float
-        The prior strength used (``"auto"``: :func:`prior_strength_eb`).
-    """
-    y = np.asarray(y, np.float64)
-    obs = ~np.isnan(y)
-    sums = np.bincount(task[obs], weights=y[obs], minlength=n_tasks)
-    cnt = np.bincount(task[obs], minlength=n_tasks).astype(np.float64)
-    overall = float(sums.sum() / cnt.sum()) if cnt.sum() else 0.5
-    a = prior_strength_eb(sums, cnt) if prior_strength == "auto" else float(prior_strength)
-    return (sums + a * overall) / (cnt + a), overall, a
 
 
 def task_model_means(data, prior_strength="auto") -> tuple[dict, np.ndarray]:
