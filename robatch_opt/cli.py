@@ -1058,7 +1058,7 @@ def _read_prices(path: str) -> dict:
     if os.path.isdir(path):
         raise _CliError(f"--prices {path}: is a directory, not a JSON file")
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:       # a byte-order mark is fine, as in every reader
             table = json.load(fh)
     except FileNotFoundError:
         raise _CliError(f"--prices {path}: no such file") from None

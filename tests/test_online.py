@@ -645,7 +645,8 @@ def _own_log(tmp_path, n=60):
 def test_cli_online_replays_an_own_log_with_its_prices(tmp_path, capsys):
     log = _own_log(tmp_path)
     prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"small": [0.2, 0.2], "large": [2.0, 2.0]}))
+    # Saved by an editor that starts UTF-8 with a byte-order mark, as every reader accepts.
+    prices.write_text("\ufeff" + json.dumps({"small": [0.2, 0.2], "large": [2.0, 2.0]}), encoding="utf-8")
     assert main(["online", "--alpha", "0.6", "--data", str(log), "--prices", str(prices), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stream"].startswith("Log in RouterBench format, 2 tasks x 2 models: 30 requests streamed")
