@@ -9,6 +9,7 @@ a partial call in the optimum.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -371,6 +372,62 @@ def test_highs_in_a_child_process_gives_the_same_answer(monkeypatch):
     child = ro.solve(inst, cheapest * 1.5, method="milp", solver="highs")
     assert child.status == here.status == ro.Status.OPTIMAL
     assert np.array_equal(child.option, here.option) and child.info["highs_status"] == "Optimal"
+
+
+#: A child interpreter that never answers (HiGHS's presolve can loop without checking its
+#: clock; this stands in for it): with ``only_presolved_verification``, only a verification
+#: solve that runs with presolve hangs, every other solve is the real one.
+_HANGING_CHILD = ("import sys, pickle, time\n"
+                  "args = pickle.load(open(sys.argv[1], 'rb'))\n"
+                  "if {condition}:\n"
+                  "    time.sleep(3600)\n"
+                  "from robatch_opt.solvers.milp import _highs_child\n"
+                  "_highs_child(sys.argv[1], sys.argv[2])\n")
+
+
+def _no_child_left() -> bool:
+    """No process of this machine runs a HiGHS child interpreter (read from /proc)."""
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                if b"_highs_child" in fh.read():
+                    return False
+        except OSError:                 # not a process, or gone meanwhile
+            continue
+    return True
+
+
+def test_a_highs_child_that_never_answers_is_killed_and_the_start_plan_returned(monkeypatch):
+    import robatch_opt.solvers.milp as milp
+
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
+    monkeypatch.setattr(milp, "_CHILD_CODE", _HANGING_CHILD.format(condition="True"))
+    plan = ro.solve(inst, cheapest * 1.5, method="milp", solver="highs", time_limit_s=2)
+    assert plan.info["highs_status"] == milp.KILLED
+    assert plan.status in (ro.Status.FEASIBLE, ro.Status.OPTIMAL)     # the start plan (or a fallback's proof)
+    assert plan.cost_usd <= cheapest * 1.5 * (1 + 1e-12)
+    assert _no_child_left()
+
+
+def test_a_verification_whose_presolve_hangs_is_settled_without_presolve(monkeypatch):
+    import robatch_opt.solvers.milp as milp
+
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=10, price="api", seed=0)            # coupled groups: a verification runs
+    budget = ro.budget_from_fraction(inst, 0.3)
+    here = ro.solve(inst, budget, method="milp", solver="highs")
+    assert here.info["verification_rounds"] >= 1
+    monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
+    # args[6] is the verification target (None for the first solve), args[7] "with presolve".
+    monkeypatch.setattr(milp, "_CHILD_CODE", _HANGING_CHILD.format(condition="args[6] is not None and args[7]"))
+    plan = ro.solve(inst, budget, method="milp", solver="highs", time_limit_s=8)
+    assert plan.status == here.status == ro.Status.OPTIMAL
+    assert plan.info["verify_presolve_killed"] is True
+    assert np.array_equal(plan.option, here.option)
+    assert _no_child_left()
 
 
 def test_cpsat_column_encoding_matches_the_columns():

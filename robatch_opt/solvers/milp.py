@@ -25,10 +25,13 @@ with relative and absolute gap 0 and that meets the proven bound within 1e-9.
 
 Time limits. HiGHS gets ``time_limit`` and interrupt callbacks (simplex, IPM, MIP) that
 stop it at the deadline; CBC gets ``-sec`` and is killed ``CBC_GRACE_S`` after the deadline.
-HiGHS 1.16 has a phase that neither checks the limit nor calls back (its MIP set-up after
-presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options), so from
+HiGHS 1.16 has phases that neither check the limit nor call back (its MIP set-up after
+presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options; its presolve's
+``strengthenInequalities`` looped for more than 10 minutes on a 1,947-column verification
+model under a 48 s limit, also inside the presolve of a RENS sub-MIP), so from
 ``HIGHS_CHILD_MIN_COLUMNS`` columns on it runs in a child interpreter that is killed
-``HIGHS_GRACE_S`` after the deadline (its plan is then lost; the greedy's is returned).
+``HIGHS_GRACE_S`` after the deadline (its plan is then lost; the best plan found before it
+is returned, with its bound).
 """
 
 from __future__ import annotations
@@ -65,9 +68,20 @@ CBC_GRACE_S = 0.5
 CBC_INCREMENT = 1e-12
 
 #: HiGHS runs in a child interpreter, killed ``HIGHS_GRACE_S`` after the deadline, from this many
-#: binary columns on: its MIP set-up does not check the limit (95 s at 80,000 columns).
-HIGHS_CHILD_MIN_COLUMNS = 20_000
+#: binary columns on: parts of it do not check the limit (the MIP set-up: 95 s at 80,000
+#: columns; presolve's ``strengthenInequalities``: more than 10 minutes on the verification
+#: model of Qwen3 1,000 x 16, seed 0, fraction 0.3, 1,947 columns, with a 48 s limit). Below
+#: it a solve takes well under a second and a child (~0.4 s to start) would cost more than
+#: the solve; the neighbourhood solves of ``lns`` stay in process for the same reason.
+HIGHS_CHILD_MIN_COLUMNS = 1_000
 HIGHS_GRACE_S = 0.5
+
+#: The child interpreter's program (its arguments: the pickled inputs, the answer's path).
+_CHILD_CODE = ("import sys; from robatch_opt.solvers.milp import _highs_child; "
+               "_highs_child(sys.argv[1], sys.argv[2])")
+
+#: ``highs_status`` (``cbc_status``) of a child killed after its time limit.
+KILLED = "killed after the time limit"
 
 #: Primal feasibility tolerance asked of the engines (rows are scaled to O(1)).
 FEAS_TOL = 1e-9
@@ -82,6 +96,11 @@ VERIFY_FEAS_TOL = 1e-10
 #: with it, once mip_feasibility_tolerance stays 1e-9 (at 1e-10 HiGHS called a verification
 #: model infeasible that a plan satisfies; that failure had looked like a presolve one).
 VERIFY_PRESOLVE = True
+
+#: Share of a verification solve's time that its run with presolve gets, in a child
+#: interpreter; a run killed at that point leaves the rest to a run without presolve
+#: (see :func:`_solve_highs`).
+VERIFY_PRESOLVE_SHARE = 0.5
 
 #: The verification row "objective at least the target" is scaled to this right-hand side.
 VERIFY_ROW_SCALE = 1e3
@@ -269,9 +288,34 @@ def engine_slack(rows: _Rows, real_bound: float) -> float:
 
 def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
                  better_than=None) -> EngineAnswer:
-    """HiGHS in process, or in a child interpreter that is killed at the deadline (large models)."""
+    """HiGHS in process, or in a child interpreter that is killed at the deadline (large models).
+
+    A verification solve (``better_than``) in a child runs with presolve for at most
+    :data:`VERIFY_PRESOLVE_SHARE` of its time; if that child had to be killed, the rest of the
+    time goes to a solve without presolve. Presolve decides most verifications far sooner
+    (Qwen3 200 x 16, seed 3, fraction 0.3: 13 s with it, not in 60 s without), but on some
+    models it loops without checking the clock (Qwen3 1,000 x 16, seed 0, fraction 0.3: more
+    than 10 minutes with it; without it the target was proved out of reach in 10 s).
+    """
     if model.m < HIGHS_CHILD_MIN_COLUMNS:
         return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s, better_than)
+    if better_than is None or not VERIFY_PRESOLVE:
+        return _solve_highs_child(problem, model, opts, nogoods, hint, time_limit_s, better_than, VERIFY_PRESOLVE)
+    t0 = time.perf_counter()
+    ans = _solve_highs_child(problem, model, opts, nogoods, hint, VERIFY_PRESOLVE_SHARE * time_limit_s,
+                             better_than, True)
+    left = time_limit_s - (time.perf_counter() - t0)
+    if ans.info.get("highs_status") != KILLED or left <= 0:
+        return ans
+    again = _solve_highs_child(problem, model, opts, nogoods, hint, left, better_than, False)
+    again.info["verify_presolve_killed"] = True
+    return again
+
+
+def _solve_highs_child(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
+                       better_than, verify_presolve: bool) -> EngineAnswer:
+    """:func:`_solve_highs_here` in a child interpreter, killed ``HIGHS_GRACE_S`` after
+    ``time_limit_s`` (``highs_status`` :data:`KILLED`, no plan)."""
     # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba thread
     # pools already run inherits their locks but not their threads and can hang, and "spawn"
     # re-runs the user's unguarded __main__ script in the child.
@@ -283,15 +327,14 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
         with open(inp, "wb") as fh:
             # The progress callback stays here (it may be a closure, and the child has no display).
             pickle.dump((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
-                         time_limit_s, better_than), fh)
-        code = "import sys; from robatch_opt.solvers.milp import _highs_child; _highs_child(sys.argv[1], sys.argv[2])"
+                         time_limit_s, better_than, verify_presolve), fh)
         # run_child kills the child on an interrupt or any error: it never outlives the solve.
-        with run_child([sys.executable, "-c", code, inp, out],
+        with run_child([sys.executable, "-c", _CHILD_CODE, inp, out],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
             try:
                 child.wait(timeout=max(time_limit_s, 0.0) + HIGHS_GRACE_S)
             except subprocess.TimeoutExpired:
-                return EngineAnswer("unknown", None, None, {"highs_status": "killed after the time limit",
+                return EngineAnswer("unknown", None, None, {"highs_status": KILLED,
                                                             "solve_s": time.perf_counter() - t0})
         if child.returncode != 0 or not os.path.exists(out):
             return EngineAnswer("unknown", None, None, {"highs_status": "child process failed"})
@@ -351,7 +394,7 @@ def _highs_child(in_path: str, out_path: str) -> None:
 
 
 def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
-                      time_limit_s, better_than=None) -> EngineAnswer:
+                      time_limit_s, better_than=None, verify_presolve: bool = VERIFY_PRESOLVE) -> EngineAnswer:
     import highspy
 
     tb = time.perf_counter()
@@ -370,7 +413,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
     # verification model infeasible that a plan satisfies with room to spare.
     h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
     h.setOptionValue("dual_feasibility_tolerance", DUAL_TOL)
-    if better_than is not None and not VERIFY_PRESOLVE:
+    if better_than is not None and not verify_presolve:
         h.setOptionValue("presolve", "off")
     if better_than is not None:
         # The target as an objective cutoff too, so that HiGHS prunes and fixes columns by
@@ -601,7 +644,7 @@ def _solve_cbc(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
                 log, _ = communicate(proc, limit + CBC_GRACE_S)
         except subprocess.TimeoutExpired:
             info = {"build_s": build_s, "solve_s": time.perf_counter() - ts, "rows": rows.nrow,
-                    "cbc_status": "killed after the time limit"}
+                    "cbc_status": KILLED}
             return EngineAnswer("unknown", None, None, info)
         solve_s = time.perf_counter() - ts
         info = {"build_s": build_s, "solve_s": solve_s, "rows": rows.nrow}
