@@ -430,6 +430,37 @@ def test_a_verification_whose_presolve_hangs_is_settled_without_presolve(monkeyp
     assert _no_child_left()
 
 
+def test_link_cuts_auto_adds_the_rows_on_small_models_only(monkeypatch):
+    """``link_cuts="auto"``: one ``x <= y`` row per batched cell up to LINK_CUTS_MAX_ROWS, none
+    above; every setting proves the same optimum; a value outside True/False/"auto" is refused."""
+    import robatch_opt.solvers.milp as milp
+    from robatch_opt.errors import UnknownOptionError
+    from robatch_opt.solvers._coupled_model import build_model
+    from robatch_opt.solvers.base import Problem
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=12, price="api", seed=1)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    problem = Problem(inst, ro.compile_options(inst), budget_usd=budget, min_total_utility=None,
+                      max_queries=None, time_limit_s=10.0)
+    model = build_model(problem)
+    batched = int(np.count_nonzero(model.x_group >= 0))
+    assert 0 < batched <= milp.LINK_CUTS_MAX_ROWS
+
+    def n_rows(link_cuts):
+        return milp._assemble(problem, model, [], link_cuts=link_cuts, amortized_cut=False,
+                              cost_scale_usd=1.0).nrow
+
+    assert n_rows("auto") == n_rows(True) == n_rows(False) + batched
+    monkeypatch.setattr(milp, "LINK_CUTS_MAX_ROWS", batched - 1)
+    assert n_rows("auto") == n_rows(False)
+    plans = [ro.solve(inst, budget, method="milp", link_cuts=lc) for lc in ("auto", True, False)]
+    assert all(p.status == ro.Status.OPTIMAL for p in plans)
+    assert max(p.utility for p in plans) - min(p.utility for p in plans) <= 1e-9 * plans[0].utility
+    with pytest.raises(UnknownOptionError, match="link_cuts"):
+        ro.solve(inst, budget, method="milp", link_cuts="yes")
+
+
 def test_cpsat_column_encoding_matches_the_columns():
     """The compact CP-SAT encoding (constant / one literal / one-hot per query) reads back the
     chosen columns and evaluates every linear expression as the plain one-variable-per-column
