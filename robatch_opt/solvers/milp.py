@@ -71,8 +71,9 @@ CBC_INCREMENT = 1e-12
 #: binary columns on: parts of it do not check the limit (the MIP set-up: 95 s at 80,000
 #: columns; presolve's ``strengthenInequalities``: more than 10 minutes on the verification
 #: model of Qwen3 1,000 x 16, seed 0, fraction 0.3, 1,947 columns, with a 48 s limit). Below
-#: it a solve takes well under a second and a child (~0.4 s to start) would cost more than
-#: the solve; the neighbourhood solves of ``lns`` stay in process for the same reason.
+#: it a solve takes well under a second and a child (0.5-1 s to start, more on a loaded
+#: machine) would cost more than the solve; the neighbourhood solves of ``lns`` stay in
+#: process for the same reason (so a presolve loop there would not be stopped: not seen).
 HIGHS_CHILD_MIN_COLUMNS = 1_000
 HIGHS_GRACE_S = 0.5
 
@@ -83,15 +84,33 @@ _CHILD_CODE = ("import sys; from robatch_opt.solvers.milp import _highs_child; "
 #: ``highs_status`` (``cbc_status``) of a child killed after its time limit.
 KILLED = "killed after the time limit"
 
+#: ``highs_status`` of a verification child killed because it stopped calling back.
+STALLED = "killed: no call back from HiGHS (stuck in presolve)"
+
+#: Seconds without a call back after which a verification child counts as stuck (HiGHS calls
+#: back many times a second from simplex, IPM and branch and bound).
+STALL_S = 5.0
+
+#: Least time worth starting a child interpreter for (it needs ~0.5-1 s to start).
+CHILD_MIN_S = 2.0
+
+#: The child stops HiGHS this long before the parent's deadline, to write its answer.
+CHILD_ANSWER_S = 0.2
+
+#: A child whose parent is gone, or that is this long past the deadline, exits by itself.
+CHILD_ORPHAN_S = 5.0
+
 #: ``link_cuts="auto"`` adds the rows ``x[i, j] <= y_g`` up to this many (one per cell of a
 #: batched group). They tighten the LP only where a group holds less than one call's worth
 #: of members, and each is a row of the LP. Measured with HiGHS on Qwen3 x 16 options
 #: (fractions 0.1 / 0.3 / 0.6, 60 s): n = 200, seeds 0-5 (600-2,400 such rows): 60.4 s in
 #: all with them, 58.9 s without, every instance proved both ways; n = 1,000, seeds 0-2
 #: (1,500-6,000): 209 s with, 173 s without; n = 5,000, seed 0, fraction 0.1 (54,000 rows,
-#: 59,089 rows in all): with them HiGHS spent its 92 s on the root's cut rounds (bound
-#: 3694.2846 -> 3694.2821, incumbent 3694.1517 unchanged) and was killed, without them it
-#: found 3694.280306 and proved it optimal in 54 s.
+#: 59,089 rows in all): with them HiGHS spent 17.8 s before its root LP, 3.8 s on it and
+#: then cut rounds (bound 3694.2846 -> 3694.2821 by 58.8 s, incumbent 3694.1517 unchanged)
+#: until it was killed at the limit (92 s of engine time); without them it found 3694.280306
+#: and proved it optimal in 54 s. No measurement showed the rows help; they are kept on small
+#: models, where a group holds few queries and the LP's partial calls weigh most.
 LINK_CUTS_MAX_ROWS = 1_000
 
 #: Primal feasibility tolerance asked of the engines (rows are scaled to O(1)).
@@ -108,9 +127,9 @@ VERIFY_FEAS_TOL = 1e-10
 #: model infeasible that a plan satisfies; that failure had looked like a presolve one).
 VERIFY_PRESOLVE = True
 
-#: Share of a verification solve's time that its run with presolve gets, in a child
-#: interpreter; a run killed at that point leaves the rest to a run without presolve
-#: (see :func:`_solve_highs`).
+#: Share of a verification solve's time after which its run with presolve, in a child
+#: interpreter, is killed if it has stopped calling back; the rest then goes to a run without
+#: presolve (see :func:`_solve_highs`).
 VERIFY_PRESOLVE_SHARE = 0.5
 
 #: The verification row "objective at least the target" is scaled to this right-hand side.
@@ -303,56 +322,110 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
                  better_than=None) -> EngineAnswer:
     """HiGHS in process, or in a child interpreter that is killed at the deadline (large models).
 
-    A verification solve (``better_than``) in a child runs with presolve for at most
-    :data:`VERIFY_PRESOLVE_SHARE` of its time; if that child had to be killed, the rest of the
-    time goes to a solve without presolve. Presolve decides most verifications far sooner
-    (Qwen3 200 x 16, seed 3, fraction 0.3: 13 s with it, not in 60 s without), but on some
-    models it loops without checking the clock (Qwen3 1,000 x 16, seed 0, fraction 0.3: more
-    than 10 minutes with it; without it the target was proved out of reach in 10 s).
+    A verification solve (``better_than``) in a child runs with presolve; from
+    :data:`VERIFY_PRESOLVE_SHARE` of its time on, a child that has not called back for
+    :data:`STALL_S` seconds (HiGHS calls back from its simplex, IPM and MIP loops, never from
+    presolve) is taken to be stuck and killed, and the rest of the time goes to a solve
+    without presolve. Presolve decides most verifications far sooner (Qwen3 200 x 16, seed 3,
+    fraction 0.3: 13 s with it, not in 60 s without), but on some models it loops without
+    checking the clock (Qwen3 1,000 x 16, seed 0, fraction 0.3: more than 10 minutes with it;
+    without it the target was proved out of reach in 10 s).
     """
     if model.m < HIGHS_CHILD_MIN_COLUMNS:
         return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s, better_than)
     if better_than is None or not VERIFY_PRESOLVE:
         return _solve_highs_child(problem, model, opts, nogoods, hint, time_limit_s, better_than, VERIFY_PRESOLVE)
     t0 = time.perf_counter()
-    ans = _solve_highs_child(problem, model, opts, nogoods, hint, VERIFY_PRESOLVE_SHARE * time_limit_s,
-                             better_than, True)
+    ans = _solve_highs_child(problem, model, opts, nogoods, hint, time_limit_s, better_than, True,
+                             stall_check_after_s=VERIFY_PRESOLVE_SHARE * time_limit_s)
     left = time_limit_s - (time.perf_counter() - t0)
-    if ans.info.get("highs_status") != KILLED or left <= 0:
+    if ans.info.get("highs_status") != STALLED:
+        return ans
+    if left < CHILD_MIN_S:
+        ans.info["highs_status"] = KILLED
         return ans
     again = _solve_highs_child(problem, model, opts, nogoods, hint, left, better_than, False)
-    again.info["verify_presolve_killed"] = True
+    again.info["verify_presolve_stalled"] = True
+    again.info["solve_s"] = again.info.get("solve_s", 0.0) + ans.info.get("solve_s", 0.0)
     return again
 
 
+def _child_env() -> dict:
+    """The environment of a child interpreter: this process's, with the folder that holds the
+    robatch_opt being run first on ``PYTHONPATH`` (a script that put it on ``sys.path`` itself
+    would otherwise start a child that imports another copy, or none)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 def _solve_highs_child(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
-                       better_than, verify_presolve: bool) -> EngineAnswer:
-    """:func:`_solve_highs_here` in a child interpreter, killed ``HIGHS_GRACE_S`` after
-    ``time_limit_s`` (``highs_status`` :data:`KILLED`, no plan)."""
+                       better_than, verify_presolve: bool, *, stall_check_after_s: float | None = None) -> EngineAnswer:
+    """:func:`_solve_highs_here` in a child interpreter.
+
+    The child's HiGHS stops at the same wall-clock deadline as this solve (its start-up time
+    is not added to its limit), and the child is killed ``HIGHS_GRACE_S`` after it
+    (``highs_status`` :data:`KILLED`, no plan) or, from ``stall_check_after_s`` on, once it
+    has not called back for :data:`STALL_S` seconds (:data:`STALLED`). A child that fails
+    (no answer, a non-zero exit) reports ``engine_crashed``, so the driver can fall back to
+    another engine. The child also exits by itself if this process dies.
+    """
     # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba thread
     # pools already run inherits their locks but not their threads and can hang, and "spawn"
     # re-runs the user's unguarded __main__ script in the child.
     import pickle
 
     t0 = time.perf_counter()
+    deadline_wall = time.time() + max(time_limit_s, 0.0)
     with tempfile.TemporaryDirectory(prefix="robatch_highs_") as tmp:
         inp, out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+        beat = os.path.join(tmp, "heartbeat")
         with open(inp, "wb") as fh:
             # The progress callback stays here (it may be a closure, and the child has no display).
-            pickle.dump((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
-                         time_limit_s, better_than, verify_presolve), fh)
+            pickle.dump(((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
+                          time_limit_s, better_than, verify_presolve),
+                         {"deadline_wall": deadline_wall, "parent": os.getpid(), "heartbeat": beat}), fh)
         # run_child kills the child on an interrupt or any error: it never outlives the solve.
-        with run_child([sys.executable, "-c", _CHILD_CODE, inp, out],
+        with run_child([sys.executable, "-c", _CHILD_CODE, inp, out], env=_child_env(),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
-            try:
-                child.wait(timeout=max(time_limit_s, 0.0) + HIGHS_GRACE_S)
-            except subprocess.TimeoutExpired:
-                return EngineAnswer("unknown", None, None, {"highs_status": KILLED,
+            status = _wait_for_child(child, t0, time_limit_s, beat, stall_check_after_s)
+            if status is not None:
+                return EngineAnswer("unknown", None, None, {"highs_status": status,
                                                             "solve_s": time.perf_counter() - t0})
         if child.returncode != 0 or not os.path.exists(out):
-            return EngineAnswer("unknown", None, None, {"highs_status": "child process failed"})
+            return EngineAnswer("unknown", None, None, {"highs_status": "child process failed",
+                                                        "engine_crashed": True})
         with open(out, "rb") as fh:
             return pickle.load(fh)
+
+
+def _wait_for_child(child, t0: float, time_limit_s: float, beat: str, stall_check_after_s: float | None):
+    """Wait for ``child``; None when it exited, else why it has to be killed (KILLED, STALLED)."""
+    end = t0 + max(time_limit_s, 0.0) + HIGHS_GRACE_S
+    if stall_check_after_s is not None:
+        try:
+            child.wait(timeout=max(t0 + stall_check_after_s - time.perf_counter(), 0.0))
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        while time.perf_counter() < end:
+            try:
+                last = os.path.getmtime(beat)
+            except OSError:                    # no call back at all yet
+                last = -math.inf
+            if time.time() - last > STALL_S:
+                return STALLED
+            try:
+                child.wait(timeout=min(0.25, max(end - time.perf_counter(), 0.0)))
+                return None
+            except subprocess.TimeoutExpired:
+                pass
+    try:
+        child.wait(timeout=max(end - time.perf_counter(), 0.0))
+        return None
+    except subprocess.TimeoutExpired:
+        return KILLED
 
 
 def _quiet_highs(highspy):
@@ -394,20 +467,51 @@ def _highs_with(highspy, rows: _Rows, *, integer: bool):
     return h
 
 
+def _start_watchdog(ctl: dict, in_path: str) -> None:
+    """In a child interpreter: a daemon thread that ends the process when its parent is gone
+    (removing the parent's temporary folder, which holds ``in_path``) or when the deadline in
+    ``ctl`` is :data:`CHILD_ORPHAN_S` past (the parent kills it first when alive)."""
+    deadline_wall, parent = ctl["deadline_wall"], ctl["parent"]
+
+    def watchdog():
+        while True:
+            if os.getppid() != parent:
+                # The parent died without cleaning up (SIGKILL): its temporary folder goes too.
+                import shutil
+                shutil.rmtree(os.path.dirname(os.path.abspath(in_path)), ignore_errors=True)
+                os._exit(3)
+            if time.time() > deadline_wall + HIGHS_GRACE_S + CHILD_ORPHAN_S:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+
 def _highs_child(in_path: str, out_path: str) -> None:
-    """Entry point of the child interpreter: solve the pickled arguments, pickle the answer."""
+    """Entry point of the child interpreter: solve the pickled arguments, pickle the answer.
+
+    HiGHS gets the time left until the parent's wall-clock deadline (less
+    :data:`CHILD_ANSWER_S` to write the answer), touches the heartbeat file when it calls back,
+    and a watchdog thread ends the process if the parent dies or the deadline is long past
+    (the parent kills it first; this covers a parent killed by SIGKILL).
+    """
     import pickle
 
     with open(in_path, "rb") as fh:
-        args = pickle.load(fh)
-    ans = _solve_highs_here(*args)
+        args, ctl = pickle.load(fh)
+    deadline_wall = ctl["deadline_wall"]
+    _start_watchdog(ctl, in_path)
+    args = list(args)
+    args[5] = max(deadline_wall - time.time() - CHILD_ANSWER_S, 0.01)
+    ans = _solve_highs_here(*args, heartbeat=ctl["heartbeat"])
     with open(out_path + ".part", "wb") as fh:
         pickle.dump(ans, fh)
     os.replace(out_path + ".part", out_path)          # the parent sees a whole answer or none
 
 
 def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
-                      time_limit_s, better_than=None, verify_presolve: bool = VERIFY_PRESOLVE) -> EngineAnswer:
+                      time_limit_s, better_than=None, verify_presolve: bool = VERIFY_PRESOLVE,
+                      heartbeat: str | None = None) -> EngineAnswer:
     import highspy
 
     tb = time.perf_counter()
@@ -450,7 +554,18 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
         sol.col_value = z0
         h.setSolution(sol)
     ts = time.perf_counter()
-    run_status = run_highs(h, tb + time_limit_s, on_mip=report)
+    last_beat = [0.0]
+
+    def beat():
+        # At most four touches a second: the parent reads the file's time to tell a child
+        # that works from one stuck where HiGHS never calls back (see _solve_highs).
+        now = time.time()
+        if now - last_beat[0] > 0.25:
+            last_beat[0] = now
+            with open(heartbeat, "a"):
+                os.utime(heartbeat)
+
+    run_status = run_highs(h, tb + time_limit_s, on_mip=report, on_any=beat if heartbeat else None)
     solve_s = time.perf_counter() - ts
     ms = h.getModelStatus()
     info_h = h.getInfo()
@@ -494,7 +609,7 @@ def run_highs_lp(rows: _Rows, time_limit_s: float):
     return h
 
 
-def run_highs(h, deadline: float = math.inf, *, on_mip=None):
+def run_highs(h, deadline: float = math.inf, *, on_mip=None, on_any=None):
     """``h.run()``, stopped by SIGINT / SIGTERM at once and by ``deadline`` (``perf_counter``
     seconds) from inside the engine; returns its ``HighsStatus``.
 
@@ -504,11 +619,13 @@ def run_highs(h, deadline: float = math.inf, *, on_mip=None):
     :func:`run_stoppable` (a worker thread), never straight on the main thread: there a
     Ctrl-C raised ``KeyboardInterrupt`` inside a callback, which highspy swallowed, so the
     solve ran on and wrote its output (found by a new-user audit). ``on_mip(event)`` is
-    called from the MIP callback too (progress reports).
+    called from the MIP callback too (progress reports), ``on_any()`` from every callback.
     """
     interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
 
     def stop(event):
+        if on_any is not None:
+            on_any()
         if interrupted.is_set() or time.perf_counter() > deadline:
             event.interrupt()
 
@@ -708,8 +825,9 @@ class MILPBackend:
     Options (``solve(..., method="milp", **options)``)
     ------------------------------------------------------
     solver : {"highs", "cbc"}
-        The engine (default ``"highs"``). HiGHS runs in process through ``highspy``; CBC is
-        the binary bundled with PuLP.
+        The engine (default ``"highs"``). HiGHS runs through ``highspy``, in process on models
+        below :data:`HIGHS_CHILD_MIN_COLUMNS` columns and in a child interpreter killed at the
+        deadline above; CBC is the binary bundled with PuLP.
     link_cuts : bool or "auto"
         Add ``x[i, j] <= y_g`` rows, one per cell of a batched group; ``"auto"`` (default):
         on models with at most :data:`LINK_CUTS_MAX_ROWS` such cells.
