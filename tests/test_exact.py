@@ -378,31 +378,38 @@ def test_highs_in_a_child_process_gives_the_same_answer(monkeypatch):
 #: clock; this stands in for it): with ``only_presolved_verification``, only a verification
 #: solve that runs with presolve hangs, every other solve is the real one.
 _HANGING_CHILD = ("import sys, pickle, time\n"
-                  "args, ctl = pickle.load(open(sys.argv[1], 'rb'))\n"
+                  "kw, ctl = pickle.load(open(sys.argv[1], 'rb'))\n"
                   "if {condition}:\n"
                   "    time.sleep(3600)\n"
                   "from robatch_opt.solvers.milp import _highs_child\n"
                   "_highs_child(sys.argv[1], sys.argv[2])\n")
 
 
-def _no_child_left() -> bool:
-    """No child of this process runs a HiGHS child interpreter (read from /proc; True where
-    there is no /proc)."""
-    if not os.path.isdir("/proc"):
-        return True
-    me = str(os.getpid())
+def _children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (read from /proc)."""
+    out = []
     for d in os.listdir("/proc"):
         try:
             with open(f"/proc/{d}/status") as fh:
-                ppid = next((line.split()[1] for line in fh if line.startswith("PPid:")), None)
-            if ppid != me:
-                continue
-            with open(f"/proc/{d}/cmdline", "rb") as fh:
-                if b"_highs_child" in fh.read():
-                    return False
-        except OSError:                 # not a process, or gone meanwhile
+                if any(line.startswith("PPid:") and line.split()[1] == str(pid) for line in fh):
+                    out.append(int(d))
+        except (OSError, ValueError):       # not a process, or gone meanwhile
             continue
-    return True
+    return out
+
+
+def _runs(pid: int, marker: bytes) -> bool:
+    """Whether process ``pid`` exists and its command line holds ``marker``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return marker in fh.read()
+    except OSError:
+        return False
+
+
+def _no_child_left() -> bool:
+    """No child of this process runs a HiGHS child interpreter (True where there is no /proc)."""
+    return not os.path.isdir("/proc") or not any(_runs(c, b"_highs_child") for c in _children_of(os.getpid()))
 
 
 def test_a_highs_child_that_never_answers_is_killed_and_the_start_plan_returned(monkeypatch):
@@ -430,26 +437,15 @@ def test_a_verification_whose_presolve_hangs_is_settled_without_presolve(monkeyp
     assert here.info["verification_rounds"] >= 1
     monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
     monkeypatch.setattr(milp, "VERIFY_PRESOLVE_SHARE", 0.05)
-    # args[6] is the verification target (None for the first solve), args[7] "with presolve";
+    # kw["better_than"] is the verification target (None for the first solve);
     # the stand-in never calls back, so from 5 % of the time on it counts as stuck.
-    monkeypatch.setattr(milp, "_CHILD_CODE", _HANGING_CHILD.format(condition="args[6] is not None and args[7]"))
+    monkeypatch.setattr(milp, "_CHILD_CODE",
+                        _HANGING_CHILD.format(condition="kw['better_than'] is not None and kw['verify_presolve']"))
     plan = ro.solve(inst, budget, method="milp", solver="highs", time_limit_s=40)
     assert plan.status == here.status == ro.Status.OPTIMAL
     assert plan.info["verify_presolve_stalled"] is True
     assert np.array_equal(plan.option, here.option)
     assert _no_child_left()
-
-
-def _children_of(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/status") as fh:
-                if any(line.startswith("PPid:") and line.split()[1] == str(pid) for line in fh):
-                    out.append(int(d))
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
@@ -466,7 +462,7 @@ def test_a_highs_child_whose_parent_is_killed_exits_and_removes_its_folder(tmp_p
         "import robatch_opt as ro, robatch_opt.solvers.milp as milp\n"
         "milp.HIGHS_CHILD_MIN_COLUMNS = 0\n"
         "milp._CHILD_CODE = ('import sys, pickle, time\\n'\n"
-        "                    'args, ctl = pickle.load(open(sys.argv[1], \"rb\"))\\n'\n"
+        "                    'kw, ctl = pickle.load(open(sys.argv[1], \"rb\"))\\n'\n"
         "                    'from robatch_opt.solvers.milp import _start_watchdog\\n'\n"
         "                    '_start_watchdog(ctl, sys.argv[1])\\n'\n"
         "                    'time.sleep(3600)\\n')\n"
@@ -481,8 +477,7 @@ def test_a_highs_child_whose_parent_is_killed_exits_and_removes_its_folder(tmp_p
     try:
         child = None
         for _ in range(600):                      # a hang guard (60 s), not a speed test
-            kids = [c for c in _children_of(parent.pid)
-                    if b"_start_watchdog" in open(f"/proc/{c}/cmdline", "rb").read()]
+            kids = [c for c in _children_of(parent.pid) if _runs(c, b"_start_watchdog")]
             if kids:
                 child = kids[0]
                 break
@@ -492,12 +487,11 @@ def test_a_highs_child_whose_parent_is_killed_exits_and_removes_its_folder(tmp_p
         assert len(folders) == 1
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        for _ in range(600):
-            if not os.path.exists(f"/proc/{child}") or b"zombie" in open(f"/proc/{child}/status", "rb").read():
+        for _ in range(600):                      # (an exited child's cmdline reads empty)
+            if not _runs(child, b"_start_watchdog"):
                 break
             time.sleep(0.1)
-        assert not os.path.exists(f"/proc/{child}/cmdline") or \
-            b"_start_watchdog" not in open(f"/proc/{child}/cmdline", "rb").read()
+        assert not _runs(child, b"_start_watchdog")
         assert not folders[0].exists()
     finally:
         if parent.poll() is None:

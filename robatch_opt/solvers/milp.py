@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -386,8 +387,10 @@ def _solve_highs_child(problem: Problem, model: CoupledModel, opts: dict, nogood
         beat = os.path.join(tmp, "heartbeat")
         with open(inp, "wb") as fh:
             # The progress callback stays here (it may be a closure, and the child has no display).
-            pickle.dump(((dataclasses.replace(problem, progress=None), model, opts, nogoods, hint,
-                          time_limit_s, better_than, verify_presolve),
+            # _solve_highs_here's arguments by name; the child sets time_limit_s from the deadline.
+            pickle.dump((dict(problem=dataclasses.replace(problem, progress=None), model=model, opts=opts,
+                              nogoods=nogoods, hint=hint, better_than=better_than,
+                              verify_presolve=verify_presolve),
                          {"deadline_wall": deadline_wall, "parent": os.getpid(), "heartbeat": beat}), fh)
         # run_child kills the child on an interrupt or any error: it never outlives the solve.
         with run_child([sys.executable, "-c", _CHILD_CODE, inp, out], env=_child_env(),
@@ -501,12 +504,10 @@ def _highs_child(in_path: str, out_path: str) -> None:
     import pickle
 
     with open(in_path, "rb") as fh:
-        args, ctl = pickle.load(fh)
-    deadline_wall = ctl["deadline_wall"]
+        kwargs, ctl = pickle.load(fh)
     _start_watchdog(ctl, in_path)
-    args = list(args)
-    args[5] = max(deadline_wall - time.time() - CHILD_ANSWER_S, 0.01)
-    ans = _solve_highs_here(*args, heartbeat=ctl["heartbeat"])
+    ans = _solve_highs_here(**kwargs, time_limit_s=max(ctl["deadline_wall"] - time.time() - CHILD_ANSWER_S, 0.01),
+                            heartbeat=ctl["heartbeat"])
     with open(out_path + ".part", "wb") as fh:
         pickle.dump(ans, fh)
     os.replace(out_path + ".part", out_path)          # the parent sees a whole answer or none
@@ -565,8 +566,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
         now = time.time()
         if now - last_beat[0] > 0.25:
             last_beat[0] = now
-            with open(heartbeat, "a"):
-                os.utime(heartbeat)
+            Path(heartbeat).touch()
 
     run_status = run_highs(h, tb + time_limit_s, on_mip=report, on_any=beat if heartbeat else None)
     solve_s = time.perf_counter() - ts
