@@ -383,6 +383,27 @@ def test_exact_engines_start_from_lns_with_its_whole_model_engine_except_highs(m
     assert plan.option is not None and within_budget(plan.cost_usd, budget)
 
 
+def test_highs_from_a_close_search_start_goes_straight_to_verification(monkeypatch):
+    # From an lns start within VERIFY_FIRST_RTOL of the search's bound, HiGHS skips the
+    # optimising solve: verification solves (each returns a better plan if there is one)
+    # find and prove the same optimum as the optimising path.
+    from robatch_opt.solvers import _coupled_model
+    from robatch_opt.workloads.llm import llm
+
+    monkeypatch.setattr(_coupled_model, "EXACT_SEARCH_SHARE_HIGHS", 0.05)    # a short search
+    inst = llm("qwen3", n=300, price="api", seed=1)             # 4,800 cells: a search start
+    budget = ro.budget_from_fraction(inst, 0.3)
+    monkeypatch.setattr(_coupled_model, "VERIFY_FIRST_RTOL", -1.0)          # never
+    plain = ro.solve(inst, budget, method="milp", time_limit_s=60)
+    monkeypatch.setattr(_coupled_model, "VERIFY_FIRST_RTOL", 1.0)           # whenever lns started it
+    first = ro.solve(inst, budget, method="milp", time_limit_s=60)
+    assert plain.info["verify_first"] is False and first.info["verify_first"] is True
+    assert first.info["start"] == "lns" and first.info["verification_rounds"] >= 1
+    assert plain.status == first.status == ro.Status.OPTIMAL
+    assert first.utility == pytest.approx(plain.utility, rel=1e-9)
+    assert within_budget(first.cost_usd, budget)
+
+
 def test_highs_in_a_child_process_gives_the_same_answer(monkeypatch):
     # Large models run HiGHS in a child process killed at the deadline; force that path here.
     import robatch_opt.solvers.milp as milp
@@ -459,13 +480,40 @@ def test_a_verification_whose_presolve_hangs_is_settled_without_presolve(monkeyp
     assert here.info["verification_rounds"] >= 1
     monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
     monkeypatch.setattr(milp, "VERIFY_PRESOLVE_SHARE", 0.05)
-    # kw["better_than"] is the verification target (None for the first solve);
-    # the stand-in never calls back, so from 5 % of the time on it counts as stuck.
+    # kw["better_than"] is the verification target (None for the first solve); the stand-in
+    # never answers, so from 5 % of the time on a run without presolve races it, and wins.
     monkeypatch.setattr(milp, "_CHILD_CODE",
                         _HANGING_CHILD.format(condition="kw['better_than'] is not None and kw['verify_presolve']"))
     plan = ro.solve(inst, budget, method="milp", solver="highs", time_limit_s=40)
     assert plan.status == here.status == ro.Status.OPTIMAL
-    assert plan.info["verify_presolve_stalled"] is True
+    assert plan.info["verify_answered_by"] == "no presolve"
+    assert np.array_equal(plan.option, here.option)
+    assert _no_child_left()
+
+
+def test_a_slow_verification_with_presolve_is_not_cut_short(monkeypatch):
+    # HiGHS does not call back from sub-MIPs or root cut rounds (a healthy verification was
+    # silent for 16 s), so a slow presolved run is never killed for silence: the run without
+    # presolve only races it. Here that one never answers and the slow one must win.
+    import robatch_opt.solvers.milp as milp
+
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=10, price="api", seed=0)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    here = ro.solve(inst, budget, method="milp", solver="highs")
+    monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
+    monkeypatch.setattr(milp, "VERIFY_PRESOLVE_SHARE", 0.05)        # the race starts at 2 s
+    monkeypatch.setattr(milp, "_CHILD_CODE", (
+        "import sys, pickle, time\n"
+        "kw, ctl = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "if kw['better_than'] is not None:\n"
+        "    time.sleep(6 if kw['verify_presolve'] else 3600)\n"
+        "from robatch_opt.solvers.milp import _highs_child\n"
+        "_highs_child(sys.argv[1], sys.argv[2])\n"))
+    plan = ro.solve(inst, budget, method="milp", solver="highs", time_limit_s=40)
+    assert plan.status == here.status == ro.Status.OPTIMAL
+    assert plan.info["verify_answered_by"] == "presolve"
     assert np.array_equal(plan.option, here.option)
     assert _no_child_left()
 

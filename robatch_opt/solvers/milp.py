@@ -31,11 +31,14 @@ presolve took ~95 s before the first LP iteration at n = 5,000 x 16 options; its
 model under a 48 s limit, also inside the presolve of a RENS sub-MIP), so from
 ``HIGHS_CHILD_MIN_COLUMNS`` columns on it runs in a child interpreter that is killed
 ``HIGHS_GRACE_S`` after the deadline (its plan is then lost; the best plan found before it
-is returned, with its bound).
+is returned, with its bound). A verification solve there that has not answered by
+``VERIFY_PRESOLVE_SHARE`` of its time gets a second child beside it, without presolve; the
+first definite answer wins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -46,7 +49,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,13 +86,6 @@ _CHILD_CODE = ("import sys; from robatch_opt.solvers.milp import _highs_child; "
 
 #: ``highs_status`` (``cbc_status``) of a child killed after its time limit.
 KILLED = "killed after the time limit"
-
-#: ``highs_status`` of a verification child killed because it stopped calling back.
-STALLED = "killed: no call back from HiGHS (stuck in presolve)"
-
-#: Seconds without a call back after which a verification child counts as stuck (HiGHS calls
-#: back many times a second from simplex, IPM and branch and bound).
-STALL_S = 5.0
 
 #: Least time worth starting a child interpreter for (it needs ~0.5-1 s to start).
 CHILD_MIN_S = 2.0
@@ -131,9 +126,8 @@ VERIFY_FEAS_TOL = 1e-10
 #: model infeasible that a plan satisfies; that failure had looked like a presolve one).
 VERIFY_PRESOLVE = True
 
-#: Share of a verification solve's time after which its run with presolve, in a child
-#: interpreter, is killed if it has stopped calling back; the rest then goes to a run without
-#: presolve (see :func:`_solve_highs`).
+#: Share of a verification solve's time after which, if its child (with presolve) has not
+#: answered, a second child runs it without presolve beside it (see :func:`_solve_highs`).
 VERIFY_PRESOLVE_SHARE = 0.5
 
 #: The verification row "objective at least the target" is scaled to this right-hand side.
@@ -327,31 +321,48 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
     """HiGHS in process, or in a child interpreter that is killed at the deadline (large models).
 
     A verification solve (``better_than``) in a child runs with presolve; from
-    :data:`VERIFY_PRESOLVE_SHARE` of its time on, a child that has not called back for
-    :data:`STALL_S` seconds (HiGHS calls back from its simplex, IPM and MIP loops, never from
-    presolve) is taken to be stuck and killed, and the rest of the time goes to a solve
-    without presolve. Presolve decides most verifications far sooner (Qwen3 200 x 16, seed 3,
-    fraction 0.3: 13 s with it, not in 60 s without), but on some models it loops without
-    checking the clock (Qwen3 1,000 x 16, seed 0, fraction 0.3: more than 10 minutes with it;
-    without it the target was proved out of reach in 10 s).
+    :data:`VERIFY_PRESOLVE_SHARE` of its time on, if it has not answered, a second child
+    runs the same verification without presolve beside it, and the first definite answer
+    (infeasible, or a plan proven optimal) is taken, the other child killed. Presolve decides
+    most verifications far sooner (Qwen3 200 x 16, seed 3, fraction 0.3: 13 s with it, not
+    in 60 s without), but on some models it loops without checking the clock or calling back
+    (Qwen3 1,000 x 16, seed 0, fraction 0.3: more than 10 minutes with it; without it the
+    target was proved out of reach in 10 s). A run that is merely slow cannot be told from
+    one that loops: HiGHS does not call back from sub-MIPs or root cut rounds, and a healthy
+    verification of Qwen3 5,000 x 16 (12,217 columns, infeasible in 42 s) was silent for 16 s.
     """
     if model.m < HIGHS_CHILD_MIN_COLUMNS:
         return _solve_highs_here(problem, model, opts, nogoods, hint, time_limit_s, better_than)
-    if better_than is None or not VERIFY_PRESOLVE:
-        return _solve_highs_child(problem, model, opts, nogoods, hint, time_limit_s, better_than, VERIFY_PRESOLVE)
     t0 = time.perf_counter()
-    ans = _solve_highs_child(problem, model, opts, nogoods, hint, time_limit_s, better_than, True,
-                             stall_check_after_s=VERIFY_PRESOLVE_SHARE * time_limit_s)
-    left = time_limit_s - (time.perf_counter() - t0)
-    if ans.info.get("highs_status") != STALLED:
-        return ans
-    if left < CHILD_MIN_S:
-        ans.info["highs_status"] = KILLED
-        return ans
-    again = _solve_highs_child(problem, model, opts, nogoods, hint, left, better_than, False)
-    again.info["verify_presolve_stalled"] = True
-    again.info["solve_s"] = again.info.get("solve_s", 0.0) + ans.info.get("solve_s", 0.0)
-    return again
+    end = t0 + max(time_limit_s, 0.0) + HIGHS_GRACE_S
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(_HighsChild(problem, model, opts, nogoods, hint, time_limit_s, better_than,
+                                                VERIFY_PRESOLVE))
+        if better_than is None or not VERIFY_PRESOLVE:
+            return first.answer(first.wait(end))
+        if first.wait(t0 + VERIFY_PRESOLVE_SHARE * time_limit_s):
+            return first.answer(True)
+        left = time_limit_s - (time.perf_counter() - t0)
+        if left < CHILD_MIN_S:
+            return first.answer(first.wait(end))
+        second = stack.enter_context(_HighsChild(problem, model, opts, nogoods, hint, left, better_than, False))
+        pending = [first, second]
+        fallback = None
+        while pending:
+            for child in list(pending):
+                if not child.wait(min(time.perf_counter() + 0.25, end)):
+                    continue
+                pending.remove(child)
+                ans = child.answer(True)
+                ans.info["verify_answered_by"] = "presolve" if child is first else "no presolve"
+                if ans.status in ("infeasible", "optimal") or not pending:
+                    return ans                   # the ExitStack kills the other child
+                fallback = ans                   # a time-limited answer: the other may do better
+            if time.perf_counter() >= end:
+                break
+        if fallback is not None:
+            return fallback
+        return EngineAnswer("unknown", None, None, {"highs_status": KILLED, "solve_s": time.perf_counter() - t0})
 
 
 def _child_env() -> dict:
@@ -364,74 +375,72 @@ def _child_env() -> dict:
     return env
 
 
-def _solve_highs_child(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
-                       better_than, verify_presolve: bool, *, stall_check_after_s: float | None = None) -> EngineAnswer:
-    """:func:`_solve_highs_here` in a child interpreter.
+class _HighsChild:
+    """``with _HighsChild(...) as child:`` :func:`_solve_highs_here` in a child interpreter.
 
     The child's HiGHS stops at the same wall-clock deadline as this solve (its start-up time
-    is not added to its limit), and the child is killed ``HIGHS_GRACE_S`` after it
-    (``highs_status`` :data:`KILLED`, no plan) or, from ``stall_check_after_s`` on, once it
-    has not called back for :data:`STALL_S` seconds (:data:`STALLED`). A child that fails
-    (no answer, a non-zero exit) reports ``engine_crashed``, so the driver can fall back to
-    another engine. The child also exits by itself if this process dies.
+    is not added to its limit); the child is killed when the block exits (the caller waits
+    at most ``HIGHS_GRACE_S`` past the deadline). A child that fails (no answer, a non-zero
+    exit) reports ``engine_crashed``, so the driver can fall back to another engine. The
+    child also exits by itself if this process dies.
     """
-    # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba thread
-    # pools already run inherits their locks but not their threads and can hang, and "spawn"
-    # re-runs the user's unguarded __main__ script in the child.
-    import pickle
 
-    t0 = time.perf_counter()
-    deadline_wall = time.time() + max(time_limit_s, 0.0)
-    with tempfile.TemporaryDirectory(prefix="robatch_highs_") as tmp:
-        inp, out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
-        beat = os.path.join(tmp, "heartbeat")
-        with open(inp, "wb") as fh:
-            # The progress callback stays here (it may be a closure, and the child has no display).
-            # _solve_highs_here's arguments by name; the child sets time_limit_s from the deadline.
-            pickle.dump((dict(problem=dataclasses.replace(problem, progress=None), model=model, opts=opts,
-                              nogoods=nogoods, hint=hint, better_than=better_than,
-                              verify_presolve=verify_presolve),
-                         {"deadline_wall": deadline_wall, "parent": os.getpid(), "heartbeat": beat}), fh)
-        # run_child kills the child on an interrupt or any error: it never outlives the solve.
-        with run_child([sys.executable, "-c", _CHILD_CODE, inp, out], env=_child_env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
-            status = _wait_for_child(child, t0, time_limit_s, beat, stall_check_after_s)
-            if status is not None:
-                return EngineAnswer("unknown", None, None, {"highs_status": status,
-                                                            "solve_s": time.perf_counter() - t0})
-        if child.returncode != 0 or not os.path.exists(out):
+    def __init__(self, problem: Problem, model: CoupledModel, opts: dict, nogoods, hint, time_limit_s,
+                 better_than, verify_presolve: bool):
+        self.t0 = time.perf_counter()
+        self._args = (problem, model, opts, nogoods, hint, time_limit_s, better_than, verify_presolve)
+
+    def __enter__(self) -> "_HighsChild":
+        # A fresh interpreter, not multiprocessing: a fork of a process whose HiGHS or Numba
+        # thread pools already run inherits their locks but not their threads and can hang,
+        # and "spawn" re-runs the user's unguarded __main__ script in the child.
+        import pickle
+
+        problem, model, opts, nogoods, hint, time_limit_s, better_than, verify_presolve = self._args
+        self._stack = contextlib.ExitStack()
+        try:
+            tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="robatch_highs_"))
+            inp, self._out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+            with open(inp, "wb") as fh:
+                # The progress callback stays here (it may be a closure, and the child has no
+                # display). _solve_highs_here's arguments by name; the child sets time_limit_s
+                # from the deadline.
+                pickle.dump((dict(problem=dataclasses.replace(problem, progress=None), model=model, opts=opts,
+                                  nogoods=nogoods, hint=hint, better_than=better_than,
+                                  verify_presolve=verify_presolve),
+                             {"deadline_wall": time.time() + max(time_limit_s, 0.0), "parent": os.getpid()}), fh)
+            # run_child kills the child on an interrupt or any error: it never outlives the solve.
+            self.proc = self._stack.enter_context(
+                run_child([sys.executable, "-c", _CHILD_CODE, inp, self._out], env=_child_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
+
+    def wait(self, until: float) -> bool:
+        """Wait until the child exits or ``until`` (``perf_counter`` seconds); whether it exited."""
+        try:
+            self.proc.wait(timeout=max(until - time.perf_counter(), 0.0))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def answer(self, exited: bool) -> EngineAnswer:
+        """The child's answer; ``exited=False``: it has to be killed (:data:`KILLED`, no plan)."""
+        import pickle
+
+        if not exited:
+            return EngineAnswer("unknown", None, None, {"highs_status": KILLED,
+                                                        "solve_s": time.perf_counter() - self.t0})
+        if self.proc.returncode != 0 or not os.path.exists(self._out):
             return EngineAnswer("unknown", None, None, {"highs_status": "child process failed",
                                                         "engine_crashed": True})
-        with open(out, "rb") as fh:
+        with open(self._out, "rb") as fh:
             return pickle.load(fh)
-
-
-def _wait_for_child(child, t0: float, time_limit_s: float, beat: str, stall_check_after_s: float | None):
-    """Wait for ``child``; None when it exited, else why it has to be killed (KILLED, STALLED)."""
-    end = t0 + max(time_limit_s, 0.0) + HIGHS_GRACE_S
-    if stall_check_after_s is not None:
-        try:
-            child.wait(timeout=max(t0 + stall_check_after_s - time.perf_counter(), 0.0))
-            return None
-        except subprocess.TimeoutExpired:
-            pass
-        while time.perf_counter() < end:
-            try:
-                last = os.path.getmtime(beat)
-            except OSError:                    # no call back at all yet
-                last = -math.inf
-            if time.time() - last > STALL_S:
-                return STALLED
-            try:
-                child.wait(timeout=min(0.25, max(end - time.perf_counter(), 0.0)))
-                return None
-            except subprocess.TimeoutExpired:
-                pass
-    try:
-        child.wait(timeout=max(end - time.perf_counter(), 0.0))
-        return None
-    except subprocess.TimeoutExpired:
-        return KILLED
 
 
 def _quiet_highs(highspy):
@@ -497,25 +506,23 @@ def _highs_child(in_path: str, out_path: str) -> None:
     """Entry point of the child interpreter: solve the pickled arguments, pickle the answer.
 
     HiGHS gets the time left until the parent's wall-clock deadline (less
-    :data:`CHILD_ANSWER_S` to write the answer), touches the heartbeat file when it calls back,
-    and a watchdog thread ends the process if the parent dies or the deadline is long past
-    (the parent kills it first; this covers a parent killed by SIGKILL).
+    :data:`CHILD_ANSWER_S` to write the answer), and a watchdog thread ends the process if the
+    parent dies or the deadline is long past (the parent kills it first; this covers a parent
+    killed by SIGKILL).
     """
     import pickle
 
     with open(in_path, "rb") as fh:
         kwargs, ctl = pickle.load(fh)
     _start_watchdog(ctl, in_path)
-    ans = _solve_highs_here(**kwargs, time_limit_s=max(ctl["deadline_wall"] - time.time() - CHILD_ANSWER_S, 0.01),
-                            heartbeat=ctl["heartbeat"])
+    ans = _solve_highs_here(**kwargs, time_limit_s=max(ctl["deadline_wall"] - time.time() - CHILD_ANSWER_S, 0.01))
     with open(out_path + ".part", "wb") as fh:
         pickle.dump(ans, fh)
     os.replace(out_path + ".part", out_path)          # the parent sees a whole answer or none
 
 
 def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods, hint,
-                      time_limit_s, better_than=None, verify_presolve: bool = VERIFY_PRESOLVE,
-                      heartbeat: str | None = None) -> EngineAnswer:
+                      time_limit_s, better_than=None, verify_presolve: bool = VERIFY_PRESOLVE) -> EngineAnswer:
     import highspy
 
     tb = time.perf_counter()
@@ -558,17 +565,7 @@ def _solve_highs_here(problem: Problem, model: CoupledModel, opts: dict, nogoods
         sol.col_value = z0
         h.setSolution(sol)
     ts = time.perf_counter()
-    last_beat = [0.0]
-
-    def beat():
-        # At most four touches a second: the parent reads the file's time to tell a child
-        # that works from one stuck where HiGHS never calls back (see _solve_highs).
-        now = time.time()
-        if now - last_beat[0] > 0.25:
-            last_beat[0] = now
-            Path(heartbeat).touch()
-
-    run_status = run_highs(h, tb + time_limit_s, on_mip=report, on_any=beat if heartbeat else None)
+    run_status = run_highs(h, tb + time_limit_s, on_mip=report)
     solve_s = time.perf_counter() - ts
     ms = h.getModelStatus()
     info_h = h.getInfo()
@@ -612,7 +609,7 @@ def run_highs_lp(rows: _Rows, time_limit_s: float):
     return h
 
 
-def run_highs(h, deadline: float = math.inf, *, on_mip=None, on_any=None):
+def run_highs(h, deadline: float = math.inf, *, on_mip=None):
     """``h.run()``, stopped by SIGINT / SIGTERM at once and by ``deadline`` (``perf_counter``
     seconds) from inside the engine; returns its ``HighsStatus``.
 
@@ -622,13 +619,11 @@ def run_highs(h, deadline: float = math.inf, *, on_mip=None, on_any=None):
     :func:`run_stoppable` (a worker thread), never straight on the main thread: there a
     Ctrl-C raised ``KeyboardInterrupt`` inside a callback, which highspy swallowed, so the
     solve ran on and wrote its output (found by a new-user audit). ``on_mip(event)`` is
-    called from the MIP callback too (progress reports), ``on_any()`` from every callback.
+    called from the MIP callback too (progress reports).
     """
     interrupted = threading.Event()          # set by run_stoppable on SIGINT / SIGTERM
 
     def stop(event):
-        if on_any is not None:
-            on_any()
         if interrupted.is_set() or time.perf_counter() > deadline:
             event.interrupt()
 
