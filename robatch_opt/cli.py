@@ -536,6 +536,36 @@ def _cmd_solve(args) -> int:
     return EXIT_OK
 
 
+class _DaskEarlyCancelFilter(logging.Filter):
+    """Drop the one record that distributed's ``sync()`` logs when Ctrl-C comes early.
+
+    Its ``cancel()`` reads ``future`` before the coroutine has assigned it (distributed
+    2026.8: ``NameError: cannot access free variable 'future'``), on the event loop's thread,
+    which tornado logs as a traceback; it races the command's one-line "interrupted" (seen in
+    a CI run). Nothing had been started to cancel, so the record says nothing: only it is
+    dropped (matched by exception, name and the function and file that raised it).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, NameError) or (getattr(exc, "name", None) or str(exc)).find("future") < 0:
+            return True
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code if tb is not None else None
+        return not (code is not None and code.co_name == "cancel"
+                    and os.path.join("distributed", "utils.py") in code.co_filename)
+
+
+def _drop_dask_early_cancel_records() -> None:
+    """Install :class:`_DaskEarlyCancelFilter` on tornado's application logger (once; it stays:
+    the record can come from the loop's thread after the command has returned)."""
+    log = logging.getLogger("tornado.application")
+    if not any(isinstance(f, _DaskEarlyCancelFilter) for f in log.filters):
+        log.addFilter(_DaskEarlyCancelFilter())
+
+
 def _cmd_solve_distributed(args) -> int:
     """``solve --scheduler ADDRESS``: the greedy on a Dask cluster (robatch_opt.distributed)."""
     if args.scheduler is None:
@@ -550,6 +580,7 @@ def _cmd_solve_distributed(args) -> int:
         check_output_path(args.out, inputs=[args.instance], what="--out")
     from . import distributed
     inst = _load_instance(args.instance, to_plan=True)
+    _drop_dask_early_cancel_records()
     try:
         client = distributed.connect(args.scheduler)
     except distributed.SchedulerUnreachableError as exc:

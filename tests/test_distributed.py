@@ -416,6 +416,37 @@ def test_a_store_path_is_checked_before_any_work(tmp_path, capsys, make, where):
         assert [p.name for p in (tmp_path / "d.zarr").iterdir()] == ["keep.csv"]
 
 
+def test_the_cli_drops_only_dasks_early_cancel_record():
+    # distributed's sync() cancel() reads `future` before it is assigned when Ctrl-C comes
+    # early, and tornado logs the NameError from the loop thread (a CI run's stderr had it
+    # before "robatch-opt: interrupted"). Only that record is dropped.
+    import logging
+    import sys
+
+    from robatch_opt.cli import _DaskEarlyCancelFilter
+
+    def raised(src: str, filename: str) -> logging.LogRecord:
+        ns: dict = {}
+        exec(compile(src, filename, "exec"), ns)
+        try:
+            ns["make"]()()
+        except NameError:
+            return logging.LogRecord("tornado.application", logging.ERROR, filename, 1,
+                                     "Exception in callback", None, sys.exc_info())
+        raise AssertionError("no NameError")
+
+    early = ("def make():\n    def cancel():\n        if future is not None:\n            pass\n"
+             "    return cancel\n    future = None\n")
+    other = early.replace("future", "answer")
+    flt = _DaskEarlyCancelFilter()
+    where = os.path.join("site-packages", "distributed", "utils.py")
+    assert flt.filter(raised(early, where)) is False
+    assert flt.filter(raised(other, where)) is True                    # another name
+    assert flt.filter(raised(early, os.path.join("mine", "utils.py"))) is True   # another file
+    plain = logging.LogRecord("tornado.application", logging.ERROR, "x", 1, "no exception", None, None)
+    assert flt.filter(plain) is True
+
+
 def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_path):
     # The audit: 3-7 "Task exception was never retrieved ... AllExit" tracebacks before the
     # "interrupted" line, and a partial day.plan.zarr left behind.
