@@ -860,6 +860,9 @@ def run_exact(problem: Problem, engine_name: str,
     tighter = min if budget_form else max
     bound = trivial_bound(problem)
     info: dict[str, Any] = {"engine": engine_name}
+    # HiGHS (in floating point, verified anyway) searches until its start is close enough to
+    # go straight to verification; CP-SAT and CBC search beside a whole-model HiGHS instead.
+    verifies_first = engine_name == "highs"
 
     t0 = time.perf_counter()
     if start is not None:
@@ -891,12 +894,10 @@ def run_exact(problem: Problem, engine_name: str,
         # the smaller the model every engine gets (Qwen3 5,000 x 16: 80,000 columns -> 27,335
         # after 20 s of lns; CP-SAT then proves 1,000 x 16 in 45 s, where it did not in 60).
         t0 = time.perf_counter()
-        highs = engine_name == "highs"
-        share, cap = ((EXACT_SEARCH_SHARE_HIGHS, EXACT_SEARCH_MAX_S_HIGHS) if highs
+        share, cap = ((EXACT_SEARCH_SHARE_HIGHS, EXACT_SEARCH_MAX_S_HIGHS) if verifies_first
                       else (EXACT_SEARCH_SHARE, EXACT_SEARCH_MAX_S))
-        # HiGHS stops searching once the start is close enough to go straight to verification.
-        found, found_bound = _search_start(problem, min(share * problem.time_limit_s, cap), whole=not highs,
-                                           stop_gap=VERIFY_FIRST_RTOL if highs else 0.0)
+        found, found_bound = _search_start(problem, min(share * problem.time_limit_s, cap), whole=not verifies_first,
+                                           stop_gap=VERIFY_FIRST_RTOL if verifies_first else 0.0)
         info["search_s"] = time.perf_counter() - t0
         if found is not None and is_feasible(problem, found) and _better(problem, found, best):
             best = found
@@ -939,7 +940,7 @@ def run_exact(problem: Problem, engine_name: str,
                                         call_bounds=call_bounds, dominance=dominance)
         return _narrowing_engine(model_for, make_engine, solve_relaxation) if lp_fixing else solve_relaxation
 
-    verify_first = (engine_name == "highs" and info.get("start") == "lns" and best is not None
+    verify_first = (verifies_first and info.get("start") == "lns" and best is not None
                     and _gap(problem, best, bound) <= VERIFY_FIRST_RTOL
                     and improvement_target(problem, best) is not None)
     info["verify_first"] = verify_first
