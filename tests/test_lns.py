@@ -31,6 +31,20 @@ def test_lns_plan_is_feasible_not_below_greedy_and_its_bound_holds(data):
     assert plan.upper_bound >= bf.utility * (1 - 1e-12)
 
 
+def test_min_search_s_keeps_searching_past_stop_gap():
+    # stop_gap = 1 ends the search before its first neighbourhood; min_search_s postpones that
+    # rule (here past the iteration limit), but never the end at a proof of optimality.
+    inst = ro.workloads.llm("qwen3", n=120, seed=3)
+    budget = ro.budget_from_fraction(inst, 0.4)
+    opts = dict(method="lns", time_limit_s=60, max_iterations=3, lp_bound=False, whole=False, stop_gap=1.0)
+    quick = ro.solve(inst, budget, **opts)
+    assert quick.gap > 1e-9                      # not proved by the greedy's bound alone
+    assert quick.info["iterations"] == 0
+    longer = ro.solve(inst, budget, min_search_s=1e6, **opts)
+    assert longer.info["iterations"] == 3
+    assert longer.utility >= quick.utility
+
+
 def test_subproblem_splits_the_exact_cost():
     """Fixed queries filling whole calls leave the sub-problem; its exact cost plus the
     constant is the plan's exact cost, for the current plan and for a changed one."""

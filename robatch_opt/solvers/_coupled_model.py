@@ -61,6 +61,11 @@ EXACT_SEARCH_MAX_S = 20.0
 #: n = 1,000 the search ends within 0.3-2.7 s at fractions 0.3 and 0.6.
 EXACT_SEARCH_SHARE_HIGHS = 1 / 3
 EXACT_SEARCH_MAX_S_HIGHS = 40.0
+#: ... but not before this share of its time: a start within VERIFY_FIRST_RTOL can still be
+#: far from the optimum's plan. Same instance at fraction 0.6: the greedy plan was within
+#: 1e-5 of its bound, the search ended after 9 ms and the solve from the greedy plan was not
+#: proved in 120 s; searching 20 s first, it was proved in 49.9 s (two verification rounds).
+EXACT_SEARCH_MIN_SHARE_HIGHS = 0.5
 
 #: HiGHS goes straight to the verification solves ("is there a plan better than the
 #: incumbent by VERIFY_RTOL?", see :func:`_verify`) when the search start's proven gap is at
@@ -597,22 +602,24 @@ def _wants_search_start(problem: Problem) -> bool:
     return t.n_queries * t.n_options >= EXACT_SEARCH_MIN_CELLS and int(np.max(t.option_batch, initial=1)) > 1
 
 
-def _search_start(problem: Problem, time_limit_s: float, *, whole: bool,
-                  stop_gap: float = 0.0) -> tuple[Evaluation | None, float | None]:
+def _search_start(problem: Problem, time_limit_s: float, *, whole: bool, stop_gap: float = 0.0,
+                  min_search_s: float = 0.0) -> tuple[Evaluation | None, float | None]:
     """``method="lns"`` for ``time_limit_s``: its plan (graded) and its proven bound, or Nones.
 
     ``whole``: let ``lns`` run HiGHS on the whole model beside its search (its default). The
     HiGHS driver turns it off (HiGHS runs on the whole model next anyway); CP-SAT and CBC
     keep it: their misses at n = 1,000 came from starts ~1e-6 short of the optimum, which
     HiGHS's branch and cut finds where the neighbourhood search alone does not. ``stop_gap``:
-    end the search once its plan is within this of its bound (``lns``'s option).
+    end the search once its plan is within this of its bound, but not before ``min_search_s``
+    (``lns``'s options).
     """
     import dataclasses
 
     try:
         from .lns import LNSBackend
         res = LNSBackend().solve(dataclasses.replace(problem, time_limit_s=time_limit_s,
-                                                     options={"whole": whole, "stop_gap": stop_gap}))
+                                                     options={"whole": whole, "stop_gap": stop_gap,
+                                                              "min_search_s": min_search_s}))
     except Exception:                   # a start is optional: never let it break the solve
         return None, None
     found = None if res.option is None else evaluate(problem.instance, res.option)
@@ -896,8 +903,11 @@ def run_exact(problem: Problem, engine_name: str,
         t0 = time.perf_counter()
         share, cap = ((EXACT_SEARCH_SHARE_HIGHS, EXACT_SEARCH_MAX_S_HIGHS) if verifies_first
                       else (EXACT_SEARCH_SHARE, EXACT_SEARCH_MAX_S))
-        found, found_bound = _search_start(problem, min(share * problem.time_limit_s, cap), whole=not verifies_first,
-                                           stop_gap=VERIFY_FIRST_RTOL if verifies_first else 0.0)
+        search_s = min(share * problem.time_limit_s, cap)
+        found, found_bound = _search_start(problem, search_s, whole=not verifies_first,
+                                           stop_gap=VERIFY_FIRST_RTOL if verifies_first else 0.0,
+                                           min_search_s=EXACT_SEARCH_MIN_SHARE_HIGHS * search_s if verifies_first
+                                           else 0.0)
         info["search_s"] = time.perf_counter() - t0
         if found is not None and is_feasible(problem, found) and _better(problem, found, best):
             best = found

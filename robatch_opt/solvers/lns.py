@@ -301,6 +301,10 @@ class LNSBackend:
     stop_gap : float
         Stop once the relative gap to the bound is at most this (default 0: use the time).
         A gap within 1e-9 is a proof of optimality and always ends the search.
+    min_search_s : float
+        Search at least this long before ``stop_gap`` may end the search (default 0). A
+        start within ``stop_gap`` of its bound is not always near the optimum's plan: the
+        exact HiGHS driver, whose verification time grows with the start's distance, uses it.
     max_iterations : int
         Stop after this many neighbourhoods (default: no limit). With a limit that the time
         does not cut, the plan is a function of the input and the seed alone: the
@@ -329,6 +333,8 @@ class LNSBackend:
                                    minimum=0.0),
         "stop_gap": Option(float, 0.0, "stop once the relative gap to the proven bound is at most this",
                            minimum=0.0),
+        "min_search_s": Option(float, 0.0, "search at least this long before stop_gap may end it",
+                               minimum=0.0),
         "max_iterations": Option((int, type(None)), None, "stop after this many neighbourhoods (default: the time limit)",
                                  minimum=0),
         "lp_bound": Option(bool, True, "compute the coupled LP bound with the task count cuts"),
@@ -349,6 +355,7 @@ class LNSBackend:
         sub_tl = float(opts.pop("sub_time_limit_s", DEFAULT_SUB_TIME_S))
         # A gap within OPTIMAL_RTOL is a proof (status OPTIMAL): nothing is left to search.
         stop_gap = max(float(opts.pop("stop_gap", 0.0)), OPTIMAL_RTOL)
+        min_search_s = float(opts.pop("min_search_s", 0.0))
         max_it = opts.pop("max_iterations", None)
         use_lp = bool(opts.pop("lp_bound", True))
         use_whole = bool(opts.pop("whole", True))
@@ -410,7 +417,8 @@ class LNSBackend:
             opt = st.best.option.copy()
             it = improved = 0
             kinds_won: dict[str, int] = {}
-            while st.gap() > stop_gap and (max_it is None or it < int(max_it)):
+            while ((st.gap() > stop_gap or time.perf_counter() - t0 < min_search_s)
+                   and st.gap() > OPTIMAL_RTOL and (max_it is None or it < int(max_it))):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0.02:
                     break
