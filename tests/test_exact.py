@@ -423,6 +423,23 @@ def test_highs_in_a_child_process_gives_the_same_answer(monkeypatch):
     assert np.array_equal(child.option, here.option) and child.info["highs_status"] == "Optimal"
 
 
+def test_no_highs_child_is_started_with_too_little_time_left(monkeypatch):
+    # A child needs about as long to start as it would have left: the engine reports the
+    # time limit without a plan and the driver keeps its start (no child, nothing past the limit).
+    import robatch_opt.solvers.milp as milp
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("a HiGHS child was started")
+
+    inst = _partial_call_instance()
+    cheapest, _ = ro.reference_costs(inst)
+    monkeypatch.setattr(milp, "HIGHS_CHILD_MIN_COLUMNS", 0)
+    monkeypatch.setattr(milp, "_HighsChild", no_child)
+    plan = ro.solve(inst, cheapest * 1.5, method="milp", solver="highs", time_limit_s=0.5 * milp.CHILD_START_MIN_S)
+    assert plan.option is not None and plan.cost_usd <= cheapest * 1.5 * (1 + 1e-12)
+    assert "too little left" in plan.info["highs_status"]
+
+
 #: A child interpreter that never answers (HiGHS's presolve can loop without checking its
 #: clock; this stands in for it): with ``only_presolved_verification``, only a verification
 #: solve that runs with presolve hangs, every other solve is the real one.

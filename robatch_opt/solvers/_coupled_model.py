@@ -76,6 +76,9 @@ EXACT_SEARCH_MIN_SHARE_HIGHS = 0.5
 #: what a verification solve returns (it optimises within "at least the target"); the next
 #: round then verifies that one.
 VERIFY_FIRST_RTOL = 1e-5
+#: Engines run that way (search until close, then verify); the others search beside a
+#: whole-model HiGHS and then optimise.
+VERIFY_FIRST_ENGINES = ("highs",)
 
 #: Relative gap under which a plan meeting a proven bound is reported OPTIMAL.
 OPTIMAL_RTOL = 1e-9
@@ -869,7 +872,7 @@ def run_exact(problem: Problem, engine_name: str,
     info: dict[str, Any] = {"engine": engine_name}
     # HiGHS (in floating point, verified anyway) searches until its start is close enough to
     # go straight to verification; CP-SAT and CBC search beside a whole-model HiGHS instead.
-    verifies_first = engine_name == "highs"
+    verifies_first = engine_name in VERIFY_FIRST_ENGINES
 
     t0 = time.perf_counter()
     if start is not None:
