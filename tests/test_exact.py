@@ -21,6 +21,7 @@ from robatch_opt.evaluate import within_budget
 from robatch_opt.errors import (InfeasibleBudgetError, SolverUnavailableError, UnknownMethodError,
                                UnknownOptionError)
 from robatch_opt.solvers import get_backend
+from robatch_opt.solvers.base import Problem
 from robatch_opt.solvers.milp import MILPBackend
 
 from bruteforce import brute_force
@@ -385,29 +386,54 @@ def test_exact_engines_start_from_lns_with_its_whole_model_engine_except_highs(m
     assert plan.option is not None and within_budget(plan.cost_usd, budget)
 
 
-def test_highs_from_a_close_search_start_goes_straight_to_verification(monkeypatch):
-    # From an lns start within VERIFY_FIRST_RTOL of the search's bound, HiGHS skips the
-    # optimising solve: verification solves (each returns a better plan if there is one)
+@pytest.mark.parametrize(("method", "engine"), [("milp", "highs"), ("cpsat", "cpsat")])
+def test_a_close_search_start_goes_straight_to_verification(monkeypatch, method, engine):
+    # From an lns start within VERIFY_FIRST_RTOL of the search's bound, HiGHS and CP-SAT skip
+    # the optimising solve: verification solves (each returns a better plan if there is one)
     # find and prove the same optimum as the optimising path.
     from robatch_opt.solvers import _coupled_model
     from robatch_opt.workloads.llm import llm
 
-    monkeypatch.setattr(_coupled_model, "EXACT_SEARCH_SHARE_HIGHS", 0.05)    # a short search,
-    search = _coupled_model._search_start                                   # run to its end
-    monkeypatch.setattr(_coupled_model, "_search_start",
-                        lambda problem, time_limit_s, *, whole, stop_gap=0.0, min_search_s=0.0:
-                        search(problem, time_limit_s, whole=whole))
+    short = _coupled_model.SearchStart(share=0.05, max_s=3.0, whole=False, verify_first=True)  # run to its end
+    monkeypatch.setitem(_coupled_model.SEARCH_STARTS, engine, short)
     inst = llm("qwen3", n=300, price="api", seed=1)             # 4,800 cells: a search start
     budget = ro.budget_from_fraction(inst, 0.3)
     monkeypatch.setattr(_coupled_model, "VERIFY_FIRST_RTOL", -1.0)          # never
-    plain = ro.solve(inst, budget, method="milp", time_limit_s=60)
+    plain = ro.solve(inst, budget, method=method, time_limit_s=60)
     monkeypatch.setattr(_coupled_model, "VERIFY_FIRST_RTOL", 1.0)           # whenever lns started it
-    first = ro.solve(inst, budget, method="milp", time_limit_s=60)
+    first = ro.solve(inst, budget, method=method, time_limit_s=60)
     assert plain.info["verify_first"] is False and first.info["verify_first"] is True
     assert first.info["start"] == "lns" and first.info["verification_rounds"] >= 1
     assert plain.status == first.status == ro.Status.OPTIMAL
     assert first.utility == pytest.approx(plain.utility, rel=1e-9)
     assert within_budget(first.cost_usd, budget)
+
+
+def test_cpsat_verification_row_keeps_every_plan_reaching_the_target():
+    # The scaled "at least the target" row: a target at the optimum keeps the optimal plan
+    # (CP-SAT returns a plan at least that good), one above the optimum leaves no plan.
+    from robatch_opt.solvers import _coupled_model, cpsat
+    from robatch_opt.workloads.llm import llm
+
+    inst = llm("qwen3", n=8, price="api", seed=2)
+    budget = ro.budget_from_fraction(inst, 0.3)
+    opt = ro.solve(inst, budget, method="milp")
+    assert opt.status == ro.Status.OPTIMAL
+    problem = Problem(instance=inst, table=ro.compile_options(inst), budget_usd=budget, min_total_utility=None,
+                      max_queries=None, time_limit_s=30)
+    model = _coupled_model.build_model(problem)
+    scaled = cpsat._Scaled(problem, model)
+
+    def solve(better_than):
+        return cpsat._solve_relaxation(problem, model, scaled, True, 1, True, False, True,
+                                       {"count_cuts": True, "fill_cuts": True}, {}, [], None, 30.0,
+                                       better_than=better_than)
+
+    at = solve(opt.utility)
+    assert at.status in ("optimal", "feasible")
+    assert ro.evaluate(inst, at.option).utility >= opt.utility * (1 - 1e-12)
+    above = solve(opt.utility * (1 + 1e-6))
+    assert above.status == "infeasible" and above.option is None
 
 
 def test_highs_in_a_child_process_gives_the_same_answer(monkeypatch):

@@ -46,39 +46,70 @@ RELAX_RTOL = 1e-9
 MAX_NOGOOD_ROUNDS = 50
 
 #: From this many query x option cells (with batch sizes above 1) the exact engines start
-#: from an ``lns`` plan found in ``min(EXACT_SEARCH_SHARE * time_limit_s,
-#: EXACT_SEARCH_MAX_S)`` seconds instead of the greedy's: a better incumbent lets the
-#: reduced-cost fixing (:mod:`._lp_fixing`) remove most cells. Below it the engines prove
-#: optimality within seconds anyway (Qwen3 200 x 16: median 1.6 s).
+#: from an ``lns`` plan (:data:`SEARCH_STARTS`) instead of the greedy's: a better incumbent
+#: lets the reduced-cost fixing (:mod:`._lp_fixing`) remove most cells. Below it the engines
+#: prove optimality within seconds anyway (Qwen3 200 x 16: median 1.6 s).
 EXACT_SEARCH_MIN_CELLS = 4_000
-EXACT_SEARCH_SHARE = 1 / 6
-EXACT_SEARCH_MAX_S = 20.0
-#: HiGHS may search longer, but stops as soon as its start is within VERIFY_FIRST_RTOL of the
-#: search's bound (it then goes straight to verification); the closer the start, the more
-#: cells the fixing removes. Qwen3 5,000 x 16, seed 0, fraction 0.3, 120 s: after 20 s the
-#: start was 3.3e-5 short and 75,000 of 80,000 columns stayed (no proof); the search now ends
-#: at 18-23 s on reaching 1e-5 and fractions 0.1 and 0.3 are proved in 109-110 s. At
-#: n = 1,000 the search ends within 0.3-2.7 s at fractions 0.3 and 0.6.
-EXACT_SEARCH_SHARE_HIGHS = 1 / 3
-EXACT_SEARCH_MAX_S_HIGHS = 40.0
-#: ... but not before this share of its time: a start within VERIFY_FIRST_RTOL can still be
-#: far from the optimum's plan. Same instance at fraction 0.6: the greedy plan was within
-#: 1e-5 of its bound, the search ended after 9 ms and the solve from the greedy plan was not
-#: proved in 120 s; searching 20 s first, it was proved in 49.9 s (two verification rounds).
-EXACT_SEARCH_MIN_SHARE_HIGHS = 0.5
 
-#: HiGHS goes straight to the verification solves ("is there a plan better than the
-#: incumbent by VERIFY_RTOL?", see :func:`_verify`) when the search start's proven gap is at
-#: most this: an optimising solve would mostly re-prove the start, and its "optimal" would
-#: be verified again anyway. Qwen3 5,000 x 16, seed 0, fraction 0.3 after a 40 s search
-#: (model fixed to 17,607 columns): the optimising solve took 26.8 s to call the start optimal
-#: and the verification 44.5 s more, past a 120 s limit. A better plan, if there is one, is
-#: what a verification solve returns (it optimises within "at least the target"); the next
-#: round then verifies that one.
+#: The verification solves ("is there a plan better than the incumbent by VERIFY_RTOL?",
+#: see :func:`_verify`) come first, without an optimising solve, when the search start's
+#: proven gap is at most this (for engines whose :class:`SearchStart` says so): an
+#: optimising solve would mostly re-prove the start. Qwen3 5,000 x 16, seed 0, fraction 0.3
+#: after a 40 s search (model fixed to 17,607 columns): HiGHS's optimising solve took 26.8 s
+#: to call the start optimal and the verification 44.5 s more, past a 120 s limit. A better
+#: plan, if there is one, is what a verification solve returns (it optimises within "at
+#: least the target"); the next round then verifies that one.
 VERIFY_FIRST_RTOL = 1e-5
-#: Engines run that way (search until close, then verify); the others search beside a
-#: whole-model HiGHS and then optimise.
-VERIFY_FIRST_ENGINES = ("highs",)
+
+
+@dataclass(frozen=True)
+class SearchStart:
+    """How an exact engine gets its start (``lns``) and what it does next.
+
+    Attributes
+    ----------
+    share, max_s : float
+        The search runs ``min(share * time_limit_s, max_s)`` seconds.
+    whole : bool
+        ``lns`` runs HiGHS on the whole model beside its neighbourhoods.
+    stop_gap : float
+        The search may end once its plan is within this of its bound ...
+    min_share : float
+        ... but not before this share of its time.
+    verify_first : bool
+        From a start within :data:`VERIFY_FIRST_RTOL` of the bound, go straight to the
+        verification solves.
+    """
+
+    share: float
+    max_s: float
+    whole: bool
+    stop_gap: float = 0.0
+    min_share: float = 0.0
+    verify_first: bool = False
+
+
+#: Per engine; measured on Qwen3 x 16 options, 10 seeds x fractions 0.1 / 0.3 / 0.6
+#: (``benchmarks/RESULTS.md`` (i)).
+#:
+#: - HiGHS does not run beside itself. Its start ends on reaching 1e-5 (n = 5,000, seed 0,
+#:   fraction 0.3, 120 s: after a fixed 20 s the start was 3.3e-5 short and 75,000 of 80,000
+#:   columns stayed; ending at 1e-5, 0.1 and 0.3 were proved in 109-110 s), but not before half
+#:   its time: at fraction 0.6 the greedy plan was already within 1e-5, the search ended after
+#:   9 ms and the solve from it was not proved in 120 s (20 s of search first: 49.9 s).
+#: - CP-SAT proves "no plan better than the start" where it does not close its own bound
+#:   (misses at n = 1,000 ended ~5e-7 short of a bound they held the optimum for): it
+#:   verifies first, from a start searched beside a whole-model HiGHS to the end of its time
+#:   (with the 1e-5 stop its starts were not yet optimal, and verification rounds that have to
+#:   find the better plan were slow: 2 of 3 misses unproved; without the stop 3 of 3 proved).
+#: - CBC optimises from a start searched beside a whole-model HiGHS (CBC first verifying
+#:   proved the same four instances as without).
+SEARCH_STARTS = {
+    "highs": SearchStart(share=1 / 3, max_s=40.0, whole=False, stop_gap=VERIFY_FIRST_RTOL, min_share=0.5,
+                         verify_first=True),
+    "cpsat": SearchStart(share=1 / 3, max_s=40.0, whole=True, verify_first=True),
+    "cbc": SearchStart(share=1 / 6, max_s=20.0, whole=True),
+}
 
 #: Relative gap under which a plan meeting a proven bound is reported OPTIMAL.
 OPTIMAL_RTOL = 1e-9
@@ -870,9 +901,7 @@ def run_exact(problem: Problem, engine_name: str,
     tighter = min if budget_form else max
     bound = trivial_bound(problem)
     info: dict[str, Any] = {"engine": engine_name}
-    # HiGHS (in floating point, verified anyway) searches until its start is close enough to
-    # go straight to verification; CP-SAT and CBC search beside a whole-model HiGHS instead.
-    verifies_first = engine_name in VERIFY_FIRST_ENGINES
+    how = SEARCH_STARTS.get(engine_name, SearchStart(share=1 / 6, max_s=20.0, whole=True))
 
     t0 = time.perf_counter()
     if start is not None:
@@ -904,13 +933,9 @@ def run_exact(problem: Problem, engine_name: str,
         # the smaller the model every engine gets (Qwen3 5,000 x 16: 80,000 columns -> 27,335
         # after 20 s of lns; CP-SAT then proves 1,000 x 16 in 45 s, where it did not in 60).
         t0 = time.perf_counter()
-        share, cap = ((EXACT_SEARCH_SHARE_HIGHS, EXACT_SEARCH_MAX_S_HIGHS) if verifies_first
-                      else (EXACT_SEARCH_SHARE, EXACT_SEARCH_MAX_S))
-        search_s = min(share * problem.time_limit_s, cap)
-        found, found_bound = _search_start(problem, search_s, whole=not verifies_first,
-                                           stop_gap=VERIFY_FIRST_RTOL if verifies_first else 0.0,
-                                           min_search_s=EXACT_SEARCH_MIN_SHARE_HIGHS * search_s if verifies_first
-                                           else 0.0)
+        search_s = min(how.share * problem.time_limit_s, how.max_s)
+        found, found_bound = _search_start(problem, search_s, whole=how.whole, stop_gap=how.stop_gap,
+                                           min_search_s=how.min_share * search_s)
         info["search_s"] = time.perf_counter() - t0
         if found is not None and is_feasible(problem, found) and _better(problem, found, best):
             best = found
@@ -953,7 +978,7 @@ def run_exact(problem: Problem, engine_name: str,
                                         call_bounds=call_bounds, dominance=dominance)
         return _narrowing_engine(model_for, make_engine, solve_relaxation) if lp_fixing else solve_relaxation
 
-    verify_first = (verifies_first and info.get("start") == "lns" and best is not None
+    verify_first = (how.verify_first and info.get("start") == "lns" and best is not None
                     and _gap(problem, best, bound) <= VERIFY_FIRST_RTOL
                     and improvement_target(problem, best) is not None)
     info["verify_first"] = verify_first

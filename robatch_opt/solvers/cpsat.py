@@ -298,14 +298,11 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
                       time_limit_s: float, better_than: float | None = None) -> EngineAnswer:
     """Build the scaled CP-SAT model with the no-goods and the hint, solve it, read it back.
 
-    CP-SAT's bound is exact (integers), so the driver never asks it for a verification
-    solve (``better_than``).
+    ``better_than``: a verification solve (:func:`~robatch_opt.solvers._coupled_model._verify`),
+    with the row "objective at least as good as ``better_than``" in scaled integers, relaxed so
+    that it keeps every plan that truly reaches it.
     """
     from ortools.sat.python import cp_model
-
-    if better_than is not None:
-        raise ValueError("`better_than`: CP-SAT's bounds are exact, the driver never asks it for a "
-                         "verification solve")
 
     tb = time.perf_counter()
     # Building is Python work per cell (minutes at 10^5 queries x 24 options on a loaded
@@ -326,7 +323,8 @@ def _solve_relaxation(problem: Problem, model: CoupledModel, sc: _Scaled, budget
         for i in clock.iterate(np.flatnonzero(np.diff(qs) > 2).tolist()):
             cp.add_exactly_one(lit[qs[i]:qs[i + 1]])
         return _build_and_solve(problem, model, sc, budget_form, workers, amortized_cut, use_hint, link_cuts,
-                                cuts, params, nogoods, hint, time_limit_s, tb, clock, cp, enc, xv, y, lit)
+                                cuts, params, nogoods, hint, time_limit_s, tb, clock, cp, enc, xv, y, lit,
+                                better_than)
     except _OutOfTime:
         return EngineAnswer("unknown", None, None, {"build_s": time.perf_counter() - tb,
                                                     "cpsat_status": "time limit reached while building"})
@@ -363,7 +361,7 @@ class _BuildClock:
 def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budget_form: bool, workers: int,
                      amortized_cut: bool, use_hint: bool, link_cuts: bool, cuts: dict, params: dict,
                      nogoods: list, hint, time_limit_s: float, tb: float, clock: _BuildClock,
-                     cp, enc, xv, y, lit) -> EngineAnswer:
+                     cp, enc, xv, y, lit, better_than: float | None = None) -> EngineAnswer:
     """The rest of :func:`_solve_relaxation`: group rows, cuts, objective, hint, then the search."""
     from ortools.sat.python import cp_model
 
@@ -406,6 +404,14 @@ def _build_and_solve(problem: Problem, model: CoupledModel, sc: "_Scaled", budge
         if amortized_cut and model.G:
             cp.add(cost_expr >= enc.expr(xv, sc.x_amortized))
         cp.minimize(cost_expr)
+    if better_than is not None:
+        # A plan truly reaching the target has scaled utility >= su * target - util_err
+        # (each query's coefficient is rounded to nearest) and scaled cost <= sc * target
+        # (coefficients rounded down); one unit more of slack covers the float products.
+        if budget_form:
+            cp.add(util_expr >= math.ceil(sc.su * better_than - sc.util_err) - 1)
+        else:
+            cp.add(cost_expr <= math.floor(sc.sc * better_than) + 1)
     # Per-model capacity.
     if model.cap is not None:
         for k in range(model.K):
