@@ -409,30 +409,43 @@ def test_a_close_search_start_goes_straight_to_verification(monkeypatch, method,
     assert within_budget(first.cost_usd, budget)
 
 
-def test_cpsat_verification_row_keeps_every_plan_reaching_the_target():
-    # The scaled "at least the target" row: a target at the optimum keeps the optimal plan
-    # (CP-SAT returns a plan at least that good), one above the optimum leaves no plan.
+@pytest.mark.parametrize("form", ["budget", "quality"])
+def test_cpsat_verification_row_keeps_every_plan_reaching_the_target(form):
+    # The scaled "at least as good as the target" row: a target at the optimum keeps the
+    # optimal plan (CP-SAT returns one at least that good), one past the optimum leaves none.
     from robatch_opt.solvers import _coupled_model, cpsat
     from robatch_opt.workloads.llm import llm
 
     inst = llm("qwen3", n=8, price="api", seed=2)
     budget = ro.budget_from_fraction(inst, 0.3)
-    opt = ro.solve(inst, budget, method="milp")
+    if form == "budget":
+        opt = ro.solve(inst, budget, method="milp")
+        problem = Problem(instance=inst, table=ro.compile_options(inst), budget_usd=budget, min_total_utility=None,
+                          max_queries=None, time_limit_s=30)
+        value, past = opt.utility, opt.utility * (1 + 1e-6)
+    else:
+        mean = 0.98 * ro.solve(inst, budget, method="milp").mean_utility
+        opt = ro.solve(inst, min_mean_utility=mean, method="milp")
+        problem = Problem(instance=inst, table=ro.compile_options(inst), budget_usd=None,
+                          min_total_utility=mean * inst.n_queries, max_queries=None, time_limit_s=30)
+        value, past = opt.cost_usd, opt.cost_usd * (1 - 1e-6)
     assert opt.status == ro.Status.OPTIMAL
-    problem = Problem(instance=inst, table=ro.compile_options(inst), budget_usd=budget, min_total_utility=None,
-                      max_queries=None, time_limit_s=30)
     model = _coupled_model.build_model(problem)
     scaled = cpsat._Scaled(problem, model)
 
     def solve(better_than):
-        return cpsat._solve_relaxation(problem, model, scaled, True, 1, True, False, True,
+        return cpsat._solve_relaxation(problem, model, scaled, form == "budget", 1, True, False, True,
                                        {"count_cuts": True, "fill_cuts": True}, {}, [], None, 30.0,
                                        better_than=better_than)
 
-    at = solve(opt.utility)
+    at = solve(value)
     assert at.status in ("optimal", "feasible")
-    assert ro.evaluate(inst, at.option).utility >= opt.utility * (1 - 1e-12)
-    above = solve(opt.utility * (1 + 1e-6))
+    ev = ro.evaluate(inst, at.option)
+    if form == "budget":
+        assert ev.utility >= value * (1 - 1e-12)
+    else:
+        assert ev.cost_usd <= value * (1 + 1e-12)
+    above = solve(past)
     assert above.status == "infeasible" and above.option is None
 
 
