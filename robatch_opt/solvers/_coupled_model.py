@@ -740,7 +740,8 @@ def improvement_target(problem: Problem, ev: Evaluation) -> float | None:
 
 def _verify(problem: Problem, solve_relaxation: SolveRelaxation, best: Evaluation, bound: float,
             nogoods: list[np.ndarray], deadline: float, engine_info: dict[str, Any]):
-    """Settle an "optimal" claim of a floating-point engine by asking for a better plan.
+    """Settle an "optimal" claim of a floating-point engine, or prove a search start (engines
+    that verify first, :class:`SearchStart`), by asking for a better plan.
 
     The relaxation gets one more row, "objective at least ``improvement_target``". Its
     answer: infeasible (the target is then a valid bound and the incumbent is within
@@ -901,7 +902,7 @@ def run_exact(problem: Problem, engine_name: str,
     tighter = min if budget_form else max
     bound = trivial_bound(problem)
     info: dict[str, Any] = {"engine": engine_name}
-    how = SEARCH_STARTS.get(engine_name, SearchStart(share=1 / 6, max_s=20.0, whole=True))
+    how = SEARCH_STARTS.get(engine_name, SEARCH_STARTS["cbc"])      # another engine: as CBC
 
     t0 = time.perf_counter()
     if start is not None:
