@@ -368,9 +368,7 @@ def _solve_highs(problem: Problem, model: CoupledModel, opts: dict, nogoods, hin
                 fallback = ans                   # a time-limited answer: the other may do better
             if time.perf_counter() >= end:
                 break
-        if fallback is not None:
-            return fallback
-        return EngineAnswer("unknown", None, None, {"highs_status": KILLED, "solve_s": time.perf_counter() - t0})
+        return fallback if fallback is not None else first.answer(False)     # both past the limit: killed
 
 
 def _child_env() -> dict:
