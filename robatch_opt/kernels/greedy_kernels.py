@@ -671,9 +671,8 @@ def _best_moves_serial(mode, slack, opt, cost, util, var_cost, query_task, optio
                        group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
-    for i in range(n):
-        _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+    _moves_range(0, n, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                 room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -682,12 +681,39 @@ def _best_moves_parallel(mode, slack, opt, cost, util, var_cost, query_task, opt
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
     for ch in prange(n_chunks):
-        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                          room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+        _moves_range(ch * n // n_chunks, (ch + 1) * n // n_chunks, mode, slack, opt, cost, util, var_cost,
+                     query_task, option_model, J, join, leave, room, model_count, capacity, best_j,
+                     best_score, best_gain, best_dvar)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def _moves_range(lo, hi, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                 room, model_count, capacity, best_j, best_score, best_gain, best_dvar):
+    """The best moves of queries ``lo`` to ``hi - 1``.
+
+    One loop per mode, each passing its mode as a constant: with the mode a run-time value
+    inside the loop, the serial kernel took 7x as long as the same loop per mode (0.14 s
+    against 0.018 s at 10^6 x 16 on one thread).
+    """
+    if mode == MODE_UPGRADE:
+        for i in range(lo, hi):
+            _best_move_of(i, MODE_UPGRADE, slack, opt, cost, util, var_cost, query_task, option_model, J,
+                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+    elif mode == MODE_TRIM:
+        for i in range(lo, hi):
+            _best_move_of(i, MODE_TRIM, slack, opt, cost, util, var_cost, query_task, option_model, J,
+                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+    elif mode == MODE_REPAIR:
+        for i in range(lo, hi):
+            _best_move_of(i, MODE_REPAIR, slack, opt, cost, util, var_cost, query_task, option_model, J,
+                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+    else:
+        for i in range(lo, hi):
+            _best_move_of(i, MODE_CAPACITY, slack, opt, cost, util, var_cost, query_task, option_model, J,
+                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _best_move_of(i, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
                   room, model_count, capacity, best_j, best_score, best_gain, best_dvar):
     """The best move of query i (see _best_moves), written to ``best_j[i]``, ``best_score[i]``,
