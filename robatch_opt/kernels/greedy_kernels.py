@@ -37,6 +37,7 @@ group
 
 from __future__ import annotations
 
+import contextlib
 
 import numba
 import numpy as np
@@ -144,8 +145,27 @@ def _build_hulls(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks):
     start_utility : float
         ``sum_i util[i, start[i]]`` (chunk order: deterministic).
     """
-    kernel = _build_hulls_parallel if numba.get_num_threads() > 1 else _build_hulls_serial
-    return kernel(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks)
+    if numba.get_num_threads() == 1:
+        return _build_hulls_serial(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks)
+    with _one_chunk_at_a_time():
+        return _build_hulls_parallel(cost, util, start, hull_opt, hull_len, hull_bin, n_chunks)
+
+
+@contextlib.contextmanager
+def _one_chunk_at_a_time():
+    """Threads take a parallel kernel's chunks one at a time (dynamic scheduling) instead of
+    an equal share each: on a shared machine a thread whose core is busy then holds the
+    others up by one chunk rather than by half the pass (hulls at 10^6 x 16 with one of two
+    cores kept busy: median 0.088 s against 0.102 s; 0.053 s either way on idle cores).
+    Only for kernels whose one parallel loop is over chunks: Numba's chunk size also
+    applies to the loops it makes of array expressions (``np.zeros`` of a histogram),
+    which would then be dealt out one element at a time. Results do not depend on which
+    thread ran a chunk (per-chunk results are merged in chunk order)."""
+    before = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(before)
 
 
 @njit(cache=True, error_model="numpy")
@@ -642,9 +662,13 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     of thousands of proposals without a random read into them. O(n J). Runs the parallel
     variant when Numba has more than one thread, else the serial one (same result).
     """
-    kernel = _best_moves_parallel if numba.get_num_threads() > 1 else _best_moves_serial
-    kernel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
-           model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks)
+    args = (mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
+            model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks)
+    if numba.get_num_threads() == 1:
+        _best_moves_serial(*args)
+    else:
+        with _one_chunk_at_a_time():
+            _best_moves_parallel(*args)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
