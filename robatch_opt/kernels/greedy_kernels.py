@@ -803,15 +803,30 @@ def _apply_moves(mode, max_candidates, best_j, best_score, best_gain, best_dvar,
     ``np.partition`` when the proposals exceed the quota and the free moves do not fill it:
     Numba's ``np.partition`` alone takes ~12 s to compile, and a small solve never needs it.
     """
-    score = -best_score[best_j >= 0]
+    n_proposed, n_free = _count_proposals(best_j, best_score)
     cut = np.inf
-    if score.shape[0] > max_candidates and np.count_nonzero(score == -np.inf) < max_candidates:
+    if n_proposed > max_candidates and n_free < max_candidates:
+        score = -best_score[best_j >= 0]
         cut = float(np.partition(score, max_candidates - 1)[max_candidates - 1])
-    elif score.shape[0] > max_candidates:
+    elif n_proposed > max_candidates:
         cut = -np.inf
     return _apply_moves_below(mode, float(cut), best_j, best_score, best_gain, best_dvar, opt, query_task, option_model,
                               option_batch, group_fixed, counts, model_count, capacity, state, limit_usd,
                               target_utility)
+
+
+@njit(cache=True, error_model="numpy")
+def _count_proposals(best_j, best_score):
+    """Proposed moves and, among them, the free ones (score ``inf``): one pass, where
+    selecting them in NumPy first took a boolean mask and a copy (4 ms at n = 10^6)."""
+    m = 0
+    n_free = 0
+    for i in range(best_j.shape[0]):
+        if best_j[i] >= 0:
+            m += 1
+            if best_score[i] == np.inf:
+                n_free += 1
+    return m, n_free
 
 
 @njit(cache=True, error_model="numpy")
