@@ -7,7 +7,8 @@ compiled, the greedy warmed up on a small instance (JIT), then timed at budget f
 - **time**: median of ``REPEATS`` solves after the warm-up (``ro.solve`` end to end:
   validation, hulls, LP threshold, coupling repair, local moves, grading);
 - **NumPy pass**: one ``cost.sum() + utility.sum()`` over the same (n, 16) arrays, median of
-  7; the ratio says how many array passes a solve costs;
+  two before each solve (interleaved with the solves, so that a change in the machine's
+  load hits both); the ratio says how many array passes a solve costs;
 - **peak memory**: the process's peak resident memory during the solves minus its resident
   memory just before them (Linux: the peak is reset through ``/proc/self/clear_refs`` after
   the instance is built, so instance generation does not mask the solve; elsewhere
@@ -30,7 +31,7 @@ import pytest
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 FRACTION = 0.3
-REPEATS = 3
+REPEATS = 5
 
 
 def _child(n: int) -> dict:
@@ -48,18 +49,21 @@ def _child(n: int) -> dict:
     table = ro.compile_options(inst)
     budget = ro.budget_from_fraction(inst, FRACTION)
     cost, util = table.cost, table.utility
-    passes = []
-    for _ in range(7):
+
+    def numpy_pass() -> float:
         t = time.perf_counter()
         float(cost.sum() + util.sum())
-        passes.append(time.perf_counter() - t)
+        return time.perf_counter() - t
+
     import gc
 
     gc.collect()
     reset = _reset_peak_rss()
     rss_before = _status_kb("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times, plan = [], None
-    for _ in range(REPEATS if n < 1_000_000 else 2):
+    times, passes, plan = [], [], None
+    for _ in range(REPEATS):
+        # Interleaved, so that load from other users of the machine hits both alike.
+        passes += [numpy_pass(), numpy_pass()]
         t = time.perf_counter()
         plan = ro.solve(inst, budget=budget, method="greedy")
         times.append(time.perf_counter() - t)

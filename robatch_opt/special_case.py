@@ -27,7 +27,7 @@ import numpy as np
 
 from ._validate import check_instance
 from .errors import InstanceError
-from .evaluate import BUDGET_RTOL, evaluate, within_budget
+from .evaluate import BUDGET_RTOL, evaluate, sum_of_products, within_budget
 from .instance import Instance
 from .options import compile_options
 from .plan import Status
@@ -117,8 +117,8 @@ def _setting(inst: Instance) -> _Setting:
     cap_calls = -(-n_adm // sizes)
     k = np.arange(n)
     model0 = np.zeros(n, dtype=np.int64)          # every query is on the one model
-    input_usd = float(np.dot(inst.input_tokens, inst.price_in[model0]) / 1e6)
-    output_usd = float(np.dot(inst.output_tokens[k, model0], inst.price_out[model0]) / 1e6)
+    input_usd = sum_of_products(inst.input_tokens, inst.price_in[model0]) / 1e6
+    output_usd = sum_of_products(inst.output_tokens[k, model0], inst.price_out[model0]) / 1e6
     return _Setting(inst=inst, sizes=sizes, adm=adm, util=util, util_int=util_int, denom=denom,
                     cap_calls=cap_calls.astype(np.int64),
                     group_fixed=np.asarray(table.group_fixed_cost), group_slot=t * m + np.arange(m),
@@ -133,7 +133,7 @@ def _cost_usd(s: _Setting, calls: np.ndarray) -> float:
     """
     full = np.zeros(s.group_fixed.shape[0], dtype=np.int64)
     full[s.group_slot] = calls
-    return float(np.dot(full, s.group_fixed)) + s.var_usd[0] + s.var_usd[1]
+    return sum_of_products(full, s.group_fixed) + s.var_usd[0] + s.var_usd[1]
 
 
 # ------------------------------------------------------------------ one transportation
