@@ -160,8 +160,9 @@ def section_scaling(quick: bool) -> tuple[list[str], list[dict]]:
         "",
         "`synthetic(n, \"llm_like\")` (4 models x 4 batch sizes), budget fraction 0.3; each size in a fresh "
         "process; `ro.solve(method=\"greedy\")` end to end (validation, hulls, LP threshold, coupling repair, "
-        "exact local moves, grading by `evaluate`), median of 3 solves after a JIT warm-up (2 at 10^6). "
-        "*NumPy pass* = one `cost.sum() + utility.sum()` over the same (n, 16) float64 arrays. *Peak RSS* = the "
+        "exact local moves, grading by `evaluate`), median of 5 solves after a JIT warm-up. "
+        "*NumPy pass* = one `cost.sum() + utility.sum()` over the same (n, 16) float64 arrays, two before each "
+        "solve (interleaved, so that the machine's load hits both alike), median of the 10. *Peak RSS* = the "
         "process's peak resident memory during the solves (instance, option table and interpreter included); "
         "*growth* = that peak minus the resident memory just before the solves (Linux peak reset; memory the "
         "allocator kept from building the instance is reused, so this is the solve's net new memory).",
