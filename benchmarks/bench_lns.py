@@ -6,7 +6,7 @@ Both gaps are measured to the **best proven bound** known for the instance: the 
 the greedy's LP bound and the bound ``lns`` reports (the LP relaxation of the coupled model
 with the task count cuts, up to ``robatch_opt.solvers.lns.LP_MAX_CELLS`` cells). Run::
 
-    python benchmarks/bench_lns.py [--sizes 1000,10000] [--time-limit 10] [--families ...] [--out FILE]
+    python benchmarks/bench_lns.py [--sizes 1000,10000] [--time-limit 10] [--families ...] [--lns-options JSON] [--out FILE]
 
 It prints one Markdown table (median and max gap per family and size, greedy beside lns)
 and, with ``--out``, writes it there too.
@@ -15,6 +15,7 @@ and, with ``--out``, writes it there too.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -35,7 +36,7 @@ def instance(family: str, n: int) -> ro.Instance:
     return ro.workloads.synthetic(n=n, family=family, seed=SEED)
 
 
-def run(sizes, time_limit_s: float, families=FAMILIES) -> list[dict]:
+def run(sizes, time_limit_s: float, families=FAMILIES, lns_options=None) -> list[dict]:
     rows = []
     warm = ro.workloads.synthetic(200, "llm_like", seed=1)
     ro.solve(warm, ro.budget_from_fraction(warm, 0.5), method="greedy")     # compile first
@@ -48,7 +49,7 @@ def run(sizes, time_limit_s: float, families=FAMILIES) -> list[dict]:
                 g = ro.solve(inst, b, method="greedy")
                 g_s = time.perf_counter() - t
                 t = time.perf_counter()
-                lns = ro.solve(inst, b, method="lns", time_limit_s=time_limit_s, seed=SEED)
+                lns = ro.solve(inst, b, method="lns", time_limit_s=time_limit_s, seed=SEED, **(lns_options or {}))
                 l_s = time.perf_counter() - t
                 ub = min(g.upper_bound, lns.upper_bound)
                 rows.append(dict(family=family, n=n, fraction=f, greedy=g.utility, lns=lns.utility, bound=ub,
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ", ".join(FAMILIES))
+    ap.add_argument("--lns-options", default="{}", help='JSON object of lns options, e.g. \'{"max_free": 80}\'')
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         ap.error(f"unknown family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
-    text = table(run(sizes, a.time_limit, families), a.time_limit)
+    text = table(run(sizes, a.time_limit, families, json.loads(a.lns_options)), a.time_limit)
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")

@@ -79,6 +79,10 @@ class SearchStart:
     verify_first : bool
         From a start within :data:`VERIFY_FIRST_RTOL` of the bound, go straight to the
         verification solves.
+    max_free, sub_time_limit_s : int, float
+        ``lns``'s neighbourhood size and per-neighbourhood limit. The exact engines' figures
+        (``benchmarks/RESULTS.md`` (i)) were measured with 40 queries and 0.5 s, ``lns``'s
+        defaults until they became 80 and 1 s for ``method="lns"`` itself.
     """
 
     share: float
@@ -87,6 +91,8 @@ class SearchStart:
     stop_gap: float = 0.0
     min_share: float = 0.0
     verify_first: bool = False
+    max_free: int = 40
+    sub_time_limit_s: float = 0.5
 
 
 #: Per engine; measured on Qwen3 x 16 options, 10 seeds x fractions 0.1 / 0.3 / 0.6
@@ -637,15 +643,17 @@ def _wants_search_start(problem: Problem) -> bool:
 
 
 def _search_start(problem: Problem, time_limit_s: float, *, whole: bool, stop_gap: float = 0.0,
-                  min_search_s: float = 0.0) -> tuple[Evaluation | None, float | None]:
+                  min_search_s: float = 0.0, max_free: int = 40,
+                  sub_time_limit_s: float = 0.5) -> tuple[Evaluation | None, float | None]:
     """``method="lns"`` for ``time_limit_s``: its plan (graded) and its proven bound, or Nones.
 
     ``whole``: let ``lns`` run HiGHS on the whole model beside its search (its default). The
     HiGHS driver turns it off (HiGHS runs on the whole model next anyway); CP-SAT and CBC
     keep it: their misses at n = 1,000 came from starts ~1e-6 short of the optimum, which
     HiGHS's branch and cut finds where the neighbourhood search alone does not. ``stop_gap``:
-    end the search once its plan is within this of its bound, but not before ``min_search_s``
-    (``lns``'s options).
+    end the search once its plan is within this of its bound, but not before ``min_search_s``;
+    ``max_free`` and ``sub_time_limit_s``: the neighbourhoods (see :class:`SearchStart`); all
+    are ``lns``'s options.
     """
     import dataclasses
 
@@ -653,7 +661,9 @@ def _search_start(problem: Problem, time_limit_s: float, *, whole: bool, stop_ga
         from .lns import LNSBackend
         res = LNSBackend().solve(dataclasses.replace(problem, time_limit_s=time_limit_s,
                                                      options={"whole": whole, "stop_gap": stop_gap,
-                                                              "min_search_s": min_search_s}))
+                                                              "min_search_s": min_search_s,
+                                                              "max_free": max_free,
+                                                              "sub_time_limit_s": sub_time_limit_s}))
     except Exception:                   # a start is optional: never let it break the solve
         return None, None
     found = None if res.option is None else evaluate(problem.instance, res.option)
@@ -936,7 +946,8 @@ def run_exact(problem: Problem, engine_name: str,
         t0 = time.perf_counter()
         search_s = min(how.share * problem.time_limit_s, how.max_s)
         found, found_bound = _search_start(problem, search_s, whole=how.whole, stop_gap=how.stop_gap,
-                                           min_search_s=how.min_share * search_s)
+                                           min_search_s=how.min_share * search_s, max_free=how.max_free,
+                                           sub_time_limit_s=how.sub_time_limit_s)
         info["search_s"] = time.perf_counter() - t0
         if found is not None and is_feasible(problem, found) and _better(problem, found, best):
             best = found

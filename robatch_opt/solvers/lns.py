@@ -44,16 +44,25 @@ from .base import Option, Problem, SolverResult
 
 __all__ = ["LNSBackend", "DEFAULT_MAX_FREE", "DEFAULT_SUB_TIME_S", "coupled_lp_bound"]
 
-#: Queries freed per neighbourhood. Measured on Qwen3 200 x 24 at a tight budget (10 s):
-#: 40 queries (126 neighbourhoods) reached 0.71371 (optimum 0.713781); 80 queries with 1 s
-#: per solve, 15 neighbourhoods and 0.71202. Many small solves beat a few large ones.
-DEFAULT_MAX_FREE = 40
+#: Queries freed per neighbourhood, and the time limit of one neighbourhood's exact solve
+#: (seconds). Sizes adapt to how fast each solve was (``_Neighbourhoods.adapt``: between
+#: ``MIN_FREE`` and twice this), so the limit sets the scale of a neighbourhood on a given
+#: machine. Measured with ``benchmarks/bench_lns.py`` (18 runs of 10 s: three families, n =
+#: 1,000 and 10,000, three budgets; gap to the best proven bound, median / max) on a machine
+#: about 2.5x slower than the one the earlier defaults were chosen on: 40 queries and 0.5 s
+#: 0.0073 % / 0.156 % (llm_like n = 1,000: 42-44 neighbourhoods, each improving, both tight
+#: budgets stuck near 616.2 of an optimum of 616.92); 80 queries and 1 s 0.0086 % / 0.084 %.
+#: Before adaptation (Qwen3 200 x 24, the README's audit case, 10 s) 80 queries with a fixed
+#: 1 s had done worse than 40 (0.71202 against 0.71371); with adaptation both settings
+#: reach its optimum 0.713781 there. The exact engines' search starts keep 40 and 0.5 s
+#: (:class:`~._coupled_model.SearchStart`: their figures were measured so).
+DEFAULT_MAX_FREE = 80
 
 #: Fewest queries freed once the size adapts (see ``_Neighbourhoods.adapt``).
 MIN_FREE = 8
 
-#: Time limit of one neighbourhood's exact solve (seconds).
-DEFAULT_SUB_TIME_S = 0.5
+#: Time limit of one neighbourhood's exact solve (seconds); see :data:`DEFAULT_MAX_FREE`.
+DEFAULT_SUB_TIME_S = 1.0
 
 #: The coupled LP bound (and its rounded start) is computed up to this many query x option
 #: cells; above, the greedy's LP bound is reported. Measured: Qwen3 1,000 x 24 (24,000
