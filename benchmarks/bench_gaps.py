@@ -178,15 +178,22 @@ def test_greedy_gap(benchmark, family, n):
 # ------------------------------------------------------------------ exact engines
 EXACT_ENGINES = (("cpsat", "cpsat", {}), ("milp-highs", "milp", {"solver": "highs"}),
                  ("milp-cbc", "milp", {"solver": "cbc"}))
-EXACT_SIZES = (10, 25, 50, 100, 200)
+EXACT_SIZES = (10, 25, 50, 100, 200, 1000)
 EXACT_FAMILY = "llm:qwen3"
 EXACT_FRACTION = 0.3
 EXACT_TIME_LIMIT_S = 15.0
+#: From this n on, the limit is EXACT_LONG_TIME_LIMIT_S (issue 17's protocol at n = 1,000).
+EXACT_LONG_FROM_N = 1000
+EXACT_LONG_TIME_LIMIT_S = 60.0
 
 
 def measure_exact(engines=EXACT_ENGINES, sizes=EXACT_SIZES, family=EXACT_FAMILY, fraction=EXACT_FRACTION,
-                  time_limit_s=EXACT_TIME_LIMIT_S, log=None):
-    """Time to prove optimality by n, per engine; an engine stops at the first n it cannot prove."""
+                  time_limit_s=EXACT_TIME_LIMIT_S, log=None, long_time_limit_s=EXACT_LONG_TIME_LIMIT_S,
+                  long_from_n=EXACT_LONG_FROM_N):
+    """Time to prove optimality by n, per engine; an engine stops at the first n it cannot prove.
+
+    Each solve gets ``time_limit_s``, or ``long_time_limit_s`` from ``long_from_n`` queries on.
+    """
     rows = []
     available = ro.available_methods()
     for label, method, opts in engines:
@@ -196,15 +203,16 @@ def measure_exact(engines=EXACT_ENGINES, sizes=EXACT_SIZES, family=EXACT_FAMILY,
         for n in sizes:
             inst = make_instance(family, n)
             budget = ro.budget_from_fraction(inst, fraction)
+            limit_s = long_time_limit_s if n >= long_from_n else time_limit_s
             t = time.perf_counter()
             try:
-                plan = ro.solve(inst, budget=budget, method=method, time_limit_s=time_limit_s, **opts)
+                plan = ro.solve(inst, budget=budget, method=method, time_limit_s=limit_s, **opts)
             except Exception as exc:          # an engine missing here (e.g. no CBC binary): say so
                 rows.append({"engine": label, "n": n, "status": f"error: {type(exc).__name__}: {exc}"[:120]})
                 break
             wall = time.perf_counter() - t
             rows.append({"engine": label, "n": n, "options": inst.n_options, "status": plan.status.value,
-                         "time_s": wall, "gap": plan.gap, "utility": plan.utility})
+                         "time_s": wall, "gap": plan.gap, "utility": plan.utility, "limit_s": limit_s})
             if log:
                 log(f"exact {label:10s} n={n:4d}: {plan.status.value} in {wall:.2f} s (gap {100 * plan.gap:.3g}%)")
             if plan.status != ro.Status.OPTIMAL:
