@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ", ".join(FAMILIES))
-    ap.add_argument("--lns-options", default="{}", help='JSON object of lns options, e.g. \'{"max_free": 80}\'')
+    ap.add_argument("--lns-options", default="{}",
+                    help='JSON object of lns options, e.g. \'{"max_free": 40, "sub_time_limit_s": 0.5}\'')
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -92,7 +93,15 @@ def main(argv=None) -> int:
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         ap.error(f"unknown family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
-    text = table(run(sizes, a.time_limit, families, json.loads(a.lns_options)), a.time_limit)
+    try:
+        lns_options = json.loads(a.lns_options)
+    except json.JSONDecodeError as exc:
+        ap.error(f"--lns-options: not valid JSON ({exc})")
+    if not isinstance(lns_options, dict) or {"seed", "time_limit_s", "method"} & set(lns_options):
+        ap.error("--lns-options: a JSON object of lns options (seed and the time limit have their own flags)")
+    text = table(run(sizes, a.time_limit, families, lns_options), a.time_limit)
+    if lns_options:
+        text += f"\nlns options: {json.dumps(lns_options, sort_keys=True)}."
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
