@@ -38,7 +38,7 @@ AUTO_EXACT_MAX_CELLS = 3_200
 #: its own bound and a search has little to gain), else improved by large-neighbourhood
 #: search until the gap reaches AUTO_LNS_GAP or AUTO_LNS_TIME_S seconds pass (or
 #: ``time_limit_s``, if smaller). On Qwen3 200 x 24 at a tight budget (the audit case of
-#: issue 17) the greedy's gap is 6.6 % and 10 s of search reach 0.71371 (optimum 0.713781).
+#: issue 17) the greedy's gap is 6.6 % and 10 s of search reach the optimum, 0.713781.
 AUTO_LNS_GAP = 1e-4
 AUTO_LNS_TIME_S = 10.0
 

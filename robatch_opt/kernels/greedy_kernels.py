@@ -716,8 +716,8 @@ def _moves_range(lo, hi, mode, slack, opt, cost, util, var_cost, query_task, opt
     """The best moves of queries ``lo`` to ``hi - 1``.
 
     One loop per mode, each passing its mode as a constant: with the mode a run-time value
-    inside the loop, the serial kernel took 7x as long as the same loop per mode (0.14 s
-    against 0.018 s at 10^6 x 16 on one thread).
+    inside the loop, the serial kernel took 0.31 s at 10^6 x 16 on one thread, against 0.018 s
+    for the same loop per mode (commit 6ac613f).
     """
     if mode == MODE_UPGRADE:
         for i in range(lo, hi):
