@@ -214,23 +214,41 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
     stack_c = np.empty(J)
     stack_u = np.empty(J)
     rstack = np.empty(J)                  # rstack[q]: ratio from stack[q - 1] to stack[q]
+    # Options are offered to the insertion sort in the cost order of the chunk's first query:
+    # queries mostly order their options alike (prices per token, batch sizes), so an
+    # insertion then usually stops at its first comparison. Index breaks exact ties, so the
+    # order is total and the result does not depend on the order of offering.
+    i0 = c * n // n_chunks
+    order = np.empty(J, np.int64)
+    for j in range(J):
+        order[j] = j
+    if i0 < (c + 1) * n // n_chunks:
+        for j in range(1, J):
+            t = order[j]
+            r = j
+            while r > 0 and cost[i0, order[r - 1]] > cost[i0, t]:
+                order[r] = order[r - 1]
+                r -= 1
+            order[r] = t
     lo = N_BINS
     hi = -1
     u_sum = 0.0
-    for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+    for i in range(i0, (c + 1) * n // n_chunks):
         s = start[i]
         cs = cost[i, s]
         us = util[i, s]
         u_sum += us
         m = 0
-        for j in range(J):
+        for t in range(J):
+            j = order[t]
             cj = cost[i, j]
             uj = util[i, j]
             if not (uj > us) or not (cj > cs) or not (cj < np.inf):
                 continue
             q = m
             # Insertion sort by (cost ascending, utility descending, index): J is small.
-            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and cand_u[q - 1] < uj)):
+            while q > 0 and (cand_c[q - 1] > cj or (cand_c[q - 1] == cj and (
+                    cand_u[q - 1] < uj or (cand_u[q - 1] == uj and cand[q - 1] > j)))):
                 cand[q] = cand[q - 1]
                 cand_c[q] = cand_c[q - 1]
                 cand_u[q] = cand_u[q - 1]
