@@ -219,21 +219,12 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
     # insertion then usually stops at its first comparison. Index breaks exact ties, so the
     # order is total and the result does not depend on the order of offering.
     i0 = c * n // n_chunks
-    order = np.empty(J, np.int64)
-    for j in range(J):
-        order[j] = j
-    if i0 < (c + 1) * n // n_chunks:
-        for j in range(1, J):
-            t = order[j]
-            r = j
-            while r > 0 and cost[i0, order[r - 1]] > cost[i0, t]:
-                order[r] = order[r - 1]
-                r -= 1
-            order[r] = t
+    i1 = (c + 1) * n // n_chunks
+    order = _argsort_stable(cost[i0]) if i0 < i1 else np.arange(J)
     lo = N_BINS
     hi = -1
     u_sum = 0.0
-    for i in range(i0, (c + 1) * n // n_chunks):
+    for i in range(i0, i1):
         s = start[i]
         cs = cost[i, s]
         us = util[i, s]

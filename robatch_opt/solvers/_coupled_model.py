@@ -643,8 +643,8 @@ def _wants_search_start(problem: Problem) -> bool:
 
 
 def _search_start(problem: Problem, time_limit_s: float, *, whole: bool, stop_gap: float = 0.0,
-                  min_search_s: float = 0.0, max_free: int = 40,
-                  sub_time_limit_s: float = 0.5) -> tuple[Evaluation | None, float | None]:
+                  min_search_s: float = 0.0, max_free: int,
+                  sub_time_limit_s: float) -> tuple[Evaluation | None, float | None]:
     """``method="lns"`` for ``time_limit_s``: its plan (graded) and its proven bound, or Nones.
 
     ``whole``: let ``lns`` run HiGHS on the whole model beside its search (its default). The
