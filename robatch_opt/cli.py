@@ -621,7 +621,8 @@ def _warm_up(display: "_Display", *, quiet: bool, inst: Instance | None = None, 
     """Compile the kernels the command needs before its solves if they are not cached; their
     seconds, or None.
 
-    The first run after an install compiles the Numba kernels (about 15 s): say so once,
+    The first run after an install compiles the Numba kernels (about 10 s on two cores, shared
+    between processes by :func:`robatch_opt.kernels.warmup.compile_kernels`): say so once,
     on stderr, and keep that time out of the solve's. Only what the command runs is
     compiled: the quality form's walk only for ``quality``, the parallel variants only for an
     instance large enough to use them, the frontier's walk only for ``frontier``.
@@ -636,7 +637,7 @@ def _warm_up(display: "_Display", *, quiet: bool, inst: Instance | None = None, 
         warm_up(quality=quality, parallel=parallel, frontier=frontier)     # from the cache: well under a second
         return None
     if not quiet:
-        message = (f"{PROG}: compiling the solver kernels (once after install, about 15 s; "
+        message = (f"{PROG}: compiling the solver kernels (once after install, about 10-20 s; "
                    "cached for later runs)...")
         if display.enabled:
             display.note(message)

@@ -671,13 +671,14 @@ def _best_moves(mode, slack, opt, cost, util, var_cost, query_task, option_model
     of thousands of proposals without a random read into them. O(n J). Runs the parallel
     variant when Numba has more than one thread, else the serial one (same result).
     """
-    args = (mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
+    args = (slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed, counts,
             model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks)
+    serial, parallel = _BEST_MOVES[mode]
     if numba.get_num_threads() == 1:
-        _best_moves_serial(*args)
+        serial(*args)
     else:
         with _one_chunk_at_a_time():
-            _best_moves_parallel(*args)
+            parallel(*args)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -699,51 +700,101 @@ def _move_tables(option_batch, group_fixed, counts, model_count, capacity):
     return join, leave, room
 
 
+# One kernel per mode, each passing its mode to _best_move_of as a constant: with the mode a
+# run-time value inside the loop, the serial kernel took 0.31 s at 10^6 x 16 on one thread,
+# against 0.018 s per constant mode (commit 6ac613f). Separate kernels rather than one loop
+# per mode in one kernel: a solve compiles only the modes it runs (the budget form upgrade
+# and repair, the quality form trim, capacities their own), and each copy of the inlined
+# per-query body costs about 1.5 s of compile time.
 @njit(cache=True, error_model="numpy")
-def _best_moves_serial(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                       group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+def _upgrade_moves_serial(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                               counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
-    _moves_range(0, n, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                 room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+    for i in range(n):
+        _best_move_of(i, MODE_UPGRADE, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _best_moves_parallel(mode, slack, opt, cost, util, var_cost, query_task, option_model, option_batch,
-                         group_fixed, counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+def _upgrade_moves_parallel(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                                 counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
     n, J = cost.shape
     join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
     for ch in prange(n_chunks):
-        _moves_range(ch * n // n_chunks, (ch + 1) * n // n_chunks, mode, slack, opt, cost, util, var_cost,
-                     query_task, option_model, J, join, leave, room, model_count, capacity, best_j,
-                     best_score, best_gain, best_dvar)
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            _best_move_of(i, MODE_UPGRADE, slack, opt, cost, util, var_cost, query_task, option_model, J, join,
+                          leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _moves_range(lo, hi, mode, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
-                 room, model_count, capacity, best_j, best_score, best_gain, best_dvar):
-    """The best moves of queries ``lo`` to ``hi - 1``.
+@njit(cache=True, error_model="numpy")
+def _trim_moves_serial(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                            counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for i in range(n):
+        _best_move_of(i, MODE_TRIM, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
 
-    One loop per mode, each passing its mode as a constant: with the mode a run-time value
-    inside the loop, the serial kernel took 0.31 s at 10^6 x 16 on one thread, against 0.018 s
-    for the same loop per mode (commit 6ac613f).
-    """
-    if mode == MODE_UPGRADE:
-        for i in range(lo, hi):
-            _best_move_of(i, MODE_UPGRADE, slack, opt, cost, util, var_cost, query_task, option_model, J,
-                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
-    elif mode == MODE_TRIM:
-        for i in range(lo, hi):
-            _best_move_of(i, MODE_TRIM, slack, opt, cost, util, var_cost, query_task, option_model, J,
-                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
-    elif mode == MODE_REPAIR:
-        for i in range(lo, hi):
-            _best_move_of(i, MODE_REPAIR, slack, opt, cost, util, var_cost, query_task, option_model, J,
-                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
-    else:
-        for i in range(lo, hi):
-            _best_move_of(i, MODE_CAPACITY, slack, opt, cost, util, var_cost, query_task, option_model, J,
-                          join, leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _trim_moves_parallel(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                              counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for ch in prange(n_chunks):
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            _best_move_of(i, MODE_TRIM, slack, opt, cost, util, var_cost, query_task, option_model, J, join,
+                          leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+@njit(cache=True, error_model="numpy")
+def _repair_moves_serial(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                              counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for i in range(n):
+        _best_move_of(i, MODE_REPAIR, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _repair_moves_parallel(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                                counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for ch in prange(n_chunks):
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            _best_move_of(i, MODE_REPAIR, slack, opt, cost, util, var_cost, query_task, option_model, J, join,
+                          leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+@njit(cache=True, error_model="numpy")
+def _capacity_moves_serial(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                                counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for i in range(n):
+        _best_move_of(i, MODE_CAPACITY, slack, opt, cost, util, var_cost, query_task, option_model, J, join, leave,
+                      room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _capacity_moves_parallel(slack, opt, cost, util, var_cost, query_task, option_model, option_batch, group_fixed,
+                                  counts, model_count, capacity, best_j, best_score, best_gain, best_dvar, n_chunks):
+    n, J = cost.shape
+    join, leave, room = _move_tables(option_batch, group_fixed, counts, model_count, capacity)
+    for ch in prange(n_chunks):
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            _best_move_of(i, MODE_CAPACITY, slack, opt, cost, util, var_cost, query_task, option_model, J, join,
+                          leave, room, model_count, capacity, best_j, best_score, best_gain, best_dvar)
+
+
+#: mode -> (serial kernel, parallel kernel) of the best-move pass.
+_BEST_MOVES = {MODE_UPGRADE: (_upgrade_moves_serial, _upgrade_moves_parallel),
+               MODE_TRIM: (_trim_moves_serial, _trim_moves_parallel),
+               MODE_REPAIR: (_repair_moves_serial, _repair_moves_parallel),
+               MODE_CAPACITY: (_capacity_moves_serial, _capacity_moves_parallel)}
 
 
 @njit(cache=True, error_model="numpy", inline="always")

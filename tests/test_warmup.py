@@ -1,0 +1,135 @@
+"""The kernels' warm-up: its compile list, the compile shared between processes, interrupts.
+
+The first solve after an install compiles the Numba kernels; ``warm_up`` shares that work
+between this process and one child per further core (``robatch_opt.kernels.warmup``). The
+list it shares out must cover what a solve calls (else the tiny solves compile the rest
+serially, which is correct but slow), the children's work must reach the cache the next
+process reads, and an interrupt must leave no child behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(cache: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if cache is not None:
+        env.pop("NUMBA_CACHE_DIR", None)
+        env["ROBATCH_OPT_CACHE_DIR"] = str(cache)
+    return env
+
+
+_NEW_SIGNATURES = """
+import json
+from robatch_opt.kernels import greedy_kernels as gk
+from robatch_opt.kernels.warmup import COMPILE_JOBS, compile_kernels, warm_up
+
+def signatures():
+    return {name: set(map(str, d.signatures)) for name, d in vars(gk).items() if hasattr(d, "signatures")}
+
+compile_kernels(list(COMPILE_JOBS), processes=1)      # every listed kernel (from the session's cache)
+before = signatures()
+warm_up(quality=True, parallel=True, frontier=True, processes=1)     # the tiny solves of every part
+after = signatures()
+print(json.dumps(sorted(f"{name} {s}" for name in after for s in after[name] - before.get(name, set()))))
+"""
+
+
+def test_the_compile_list_covers_every_kernel_the_warm_up_solves_call():
+    # A kernel the solves call with argument types the list does not name would be compiled
+    # by the tiny solves, one after another in this process: correct, but the shared compile
+    # would no longer cover it. Named here so that a changed dtype is noticed.
+    res = subprocess.run([sys.executable, "-c", _NEW_SIGNATURES], env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout.splitlines()[-1]) == []
+
+
+def test_the_shares_cover_each_job_once_and_balance_the_longest_first():
+    from robatch_opt.kernels.warmup import COMPILE_JOBS, _shares
+
+    for n in (1, 2, 3, 4):
+        shares = _shares(["core", "quality"], n)
+        jobs = [j for s in shares for j in s]
+        assert sorted(jobs) == sorted([f"core:{k}" for k in range(len(COMPILE_JOBS["core"]))]
+                                      + [f"quality:{k}" for k in range(len(COMPILE_JOBS["quality"]))])
+        assert len(shares) == n
+        load = [sum(COMPILE_JOBS[j.split(":")[0]][int(j.split(":")[1])][2] for j in s) for s in shares]
+        longest = max(sec for part in ("core", "quality") for _, _, sec in COMPILE_JOBS[part])
+        # Longest-processing-time-first: no share exceeds the mean by more than the longest job.
+        assert max(load) <= sum(load) / n + longest + 1e-9
+
+
+_LOADED = """
+import json
+from robatch_opt.kernels import greedy_kernels as gk
+from robatch_opt.kernels.warmup import COMPILE_JOBS, compile_kernels
+compile_kernels(["core"], processes=1)
+stats = [getattr(gk, name).stats for name, _, _ in COMPILE_JOBS["core"]]
+print(json.dumps([sum(s.cache_hits.values()) for s in stats] + [sum(s.cache_misses.values()) for s in stats]))
+"""
+
+
+def test_kernels_compiled_by_the_child_processes_load_in_the_next_process(tmp_path):
+    cache = tmp_path / "cache"
+    res = subprocess.run([sys.executable, "-c",
+                          "from robatch_opt.kernels.warmup import warm_up; warm_up(quality=False, processes=2)"],
+                         env=_env(cache), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = subprocess.run([sys.executable, "-c", _LOADED], env=_env(cache), capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    counts = json.loads(res.stdout.splitlines()[-1])
+    n = len(counts) // 2
+    assert counts[:n] == [1] * n            # every core kernel loaded from what the two processes wrote
+    assert counts[n:] == [0] * n            # and none compiled again
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"robatch_opt.kernels.warmup" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_an_interrupt_during_the_shared_compile_leaves_no_child(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "from robatch_opt.kernels.warmup import warm_up; warm_up(quality=False, processes=2)"],
+                            env=_env(tmp_path / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        children: list[int] = []
+        deadline = time.monotonic() + 120
+        while not children and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            children = _children_of(proc.pid)
+        assert children, "no compiling child was seen"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
+    for pid in children:                     # killed and reaped before the interrupt went on
+        assert not Path(f"/proc/{pid}").exists()
