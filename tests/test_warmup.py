@@ -113,23 +113,28 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_an_interrupt_during_the_shared_compile_leaves_no_child(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c",
-                             "from robatch_opt.kernels.warmup import warm_up; warm_up(quality=False, processes=2)"],
-                            env=_env(tmp_path / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_shared_compile_leaves_no_child(tmp_path, sig, code):
+    # Through the command line, which redelivers an interrupt that Numba's compile swallowed
+    # (an exception raised inside its LLVM callback is lost; robatch_opt._interrupt).
+    cmd = [sys.executable, "-m", "robatch_opt", "solve", "--method", "greedy", "--no-baselines"]
+    proc = subprocess.Popen(cmd, env=_env(tmp_path / "cache"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         children: list[int] = []
         deadline = time.monotonic() + 120
         while not children and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
             children = _children_of(proc.pid)
-        assert children, "no compiling child was seen"
-        proc.send_signal(signal.SIGINT)
+        assert children, f"no compiling child was seen: {proc.communicate()}"
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
-    for pid in children:                     # killed and reaped before the interrupt went on
+    assert proc.returncode == code, (proc.returncode, stderr)
+    assert "Traceback" not in stderr
+    for pid in children:                     # killed and reaped before the command ended
         assert not Path(f"/proc/{pid}").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]      # nothing written beside

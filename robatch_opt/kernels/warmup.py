@@ -136,6 +136,19 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a compiling child: this one, plus this package's folder on
+    ``PYTHONPATH`` when the child would not find it otherwise (a caller that put it on
+    ``sys.path`` at run time), so that the child compiles this same source into the same
+    cache. Not always: an installed package's folder is site-packages, which ahead of the
+    standard library could shadow it."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    if root not in {str(Path(p or os.getcwd()).resolve()) for p in sys.path}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def compile_kernels(parts=("core",), *, processes: int | None = None) -> None:
     """Compile the kernels :data:`COMPILE_JOBS` lists for ``parts``, shared out between this
     process and ``processes - 1`` children (default: one process per available core, at most
@@ -150,8 +163,7 @@ def compile_kernels(parts=("core",), *, processes: int | None = None) -> None:
 
     n = _available_cores() if processes is None else int(processes)
     shares = _shares(parts, min(max(n, 1), MAX_COMPILE_PROCESSES)) or [[]]
-    root = str(Path(__file__).resolve().parents[2])       # the children import this same package
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env = _child_env()
     with contextlib.ExitStack() as children:
         procs = [children.enter_context(run_child([sys.executable, "-m", "robatch_opt.kernels.warmup", *share],
                                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
