@@ -45,6 +45,24 @@ if _restore_signals is not None:
     _restore_signals()
 
 
+def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = False,
+            processes: int | None = None) -> float:
+    """Compile the solver kernels now (or load them from the per-user cache); their seconds.
+
+    The first solve after an install compiles the Numba kernels it runs. A long-running
+    process (a server, a notebook, a benchmark) can pay that up front: the work is shared
+    between this process and one child per further core (``processes``; at most 4), which
+    is about twice as fast as the first solve's own compile on two cores. ``robatch-opt``
+    does this itself before its first solve. ``parallel=True`` also compiles the variants
+    that instances of at least ``robatch_opt.solvers.greedy.PARALLEL_MIN_CELLS`` query x
+    option cells run; ``frontier=True`` the frontier's walk. See
+    :func:`robatch_opt.kernels.warmup.warm_up`.
+    """
+    from .kernels.warmup import warm_up as _warm_up
+
+    return _warm_up(quality=quality, parallel=parallel, frontier=frontier, processes=processes)
+
+
 def __getattr__(name):
     # ro.online imports scikit-learn and SciPy (~1 s): loaded on first use, not with the package.
     if name == "online":
@@ -56,7 +74,7 @@ __all__ = [
     "Model", "Task", "Instance", "OptionTable", "compile_options",
     "evaluate", "Evaluation", "Call", "CallTable", "CostBreakdown",
     "save", "load",
-    "solve", "Plan", "Status", "budget_from_fraction", "reference_costs",
+    "solve", "Plan", "Status", "budget_from_fraction", "reference_costs", "warm_up",
     "available_methods", "registered_methods", "register_backend",
     "RobatchError", "InstanceError", "AssignmentError", "FormatError", "UnknownMethodError", "UnknownOptionError",
     "SolverUnavailableError", "InfeasibleBudgetError", "SolverError",

@@ -138,3 +138,20 @@ def test_a_signal_during_the_shared_compile_leaves_no_child(tmp_path, sig, code)
     for pid in children:                     # killed and reaped before the command ended
         assert not Path(f"/proc/{pid}").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]      # nothing written beside
+
+
+@pytest.mark.parametrize("bad, message", [(0, "must be an integer >= 1, got 0"), (-2, "must be an integer >= 1, got -2"),
+                                          (1.5, "must be an integer, got"), ("2", "must be an integer, got")])
+def test_a_bad_process_count_is_refused_before_any_work(bad, message):
+    import robatch_opt as ro
+
+    with pytest.raises(ro.InstanceError, match=f"`processes`: {message}"):
+        ro.warm_up(processes=bad)
+
+
+def test_the_public_warm_up_returns_its_seconds_and_repeats_nothing():
+    import robatch_opt as ro
+
+    first = ro.warm_up(quality=True, parallel=True, frontier=True)      # the session's cache: loads
+    assert first >= 0.0
+    assert ro.warm_up(quality=True, parallel=True, frontier=True) == 0.0

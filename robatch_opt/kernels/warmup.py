@@ -136,6 +136,16 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _processes(x) -> int:
+    """``processes`` checked: an integer >= 1 (InstanceError naming it otherwise)."""
+    from .._validate import instance_errors, integer
+
+    n = integer(x, "processes", strict=True)
+    if n < 1:
+        raise instance_errors("processes", (), f"must be an integer >= 1, got {n}")
+    return n
+
+
 def _child_env() -> dict[str, str]:
     """The environment of a compiling child: this one, plus this package's folder on
     ``PYTHONPATH`` when the child would not find it otherwise (a caller that put it on
@@ -161,7 +171,7 @@ def compile_kernels(parts=("core",), *, processes: int | None = None) -> None:
     """
     from .._interrupt import run_child
 
-    n = _available_cores() if processes is None else int(processes)
+    n = _available_cores() if processes is None else _processes(processes)
     shares = _shares(parts, min(max(n, 1), MAX_COMPILE_PROCESSES)) or [[]]
     env = _child_env()
     with contextlib.ExitStack() as children:
@@ -203,6 +213,8 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
     uncapacitated greedy (hulls, the ratio histogram, the coupled repair and local moves)
     runs once.
     """
+    if processes is not None:
+        processes = _processes(processes)
     parts = {"core"} | {p for p, on in (("quality", quality), ("parallel", parallel), ("frontier", frontier)) if on}
     todo = parts - _done
     if not todo:
