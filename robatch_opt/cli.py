@@ -627,13 +627,11 @@ def _warm_up(display: "_Display", *, quiet: bool, inst: Instance | None = None, 
     compiled: the quality form's walk only for ``quality``, the parallel variants only for an
     instance large enough to use them, the frontier's walk only for ``frontier``.
     """
-    from .kernels.warmup import kernels_cached, warm_up
+    from .kernels.warmup import kernels_cached, parts_for, warm_up
     from .solvers.greedy import PARALLEL_MIN_CELLS
 
     parallel = inst is not None and inst.n_queries * inst.n_options >= PARALLEL_MIN_CELLS
-    parts = ("core",) + tuple(p for p, on in (("quality", quality), ("parallel", parallel), ("frontier", frontier))
-                              if on)
-    if kernels_cached(parts):
+    if kernels_cached(parts_for(quality=quality, parallel=parallel, frontier=frontier)):
         warm_up(quality=quality, parallel=parallel, frontier=frontier)     # from the cache: well under a second
         return None
     if not quiet:

@@ -32,8 +32,11 @@ def _env(cache: Path | None = None) -> dict[str, str]:
 
 _NEW_SIGNATURES = """
 import json
+import numba
+import robatch_opt as ro
 from robatch_opt.kernels import greedy_kernels as gk
 from robatch_opt.kernels.warmup import COMPILE_JOBS, compile_kernels, warm_up
+from robatch_opt.solvers import greedy as gr
 
 def signatures():
     return {name: set(map(str, d.signatures)) for name, d in vars(gk).items() if hasattr(d, "signatures")}
@@ -41,6 +44,15 @@ def signatures():
 compile_kernels(list(COMPILE_JOBS), processes=1)      # every listed kernel (from the session's cache)
 before = signatures()
 warm_up(quality=True, parallel=True, frontier=True, processes=1)     # the tiny solves of every part
+# The large-instance paths on a small instance: parallel variants (two threads) and the
+# restriction screen's kernels, then the serial screen on one thread.
+gr.PARALLEL_MIN_CELLS = 0
+inst = ro.workloads.llm(pool="qwen3", n=60, seed=0)
+for threads in (2, 1):
+    numba.set_num_threads(threads)
+    for fraction in (0.0, 0.3, 1.0):
+        ro.solve(inst, budget=ro.budget_from_fraction(inst, fraction), method="greedy")
+    ro.solve(inst, min_mean_utility=0.9 * float(inst.utility.max(axis=1).mean()), method="greedy")
 after = signatures()
 print(json.dumps(sorted(f"{name} {s}" for name in after for s in after[name] - before.get(name, set()))))
 """
@@ -50,8 +62,8 @@ def test_the_compile_list_covers_every_kernel_the_warm_up_solves_call():
     # A kernel the solves call with argument types the list does not name would be compiled
     # by the tiny solves, one after another in this process: correct, but the shared compile
     # would no longer cover it. Named here so that a changed dtype is noticed.
-    res = subprocess.run([sys.executable, "-c", _NEW_SIGNATURES], env=_env(), capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run([sys.executable, "-c", _NEW_SIGNATURES], env={**_env(), "NUMBA_NUM_THREADS": "2"},
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads(res.stdout.splitlines()[-1]) == []
 
@@ -83,8 +95,9 @@ print(json.dumps([sum(s.cache_hits.values()) for s in stats] + [sum(s.cache_miss
 
 def test_kernels_compiled_by_the_child_processes_load_in_the_next_process(tmp_path):
     cache = tmp_path / "cache"
+    # The shared compile alone (no tiny solve after it, which would fill any gap a child left).
     res = subprocess.run([sys.executable, "-c",
-                          "from robatch_opt.kernels.warmup import warm_up; warm_up(quality=False, processes=2)"],
+                          "from robatch_opt.kernels.warmup import compile_kernels; compile_kernels(['core'], processes=2)"],
                          env=_env(cache), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     res = subprocess.run([sys.executable, "-c", _LOADED], env=_env(cache), capture_output=True, text=True,
@@ -113,6 +126,7 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: no compiling child is started")
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_the_shared_compile_leaves_no_child(tmp_path, sig, code):
     # Through the command line, which redelivers an interrupt that Numba's compile swallowed
@@ -149,9 +163,59 @@ def test_a_bad_process_count_is_refused_before_any_work(bad, message):
         ro.warm_up(processes=bad)
 
 
-def test_the_public_warm_up_returns_its_seconds_and_repeats_nothing():
+def test_the_public_warm_up_compiles_every_listed_kernel_and_repeats_nothing():
     import robatch_opt as ro
+    from robatch_opt.kernels import greedy_kernels as gk
+    from robatch_opt.kernels.warmup import COMPILE_JOBS, _array_types, parts_for
 
-    first = ro.warm_up(quality=True, parallel=True, frontier=True)      # the session's cache: loads
-    assert first >= 0.0
+    ro.warm_up(quality=True, parallel=True, frontier=True)     # the session's cache: loads
+    ty = _array_types()
+    for part in parts_for(quality=True, parallel=True, frontier=True):
+        for name, args, _ in COMPILE_JOBS[part]:
+            assert tuple(ty[a] for a in args) in getattr(gk, name).signatures, name
     assert ro.warm_up(quality=True, parallel=True, frontier=True) == 0.0
+
+
+def test_with_the_jit_disabled_the_warm_up_runs_the_plain_functions(tmp_path):
+    res = subprocess.run([sys.executable, "-c", "import robatch_opt as ro; print(ro.warm_up(processes=2) >= 0)"],
+                         env={**_env(tmp_path / "cache"), "NUMBA_DISABLE_JIT": "1"}, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "True"
+    assert not (tmp_path / "cache").exists()          # nothing compiled, nothing cached
+
+
+def _child(root, cwd, env) -> int:
+    """Run a compiling child as compile_kernels does (stdin held open until it ends)."""
+    from robatch_opt.kernels.warmup import _CHILD
+
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(root), "core:5"], env=env, cwd=cwd,
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return proc.wait(timeout=600)
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_child_imports_the_parents_package_or_stops(tmp_path):
+    # A stale robatch_opt in the child's working directory is not imported: the parent's
+    # folder goes first on the child's path.
+    (tmp_path / "robatch_opt").mkdir()
+    (tmp_path / "robatch_opt" / "__init__.py").write_text("raise SystemExit('the wrong package')\n")
+    assert _child(REPO, tmp_path, _env(tmp_path / "cache")) == 0
+    # A child that finds the package elsewhere than the parent's folder compiles nothing.
+    (tmp_path / "elsewhere").mkdir()
+    assert _child(tmp_path / "elsewhere", tmp_path / "elsewhere", _env(tmp_path / "cache2")) == 3
+    assert [f for f in (tmp_path / "cache2").rglob("*") if f.suffix in (".nbi", ".nbc")] == []
+
+
+def test_a_child_ends_when_its_parent_lets_go_of_its_stdin(tmp_path):
+    from robatch_opt.kernels.warmup import _CHILD
+
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(REPO), "core:0"], env=_env(tmp_path / "cache"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1, stderr      # ended by its watchdog, not by finishing its share

@@ -111,19 +111,28 @@ def _source_subpath(py_file: str) -> str:
 
 
 def _marker_paths(part: str = "core") -> list[Path]:
+    # Numba's entries are kept apart by its version, the Python version and the CPU (a
+    # shared home folder, an upgrade): the marker says whose compile it was, likewise.
+    import platform
+    import sys
+
+    import numba
+
     source = str(_KERNELS_DIR / "greedy_kernels.py")
-    name = ".warmed-up" if part == "core" else f".warmed-up-{part}"
+    name = (f".warmed-up-{part}-py{sys.version_info[0]}{sys.version_info[1]}-numba{numba.__version__}-"
+            f"{platform.machine() or 'cpu'}")
     return [root / _source_subpath(source) / name for root in (cache_dir(), _fallback_dir())]
 
 
 def kernels_cached(parts=("core",)) -> bool:
     """Whether the kernels of the current ``greedy_kernels.py`` that ``parts`` name were
-    compiled and cached whole.
+    compiled and cached whole, by this Python and Numba on this kind of machine.
 
-    :func:`robatch_opt.kernels.warmup.warm_up` leaves a marker per part (``"core"``,
-    ``"parallel"``, ``"frontier"``) in the source's own cache folder (its name holds the
-    hash of the source) once its kernels have compiled; a cache of another version, or of
-    a compile interrupted half-way, has none.
+    :func:`robatch_opt.kernels.warmup.warm_up` leaves a marker per part (the keys of
+    :data:`robatch_opt.kernels.warmup.COMPILE_JOBS`: ``"core"``, ``"quality"``,
+    ``"parallel"``, ``"quality+parallel"``, ``"large"``, ``"frontier"``) in the source's own
+    cache folder (its name holds the hash of the source) once its kernels have compiled; a
+    cache of another version, or of a compile interrupted half-way, has none.
     """
     return all(any(p.exists() for p in _marker_paths(part)) for part in parts)
 

@@ -184,7 +184,9 @@ def _build_hulls_parallel(cost, util, start, hull_opt, hull_len, hull_bin, n_chu
     hi_c = np.empty(n_chunks, np.int64)
     u_c = np.empty(n_chunks)
     for c in prange(n_chunks):
-        _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, lo_c, hi_c, u_c)
+        # prange's index is unsigned: cast, so that _hulls_chunk has one signature (one cache
+        # entry, which two warm-up processes may then write at once without conflict).
+        _hulls_chunk(np.int64(c), n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, lo_c, hi_c, u_c)
     return _merge_hull_chunks(lo_c, hi_c, u_c)
 
 
@@ -220,7 +222,9 @@ def _hulls_chunk(c, n_chunks, cost, util, start, hull_opt, hull_len, hull_bin, l
     # order is total and the result does not depend on the order of offering.
     i0 = c * n // n_chunks
     i1 = (c + 1) * n // n_chunks
-    order = _argsort_stable(cost[i0]) if i0 < i1 else np.arange(J)
+    # (A writable copy: _argsort_stable's other callers pass writable arrays, so it keeps one
+    # signature and one cache entry.)
+    order = _argsort_stable(cost[i0].copy()) if i0 < i1 else np.arange(J)
     lo = N_BINS
     hi = -1
     u_sum = 0.0
@@ -1156,7 +1160,7 @@ def _restriction_best_serial(cost, util, admissible, lam, first, which, R, out, 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _restriction_best_parallel(cost, util, admissible, lam, first, which, R, out, n_chunks):
     for c in prange(n_chunks):
-        _restriction_rows(c, n_chunks, cost, util, admissible, lam, first, which, R, out)
+        _restriction_rows(np.int64(c), n_chunks, cost, util, admissible, lam, first, which, R, out)   # see hulls
 
 
 @njit(cache=True, error_model="numpy")

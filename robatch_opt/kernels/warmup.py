@@ -1,6 +1,6 @@
 """Compile (or load from the cache) the kernels a solve uses, once, and say how long it took.
 
-The first solve after an install compiles the Numba kernels it runs (about 18 s of compile
+The first solve after an install compiles the Numba kernels it runs (about 17 s of compile
 work for the greedy's budget form on this project's two-core machines); afterwards they load
 from the per-user cache in well under a second (:mod:`robatch_opt.kernels._cache`).
 :func:`warm_up` does that work up front, so that a caller can tell the user it is happening
@@ -11,8 +11,10 @@ time. :func:`warm_up` therefore shares the kernels out between this process and 
 processes, one per further core (:data:`COMPILE_JOBS` lists each kernel with the argument
 types a solve passes it and its rough compile time, by which the shares are balanced);
 the children write what they compile to the same cache, from which this process then loads
-it. A tiny solve runs last and compiles anything the list missed, so the list only makes
-the warm-up faster, never changes what a solve runs.
+it (and compiles whatever a child failed to leave there). A tiny solve runs last and compiles
+anything the list missed, so the list only makes the warm-up faster, never changes what a
+solve runs. Kernels that call a shared helper pass it one set of argument types, so that two
+processes compiling it at once write the same cache entry.
 
 Only what a call needs is compiled: the warm-up covers the greedy without capacities
 (both forms); the parallel variants of the heaviest kernels and the frontier's walk are
@@ -22,21 +24,33 @@ compiled when asked for here, or on their first use (a second or two each).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ._cache import kernels_cached, mark_cached
 
-__all__ = ["warm_up", "kernels_cached", "compile_kernels", "COMPILE_JOBS"]
+__all__ = ["warm_up", "kernels_cached", "compile_kernels", "parts_for", "COMPILE_JOBS"]
 
 _done: set[str] = set()
 
 #: At most this many processes compile at once (this one included): past four, the longest
-#: kernel (the best-move pass, about a third of the core's work) bounds the wall time anyway.
+#: kernel (the hull pass, about a quarter of the core's work) bounds the wall time anyway.
 MAX_COMPILE_PROCESSES = 4
+
+#: Seconds this process waits for a compiling child before it kills it and compiles its
+#: share itself (a child takes 5-10 s on two shared cores).
+CHILD_TIMEOUT_S = 300.0
+
+# A child's start: its own folder (this package's parent) first on the path, never the
+# working directory (which could hold another robatch_opt), then its share of the jobs.
+_CHILD = ("import sys; root = sys.argv[1]; sys.path[:] = [p for p in sys.path if p != '']; "
+          "root in sys.path or sys.path.insert(0, root); "
+          "from robatch_opt.kernels.warmup import _child_main; _child_main(root, sys.argv[2:])")
 
 
 def _array_types():
@@ -55,13 +69,15 @@ def _array_types():
                 k2=arr(nt.int32, 2))            # hull bins
 
 
+#: The argument types of the best-move kernels (one per mode).
+_MOVES = ("f", "i1", "f2r", "f2r", "f2r", "i1r", "i1r", "i1r", "f1r", "i1", "i1", "i1r", "i1", "f1", "f1", "f1", "i")
+
+
 #: Per part of :func:`warm_up`: ``(kernel, argument types, seconds)``. The argument types are
 #: written as keys of :func:`_array_types`, in the order of the kernel's parameters; the
 #: seconds are what the kernel took to compile on two shared cores (measured 2026-12-04),
 #: used only to balance the shares. ``tests/test_warmup.py`` checks that a tiny solve of
 #: each part compiles nothing outside this list.
-#: The argument types of the best-move kernels (one per mode).
-_MOVES = ("f", "i1", "f2r", "f2r", "f2r", "i1r", "i1r", "i1r", "f1r", "i1", "i1", "i1r", "i1", "f1", "f1", "f1", "i")
 
 COMPILE_JOBS: dict[str, tuple[tuple[str, tuple[str, ...], float], ...]] = {
     "core": (
@@ -97,6 +113,9 @@ COMPILE_JOBS: dict[str, tuple[tuple[str, tuple[str, ...], float], ...]] = {
         ("_repair_moves_parallel", _MOVES, 2.2),
         ("_restriction_best_parallel", ("f2r", "f2r", "b2r", "f", "i1", "i1", "i", "f2", "i"), 2.7),
     ),
+    "large": (                       # large instances on one thread: the serial restriction screen
+        ("_restriction_best_serial", ("f2r", "f2r", "b2r", "f", "i1", "i1", "i", "f2", "i"), 1.3),
+    ),
     "frontier": (
         ("_collect_all_increments", ("f2r", "f2r", "h2", "i1"), 0.4),
     ),
@@ -126,14 +145,55 @@ def _compile(jobs) -> None:
     for job in jobs:
         part, k = job.split(":")
         name, args, _ = COMPILE_JOBS[part][int(k)]
-        getattr(gk, name).compile(tuple(ty[a] for a in args))
+        kernel = getattr(gk, name)
+        if hasattr(kernel, "compile"):     # not with NUMBA_DISABLE_JIT=1 (plain functions)
+            kernel.compile(tuple(ty[a] for a in args))
+
+
+def _child_main(root: str, jobs) -> None:
+    """A compiling child (see ``_CHILD``): its share of the jobs, if it imported the parent's
+    package; it ends when the parent does (its stdin, which the parent holds, closes)."""
+    import robatch_opt
+
+    if not Path(robatch_opt.__file__).resolve().is_relative_to(Path(root).resolve()):
+        sys.exit(3)                        # another copy of the package: its cache is not ours
+
+    def exit_with_parent():
+        # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+        # reader aborts the interpreter's shutdown (it cannot take the reader's lock).
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    _compile(jobs)
 
 
 def _available_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's ``--cpus``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:                 # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(n, 1)
+
+
+def _default_processes() -> int:
+    """One per available core; one when this interpreter cannot start another (a frozen
+    application's executable is the application itself)."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return 1
+    return _available_cores()
 
 
 def _processes(x) -> int:
@@ -146,42 +206,57 @@ def _processes(x) -> int:
     return n
 
 
-def _child_env() -> dict[str, str]:
-    """The environment of a compiling child: this one, plus this package's folder on
-    ``PYTHONPATH`` when the child would not find it otherwise (a caller that put it on
-    ``sys.path`` at run time), so that the child compiles this same source into the same
-    cache. Not always: an installed package's folder is site-packages, which ahead of the
-    standard library could shadow it."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    if root not in {str(Path(p or os.getcwd()).resolve()) for p in sys.path}:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def compile_kernels(parts=("core",), *, processes: int | None = None) -> None:
     """Compile the kernels :data:`COMPILE_JOBS` lists for ``parts``, shared out between this
     process and ``processes - 1`` children (default: one process per available core, at most
     :data:`MAX_COMPILE_PROCESSES`).
 
-    The children write to the same per-user cache; this process waits for them, so that
-    afterwards every listed kernel loads from the cache. A child that fails costs nothing
-    but time: whatever it did not compile is compiled on first use. The children are
-    killed if this process is interrupted.
+    The children write to the same per-user cache. This process waits for them and then
+    loads their kernels from it, compiling itself whatever a child did not leave there (a
+    child that failed, timed out or could not start costs time, never a kernel). The
+    children are killed if this process is interrupted, and end by themselves if it dies.
     """
+    import numba
+
     from .._interrupt import run_child
 
-    n = _available_cores() if processes is None else _processes(processes)
-    shares = _shares(parts, min(max(n, 1), MAX_COMPILE_PROCESSES)) or [[]]
-    env = _child_env()
+    if numba.config.DISABLE_JIT:
+        return
+    n = _default_processes() if processes is None else _processes(processes)
+    shares = _shares(parts, min(n, MAX_COMPILE_PROCESSES)) or [[]]
     with contextlib.ExitStack() as children:
-        procs = [children.enter_context(run_child([sys.executable, "-m", "robatch_opt.kernels.warmup", *share],
-                                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL))
-                 for share in shares[1:]]
+        procs = []
+        for share in shares[1:]:
+            try:
+                procs.append(children.enter_context(run_child(
+                    [sys.executable, "-c", _CHILD, str(Path(__file__).resolve().parents[2]), *share],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            except OSError:
+                break                      # compiled below, in this process
         _compile(shares[0])
+        deadline = time.monotonic() + CHILD_TIMEOUT_S
         for proc in procs:
-            proc.wait()
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                pass                       # killed on leaving the block
+            proc.stdin.close()
+    _compile([job for share in shares[1:] for job in share])      # from the cache, or compiled here
+
+
+def parts_for(*, quality: bool = True, parallel: bool = False, frontier: bool = False) -> list[str]:
+    """The parts of :data:`COMPILE_JOBS` a call needs, in order: ``core`` always, ``quality``
+    for the quality form, for large instances the parallel variants (or, on one Numba
+    thread, the serial restriction screen: ``large``), ``frontier`` for the frontier's walk."""
+    import numba
+
+    parts = ["core"] + (["quality"] if quality else [])
+    if parallel:
+        if numba.get_num_threads() > 1:
+            parts += ["parallel"] + (["quality+parallel"] if quality else [])
+        else:
+            parts.append("large")
+    return parts + (["frontier"] if frontier else [])
 
 
 def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = False,
@@ -195,10 +270,11 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         Also solve the quality form (its exact fallback walk has kernels of its own);
         the budget form is always run.
     parallel : bool
-        Also compile the parallel variants (hulls, best moves, plan totals, the restriction
-        screen), which a
-        solve runs when it uses more than one thread (instances of at least
-        ``robatch_opt.solvers.greedy.PARALLEL_MIN_CELLS`` query x option cells).
+        Also compile what instances of at least
+        ``robatch_opt.solvers.greedy.PARALLEL_MIN_CELLS`` query x option cells run: the
+        parallel variants (hulls, histogram, split, plan totals, best moves, the restriction
+        screen) when Numba has more than one thread, else the serial restriction screen
+        (:func:`parts_for`).
     frontier : bool
         Also run a greedy frontier (its shared budget walk has a kernel of its own).
     processes : int, optional
@@ -215,8 +291,7 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
     """
     if processes is not None:
         processes = _processes(processes)
-    parts = {"core"} | {p for p, on in (("quality", quality), ("parallel", parallel), ("frontier", frontier)) if on}
-    todo = parts - _done
+    todo = [p for p in parts_for(quality=quality, parallel=parallel, frontier=frontier) if p not in _done]
     if not todo:
         return 0.0
     import numpy as np
@@ -234,10 +309,7 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
                     utility=np.sort(rng.uniform(0.2, 0.9, (n, 5)), axis=1))
     # The listed kernels first, shared between processes; the tiny solves below then load
     # them from the cache and compile only what the list missed.
-    listed = [p for p in ("core", "quality", "parallel", "frontier") if p in todo]
-    if "quality" in parts and "parallel" in parts and {"quality", "parallel"} & todo:
-        listed.append("quality+parallel")
-    compile_kernels(listed, processes=1 if kernels_cached(sorted(todo)) else processes)
+    compile_kernels(todo, processes=1 if kernels_cached(todo) else processes)
     if "core" in todo:
         for fraction in (0.0, 0.3, 1.0):
             solve(inst, budget=budget_from_fraction(inst, fraction), method="greedy")
@@ -247,10 +319,6 @@ def warm_up(*, quality: bool = True, parallel: bool = False, frontier: bool = Fa
         from ..frontier import frontier
 
         frontier(inst, points=3)                 # the shared budget walk's own kernels
-    mark_cached(sorted(todo))
+    mark_cached(todo)
     _done.update(todo)
     return time.perf_counter() - t0
-
-
-if __name__ == "__main__":            # a child of compile_kernels: python -m ... part:index ...
-    _compile(sys.argv[1:])

@@ -18,6 +18,8 @@ and casts their inputs.
 
 from __future__ import annotations
 
+import contextlib
+
 import contextvars
 import dataclasses
 import math
@@ -345,15 +347,24 @@ def greedy_plan(problem: Problem) -> SolverResult:
     With binding capacities the walk sorts every increment (O(N log N)): it must skip
     increments into full models, so a threshold no longer describes it.
     """
-    import numba
+    with kernel_threads(problem.table):
+        return _greedy_plan(problem)
 
-    # A parallel region costs milliseconds when the other cores are busy (shared machines),
-    # far more than a small instance's whole solve: run those on one thread.
+
+@contextlib.contextmanager
+def kernel_threads(table):
+    """Run the kernels inside on one thread when ``table`` has fewer than
+    :data:`PARALLEL_MIN_CELLS` query x option cells.
+
+    A parallel region costs milliseconds when the other cores are busy (shared machines),
+    far more than a small instance's whole solve; and the parallel variants of the kernels
+    are compiled only for instances large enough to run them.
+    """
     before = numba.get_num_threads()
-    if problem.table.n_queries * problem.table.n_options < PARALLEL_MIN_CELLS:
+    if table.n_queries * table.n_options < PARALLEL_MIN_CELLS:
         numba.set_num_threads(1)
     try:
-        return _greedy_plan(problem)
+        yield
     finally:
         numba.set_num_threads(before)
 

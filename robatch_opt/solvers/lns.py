@@ -271,6 +271,13 @@ def coupled_lp_bound(problem: Problem, incumbent: float | None, time_limit_s: fl
 
 def _repair(problem: Problem, option: np.ndarray) -> np.ndarray:
     """``option`` moved into the budget (or up to the target) by the greedy's exact-cost moves."""
+    from . import greedy as gr
+
+    with gr.kernel_threads(problem.table):        # as the greedy: small instances on one thread
+        return _repair_moves(problem, option)
+
+
+def _repair_moves(problem: Problem, option: np.ndarray) -> np.ndarray:
     from ..kernels import greedy_kernels as gk
     from . import greedy as gr
 
