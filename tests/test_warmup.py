@@ -219,3 +219,32 @@ def test_a_child_ends_when_its_parent_lets_go_of_its_stdin(tmp_path):
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 1, stderr      # ended by its watchdog, not by finishing its share
+
+
+_WHERE = """
+from robatch_opt.kernels.warmup import compile_kernels
+compile_kernels(["frontier"], processes=1)
+from robatch_opt.kernels import _cache
+print(_cache._private_dir)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+@pytest.mark.parametrize("mode, trusted", [(0o700, True), (0o777, False)])
+def test_the_temporary_fallback_cache_is_used_only_if_private(tmp_path, mode, trusted):
+    # The user's cache folder cannot be written; the predictable temporary folder exists,
+    # this user's own, closed (used) or open to everyone (not used: its pickles could be
+    # anyone's; a private folder of the process instead, removed at exit).
+    shared = tmp_path / f"robatch_opt-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(mode)
+    env = {**_env(Path("/proc/not-writable")), "TMPDIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", _WHERE], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cached = [f for f in shared.rglob("*") if f.suffix in (".nbi", ".nbc")]
+    private = res.stdout.strip().splitlines()[-1]
+    if trusted:
+        assert cached and private == "None"
+    else:
+        assert cached == [] and private != "None"
+        assert not Path(private).exists()              # removed when the process ended

@@ -50,13 +50,46 @@ def cache_dir() -> Path:
     return Path(AppDirs(appname="robatch_opt", appauthor=False).user_cache_dir) / "numba"
 
 
-def _fallback_dir() -> Path:
+_private_dir: Path | None = None
+
+
+def _fallback_dir(create: bool = True) -> Path:
     """Where the kernels are cached when :func:`cache_dir` cannot be written: a per-user folder
-    under the system's temporary directory (never beside the source)."""
+    under the system's temporary directory (never beside the source).
+
+    The folder's name is predictable and Numba's cache files are pickles, which run code
+    when loaded: on a shared machine another user could create it first. It is used only
+    if it is this user's own and closed to others (created so when missing); otherwise this
+    process caches in a private temporary folder of its own, removed when it exits. With
+    ``create=False`` nothing is created (the path where markers would be, for a lookup).
+    """
     import tempfile
 
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"robatch_opt-{uid}" / "numba"
+    if not hasattr(os, "getuid"):          # pragma: no cover - not POSIX
+        return Path(tempfile.gettempdir()) / "robatch_opt-user" / "numba"
+    base = Path(tempfile.gettempdir()) / f"robatch_opt-{os.getuid()}"
+    if create:
+        try:
+            base.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            pass
+    try:
+        st = base.lstat()
+        private = not base.is_symlink() and st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0
+    except OSError:
+        private = False
+    global _private_dir
+    if private or (not create and _private_dir is None):
+        # (A lookup of markers may read an untrusted folder: markers change what the
+        # command line announces, never what runs.)
+        return base / "numba"
+    if _private_dir is None:
+        import atexit
+        import shutil
+
+        _private_dir = Path(tempfile.mkdtemp(prefix="robatch_opt-numba-"))
+        atexit.register(shutil.rmtree, _private_dir, ignore_errors=True)
+    return _private_dir
 
 
 class PackageCacheLocator(_UserWide):
@@ -77,7 +110,8 @@ class PackageCacheLocator(_UserWide):
             return None
         # The user's cache folder, else a temporary one: never Numba's next locator, which
         # would write beside the installed source (the bug this module exists for).
-        for root in (cache_dir(), _fallback_dir()):
+        for where in (cache_dir, _fallback_dir):          # the fallback checked only if needed
+            root = where()
             cls._root = root
             found = super().from_function(py_func, py_file)
             if found is not None:
@@ -121,7 +155,7 @@ def _marker_paths(part: str = "core") -> list[Path]:
     source = str(_KERNELS_DIR / "greedy_kernels.py")
     name = (f".warmed-up-{part}-py{sys.version_info[0]}{sys.version_info[1]}-numba{numba.__version__}-"
             f"{platform.machine() or 'cpu'}")
-    return [root / _source_subpath(source) / name for root in (cache_dir(), _fallback_dir())]
+    return [root / _source_subpath(source) / name for root in (cache_dir(), _fallback_dir(create=False))]
 
 
 def kernels_cached(parts=("core",)) -> bool:
