@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import robatch_opt as ro
+from proc_tree import children_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,22 +42,6 @@ def _run_script(tmp: Path, script: str) -> subprocess.CompletedProcess:
     """``python -c script`` with this checkout on the path and ``tmp`` as its TMPDIR."""
     return subprocess.run([sys.executable, "-c", script], env=_env(tmp), capture_output=True, text=True,
                           timeout=120)
-
-
-def _children_of(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (from /proc), including re-parented ones we tracked."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry.name))
-    return out
 
 
 def _alive(pid: int) -> bool:
@@ -104,7 +89,7 @@ def test_a_signal_stops_the_solve_promptly_and_leaves_nothing(big_instance, tmp_
                 break
         assert proc.poll() is None, proc.communicate()
         time.sleep(1.0)
-        children = _children_of(proc.pid)
+        children = children_of(proc.pid)
         t0 = time.monotonic()
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
@@ -124,7 +109,7 @@ def test_a_signal_stops_the_solve_promptly_and_leaves_nothing(big_instance, tmp_
 def _engine_running(pid: int, method: str, extra: list[str]) -> bool:
     """True once the exact engine runs (CBC: its child process exists; others: after the warm start)."""
     if "cbc" in extra:
-        for child in _children_of(pid):
+        for child in children_of(pid):
             try:
                 if "cbc" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace").lower():
                     return True
@@ -132,7 +117,7 @@ def _engine_running(pid: int, method: str, extra: list[str]) -> bool:
                 pass
         return False
     # HiGHS on this size runs in a child interpreter; CP-SAT in a worker thread of this process.
-    if _children_of(pid):
+    if children_of(pid):
         return True
     try:
         return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1 and _cpu_seconds(pid) > 8.0

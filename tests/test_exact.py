@@ -25,6 +25,7 @@ from robatch_opt.solvers.base import Problem
 from robatch_opt.solvers.milp import MILPBackend
 
 from bruteforce import brute_force
+from proc_tree import children_of, runs
 from strategies import instance_and_budget, instance_and_target, instances
 
 ENGINES = [("cpsat", {}), ("milp", {"solver": "highs"}), ("milp", {"solver": "cbc"})]
@@ -494,31 +495,9 @@ _HANGING_CHILD = ("import sys, pickle, time\n"
                   "_highs_child(sys.argv[1], sys.argv[2])\n")
 
 
-def _children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (read from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/status") as fh:
-                if any(line.startswith("PPid:") and line.split()[1] == str(pid) for line in fh):
-                    out.append(int(d))
-        except (OSError, ValueError):       # not a process, or gone meanwhile
-            continue
-    return out
-
-
-def _runs(pid: int, marker: bytes) -> bool:
-    """Whether process ``pid`` exists and its command line holds ``marker``."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return marker in fh.read()
-    except OSError:
-        return False
-
-
 def _no_child_left() -> bool:
     """No child of this process runs a HiGHS child interpreter (True where there is no /proc)."""
-    return not os.path.isdir("/proc") or not any(_runs(c, b"_highs_child") for c in _children_of(os.getpid()))
+    return not os.path.isdir("/proc") or not any(runs(c, b"_highs_child") for c in children_of(os.getpid()))
 
 
 def test_a_highs_child_that_never_answers_is_killed_and_the_start_plan_returned(monkeypatch):
@@ -613,7 +592,7 @@ def test_a_highs_child_whose_parent_is_killed_exits_and_removes_its_folder(tmp_p
     try:
         child = None
         for _ in range(600):                      # a hang guard (60 s), not a speed test
-            kids = [c for c in _children_of(parent.pid) if _runs(c, b"_start_watchdog")]
+            kids = [c for c in children_of(parent.pid) if runs(c, b"_start_watchdog")]
             if kids:
                 child = kids[0]
                 break
@@ -624,10 +603,10 @@ def test_a_highs_child_whose_parent_is_killed_exits_and_removes_its_folder(tmp_p
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         for _ in range(600):                      # (an exited child's cmdline reads empty)
-            if not _runs(child, b"_start_watchdog"):
+            if not runs(child, b"_start_watchdog"):
                 break
             time.sleep(0.1)
-        assert not _runs(child, b"_start_watchdog")
+        assert not runs(child, b"_start_watchdog")
         assert not folders[0].exists()
     finally:
         if parent.poll() is None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_tree import children_of, runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,20 +110,8 @@ def test_kernels_compiled_by_the_child_processes_load_in_the_next_process(tmp_pa
     assert counts[n:] == [0] * n            # and none compiled again
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"robatch_opt.kernels.warmup" in cmdline:
-            found.append(int(entry.name))
-    return found
+def _compiling_children_of(pid: int) -> list[int]:
+    return [c for c in children_of(pid) if runs(c, b"robatch_opt.kernels.warmup")]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -139,7 +128,7 @@ def test_a_signal_during_the_shared_compile_leaves_no_child(tmp_path, sig, code)
         deadline = time.monotonic() + 120
         while not children and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            children = _children_of(proc.pid)
+            children = _compiling_children_of(proc.pid)
         assert children, f"no compiling child was seen: {proc.communicate()}"
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)

@@ -78,7 +78,6 @@ _MOVES = ("f", "i1", "f2r", "f2r", "f2r", "i1r", "i1r", "i1r", "f1r", "i1", "i1"
 #: seconds are what the kernel took to compile on two shared cores (measured 2026-12-04),
 #: used only to balance the shares. ``tests/test_warmup.py`` checks that a tiny solve of
 #: each part compiles nothing outside this list.
-
 COMPILE_JOBS: dict[str, tuple[tuple[str, tuple[str, ...], float], ...]] = {
     "core": (
         ("_build_hulls_serial", ("f2r", "f2r", "i1r", "h2", "i1", "k2", "i"), 4.5),

@@ -19,7 +19,6 @@ and casts their inputs.
 from __future__ import annotations
 
 import contextlib
-
 import contextvars
 import dataclasses
 import math

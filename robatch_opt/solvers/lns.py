@@ -270,33 +270,28 @@ def coupled_lp_bound(problem: Problem, incumbent: float | None, time_limit_s: fl
 
 
 def _repair(problem: Problem, option: np.ndarray) -> np.ndarray:
-    """``option`` moved into the budget (or up to the target) by the greedy's exact-cost moves."""
-    from . import greedy as gr
-
-    with gr.kernel_threads(problem.table):        # as the greedy: small instances on one thread
-        return _repair_moves(problem, option)
-
-
-def _repair_moves(problem: Problem, option: np.ndarray) -> np.ndarray:
+    """``option`` moved into the budget (or up to the target) by the greedy's exact-cost moves
+    (on one thread for small instances, as in the greedy)."""
     from ..kernels import greedy_kernels as gk
     from . import greedy as gr
 
     t = problem.table
     K = problem.instance.n_models
     cap = problem.max_queries if problem.max_queries is not None else np.full(K, t.n_queries)
-    st = gr._State(gr._arrays(t), K, np.array(option, dtype=np.int64))
-    if problem.max_queries is not None and (st.model_count > cap).any():
-        st.local_moves(gk.MODE_CAPACITY, cap)
-    if problem.budget_usd is not None:
-        limit = problem.budget_usd * (1 + gr.ROUNDING_RTOL)
-        for _ in range(8):
+    with gr.kernel_threads(t):
+        st = gr._State(gr._arrays(t), K, np.array(option, dtype=np.int64))
+        if problem.max_queries is not None and (st.model_count > cap).any():
+            st.local_moves(gk.MODE_CAPACITY, cap)
+        if problem.budget_usd is not None:
+            limit = problem.budget_usd * (1 + gr.ROUNDING_RTOL)
+            for _ in range(8):
+                if st.exact <= limit:
+                    break
+                st.local_moves(gk.MODE_REPAIR, cap, limit_usd=limit)
             if st.exact <= limit:
-                break
-            st.local_moves(gk.MODE_REPAIR, cap, limit_usd=limit)
-        if st.exact <= limit:
-            st.local_moves(gk.MODE_UPGRADE, cap, limit_usd=limit)
-    else:
-        st.local_moves(gk.MODE_TRIM, cap, target_utility=problem.min_total_utility)
+                st.local_moves(gk.MODE_UPGRADE, cap, limit_usd=limit)
+        else:
+            st.local_moves(gk.MODE_TRIM, cap, target_utility=problem.min_total_utility)
     return st.opt
 
 
