@@ -226,9 +226,9 @@ def section(name: str, data, quick: bool, figs: dict) -> tuple[list[str], dict]:
         rel = np.abs(pred_cost[:, k] - c) / np.maximum(c, 1e-15)
         out.append(f"| {m} | {c.sum():.4f} | {pred_cost[:, k].sum():.4f} | {pred_cost[:, k].sum() / c.sum():.3f} | "
                    f"{100 * np.median(rel):.1f} % |")
-    real_out = data.notes.get("real_output_tokens")
+    real_out = data.real_output_tokens
     if real_out is not None:
-        t_in = data.notes["real_input_tokens"]
+        t_in = data.real_input_tokens
         # The cost-implied count holds each model's extra input tokens priced at the output rate; take them off.
         pred_real_out = O - (t_in - shared[:, None]) * data.price_in / data.price_out
         out += ["", "Output tokens (the prediction minus each model's extra input tokens, against RouterArena's "

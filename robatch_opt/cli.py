@@ -1013,7 +1013,7 @@ def _cmd_online(args) -> int:
         raise _UsageError("argument --window-solver: plans the batching router's windows, which runs only "
                           "with --max-wait")
     if args.plot is not None:
-        check_output_path(args.plot, inputs=list(args.data or []), what="--plot")
+        check_output_path(args.plot, inputs=list(args.data or []) + ([args.prices] if args.prices else []), what="--plot")
         _check_plot_format(args.plot)
     if args.prices is not None and not args.data:
         raise _UsageError("argument --prices: prices the models of a --data log; the simulated stream has "
@@ -1084,7 +1084,7 @@ def _cmd_online(args) -> int:
 
 
 def _read_prices(path: str) -> dict:
-    """``--prices``: a JSON object {model: [input, output]} (each price is checked by the loader)."""
+    """``--prices``: a JSON object {model: [input, output]}, each entry checked."""
     if os.path.isdir(path):
         raise _CliError(f"--prices {path}: is a directory, not a JSON file")
     try:
@@ -1099,6 +1099,10 @@ def _read_prices(path: str) -> dict:
     if not isinstance(table, dict) or not table:
         raise _CliError(f"--prices {path}: must be a JSON object {{model: [input, output]}} in USD per million "
                         f"tokens, got {type(table).__name__ if table else 'an empty object'}")
+    from .datasets._common import price_pair
+
+    for model, pair in table.items():          # named here, by this file (the loader names "prices")
+        price_pair(pair, model, source=path)
     return table
 
 
@@ -1196,16 +1200,37 @@ def _run(argv: list[str], *, as_program: bool, debug: bool) -> int:
             raise
         _fail(_out_of_memory_message())
         return EXIT_ERROR
-    except (_UsageError, RobatchError, ValueError, OSError) as exc:
+    except Exception as exc:
+        cause = _interrupt_behind(exc)
+        if cause is not None:               # a Ctrl-C that an extension wrapped in its own error
+            terminated = isinstance(cause, Terminated)
+            _fail_quietly("terminated" if terminated else "interrupted")
+            return _exit_now_if_engine_runs(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
+                                            always=as_program)
         if debug:
             raise
-        _fail(_one_line(exc))
-        return EXIT_ERROR
-    except Exception as exc:                # a bug: still one line, but say how to see more
-        if debug:
-            raise
+        if isinstance(exc, (_UsageError, RobatchError, ValueError, OSError)):
+            _fail(_one_line(exc))
+            return EXIT_ERROR
+        # A bug: still one line, but say how to see more.
         _fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --traceback for details)")
         return EXIT_INTERNAL
+
+
+def _interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The ``KeyboardInterrupt`` or :class:`Terminated` that ``exc`` was raised from, if any.
+
+    Extension modules turn a Ctrl-C that lands inside them into an error of their own:
+    pybind11's ``ImportError("initialization failed") from KeyboardInterrupt`` when it lands
+    in an import of SciPy or scikit-learn, ``RuntimeError("Error calling __set_name__ ...")``
+    when it lands in a class body; the interrupt is then the cause or context."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _exit_now_if_engine_runs(code: int, *, always: bool = False) -> int:

@@ -360,3 +360,26 @@ def test_the_progress_line_names_its_unit():
     display.phase("solving", budget_form=False)
     display.report(SimpleNamespace(incumbent=0.25, bound=0.2))
     assert shown[-1] == "solving, incumbent $0.25, bound $0.2, gap 20.0000%"
+
+
+@pytest.mark.parametrize("wrapped", [ImportError("initialization failed"),
+                                     RuntimeError("Error calling __set_name__ on 'Field' instance")])
+@pytest.mark.parametrize("signal_exc, status, said", [("KeyboardInterrupt", 130, "interrupted"),
+                                                      ("Terminated", 143, "terminated")])
+@pytest.mark.parametrize("extra", [[], ["--traceback"]])
+def test_an_interrupt_an_extension_wrapped_is_still_an_interrupt(monkeypatch, capsys, wrapped, signal_exc, status,
+                                                                 said, extra):
+    # New-user audit: a Ctrl-C landing in an import of SciPy or scikit-learn reached the
+    # command as pybind11's ImportError (or a RuntimeError from a class body) and was
+    # reported as an internal error with status 1.
+    from robatch_opt import online
+    from robatch_opt._interrupt import Terminated
+
+    cause = KeyboardInterrupt() if signal_exc == "KeyboardInterrupt" else Terminated()
+
+    def interrupted(*args, **kwargs):
+        raise wrapped from cause
+
+    monkeypatch.setattr(online, "llm_split", interrupted)
+    assert main(["online", "--alpha", "0.8", "--n", "50", *extra]) == status
+    assert capsys.readouterr().err == f"robatch-opt: {said}\n"

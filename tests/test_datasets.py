@@ -397,6 +397,59 @@ def test_instance_refuses_what_it_used_to_clip_or_round(tmp_path, edit, kw, wher
         data.instance(edit(u), **kw)
 
 
+@pytest.mark.parametrize("kw, where", [
+    ({"capabilities": {"m1": "x"}}, r"`capabilities\['m1'\]`: must be a number in \[0, 1\), got 'x'"),
+    ({"capabilities": {"m1": 1.2}}, r"`capabilities\['m1'\]`: must be in \[0, 1\)"),
+    ({"capabilities": {"m_1": 0.5}}, r"`capabilities\['m_1'\]`: is not a model of this data; did you mean 'm1'"),
+    ({"capabilities": {"zz": 0.5}}, r"`capabilities\['zz'\]`: is not a model of this data \(models: "),
+    ({"capabilities": [0.5]}, "`capabilities`: must be a mapping"),
+    ({"degradation": "x"}, "`degradation`: must be a robatch_opt.proxy.Degradation"),
+])
+def test_instance_names_bad_capabilities_and_degradation(tmp_path, kw, where):
+    # Found by a new-user audit: a string capability raised a bare ValueError, a misspelt
+    # model was ignored, a string degradation raised AttributeError.
+    data = ro.datasets.load_routerbench(_rb_file(tmp_path, [_rb_row(0), _rb_row(1)]), prices=PRICES)
+    with pytest.raises(ro.InstanceError, match=where):
+        data.instance(np.nan_to_num(data.outcome), batch_sizes=(1, 2), **kw)
+    inst = data.instance(np.nan_to_num(data.outcome), batch_sizes=(1, 2), capabilities={"m1": 0.6, "m2": 0.4})
+    assert inst.n_options == 4
+
+
+def test_user_price_table_errors_name_the_table_and_catch_typos(tmp_path):
+    path = _rb_file(tmp_path, [_rb_row(0)])
+    # A bad entry of the user's table names the table, not the data file.
+    with pytest.raises(ds.CostValueError, match=r"^prices: column `m2`: output price") as info:
+        ro.datasets.load_routerbench(path, prices={**PRICES, "m2": (1.0, -1.0)})
+    assert str(path) not in str(info.value)
+    # A misspelt key close to an unpriced model is named, with the model it was meant for.
+    with pytest.raises(ds.UnknownPriceError, match=r"model 'm_2' of the price table .* did you mean 'm2'"):
+        ro.datasets.load_routerbench(path, prices={"m1": (1.0, 2.0), "m_2": (0.5, 0.5)})
+    # Keys far from every model are allowed: one table may price several logs.
+    data = ro.datasets.load_routerbench(path, prices={**PRICES, "claude-3-opus": (15.0, 75.0)})
+    assert data.model_names == ("m1", "m2")
+
+
+def test_selections_keep_real_token_counts_aligned_and_concat_keeps_every_notes(tmp_path):
+    # Found by a new-user audit: the real counts were notes, so a selection of 10 queries kept
+    # all 809 rows of them, and concat of two parts of one source kept one part's notes.
+    rows = {"ma": [_arena_row(i) for i in range(4)],
+            "mb": [_arena_row(i, token_usage={"input_tokens": 20 + i, "output_tokens": 7 + i}) for i in range(4)]}
+    data = ro.datasets.load_routerarena(_arena(tmp_path, rows))
+    assert data.real_input_tokens.shape == (4, 2) and "real_input_tokens" not in data.notes
+    k = data.model_names.index("mb")
+    part = data.select([3, 1])
+    i3 = data.query_id.tolist().index("T_3")
+    assert part.real_input_tokens.shape == (2, 2) and part.real_output_tokens[0, k] == data.real_output_tokens[i3, k]
+    assert data.select_models(["mb"]).real_input_tokens[:, 0].tolist() == data.real_input_tokens[:, k].tolist()
+    both = ds.concat([data.select([0, 1]), data.select([2, 3]).dropna()])
+    assert len(both.notes) == 2 and all("files" in v for v in both.notes.values())
+    assert np.array_equal(both.real_input_tokens, data.real_input_tokens)
+    with pytest.raises(ds.InconsistentDataError, match=r"`datas\[1\]`: must be a RoutingData, got int"):
+        ds.concat([data, 3])
+    with pytest.raises(ds.InconsistentDataError, match="`datas`: must be a sequence of RoutingData"):
+        ds.concat(data)
+
+
 def test_routerbench_names_a_mistyped_cost_column_and_refuses_a_file_twice(tmp_path):
     path = _rb_file(tmp_path, [_rb_row(0)], header=[c.replace("m2|total_cost", "m2|total_cst") for c in HEADER])
     with pytest.raises(ds.UnknownColumnError, match=r"column `m2\|total_cst`"):

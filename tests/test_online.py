@@ -314,6 +314,24 @@ def test_bad_batching_and_replay_parameters(stream):
                          output_tokens_prior=stream.output_tokens_prior, source="x")
 
 
+def test_replay_names_a_router_that_is_not_one(stream):
+    with pytest.raises(on.OnlineError, match="`router`: must be a MessPlusRouter"):
+        on.replay(stream, "x")
+
+
+def test_replay_of_empty_routing_data_and_read_only_results():
+    # New-user audit: an empty RoutingData stream raised StopIteration from scikit-learn, and
+    # a (frozen) result's arrays could be written.
+    data = ro.datasets.load_routerbench(ROUTERBENCH / "arc_challenge_train.csv").dropna()
+    res = on.replay(data.select([]), on.MessPlusRouter(data.model_names, alpha=0.8))
+    assert res.n_requests == 0 and res.cost_usd == 0.0 and res.model.shape == (0,)
+    res = on.replay(data.select(np.arange(20)), on.MessPlusRouter(data.model_names, alpha=0.8), rate_per_s=5.0)
+    assert res.n_requests == 20
+    for name in ("model", "batch_size", "wait_s", "outcome", "queue"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(res, name)[0] = 0
+
+
 def test_router_subset_of_the_pool(split, stream):
     names = ["Qwen3-4B", "Qwen3-14B"]
     res = on.replay(stream, on.MessPlusRouter(names, alpha=0.7, c=0.0), rate_per_s=5.0)
@@ -665,6 +683,10 @@ def test_cli_online_replays_an_own_log_with_its_prices(tmp_path, capsys):
     ("{}", "an empty object"),
     ('{"small": [0.2], "large": [2, 2]}', "must be a pair"),
     ('{"small": [0.2, 0], "large": [2, 2]}', "output price of model 'small' must be > 0"),
+    # New-user audit: a bad entry named the data file, and a misspelt key was ignored.
+    ('{"small": [0.2, 0.2], "large": [2, -1]}', "prices.json: column `large`: output price"),
+    ('{"small": [0.2, 0.2], "larg": [2, 2]}', "model 'larg' of the price table is not a model of the data; "
+                                             "did you mean 'large'?"),
 ])
 def test_cli_online_bad_prices_file(tmp_path, capsys, content, message):
     log = _own_log(tmp_path)
@@ -674,6 +696,32 @@ def test_cli_online_bad_prices_file(tmp_path, capsys, content, message):
     assert main(["online", "--alpha", "0.6", "--data", str(log), "--prices", str(prices)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_cli_online_plot_refuses_to_overwrite_the_prices_file(tmp_path, capsys):
+    log = _own_log(tmp_path)
+    prices = tmp_path / "prices"
+    prices.write_text(json.dumps({"small": [0.2, 0.2], "large": [2.0, 2.0]}))
+    before = prices.read_bytes()
+    assert main(["online", "--alpha", "0.6", "--data", str(log), "--prices", str(prices), "--plot", str(prices)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "also an input of this command" in err
+    assert prices.read_bytes() == before
+
+
+def test_prices_typo_does_not_fall_back_to_routerbenchs_price(tmp_path):
+    """A user's key misspelling a model RouterBench prices would have been ignored silently."""
+    import csv
+    path = tmp_path / "mixed.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sample_id", "prompt", "eval_name", "gpt-4-1106-preview", "mine",
+                    "gpt-4-1106-preview|total_cost", "mine|total_cost"])
+        for i in range(40):
+            w.writerow([f"q{i}", repr([f"Sys.\n\nQ {i}?"]), "t", 1.0, 0.0, f"{(20 + i) * 10e-6:.8f}",
+                        f"{(20 + i) * 0.1e-6:.10f}"])
+    with pytest.raises(ro.datasets.UnknownPriceError, match="did you mean 'gpt-4-1106-preview'"):
+        on.routerbench_split(path, prices={"mine": (0.1, 0.1), "gpt-4-1106-previw": (5.0, 15.0)})
 
 
 def test_prices_extend_routerbenchs_own(tmp_path):

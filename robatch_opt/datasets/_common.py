@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 from pathlib import Path
@@ -110,26 +111,73 @@ def outcome_cell(text, *, source, row, column) -> float:
     return x
 
 
-def prices_for(models, table: dict, *, source) -> tuple[np.ndarray, np.ndarray]:
+def prices_for(models, table: dict, *, source, table_source=None) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output prices (USD per million tokens) of ``models`` from ``table``.
+
+    Parameters
+    ----------
+    models : sequence of str
+        The data's models, in column order.
+    table : mapping of model to (input, output)
+    source : str or Path
+        The data file: named when the package's own table lacks one of its models.
+    table_source : str or Path, optional
+        The user's price table (``"prices"`` for the argument, a JSON file's path): named by
+        the errors about its entries. None: ``table`` is the package's own.
+
+    Raises
+    ------
+    UnknownPriceError
+        A model the table does not list (with the closest name the table does list), or, for
+        a user's table, a key that matches no model but is close to one (a likely typo).
+    CostValueError
+        An entry that is not a pair of numbers, a negative price, or a zero output price.
+    """
+    where = source if table_source is None else table_source
+    if table_source is not None:
+        check_price_keys(table, models, source=table_source)
     p_in, p_out = [], []
     for m in models:
         if m not in table:
-            raise UnknownPriceError(f"model {m!r} is not in the price table (known: {sorted(table)})",
-                                    source=source, column=m)
-        pair = table[m]
-        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise CostValueError(f"price of model {m!r} must be a pair (input, output) in USD per "
-                                 f"million tokens, got {pair!r}", source=source, column=m)
-        for side, value in zip(("input", "output"), pair):
-            x = number(value, source=source, row=None, column=m, text_ok=False,
-                       what=f"a price in USD per million tokens ({side} of model {m!r})")
-            if x < 0 or (side == "output" and x == 0):
-                # Costs are split into input and output parts by the output price (tokens.py).
-                raise CostValueError(f"{side} price of model {m!r} must be {'> 0' if side == 'output' else '>= 0'}"
-                                     f", got {value!r}", source=source, column=m)
-        p_in.append(float(pair[0]))
-        p_out.append(float(pair[1]))
+            close = difflib.get_close_matches(m, [str(k) for k in table], n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {sorted(map(str, table))})"
+            raise UnknownPriceError(f"model {m!r} of the data is not in the price table{hint}", source=where,
+                                    column=m)
+        pin, pout = price_pair(table[m], m, source=where)
+        p_in.append(pin)
+        p_out.append(pout)
     return np.array(p_in), np.array(p_out)
+
+
+def price_pair(pair, model, *, source) -> tuple[float, float]:
+    """One price table entry checked: a pair (input >= 0, output > 0) in USD per million tokens."""
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+        raise CostValueError(f"price of model {model!r} must be a pair (input, output) in USD per "
+                             f"million tokens, got {pair!r}", source=source, column=model)
+    out = []
+    for side, value in zip(("input", "output"), pair):
+        x = number(value, source=source, row=None, column=model, text_ok=False,
+                   what=f"a price in USD per million tokens ({side} of model {model!r})")
+        if x < 0 or (side == "output" and x == 0):
+            # Costs are split into input and output parts by the output price (tokens.py).
+            raise CostValueError(f"{side} price of model {model!r} must be {'> 0' if side == 'output' else '>= 0'}"
+                                 f", got {value!r}", source=source, column=model)
+        out.append(float(x))
+    return out[0], out[1]
+
+
+def check_price_keys(table, models, *, source) -> None:
+    """Refuse a key of a user's price table that names no model of the data but is close to
+    one that it does not price (a typo, which would otherwise be ignored silently). Keys far
+    from every model stay allowed: one table may price several logs' models."""
+    models = [str(m) for m in models]
+    for key in table:
+        if key in models:
+            continue
+        close = [m for m in difflib.get_close_matches(str(key), models, n=3, cutoff=0.8) if m not in table]
+        if close:
+            raise UnknownPriceError(f"model {key!r} of the price table is not a model of the data; did you mean "
+                                    f"{close[0]!r}?", source=source, column=str(key))
 
 
 def split_prompts(prompts: list[str], task: np.ndarray, n_tasks: int) -> tuple[list[str], list[str]]:
@@ -142,11 +190,13 @@ def split_prompts(prompts: list[str], task: np.ndarray, n_tasks: int) -> tuple[l
 
 
 def assemble(*, model_names, task_names, task, prompts, query_id, outcome, cost_usd, price_in, price_out,
-             source, notes, contaminated=None, shared_input_tokens=None) -> RoutingData:
+             source, notes, contaminated=None, shared_input_tokens=None, real_tokens=None) -> RoutingData:
     """Split prompts, estimate tokens, split costs so that the instance reproduces them, build RoutingData.
 
     ``shared_input_tokens`` (n,): real input tokens every model saw at least (system prompt
     included); when given, the query's own tokens are that minus the system prompt's estimate.
+    ``real_tokens``: the source's own (input, output) counts, each (n, K), kept as
+    ``RoutingData.real_input_tokens`` / ``real_output_tokens``.
     """
     task = np.asarray(task, np.int64)
     system, question = split_prompts(prompts, task, len(task_names))
@@ -163,7 +213,9 @@ def assemble(*, model_names, task_names, task, prompts, query_id, outcome, cost_
     return RoutingData(model_names=tuple(model_names), task_names=tuple(task_names), task=task,
                        question=question, system_prompt=tuple(system), query_id=query_id, outcome=outcome,
                        cost_usd=cost_usd, price_in=price_in, price_out=price_out, system_tokens=s,
-                       input_tokens=l, output_tokens=o, contaminated=contaminated, source=source, notes=notes)
+                       input_tokens=l, output_tokens=o, contaminated=contaminated, source=source, notes=notes,
+                       real_input_tokens=None if real_tokens is None else real_tokens[0],
+                       real_output_tokens=None if real_tokens is None else real_tokens[1])
 
 
 def _task_min(x: np.ndarray, task: np.ndarray, T: int) -> np.ndarray:

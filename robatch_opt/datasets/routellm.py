@@ -174,7 +174,8 @@ def load_routellm(path: PathLike, *, drop_contaminated: bool = False, prices: di
             outcome.append([o[j] for j in order])
             out_tok.append([MMLU_OUTPUT_TOKENS if resp[j] is None else len(resp[j]) / CHARS_PER_TOKEN for j in order])
             cont.append(prompt in flagged[kind])
-    p_in, p_out = prices_for(models, PRICES_PER_MTOK if prices is None else prices, source=files[0])
+    p_in, p_out = prices_for(models, PRICES_PER_MTOK if prices is None else prices, source=files[0],
+                              table_source=None if prices is None else "prices")
     task = np.array(task, np.int64)
     cont = np.array(cont, bool)
     n_flagged = int(cont.sum())

@@ -196,8 +196,7 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
     cost = (t_in * p_in[None, :] + t_out * p_out[None, :]) / 1e6
     shared = np.nanmin(np.where(np.isnan(t_in), np.inf, t_in), axis=1)
     notes = {"files": [str(f) for f in files], "clipped_scores": clipped, "failed_calls": failed,
-             "missing_outcomes": {m: int(np.isnan(outcome[:, k]).sum()) for k, m in enumerate(models)},
-             "real_input_tokens": t_in, "real_output_tokens": t_out}
+             "missing_outcomes": {m: int(np.isnan(outcome[:, k]).sum()) for k, m in enumerate(models)}}
     return assemble(model_names=models, task_names=task_names, task=np.array(task_of, np.int64), prompts=prompts,
                     query_id=qids, outcome=outcome, cost_usd=cost, price_in=p_in, price_out=p_out,
-                    source="RouterArena", notes=notes, shared_input_tokens=shared)
+                    source="RouterArena", notes=notes, shared_input_tokens=shared, real_tokens=(t_in, t_out))

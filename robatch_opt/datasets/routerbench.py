@@ -208,7 +208,8 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     if not qids:
         raise MalformedRowError("holds no data row (only a header)", source=files[0] if len(files) == 1 else
                                 files[0].parent)
-    p_in, p_out = prices_for(models, PRICES_PER_MTOK if prices is None else prices, source=files[0])
+    p_in, p_out = prices_for(models, PRICES_PER_MTOK if prices is None else prices, source=files[0],
+                              table_source=None if prices is None else "prices")
     outcome = np.array(outcome, dtype=np.float64).reshape(len(qids), len(models))
     cost = np.array(cost, dtype=np.float64).reshape(len(qids), len(models))
     notes = {"files": [str(p) for p in files], "multi_part_prompts": multi_part,

@@ -8,6 +8,8 @@ the token split that makes an :class:`~robatch_opt.Instance` reproduce those rea
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -80,6 +82,12 @@ class RoutingData:
         Where the data came from (free text).
     notes : mapping
         Loader facts: missing outcomes per model, clipped scores, capped token estimates...
+        They describe the source as loaded and travel unchanged with selections.
+    real_input_tokens, real_output_tokens : ndarray, shape (n, K), optional
+        Token counts the source itself reports for each pair (RouterArena's usage; system
+        prompt included in the input), NaN where not reported; None when the source reports
+        none (``input_tokens`` and ``output_tokens`` are then estimates; see
+        :mod:`robatch_opt.datasets.tokens`). Selections keep their rows and columns.
 
     Raises
     ------
@@ -104,6 +112,8 @@ class RoutingData:
     contaminated: np.ndarray = None
     source: str = ""
     notes: Mapping = field(default_factory=dict)
+    real_input_tokens: np.ndarray | None = None
+    real_output_tokens: np.ndarray | None = None
 
     def __post_init__(self):
         set_ = lambda name, v: object.__setattr__(self, name, v)      # noqa: E731 (frozen dataclass)
@@ -154,6 +164,9 @@ class RoutingData:
         arr("system_tokens", (T,), nan_ok=False)
         arr("input_tokens", (n,), nan_ok=False)
         arr("output_tokens", (n, K), nan_ok=True)
+        for name in ("real_input_tokens", "real_output_tokens"):
+            if getattr(self, name) is not None:
+                arr(name, (n, K), nan_ok=True)
         win = self.context_window
         if win is None:
             win = [CONTEXT_WINDOW.get(m, DEFAULT_CONTEXT_WINDOW) for m in models]
@@ -261,7 +274,8 @@ class RoutingData:
             outcome=self.outcome[idx], cost_usd=self.cost_usd[idx], price_in=self.price_in,
             price_out=self.price_out, system_tokens=self.system_tokens, input_tokens=self.input_tokens[idx],
             output_tokens=self.output_tokens[idx], context_window=self.context_window,
-            contaminated=self.contaminated[idx], source=self.source, notes=self.notes)
+            contaminated=self.contaminated[idx], source=self.source, notes=self.notes,
+            real_input_tokens=_rows(self.real_input_tokens, idx), real_output_tokens=_rows(self.real_output_tokens, idx))
 
     def dropna(self) -> "RoutingData":
         """The queries observed on every model (outcome and cost known for all).
@@ -290,7 +304,9 @@ class RoutingData:
             cost_usd=self.cost_usd[:, cols], price_in=self.price_in[cols], price_out=self.price_out[cols],
             system_tokens=self.system_tokens, input_tokens=self.input_tokens,
             output_tokens=self.output_tokens[:, cols], context_window=self.context_window[cols],
-            contaminated=self.contaminated, source=self.source, notes=self.notes)
+            contaminated=self.contaminated, source=self.source, notes=self.notes,
+            real_input_tokens=_columns(self.real_input_tokens, cols),
+            real_output_tokens=_columns(self.real_output_tokens, cols))
 
     def concat(self, *others: "RoutingData", source: str | None = None) -> "RoutingData":
         """This data followed by ``others``: :func:`concat` of ``[self, *others]``."""
@@ -348,7 +364,8 @@ class RoutingData:
         DatasetError
             A cost is missing (NaN) for some pair: use :meth:`dropna` or :meth:`select_models` first.
         InstanceError
-            Bad utilities (shape, NaN, outside [0, 1]).
+            Bad utilities (shape, NaN, outside [0, 1]); ``degradation`` not a ``Degradation``;
+            ``capabilities`` naming a model this data does not have, or a value outside [0, 1).
         """
         if hasattr(utility, "predict") and not isinstance(utility, np.ndarray):
             utility = utility.predict(self)
@@ -380,12 +397,16 @@ class RoutingData:
         models = [Model(m, float(self.price_in[k]), float(self.price_out[k]), int(self.context_window[k]), sizes)
                   for k, m in enumerate(self.model_names)]
         tasks = [Task(t, float(self.system_tokens[j])) for j, t in enumerate(self.task_names)]
+        from ..proxy.degradation import Degradation
+        if degradation is not None and not isinstance(degradation, Degradation):
+            raise InstanceError("degradation", "must be a robatch_opt.proxy.Degradation (e.g. from "
+                                               f"ro.proxy.fit_degradation()) or None, got {type(degradation).__name__}")
+        caps = self._capabilities(capabilities)
         if sizes == (1,):
             retention = np.ones(len(models))
         else:
             from ..proxy.degradation import fit_degradation
             deg = fit_degradation() if degradation is None else degradation
-            caps = dict(capabilities or {})
             for k, m in enumerate(self.model_names):
                 if m not in caps and m not in deg.rate:
                     obs = self.outcome[:, k]
@@ -393,6 +414,27 @@ class RoutingData:
             retention = lambda model, b: deg.retention(model.name, b, capability=caps.get(model.name))  # noqa: E731
         return Instance.from_decomposition(models, tasks, self.task, self.input_tokens, out_tok,
                                            u0, retention)
+
+    def _capabilities(self, capabilities) -> dict[str, float]:
+        """``capabilities`` of :meth:`instance` checked: keys are models of this data (a typo
+        would otherwise be ignored), values numbers in [0, 1)."""
+        if capabilities is None:
+            return {}
+        if not isinstance(capabilities, Mapping):
+            raise InstanceError("capabilities", f"must be a mapping of model name to a number in [0, 1), "
+                                                f"got {type(capabilities).__name__}")
+        caps = {}
+        for name, value in capabilities.items():
+            if name not in self.model_names:
+                close = difflib.get_close_matches(str(name), self.model_names, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else f" (models: {list(self.model_names)})"
+                raise InstanceError(f"capabilities[{name!r}]", f"is not a model of this data{hint}")
+            if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InstanceError(f"capabilities[{name!r}]", f"must be a number in [0, 1), got {value!r}")
+            if not (math.isfinite(value) and 0.0 <= value < 1.0):
+                raise InstanceError(f"capabilities[{name!r}]", f"must be in [0, 1), got {value!r}")
+            caps[name] = float(value)
+        return caps
 
     def __repr__(self) -> str:
         return (f"RoutingData(source={self.source!r}, n={self.n_queries}, models={list(self.model_names)}, "
@@ -410,9 +452,14 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
     ------
     InconsistentDataError, DuplicateQueryError
     """
+    if isinstance(datas, (RoutingData, str, bytes)) or not hasattr(datas, "__iter__"):
+        raise InconsistentDataError(f"must be a sequence of RoutingData, got {type(datas).__name__}", column="datas")
     datas = list(datas)
     if not datas:
         raise InconsistentDataError("needs at least one RoutingData", column="datas")
+    for j, d in enumerate(datas):
+        if not isinstance(d, RoutingData):
+            raise InconsistentDataError(f"must be a RoutingData, got {type(d).__name__}", column=f"datas[{j}]")
     models: dict[str, tuple] = {}
     tasks: dict[str, tuple] = {}
     for d in datas:
@@ -432,6 +479,9 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
     outcome = np.full((n, K), np.nan)
     cost = np.full((n, K), np.nan)
     out_tok = np.full((n, K), np.nan)
+    has_real = any(d.real_input_tokens is not None for d in datas)
+    real_in = np.full((n, K), np.nan) if has_real else None
+    real_out = np.full((n, K), np.nan) if has_real else None
     pos = 0
     for d in datas:
         rows = slice(pos, pos + d.n_queries)
@@ -439,8 +489,14 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
         outcome[rows, cols] = d.outcome
         cost[rows, cols] = d.cost_usd
         out_tok[rows, cols] = d.output_tokens
+        if d.real_input_tokens is not None:
+            real_in[rows, cols] = d.real_input_tokens
+            real_out[rows, cols] = d.real_output_tokens
         pos += d.n_queries
-    notes = {d.source or f"source{j}": dict(d.notes) for j, d in enumerate(datas)}
+    # Each source's notes under its own key: two parts of one source (same label) keep theirs.
+    labels = [d.source or "source" for d in datas]
+    notes = {(f"{j}: {lab}" if labels.count(lab) > 1 else lab): dict(d.notes)
+             for j, (lab, d) in enumerate(zip(labels, datas))}
     return RoutingData(
         model_names=tuple(mnames), task_names=tuple(tnames),
         task=np.concatenate([np.array([tnames.index(d.task_names[t]) for t in d.task], np.int64) for d in datas]),
@@ -450,4 +506,13 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
         system_tokens=[tasks[t][1] for t in tnames], input_tokens=np.concatenate([d.input_tokens for d in datas]),
         output_tokens=out_tok, context_window=[models[m][2] for m in mnames],
         contaminated=np.concatenate([d.contaminated for d in datas]),
-        source=source if source is not None else " + ".join(d.source for d in datas), notes=notes)
+        source=source if source is not None else " + ".join(d.source for d in datas), notes=notes,
+        real_input_tokens=real_in, real_output_tokens=real_out)
+
+
+def _rows(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a[idx]
+
+
+def _columns(a: np.ndarray | None, cols: list[int]) -> np.ndarray | None:
+    return None if a is None else a[:, cols]

@@ -72,6 +72,7 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
         The files do not load (see :func:`robatch_opt.datasets.load_routerbench`).
     """
     from ..datasets import PRICES_PER_MTOK, load_routerbench
+    from ..datasets._common import check_price_keys
     from .realdata import stream_from_routing_data
     if isinstance(fold, bool) or fold not in (0, 1):
         raise OnlineError("fold", f"must be 0 or 1 (the half streamed), got {fold!r}")
@@ -80,6 +81,10 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
         raise OnlineError("prices", f"must be a mapping of model to (input, output) USD per million tokens, "
                                     f"got {type(prices).__name__}")
     loaded = load_routerbench(paths, prices=None if prices is None else {**PRICES_PER_MTOK, **prices})
+    if prices is not None:
+        # The merged table prices every RouterBench model: a typo of one in the user's own
+        # keys would fall back to RouterBench's price silently.
+        check_price_keys(prices, loaded.model_names, source="prices")
     data = loaded.dropna()
     if data.n_queries < MIN_SPLIT_ROWS:
         raise StreamError("data", f"{data.n_queries} of {loaded.n_queries} rows have an outcome on every model; "

@@ -36,6 +36,9 @@ def text_features(data) -> sp.csr_matrix:
     """Hashed word 1-2-grams of each question (l2-normalised) and a one-hot task, CSR (n, 2^12 + T)."""
     from sklearn.feature_extraction.text import HashingVectorizer
     hv = HashingVectorizer(n_features=HASH_FEATURES, ngram_range=(1, 2), alternate_sign=False, norm="l2")
+    if len(data.question) == 0:
+        # scikit-learn's transform of no document raises StopIteration; an empty stream is valid.
+        return sp.csr_matrix((0, HASH_FEATURES + len(data.task_names)))
     Xt = hv.transform([str(q) for q in data.question])
     return sp.hstack([Xt, _task_onehot(np.asarray(data.task, dtype=np.int64), len(data.task_names))],
                      format="csr")
@@ -72,7 +75,10 @@ def stream_from_routing_data(data, *, batch_sizes=(1, 2, 4, 8), degradation=None
     pt = np.zeros((T, K))
     for t in range(T):
         sel = (np.asarray(src.task) == t) & np.isfinite(out).all(axis=1)
-        pt[t] = out[sel].mean(axis=0) if sel.any() else np.nanmean(out, axis=0)
+        if sel.any():
+            pt[t] = out[sel].mean(axis=0)
+        elif np.isfinite(out).any():
+            pt[t] = np.nanmean(out, axis=0)       # a task without data: the mean over all tasks
     return RequestStream(instance=inst, outcome=y, retention=r, features=text_features(data),
                          output_tokens_prior=np.nan_to_num(pt),
                          source=f"{data.source or 'RoutingData'}: real outcomes and costs; batched outcome = "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import sys
@@ -95,8 +96,17 @@ class OnlineResult:
     wall_time_s: float
     initial_queue: float = 0.0
 
+    def __post_init__(self):
+        # Frozen means frozen: the per-request arrays are read-only, like RoutingData's (a
+        # result compared or plotted later must be the one the replay made).
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
     @property
     def final_queue(self) -> float:
+        """``Q_T``: the virtual queue after the last received outcome (``Q_0`` if none)."""
         return float(self.queue[-1]) if self.queue.size else float(self.initial_queue)
 
     @property
@@ -110,6 +120,17 @@ class OnlineResult:
         return self.alpha - self.queue_growth / self.n_feedback if self.n_feedback else math.nan
 
     def wait_percentile_s(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the requests' waiting times, seconds (0 if none).
+
+        Parameters
+        ----------
+        q : float
+            Percentile in [0, 100], e.g. 50 or 99.
+
+        Returns
+        -------
+        float
+        """
         return float(np.percentile(self.wait_s, q)) if self.n_requests else 0.0
 
     def time_series(self) -> dict:
@@ -120,6 +141,15 @@ class OnlineResult:
                     cumulative_cost_usd=np.cumsum(self.cost_per_request_usd[order]))
 
     def summary(self) -> dict:
+        """The totals as a flat dict (what the CLI prints and ``--json`` writes).
+
+        Returns
+        -------
+        dict
+            router, alpha, V, n_requests, satisfaction, cost_usd, queue_initial, queue_final,
+            queue_growth_over_T, sla_bound, explored, n_calls, mean_batch_size, wait_p50_s,
+            wait_p99_s, wall_time_s.
+        """
         return dict(router=self.router, alpha=self.alpha, V=self.V, n_requests=self.n_requests,
                     satisfaction=self.satisfaction, cost_usd=self.cost_usd,
                     queue_initial=float(self.initial_queue), queue_final=self.final_queue,
@@ -217,7 +247,8 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
     Raises
     ------
     OnlineError
-        Bad ``arrival``, ``rate_per_s``, ``feedback_rate``, ``feedback_delay_s`` or ``withdraw``.
+        ``router`` not one of the package's routers; bad ``arrival``, ``rate_per_s``,
+        ``feedback_rate``, ``feedback_delay_s`` or ``withdraw``.
 
     Notes
     -----
@@ -228,6 +259,9 @@ def replay(stream, router: _OnlineRouter, *, arrival="poisson", rate_per_s: floa
     ``outcome[i, k] * r_k(b)``.
     """
     t0 = time.perf_counter()
+    if not isinstance(router, _OnlineRouter):
+        raise OnlineError("router", f"must be a MessPlusRouter, BatchingRouter or RandomRouter of "
+                                    f"robatch_opt.online, got {type(router).__name__}")
     seed = check_seed(seed)
     s: RequestStream = as_stream(stream, seed=seed)
     n = s.n_requests
