@@ -448,6 +448,8 @@ def test_selections_keep_real_token_counts_aligned_and_concat_keeps_every_notes(
         ds.concat([data, 3])
     with pytest.raises(ds.InconsistentDataError, match="`datas`: must be a sequence of RoutingData"):
         ds.concat(data)
+    with pytest.raises(ds.InconsistentDataError, match="`names`: must be a sequence of model names"):
+        data.select_models("mb")
 
 
 def test_routerbench_names_a_mistyped_cost_column_and_refuses_a_file_twice(tmp_path):

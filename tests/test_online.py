@@ -332,6 +332,39 @@ def test_replay_of_empty_routing_data_and_read_only_results():
             getattr(res, name)[0] = 0
 
 
+def test_helper_review_argument_checks(split, stream):
+    # Found by a helper writing the docstrings: tol <= 0 never returned; unbound routers and
+    # bad request rows were not named; partial_fit learned NaN as a failure and took 1.7 as
+    # model 1; fit and predict of another width failed inside NumPy; alpha was not checked.
+    r = _mess(stream, split)
+    for tol in (0.0, -1.0, math.nan):
+        with pytest.raises(on.OnlineError, match="`tol`"):
+            on.equilibrium_queue(r, split.train, tol=tol)
+    b = _batch(stream, split)
+    for call in (b.next_deadline_s, lambda: b.advance(1.0), lambda: b.submit(0, 0.0)):
+        with pytest.raises(on.OnlineError, match="`router`: call bind"):
+            call()
+    r.bind(stream)
+    for i in (-1, stream.n_requests, 1.5, True):
+        with pytest.raises(on.OnlineError, match="`i`: must be a request row"):
+            r.submit(i, 0.0)
+    lr = on.OnlineLogistic(4, 2)
+    with pytest.raises(on.OnlineError, match="`model`: must be an integer"):
+        lr.partial_fit(np.ones((1, 4)), 1.7, [1.0])
+    with pytest.raises(on.OnlineError, match=r"`y\[1\]`: must be an outcome in \[0, 1\]"):
+        lr.partial_fit(np.ones((2, 4)), 1, [1.0, 2.0])
+    lr.partial_fit(np.ones((2, 4)), 1, [1.0, math.nan])
+    assert lr._buf_n.tolist() == [0, 1]                      # the unobserved outcome is not learned
+    for call in (lambda: lr.fit(np.ones((3, 5)), np.ones((3, 2))), lambda: lr.predict(np.ones((3, 5)))):
+        with pytest.raises(on.OnlineError, match="`X`: must have 4 columns"):
+            call()
+    for alpha in (math.nan, 2.0):
+        with pytest.raises(on.OnlineError, match="`alpha`"):
+            on.cheapest_single_model(stream, alpha)
+        with pytest.raises(on.OnlineError, match="`alpha`"):
+            on.offline_plan(stream, alpha, split.predictor)
+
+
 def test_router_subset_of_the_pool(split, stream):
     names = ["Qwen3-4B", "Qwen3-14B"]
     res = on.replay(stream, on.MessPlusRouter(names, alpha=0.7, c=0.0), rate_per_s=5.0)

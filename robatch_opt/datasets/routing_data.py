@@ -248,6 +248,25 @@ class RoutingData:
 
         Tasks left without a query are kept (their names and prompts stay), so task indices
         and fitted predictors stay valid across subsets.
+
+        Parameters
+        ----------
+        mask : array_like of bool, shape (n,), or array_like of int, shape (m,)
+            A boolean mask, or query indices (negative ones count from the end; floats with
+            integral values pass), taken in the given order.
+
+        Returns
+        -------
+        RoutingData
+            The selected queries, with every model, task, price and note of this data.
+
+        Raises
+        ------
+        InconsistentDataError
+            A boolean mask of the wrong length, indices that are not 1-d integers, or an
+            index out of range.
+        DuplicateQueryError
+            An index given twice (query ids must stay unique).
         """
         idx = np.asarray(mask)
         if idx.dtype.kind == "f" and idx.ndim == 1 and np.all(np.isfinite(idx)) and np.all(idx == np.round(idx)):
@@ -296,7 +315,27 @@ class RoutingData:
         return dataclasses.replace(out, notes=notes)
 
     def select_models(self, names: Sequence[str]) -> "RoutingData":
-        """The same queries with only the named models, in the given order."""
+        """The same queries with only the named models, in the given order.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Models of this data, each at most once.
+
+        Returns
+        -------
+        RoutingData
+            Columns of ``outcome``, ``cost_usd``, the tokens, prices and context windows
+            restricted to ``names``; queries, tasks and notes unchanged.
+
+        Raises
+        ------
+        InconsistentDataError
+            A single string instead of a sequence; a name this data does not have, or a name given twice.
+        """
+        if isinstance(names, (str, bytes)):
+            raise InconsistentDataError(f"must be a sequence of model names, got the string {names!r} (write "
+                                        f"[{names!r}] for one model)", column="names")
         cols = [self.model_index(m) for m in names]
         return RoutingData(
             model_names=tuple(names), task_names=self.task_names, task=self.task, question=self.question,
@@ -309,7 +348,23 @@ class RoutingData:
             real_output_tokens=_columns(self.real_output_tokens, cols))
 
     def concat(self, *others: "RoutingData", source: str | None = None) -> "RoutingData":
-        """This data followed by ``others``: :func:`concat` of ``[self, *others]``."""
+        """This data followed by ``others``: :func:`concat` of ``[self, *others]``.
+
+        Parameters
+        ----------
+        *others : RoutingData
+        source : str, optional
+            As :func:`concat`.
+
+        Returns
+        -------
+        RoutingData
+
+        Raises
+        ------
+        InconsistentDataError, DuplicateQueryError
+            As :func:`concat`.
+        """
         return concat([self, *others], source=source)
 
     # ------------------------------------------------------------ exports
@@ -448,9 +503,27 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
     sources must have the same prices there; a task name present in several sources must
     have the same system prompt; query ids must stay unique.
 
+    Parameters
+    ----------
+    datas : sequence of RoutingData
+        At least one.
+    source : str, optional
+        The result's :attr:`~RoutingData.source`; default the sources joined by ``" + "``.
+
+    Returns
+    -------
+    RoutingData
+        Models and tasks in order of first appearance. Each source's notes are kept under its
+        ``source`` label (prefixed by its position when two sources share a label). Real
+        token counts are NaN for sources without them (None if no source has them).
+
     Raises
     ------
-    InconsistentDataError, DuplicateQueryError
+    InconsistentDataError
+        ``datas`` is empty or not a sequence of RoutingData; a model whose prices or context
+        window differ between sources; a task whose system prompt or system tokens differ.
+    DuplicateQueryError
+        A query id in more than one source.
     """
     if isinstance(datas, (RoutingData, str, bytes)) or not hasattr(datas, "__iter__"):
         raise InconsistentDataError(f"must be a sequence of RoutingData, got {type(datas).__name__}", column="datas")
@@ -479,9 +552,8 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
     outcome = np.full((n, K), np.nan)
     cost = np.full((n, K), np.nan)
     out_tok = np.full((n, K), np.nan)
-    has_real = any(d.real_input_tokens is not None for d in datas)
-    real_in = np.full((n, K), np.nan) if has_real else None
-    real_out = np.full((n, K), np.nan) if has_real else None
+    real_in = np.full((n, K), np.nan) if any(d.real_input_tokens is not None for d in datas) else None
+    real_out = np.full((n, K), np.nan) if any(d.real_output_tokens is not None for d in datas) else None
     pos = 0
     for d in datas:
         rows = slice(pos, pos + d.n_queries)
@@ -491,6 +563,7 @@ def concat(datas: Sequence[RoutingData], *, source: str | None = None) -> Routin
         out_tok[rows, cols] = d.output_tokens
         if d.real_input_tokens is not None:
             real_in[rows, cols] = d.real_input_tokens
+        if d.real_output_tokens is not None:
             real_out[rows, cols] = d.real_output_tokens
         pos += d.n_queries
     # Each source's notes under its own key: two parts of one source (same label) keep theirs.

@@ -104,7 +104,30 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
 
 def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) -> Split:
     """A simulated ``ro.workloads.llm`` stream; the predictor is fitted on an independent workload
-    (seed + 1000) of the same kind."""
+    (seed + 1000) of the same kind.
+
+    Parameters
+    ----------
+    pool : {"qwen3", "gemma3"}
+    n : int
+        Requests streamed; the training workload has ``max(n, 1000)``.
+    tasks : None, sequence of str, or mapping of str to float, optional
+        As :func:`robatch_opt.workloads.llm_truth`.
+    seed : int
+        Seed of the streamed workload (its queries, outcome draws and features;
+        ``seed + 1000`` for the training workload) and of the predictor's fit.
+
+    Returns
+    -------
+    Split
+        ``stream`` and ``train`` with simulated outcomes (:func:`stream_from_llm`);
+        ``predictor`` an :class:`OnlineLogistic` fitted on ``train``.
+
+    Raises
+    ------
+    InstanceError
+        Bad ``pool``, ``n``, ``tasks`` or ``seed`` (see :func:`robatch_opt.workloads.llm_truth`).
+    """
     from ..workloads import llm_truth
     w = llm_truth(pool, n=n, tasks=tasks, seed=seed)
     wt = llm_truth(pool, n=max(n, 1000), tasks=tasks, seed=seed + 1000)
@@ -118,6 +141,38 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
     """MESS+, the batching router (if ``max_wait_s`` is set), the calibrated random router, the
     cheapest single model and both hindsight bounds on one stream.
 
+    With ``warm_start`` each router's queue starts at :func:`equilibrium_queue` on
+    ``split.train`` (0 where no queue meets ``alpha`` in prediction); ``window_solver`` is
+    the batching router's.
+
+    Parameters
+    ----------
+    split : Split
+        ``split.stream`` is replayed; ``split.predictor`` starts every router (copied, so
+        each starts from the same fit); ``split.train`` calibrates the random router and,
+        with ``warm_start``, the initial queues.
+    alpha : float in [0, 1]
+        The service level.
+    V : float > 0, optional
+        As :class:`MessPlusRouter` (default per router: ``DEFAULT_V_SCALE / c_ref``).
+    c : float >= 0
+        Exploration constant of both routers.
+    max_wait_s : float >= 0, optional
+        The batching router's longest wait in seconds; None skips that router.
+    rate_per_s : float > 0
+        Mean arrival rate, requests per second.
+    arrival : {"poisson", "bursty"} or array_like of timestamps
+        As :func:`replay`.
+    seed : int
+        Seed of the routers' exploration draws, of the random router and of the arrivals and
+        feedback draws of every replay.
+    baselines : bool
+        False replays only MESS+ and the batching router.
+    progress : bool, optional
+        Progress bars of the MESS+ and batching replays (as :func:`replay`).
+    warm_start : bool
+    window_solver : {"heuristic", "exact", "auto"}
+
     Returns
     -------
     dict
@@ -125,11 +180,14 @@ def compare(split: Split, alpha: float, *, V=None, c: float = 0.1, max_wait_s: f
         (:class:`SingleModelBaseline`), ``hindsight_b1``, ``hindsight_batch``
         (:class:`HindsightBound` or None when ``alpha`` is out of reach even in hindsight),
         ``offline_b1``, ``offline_batch`` (:class:`OfflinePlan` with the offline-fitted
-        predictor, or None when it predicts no plan reaching ``alpha``).
+        predictor, or None when it predicts no plan reaching ``alpha``). Also ``alpha``.
+        Without ``baselines`` only ``alpha``, ``mess`` and ``batching``.
 
-    With ``warm_start`` each router's queue starts at :func:`equilibrium_queue` on
-    ``split.train`` (0 where no queue meets ``alpha`` in prediction); ``window_solver`` is
-    the batching router's.
+    Raises
+    ------
+    OnlineError
+        A bad ``alpha``, ``V``, ``c``, ``max_wait_s``, ``seed``, ``window_solver``,
+        ``rate_per_s`` or ``arrival`` (from the routers and :func:`replay`).
     """
     s = split.stream
 

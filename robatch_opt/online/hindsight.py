@@ -118,11 +118,44 @@ def offline_plan(stream, alpha: float, predictor, *, batching: bool = True, meth
     outcomes: the utilities are ``predictor.predict(features) * r_k(b)``. Comparing an
     online router with it separates what being online costs from what the predictor's
     errors cost (the hindsight optimum of :func:`hindsight` has neither).
+
+    Parameters
+    ----------
+    stream : RequestStream (or anything :func:`as_stream` accepts)
+    alpha : float in [0, 1]
+        Target mean predicted utility.
+    predictor : object
+        ``predict(features) -> (n, K)`` probabilities, called on the stream's CSR features
+        (its output is clipped to [0, 1]), e.g. a fitted :class:`OnlineLogistic`.
+    batching : bool
+        False restricts every model to batch size 1.
+    method : str
+        A :func:`robatch_opt.solve` method.
+
+    Returns
+    -------
+    OfflinePlan
+        ``cost_usd`` is the plan's exact cost on the realized output tokens;
+        ``realized_satisfaction`` grades its choices by ``outcome[i, k] * r_k(b)``.
+
+    Raises
+    ------
+    InfeasibleBudgetError
+        No plan reaches ``alpha`` in prediction.
+    OnlineError
+        ``alpha`` is not a number in [0, 1].
+    StreamError
+        ``stream`` cannot be made a RequestStream.
     """
     from ..proxy.simulate import subset_instance
+    from .learner import OnlineLogistic
+    alpha = _check_alpha(alpha)
     s: RequestStream = as_stream(stream)
     inst = s.instance
-    p = np.clip(np.asarray(predictor.predict(s.features), dtype=np.float64), 0.0, 1.0)
+    # As the routers ask it: the learner on the stream's features, any other predictor (e.g.
+    # a TextUtility) on the stream's RoutingData when it has one.
+    x = s.features if isinstance(predictor, OnlineLogistic) or s.data is None else s.data
+    p = np.clip(np.asarray(predictor.predict(x), dtype=np.float64), 0.0, 1.0)
     u = np.clip(p[:, inst.option_model] * s.retention[None, :], 0.0, 1.0)
     pinst = subset_instance(inst, np.arange(s.n_requests), utility=u)
     if not batching:
@@ -157,7 +190,28 @@ def cheapest_single_model(stream, alpha: float) -> SingleModelBaseline:
     """Every request on one model, unbatched: the cheapest model that meets ``alpha`` on the stream.
 
     ``model`` is None (and the cost ``inf``) when no single model does.
+
+    Parameters
+    ----------
+    stream : RequestStream (or anything :func:`as_stream` accepts)
+    alpha : float
+        Service level: a model qualifies if its mean realized outcome is ``>= alpha``.
+
+    Returns
+    -------
+    SingleModelBaseline
+        ``satisfaction``: the chosen model's mean realized outcome (when none qualifies,
+        the best model's); ``cost_usd``: its total cost over the stream, USD, each request
+        in its own call (system prompt, input and realized output tokens).
+
+    Raises
+    ------
+    OnlineError
+        ``alpha`` is not a number in [0, 1].
+    StreamError
+        ``stream`` cannot be made a RequestStream.
     """
+    alpha = _check_alpha(alpha)
     s: RequestStream = as_stream(stream)
     acc, mean_cost = model_means(s)
     ok = np.flatnonzero(acc >= alpha)

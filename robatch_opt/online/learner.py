@@ -80,14 +80,41 @@ class OnlineLogistic:
         self._fitted[k] = True
 
     def partial_fit(self, X, model: int, y) -> "OnlineLogistic":
-        """Learn outcomes ``y`` of model ``model`` on the rows of ``X`` (buffered, see ``min_batch``)."""
+        """Learn outcomes ``y`` of model ``model`` on the rows of ``X`` (buffered, see ``min_batch``).
+
+        Parameters
+        ----------
+        X : sparse matrix or array_like, shape (m, n_features)
+        model : int
+            Column of the model in ``[0, n_models)``.
+        y : float or array_like, shape (m,)
+            Outcomes in [0, 1], thresholded at 0.5.
+
+        Returns
+        -------
+        OnlineLogistic
+            ``self``. The outcomes reach :meth:`predict` once ``min_batch`` of this model's
+            are buffered, or at :meth:`flush`.
+
+        Raises
+        ------
+        OnlineError
+            ``X`` is not ``(len(y), n_features)``; ``model`` is not an integer in range; an
+            outcome is outside [0, 1] (NaN outcomes, not observed, are skipped).
+        """
         X = sp.csr_matrix(X, dtype=np.float64)
         y = np.atleast_1d(np.asarray(y, dtype=np.float64))
         if X.shape != (y.shape[0], self.n_features):
             raise OnlineError("X", f"must have shape ({y.shape[0]}, {self.n_features}), got {X.shape}")
+        if isinstance(model, bool) or not isinstance(model, (int, np.integer)) or not 0 <= model < self.n_models:
+            raise OnlineError("model", f"must be an integer in [0, {self.n_models}), got {model!r}")
         k = int(model)
-        if not 0 <= k < self.n_models:
-            raise OnlineError("model", f"must be in [0, {self.n_models}), got {model!r}")
+        _check_outcomes(y, "y")
+        seen = ~np.isnan(y)
+        if not seen.all():                       # not observed: nothing to learn (as in fit)
+            X, y = X[np.flatnonzero(seen)], y[seen]
+            if y.shape[0] == 0:
+                return self
         self._buf_X[k].append(X)
         self._buf_y[k].append(y)
         self._buf_n[k] += y.shape[0]
@@ -121,11 +148,34 @@ class OnlineLogistic:
 
         Each model is trained by ``epochs`` shuffled passes of ``partial_fit`` (so later
         online updates continue the same SGD), and its prior becomes its mean outcome.
+
+        Parameters
+        ----------
+        X : sparse matrix or array_like, shape (n, n_features)
+        Y : array_like, shape (n, n_models)
+            Outcomes in [0, 1] (thresholded at 0.5 for the SGD); NaN where not observed. A
+            model with no observed outcome is left as it was.
+        epochs : int
+            Passes over each model's observed rows.
+
+        Returns
+        -------
+        OnlineLogistic
+            ``self``, fitted in place (continuing from any earlier fit).
+
+        Raises
+        ------
+        OnlineError
+            ``X`` has not ``n_features`` columns, ``Y`` is not ``(n, n_models)``, or an
+            outcome is outside [0, 1] (NaN: not observed, skipped).
         """
         X = sp.csr_matrix(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
+        if X.shape[1] != self.n_features:
+            raise OnlineError("X", f"must have {self.n_features} columns (n_features), got {X.shape[1]}")
         if Y.shape != (X.shape[0], self.n_models):
             raise OnlineError("Y", f"must have shape ({X.shape[0]}, {self.n_models}), got {Y.shape}")
+        _check_outcomes(Y, "Y")
         rng = np.random.default_rng(self.seed)
         for k in range(self.n_models):
             rows = np.flatnonzero(np.isfinite(Y[:, k]))
@@ -139,8 +189,22 @@ class OnlineLogistic:
 
     # ---------------------------------------------------------------- prediction
     def predict(self, X) -> np.ndarray:
-        """``p[i, k]``, shape (n, K)."""
+        """``p[i, k]``, shape (n, K).
+
+        Parameters
+        ----------
+        X : sparse matrix or array_like, shape (n, n_features)
+
+        Returns
+        -------
+        ndarray, shape (n, n_models)
+            Probability that model ``k`` satisfies request ``i``, in [0, 1]; the model's
+            ``prior`` for every row while it has had no update (outcomes still buffered by
+            :meth:`partial_fit` do not count).
+        """
         X = sp.csr_matrix(X, dtype=np.float64)
+        if X.shape[1] != self.n_features:
+            raise OnlineError("X", f"must have {self.n_features} columns (n_features), got {X.shape[1]}")
         p = _sigmoid(np.asarray(X @ self.W) + self.b)
         return np.where(self._fitted[None, :], p, self.prior[None, :])
 
@@ -150,3 +214,13 @@ class OnlineLogistic:
         if not self._fitted.all():
             p = np.where(self._fitted, p, self.prior)
         return p
+
+
+def _check_outcomes(y: np.ndarray, name: str) -> None:
+    """Outcomes in [0, 1], NaN where not observed (an infinite or out-of-range one is a bug to see)."""
+    bad = ~np.isnan(y) & ~((y >= 0.0) & (y <= 1.0))
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(bad)), y.shape)
+        where = ", ".join(str(int(v)) for v in idx)
+        raise OnlineError(f"{name}[{where}]",
+                          f"must be an outcome in [0, 1] (NaN: not observed), got {float(y[idx])!r}")

@@ -84,6 +84,11 @@ class Dispatch:
 
     @property
     def members(self) -> np.ndarray:
+        """Every request the calls hold, ``requests`` then ``shadow`` (ndarray of int64).
+
+        The order is the calls' seating: the replay bills ``ceil(len(members) / batch_size)``
+        system prompts over it.
+        """
         return np.concatenate([self.requests, self.shadow])
 
 
@@ -282,6 +287,14 @@ class _OnlineRouter:
         if not self._bound:
             raise OnlineError("router", "call bind(stream) (or replay) before routing")
 
+    def _request_row(self, i) -> int:
+        """``i`` checked as a row of the bound stream (a negative index is not a request)."""
+        self._need_bound()
+        n = self.task.shape[0]
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise OnlineError("i", f"must be a request row in [0, {n}) of the bound stream, got {i!r}")
+        return int(i)
+
     # ---------------------------------------------------------------- predictions
     def _predict_row(self, i: int) -> np.ndarray:
         if self._fast:
@@ -420,6 +433,7 @@ class MessPlusRouter(_OnlineRouter):
 
     def route(self, i: int, now_s: float = 0.0) -> list:
         """Decide request ``i`` (arrived at ``now_s``): one dispatch, or one per model when exploring."""
+        i = self._request_row(i)
         t = int(self.task[i])
         if self._explores():
             return self._explore_unbatched(i, t, now_s)
@@ -445,8 +459,30 @@ class MessPlusRouter(_OnlineRouter):
                          batch_size=int(self.option_batch[self.unbatched_option[k]]))]
 
     def submit(self, i: int, now_s: float) -> list:
-        self._need_bound()
-        return self.route(int(i), now_s)
+        """Request ``i`` arrives at ``now_s``: decide it at once (:meth:`route`).
+
+        Parameters
+        ----------
+        i : int
+            Row of the request in the bound stream.
+        now_s : float
+            Arrival time in seconds (the dispatches' ``time_s``).
+
+        Returns
+        -------
+        list of Dispatch
+            One dispatch of ``i`` to the chosen model, unbatched. When exploring, one per
+            available model that fits ``i`` unbatched: the most expensive of them serves
+            ``i``, the others hold it as ``shadow``.
+
+        Raises
+        ------
+        OnlineError
+            The router is not bound (:meth:`bind`).
+        StreamError
+            Request ``i`` fits no available model unbatched.
+        """
+        return self.route(i, now_s)
 
 
 class BatchingRouter(_OnlineRouter):
@@ -529,7 +565,34 @@ class BatchingRouter(_OnlineRouter):
         return self
 
     def submit(self, i: int, now_s: float) -> list:
-        self._need_bound()
+        """Request ``i`` arrives at ``now_s``: it joins its task's window.
+
+        The window's deadline is set by its first request (``now_s + max_wait_s``). Call
+        :meth:`advance` up to ``now_s`` first, so that a window already due is not joined.
+
+        Parameters
+        ----------
+        i : int
+            Row of the request in the bound stream.
+        now_s : float
+            Arrival time in seconds.
+
+        Returns
+        -------
+        list of Dispatch
+            Empty while the window waits. When it closes now (``max_wait_s == 0``, or
+            ``max_batch`` requests wait): one dispatch per (model, batch size) of its plan,
+            at ``time_s = now_s``, then any exploration buffer that its exploring requests
+            filled to a full batch.
+
+        Raises
+        ------
+        OnlineError
+            The router is not bound (:meth:`bind`).
+        StreamError
+            The window closes and one of its requests fits no available model.
+        """
+        i = self._request_row(i)
         t = int(self.task[i])
         if not self._pending[t]:
             self._deadline[t] = now_s + self.max_wait_s
@@ -539,10 +602,43 @@ class BatchingRouter(_OnlineRouter):
         return []
 
     def next_deadline_s(self) -> float:
+        """When the next window or exploration buffer falls due, in seconds.
+
+        Returns
+        -------
+        float
+            The earliest deadline of a waiting window (first arrival + ``max_wait_s``) or
+            exploration buffer (first entry + ``explore_wait_s``); ``inf`` if nothing waits.
+        """
+        self._need_bound()
         d = float(self._deadline.min()) if self.T else math.inf
         return min([d, *self._shadow_deadline.values()])
 
     def advance(self, now_s: float) -> list:
+        """Close every window and send every exploration buffer due by ``now_s`` (inclusive).
+
+        They go in deadline order (at equal deadlines the window first), each sent at its own
+        deadline, so a late call dispatches as if it had come on time.
+
+        Parameters
+        ----------
+        now_s : float
+            Current time in seconds.
+
+        Returns
+        -------
+        list of Dispatch
+            In time order; each dispatch's ``time_s`` is the deadline it was sent at, not
+            ``now_s``. Empty if nothing is due.
+
+        Raises
+        ------
+        StreamError
+            A closing window holds a request that fits no available model.
+        OnlineError
+            The router is not bound (:meth:`bind`).
+        """
+        self._need_bound()
         out = []
         while True:
             t = int(np.argmin(self._deadline))
@@ -657,13 +753,41 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     relative) at which the mean predicted ``p`` of those choices reaches ``alpha``: the
     multiplier of the service-level constraint in the per-request Lagrangian, where the
     drift-plus-penalty queue settles. For a :class:`BatchingRouter` each call's system
-    prompt is shared by the model's largest batch (the pricing of its default ``V``). Pass it as ``initial_queue``. Returns ``inf`` if no
-    queue meets ``alpha`` in prediction (every request on its most likely model falls short).
+    prompt is shared by the model's largest batch (the pricing of its default ``V``). Pass it
+    as ``initial_queue``. Returns ``inf`` if no queue meets ``alpha`` in prediction (every
+    request on its most likely model falls short).
 
     The router is bound to ``calibration`` for the computation; ``replay`` binds it again.
+
+    Parameters
+    ----------
+    router : MessPlusRouter or BatchingRouter
+        Its ``alpha``, ``V``, predictor, cost model and models are used; its state is reset
+        by the binding.
+    calibration : RequestStream
+        Held-out requests with the router's pool (e.g. ``split.train``); only their
+        arrival-time data is read.
+    tol : float > 0
+        Relative precision of the bisection on ``Q``.
+
+    Returns
+    -------
+    float
+        ``Q >= 0``: 0.0 if the cheapest choices already meet ``alpha`` in prediction,
+        ``inf`` if no queue up to ``2**39`` (about 5.5e11) does.
+
+    Raises
+    ------
+    OnlineError
+        ``tol`` is not a finite number > 0; ``calibration`` is not a RequestStream or has no
+        requests; binding refused the
+        router's predictor (an :class:`OnlineLogistic` of another shape) or cost model.
+    UnknownModelError
+        A router model that ``calibration``'s pool does not have.
     """
     if not isinstance(calibration, RequestStream):
         raise OnlineError("calibration", f"must be a RequestStream (e.g. split.train), got {type(calibration).__name__}")
+    tol = _check_positive(tol, "tol")
     router.bind(calibration)
     n = calibration.n_requests
     if n == 0:
@@ -688,6 +812,8 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     lo = hi / 2.0 if hi > 1.0 else 0.0
     while hi - lo > tol * hi:
         mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            break                                 # a tol below float resolution: as tight as it gets
         lo, hi = (lo, mid) if meets(mid) else (mid, hi)
     return float(hi)
 

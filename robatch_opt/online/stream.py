@@ -97,14 +97,17 @@ class RequestStream:
 
     @property
     def n_requests(self) -> int:
+        """Number of requests ``n`` (``instance.n_queries``)."""
         return self.instance.n_queries
 
     @property
     def model_names(self) -> tuple[str, ...]:
+        """Names of the pool's ``K`` models, in the column order of :attr:`outcome`."""
         return tuple(m.name for m in self.instance.models)
 
     @property
     def task_names(self) -> tuple[str, ...]:
+        """Names of the ``T`` tasks, in the order of ``instance.query_task``'s indices."""
         return tuple(t.name for t in self.instance.tasks)
 
     def realized_utility(self) -> np.ndarray:
@@ -203,6 +206,26 @@ def stream_from_instance(inst: Instance, *, seed: int = 0) -> RequestStream:
     median ratio ``u[:, (k, b)] / u[:, (k, 1)]``. Features: one-hot task and log input tokens
     (an instance carries nothing else about a query). The output-token prior is the
     instance's mean per (task, model).
+
+    Parameters
+    ----------
+    inst : Instance
+        Every model must allow batch size 1 (its utilities are the unbatched ``u0``).
+    seed : int
+        Seed of the outcome draws.
+
+    Returns
+    -------
+    RequestStream
+        Requests in the instance's query order. Features, shape (n, T + 1): the one-hot
+        task, then ``log(max(input_tokens, 1))``. Retention is 1.0 for an option whose model
+        has ``u0 = 0`` on every query, and clipped to [0, 1]. A task without queries has a
+        prior of 0 output tokens.
+
+    Raises
+    ------
+    StreamError
+        A model whose ``batch_sizes`` lack 1.
     """
     u0, r = _retention_from_instance(inst)
     rng = np.random.default_rng([int(seed), 4242])
@@ -220,6 +243,28 @@ def as_stream(obj, *, seed: int = 0) -> RequestStream:
 
     Accepts a RequestStream (as is), an LLMWorkload, an Instance, or a RoutingData (real
     outcomes and costs; see :mod:`robatch_opt.online.realdata`).
+
+    Parameters
+    ----------
+    obj : RequestStream, LLMWorkload, Instance or RoutingData
+        An LLMWorkload goes through :func:`stream_from_llm`, an Instance through
+        :func:`stream_from_instance`, a RoutingData through
+        :func:`~robatch_opt.online.realdata.stream_from_routing_data` (default batch sizes
+        1, 2, 4, 8).
+    seed : int
+        Seed of the simulated outcome draws (LLMWorkload, Instance) and of an LLMWorkload's
+        features; unused for a RequestStream or RoutingData.
+
+    Returns
+    -------
+    RequestStream
+        ``obj`` itself when it is one.
+
+    Raises
+    ------
+    StreamError
+        ``obj`` is none of the accepted types; an Instance with a model that lacks batch
+        size 1; a RoutingData with a missing outcome or cost (stream ``data.dropna()``).
     """
     if isinstance(obj, RequestStream):
         return obj

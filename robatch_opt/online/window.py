@@ -48,9 +48,29 @@ def _arrays(score, call_value, batch):
 def plan_window(score, call_value, batch, *, max_rounds: int = 8) -> np.ndarray:
     """Option per request maximising the window objective (module docstring).
 
+    Parameters
+    ----------
+    score : array_like, shape (m, J)
+        Value of option ``j`` for request ``i``; ``-inf`` where not allowed (every request
+        needs a finite entry; NaN and ``+inf`` are refused).
+    call_value : array_like, shape (J,)
+        Value lost per call of option ``j`` (``V`` times one call's system-prompt cost),
+        finite and >= 0.
+    batch : array_like of int, shape (J,)
+        Seats per call of option ``j``, >= 1.
+    max_rounds : int
+        Rounds of improving moves.
+
     Returns
     -------
     ndarray of int64, shape (m,)
+        Option per request; an allowed one (finite ``score``).
+
+    Raises
+    ------
+    OnlineError
+        Shapes that disagree, a batch size < 1, a NaN or ``+inf`` score, a request with no
+        allowed option, or a ``call_value`` that is not finite and >= 0.
 
     Notes
     -----
@@ -65,7 +85,25 @@ def plan_window(score, call_value, batch, *, max_rounds: int = 8) -> np.ndarray:
 
 
 def window_objective(score, call_value, batch, option) -> float:
-    """``sum_i score[i, x_i] - sum_j ceil(n_j / b_j) * call_value[j]``."""
+    """``sum_i score[i, x_i] - sum_j ceil(n_j / b_j) * call_value[j]``.
+
+    Parameters
+    ----------
+    score, call_value, batch
+        As :func:`plan_window`.
+    option : array_like of int, shape (m,)
+        Option ``x_i`` of each request, in ``[0, J)``; ``n_j`` counts the requests on ``j``.
+
+    Returns
+    -------
+    float
+        The objective (to maximise); ``-inf`` if some request is on a disallowed option.
+
+    Raises
+    ------
+    OnlineError
+        As :func:`plan_window`, or ``option`` of the wrong shape or out of ``[0, J)``.
+    """
     s, c, b = _arrays(score, call_value, batch)
     x = np.ascontiguousarray(option, dtype=np.int64)
     # The kernel indexes without bounds checks: a wrong length or option read past the arrays.
