@@ -779,3 +779,45 @@ def test_cli_online_prices_need_data(capsys):
     assert main(["online", "--alpha", "0.6", "--n", "50", "--prices", "p.json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--prices" in err and "--data" in err
+
+
+class _ConstantP:
+    """A frozen predictor: the same probabilities (one per pool model) for every request."""
+
+    def __init__(self, p):
+        self.p = np.asarray(p, dtype=np.float64)
+
+    def predict(self, X):
+        return np.tile(self.p, (X.shape[0], 1))
+
+
+def test_equilibrium_queue_leaves_out_requests_no_router_model_fits():
+    """A calibration request that fits none of the router's models unbatched (here: too long
+    for both small-context models; only the pool's third model takes it) has no choice to
+    count. It was counted as the first model's, which pulled the mean predicted p down."""
+    small = [ro.Model(f"s{k}", 1.0 + k, 2.0 + k, 2000, (1, 2)) for k in range(2)]
+    inst = ro.Instance(models=small + [ro.Model("big", 5.0, 9.0, 100_000, (1,))],
+                       tasks=[ro.Task("t", 100)], query_task=[0] * 8,
+                       input_tokens=[100, 5000] * 4, output_tokens=[10] * 8,
+                       utility=[[0.5, 0.5, 0.6, 0.6, 0.9]] * 8)
+    s = on.stream_from_instance(inst)
+    router = on.MessPlusRouter(["s0", "s1"], alpha=0.6, V=1.0, predictor=_ConstantP([0.0, 1.0, 1.0]))
+    fits = np.arange(0, 8, 2)
+    q_all = on.equilibrium_queue(router, s)
+    assert math.isfinite(q_all)                  # counting the long requests as s0's (p = 0) made it inf
+    assert q_all == on.equilibrium_queue(router, s.subset(fits))
+    only_big = on.MessPlusRouter(["s0"], alpha=0.6, V=1.0, predictor=_ConstantP([1.0, 1.0, 1.0]))
+    with pytest.raises(on.OnlineError, match="`calibration`.*fits an available model"):
+        on.equilibrium_queue(only_big, s.subset(np.arange(1, 8, 2)))
+
+
+def test_llm_split_never_trains_on_another_splits_stream():
+    """The training workload of seed s was the stream of seed s + 1000: a sweep over seeds
+    0..1000 tested one split on another's training data."""
+    a = on.llm_split("qwen3", n=40, seed=1000)
+    b = on.llm_split("qwen3", n=40, seed=0)
+    assert not np.array_equal(a.stream.instance.input_tokens, b.train.instance.input_tokens[:40])
+    w = ro.workloads.llm_truth("qwen3", n=1000, seed=on.TRAIN_SEED_OFFSET)
+    assert np.array_equal(b.train.instance.input_tokens, w.instance.input_tokens)
+    with pytest.raises(ro.InstanceError, match="`seed`.*below 2\\*\\*31"):
+        on.llm_split("qwen3", n=40, seed=on.TRAIN_SEED_OFFSET)

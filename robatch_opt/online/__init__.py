@@ -28,7 +28,7 @@ from .router import (DEFAULT_V_SCALE, EXACT_MAX_REQUESTS, WINDOW_SOLVERS, Batchi
                      MessPlusRouter, RandomRouter, calibrated_random_router, equilibrium_queue)
 from .stream import RequestStream, as_stream, stream_from_instance, stream_from_llm
 from .window import DEFAULT_EXACT_TIME_S, WindowPlan, plan_window, plan_window_exact, window_objective
-from .experiment import MIN_SPLIT_ROWS, Split, compare, llm_split, plot_time_series, routerbench_split
+from .experiment import MIN_SPLIT_ROWS, TRAIN_SEED_OFFSET, Split, compare, llm_split, plot_time_series, routerbench_split
 
 __all__ = [
     "MessPlusRouter", "BatchingRouter", "RandomRouter", "calibrated_random_router", "DEFAULT_V_SCALE",
@@ -40,6 +40,6 @@ __all__ = [
     "RequestStream", "as_stream", "stream_from_llm", "stream_from_instance",
     "plan_window", "plan_window_exact", "WindowPlan", "window_objective", "WINDOW_SOLVERS", "EXACT_MAX_REQUESTS",
     "DEFAULT_EXACT_TIME_S",
-    "Split", "routerbench_split", "MIN_SPLIT_ROWS", "llm_split", "compare", "plot_time_series",
+    "Split", "routerbench_split", "MIN_SPLIT_ROWS", "llm_split", "TRAIN_SEED_OFFSET", "compare", "plot_time_series",
     "OnlineError", "StreamError", "UnknownModelError",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InstanceError
 from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
 from .learner import OnlineLogistic
 from .replay import OnlineResult, replay
@@ -40,6 +41,10 @@ def _fit(train: RequestStream, seed: int) -> OnlineLogistic:
 #: Fewest complete rows :func:`routerbench_split` takes: each half must hold some queries of
 #: each kind for the predictor to fit and the stream to say anything.
 MIN_SPLIT_ROWS = 20
+
+#: :func:`llm_split`'s training workload of stream seed ``s`` has seed ``TRAIN_SEED_OFFSET + s``
+#: (stream seeds are below it, so one split never streams another's training workload).
+TRAIN_SEED_OFFSET = 2**31
 
 
 def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2, 4, 8),
@@ -104,7 +109,7 @@ def routerbench_split(paths, *, fold: int = 0, seed: int = 0, batch_sizes=(1, 2,
 
 def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) -> Split:
     """A simulated ``ro.workloads.llm`` stream; the predictor is fitted on an independent workload
-    (seed + 1000) of the same kind.
+    (seed ``TRAIN_SEED_OFFSET + seed``) of the same kind.
 
     Parameters
     ----------
@@ -113,9 +118,11 @@ def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) 
         Requests streamed; the training workload has ``max(n, 1000)``.
     tasks : None, sequence of str, or mapping of str to float, optional
         As :func:`robatch_opt.workloads.llm_truth`.
-    seed : int
+    seed : int in [0, 2**31)
         Seed of the streamed workload (its queries, outcome draws and features;
-        ``seed + 1000`` for the training workload) and of the predictor's fit.
+        ``TRAIN_SEED_OFFSET + seed`` for the training workload) and of the predictor's fit.
+        Training seeds lie above every stream seed, so no split streams another's
+        training workload.
 
     Returns
     -------
@@ -130,8 +137,11 @@ def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) 
     """
     from ..workloads import llm_truth
     w = llm_truth(pool, n=n, tasks=tasks, seed=seed)
-    wt = llm_truth(pool, n=max(n, 1000), tasks=tasks, seed=seed + 1000)
-    s, tr = stream_from_llm(w, seed=seed), stream_from_llm(wt, seed=seed + 1000)
+    if not seed < TRAIN_SEED_OFFSET:
+        raise InstanceError("seed", f"must be below 2**31 (training workloads use the seeds above), got {seed}")
+    ts = TRAIN_SEED_OFFSET + int(seed)
+    wt = llm_truth(pool, n=max(n, 1000), tasks=tasks, seed=ts)
+    s, tr = stream_from_llm(w, seed=seed), stream_from_llm(wt, seed=ts)
     return Split(s, tr, _fit(tr, seed), f"ro.workloads.llm({pool!r}, n={n}, seed={seed}): simulated outcomes")
 
 

@@ -755,7 +755,8 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     drift-plus-penalty queue settles. For a :class:`BatchingRouter` each call's system
     prompt is shared by the model's largest batch (the pricing of its default ``V``). Pass it
     as ``initial_queue``. Returns ``inf`` if no queue meets ``alpha`` in prediction (every
-    request on its most likely model falls short).
+    request on its most likely model falls short). Requests that fit no available model
+    unbatched are left out (they have no choice to count).
 
     The router is bound to ``calibration`` for the computation; ``replay`` binds it again.
 
@@ -779,8 +780,8 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     Raises
     ------
     OnlineError
-        ``tol`` is not a finite number > 0; ``calibration`` is not a RequestStream or has no
-        requests; binding refused the
+        ``tol`` is not a finite number > 0; ``calibration`` is not a RequestStream, has no
+        requests, or none that fits an available model; binding refused the
         router's predictor (an :class:`OnlineLogistic` of another shape) or cost model.
     UnknownModelError
         A router model that ``calibration``'s pool does not have.
@@ -792,11 +793,16 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     n = calibration.n_requests
     if n == 0:
         raise OnlineError("calibration", "has no requests")
-    rows = np.arange(n)
-    p = router._predict(rows)
-    cost = router._reference_cost()
     allowed = router.admissible[:, router.unbatched_option] & router.available[None, :]
-    vc = router.V_resolved * cost
+    # A request that fits no available model unbatched would stop a replay (StreamError);
+    # it has no choice to count, so it is left out rather than counted as the first model's.
+    rows = np.flatnonzero(allowed.any(axis=1))
+    if rows.size == 0:
+        raise OnlineError("calibration", "has no request that fits an available model unbatched")
+    p = router._predict(np.arange(n))[rows]
+    allowed = allowed[rows]
+    vc = router.V_resolved * router._reference_cost()[rows]
+    rows = np.arange(rows.size)
 
     def meets(Q: float) -> bool:
         k = np.where(allowed, vc + Q * (router.alpha - p), np.inf).argmin(axis=1)
