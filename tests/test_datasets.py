@@ -583,3 +583,27 @@ def test_dropna_says_which_tasks_it_emptied(tmp_path):
     assert "dropna" not in data.notes and kept.summary()["notes"]["dropna"]["tasks_emptied"] == ["other"]
     assert data.select_models(["m1"]).dropna().notes["dropna"] == {"dropped": 0, "tasks_emptied": []}
     assert kept.dropna().notes["dropna"] == {"dropped": 2, "tasks_emptied": ["other"]}     # adds up
+
+
+def test_errors_name_the_line_an_editor_opens(tmp_path):
+    """Loader errors gave a 0-based data row only; a CSV cell may span lines (RouterBench's
+    few-shot prompts do), so the row did not say where to look. They now begin file:line."""
+    multi = "['''Few shot.\n\nQuestion 0?''']"                   # one cell on three lines
+    path = _rb_file(tmp_path, [_rb_row(0, prompt=multi), _rb_row(1), _rb_row(2, o2="1.5")])
+    assert path.read_text().count("\n") == 6
+    with pytest.raises(ds.OutcomeRangeError, match=r"rb\.csv:6: row 2, column `m2`: must be in \[0, 1\]") as info:
+        ro.datasets.load_routerbench(path, prices=PRICES)
+    assert (info.value.line, info.value.row, info.value.column) == (6, 2, "m2")
+    path = _rb_file(tmp_path, [_rb_row(0, prompt=multi), _rb_row(1) + ["extra cell"]])
+    with pytest.raises(ds.MalformedRowError, match=r"rb\.csv:5: row 1: has 10 cells"):
+        ro.datasets.load_routerbench(path, prices=PRICES)
+    root = _arena(tmp_path, {"a": [_arena_row(0), "", _arena_row(2, -0.5)]})
+    with pytest.raises(ds.OutcomeRangeError, match=r"a\.jsonl:3: row 2, column `evaluation_result.score`"):
+        ro.datasets.load_routerarena(root, scores="raise")
+    (root / "cost.json").write_text('{"a": {\n  "input_token_price_per_million": 1,,}}')
+    with pytest.raises(ds.MalformedRowError, match=r"cost\.json:2: not valid JSON"):
+        ro.datasets.load_routerarena(root)
+    good = tmp_path / "gsm8k_responses.csv"
+    good.write_text('prompt,gpt-4-1106-preview\n"line one\nline two",True\nWhat?,maybe\n')
+    with pytest.raises(ds.OutcomeRangeError, match=r"gsm8k_responses\.csv:4: row 1, column `gpt-4-1106-preview`"):
+        ro.datasets.load_routellm(good)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InstanceError
-from .errors import (CostValueError, MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError,
+from .errors import (CostValueError, DatasetError, MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError,
                      UnknownPriceError)
 from .routing_data import RoutingData
 from .tokens import common_prefix, estimate_tokens, split_costs
@@ -69,15 +69,37 @@ def refuse_repeated_columns(header: list[str], path: Path) -> None:
         seen.add(c)
 
 
-def csv_rows(reader, header: list[str], path: Path):
+def csv_rows(reader, header: list[str], path: Path, lines: dict | None = None):
     """``(row, cells)`` of the data rows (0-based, counting blank lines, which are skipped as
-    every CSV reader does); MalformedRowError for a row with another number of cells."""
+    every CSV reader does); MalformedRowError for a row with another number of cells.
+    ``lines``, if given, receives ``row -> 1-based line of the file where the row starts``
+    (quoted cells may span lines, so rows and lines differ; see :func:`lines_named`)."""
+    end = reader.line_num
     for row, cells in enumerate(reader):
+        start, end = end + 1, reader.line_num
+        if lines is not None:
+            lines[row] = start
         if not cells:
             continue
         if len(cells) != len(header):
-            raise MalformedRowError(f"has {len(cells)} cells, the header {len(header)}", source=path, row=row)
+            raise MalformedRowError(f"has {len(cells)} cells, the header {len(header)}", source=path, row=row,
+                                    line=start)
         yield row, cells
+
+
+@contextlib.contextmanager
+def lines_named(path: Path, line_of):
+    """Inside, a :class:`DatasetError` about a row of ``path`` gains the row's line in the
+    file (``line_of(row)``), so that its message points where an editor opens it."""
+    try:
+        yield
+    except DatasetError as err:
+        if err.line is not None or err.row is None or err.source != str(path):
+            raise
+        line = line_of(err.row)
+        if line is None:
+            raise
+        raise err.at_line(line) from None
 
 
 def number(text, *, source, row, column, error=CostValueError, what="a number", text_ok: bool = True) -> float:

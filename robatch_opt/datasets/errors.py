@@ -24,22 +24,33 @@ class DatasetError(FormatError):
         0-based data row (the header is not a row; in JSON Lines, the line number minus 1).
     column : str or None
         The column (or JSON field) at fault.
+    line : int or None
+        1-based line of ``source`` where the row starts (a CSV cell may span lines), when the
+        error came from reading a file; the message then begins ``file:line:``, as an
+        editor or terminal opens it.
     detail : str
         What is wrong.
     """
 
-    def __init__(self, message: str, *, source=None, row: int | None = None, column: str | None = None):
+    def __init__(self, message: str, *, source=None, row: int | None = None, column: str | None = None,
+                 line: int | None = None):
         self.source = None if source is None else str(source)
         self.row = row
         self.column = column
+        self.line = line
         self.detail = message
         where = []
         if row is not None:
             where.append(f"row {row}")
         if column is not None:
             where.append(f"column `{column}`")
-        prefix = (f"{self.source}: " if self.source else "") + (", ".join(where) + ": " if where else "")
+        at = "" if self.source is None else self.source if line is None else f"{self.source}:{line}"
+        prefix = (f"{at}: " if at else "") + (", ".join(where) + ": " if where else "")
         super().__init__(prefix + message)
+
+    def at_line(self, line: int) -> "DatasetError":
+        """The same error (same class) with the file's line number added."""
+        return type(self)(self.detail, source=self.source, row=self.row, column=self.column, line=line)
 
 
 class MissingFileError(DatasetError):

@@ -30,8 +30,8 @@ from typing import Union
 
 import numpy as np
 
-from ._common import (assemble, csv_header, csv_rows, existing, outcome_cell, prices_for, refuse_repeated_columns,
-                      split_prompts, utf8_text)
+from ._common import (assemble, csv_header, csv_rows, existing, lines_named, outcome_cell, prices_for,
+                      refuse_repeated_columns, split_prompts, utf8_text)
 from .errors import (DuplicateQueryError, InconsistentDataError, MalformedRowError, MissingColumnError,
                      MissingFileError, OutcomeRangeError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -64,7 +64,7 @@ def _contaminated(path: Path) -> set[str]:
     if not path.exists():
         return set()
     out = set()
-    with utf8_text(path) as fh:
+    with utf8_text(path) as fh, lines_named(path, lambda row: row + 1):
         for row, line in enumerate(fh):
             if not line.strip():
                 continue
@@ -79,7 +79,8 @@ def _contaminated(path: Path) -> set[str]:
 
 
 def _read_file(path: Path):
-    with utf8_text(path) as fh:
+    lines: dict[int, int] = {}
+    with utf8_text(path) as fh, lines_named(path, lines.get):
         reader = csv.reader(fh)
         header = csv_header(reader, path)
         if "prompt" not in header:
@@ -94,7 +95,7 @@ def _read_file(path: Path):
                                          source=path, column=c)
         col = {c: j for j, c in enumerate(header)}
         rows = []
-        for row, cells in csv_rows(reader, header, path):
+        for row, cells in csv_rows(reader, header, path, lines):
             prompt = cells[col["prompt"]]
             if not prompt:
                 raise PromptFieldError("empty prompt", source=path, row=row, column="prompt")

@@ -26,7 +26,7 @@ from typing import Union
 
 import numpy as np
 
-from ._common import assemble, existing, number, utf8_text
+from ._common import assemble, existing, lines_named, number, utf8_text
 from ..errors import InstanceError
 from .errors import (CostValueError, DuplicateQueryError, EmptyFieldError, InconsistentDataError,
                      MalformedRowError, MissingColumnError, MissingFileError, OutcomeRangeError, PromptFieldError,
@@ -42,7 +42,7 @@ def _price_table(path: Path) -> dict:
     try:
         table = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise MalformedRowError(f"not valid JSON: {exc.msg}", source=path, row=exc.lineno - 1) from None
+        raise MalformedRowError(f"not valid JSON: {exc.msg} (column {exc.colno})", source=path, line=exc.lineno) from None
     if not isinstance(table, dict):
         raise MalformedRowError("must be a JSON object {model: prices}", source=path)
     out = {}
@@ -126,7 +126,7 @@ def load_routerarena(path: PathLike, *, scores: str = "clip") -> RoutingData:
     clipped = failed = 0
     for f in files:
         rows = {}
-        with utf8_text(f) as fh:
+        with utf8_text(f) as fh, lines_named(f, lambda row: row + 1):
             for row, line in enumerate(fh):
                 if not line.strip():
                     continue

@@ -23,8 +23,8 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..errors import InstanceError
-from ._common import (assemble, cost_cell, csv_header, csv_rows, existing, existing_file, outcome_cell, prices_for,
-                      refuse_repeated_columns, utf8_text)
+from ._common import (assemble, cost_cell, csv_header, csv_rows, existing, existing_file, lines_named,
+                      outcome_cell, prices_for, refuse_repeated_columns, utf8_text)
 from .errors import (DuplicateQueryError, EmptyFieldError, InconsistentDataError, MalformedRowError,
                      MissingColumnError, MissingFileError, PromptFieldError, UnknownColumnError)
 from .prices import PRICES_PER_MTOK
@@ -163,7 +163,8 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
     if duplicates not in ("suffix", "raise"):
         raise InstanceError("duplicates", f"must be 'suffix' or 'raise', got {duplicates!r}")
     for path in files:
-        with utf8_text(path) as fh:
+        lines: dict[int, int] = {}
+        with utf8_text(path) as fh, lines_named(path, lines.get):
             reader = csv.reader(fh)
             header = csv_header(reader, path)
             file_models = _models_of(header, path)
@@ -174,7 +175,7 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                 raise InconsistentDataError(f"models {sorted(set(file_models) ^ set(models))} are not in every file",
                                             source=path)
             col = {c: j for j, c in enumerate(header)}
-            for row, cells in csv_rows(reader, header, path):
+            for row, cells in csv_rows(reader, header, path, lines):
                 qid = cells[col["sample_id"]]
                 if not qid:
                     raise EmptyFieldError("empty query id", source=path, row=row, column="sample_id")
