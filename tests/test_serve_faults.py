@@ -587,3 +587,42 @@ def test_a_models_reply_that_is_not_json_stops_the_run(plan40):
     # A provider's own shape (or an empty list) is not a reason to refuse: the calls decide.
     with FaultServer({}, models_body={"models": ["fake-a", "fake-b"]}) as srv:
         assert serve.run(plan, inst, QUESTIONS, _endpoints(srv), **FAST).answers == _expected()
+
+
+def test_a_one_line_file_is_not_taken_for_a_torn_journal(plan40, tmp_path):
+    """A file with no whole line was read as a journal whose header was torn by a kill, cut to
+    nothing and overwritten: a typo'd journal name wiped the user's notes (new-user audit).
+    Only a cut-short header line is cut off and written again."""
+    inst, plan = plan40
+    notes = tmp_path / "notes.txt"
+    notes.write_text("months of notes, one line, no trailing newline")
+    with FaultServer() as srv:
+        with pytest.raises(serve.JournalError, match="not a robatch_opt serve journal"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=notes, **FAST)
+        assert notes.read_text() == "months of notes, one line, no trailing newline"
+        assert srv.log == []                                 # refused before anything was sent
+        torn = tmp_path / "torn.jsonl"
+        torn.write_text('{"kind": "header", "format": "robatch_opt.ser')       # killed mid-header
+        res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=torn, **FAST)
+    assert res.answers == _expected()
+    header, records = serve.read_journal(torn)
+    assert header["kind"] == "header" and len(records) == len(res.calls)
+
+
+def test_one_unreachable_endpoint_stops_the_other_checks(plan40, tmp_path):
+    """check_endpoints raised at the first unreachable endpoint and left the other checks
+    running while their client closed: 'coroutine ... was never awaited' warnings followed the
+    one-line error on stderr (new-user audit)."""
+    import asyncio
+    import gc
+    import warnings
+    with FaultServer() as srv:
+        eps = serve.load_endpoints(_endpoints(srv))
+        eps["model-b"] = dataclasses.replace(eps["model-b"], base_url="http://127.0.0.1:1/v1")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                with pytest.raises(serve.EndpointUnreachableError, match="'model-b' unreachable"):
+                    asyncio.run(serve.check_endpoints(eps, timeout_s=5.0))
+            gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InstanceError
 from .hindsight import cheapest_single_model, hindsight, model_means, offline_plan
 from .learner import OnlineLogistic
-from .replay import OnlineResult, replay
+from .replay import replay
 from .errors import OnlineError, StreamError
 from .router import BatchingRouter, MessPlusRouter, calibrated_random_router, check_seed, equilibrium_queue
 from .stream import RequestStream, stream_from_llm

@@ -445,6 +445,18 @@ def _as_observations(observations, capabilities) -> BatchObservations:
     return obs
 
 
+def _why_no_observation(observations) -> str:
+    """Why a log yields no (model, task, b > 1) ratio: no batched row at all, or batched rows
+    with nothing unbatched (or nothing answered correctly unbatched) to compare them with."""
+    from .logs import ObservationLog
+    if not isinstance(observations, ObservationLog) or not (observations.batch_size > 1).any():
+        return "hold no observation at a batch size > 1"
+    n_batched = int((observations.batch_size > 1).sum())
+    return (f"hold {n_batched} rows at batch sizes > 1 but no (model, task) that also has unbatched rows "
+            "(b = 1) with a correct answer: the retention acc(b) / acc(1) needs both on the same model "
+            "and task (serve some of those queries alone too)")
+
+
 def fit_degradation(observations=None, *, capabilities: Mapping[str, float] | None = None,
                     gamma_default: float | None = None) -> Degradation:
     """Fit per-model retention curves ``r_k(b)`` (see the module docstring for the model).
@@ -484,7 +496,7 @@ def fit_degradation(observations=None, *, capabilities: Mapping[str, float] | No
     """
     obs = _as_observations(observations, capabilities)
     if obs.n_observations == 0:
-        raise DegradationError("observations", "hold no observation at a batch size > 1")
+        raise DegradationError("observations", _why_no_observation(observations))
     models = tuple(dict.fromkeys(obs.model))
     tasks = tuple(dict.fromkeys(obs.task))
     K, T = len(models), len(tasks)

@@ -18,7 +18,7 @@ Needs ``httpx`` (``pip install 'robatch_opt[serve]'``).
 
 from __future__ import annotations
 
-from .endpoints import API_KINDS, Endpoint, load_endpoints
+from .endpoints import API_KINDS, Endpoint, check_keys, load_endpoints
 from .errors import EndpointUnreachableError, JournalError, MissingKeyError, ServeConfigError, ServeError
 from .executor import Progress, check_endpoints, run, run_async
 from .formats import FORMATS, BatchFormat, JsonArrayFormat, NumberedFormat, get_format
@@ -28,7 +28,7 @@ from .tasks import FACT_TASKS, TaskSet, arithmetic, facts
 
 __all__ = [
     "run", "run_async", "ServeResult", "CallRecord", "QueryFailure", "Progress",
-    "Endpoint", "load_endpoints", "check_endpoints", "API_KINDS",
+    "Endpoint", "load_endpoints", "check_endpoints", "check_keys", "API_KINDS",
     "BatchFormat", "NumberedFormat", "JsonArrayFormat", "FORMATS", "get_format",
     "Journal", "read_journal",
     "exact_match", "number", "choice",

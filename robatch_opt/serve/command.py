@@ -46,8 +46,36 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
+def _lines(text: str) -> list[str]:
+    """The file's lines: split at ``\n`` only (``\r\n`` too). ``str.splitlines`` also splits at
+    form feeds, ``\x1c``-``\x1e``, ``\x85`` and U+2028/U+2029, which may stand inside a
+    question (or a JSON string): the questions then shifted onto the wrong queries."""
+    if text.endswith("\n"):
+        text = text[:-1]
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")] if text else []
+
+
 def read_questions(path: str) -> list[str]:
-    """Questions from a .txt, .json or .jsonl file; errors name the file and the line."""
+    """Questions from a .txt, .json or .jsonl file; errors name the file and the line.
+
+    Parameters
+    ----------
+    path : str
+        ``.txt``: one question per line (lines end at ``\n`` only; one blank last line is
+        ignored). ``.json``: a list of strings. ``.jsonl``/``.ndjson``: per line a string or
+        an object with a ``question`` key (blank lines skipped).
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ServeConfigError
+        The file is missing or unreadable, not of its suffix's format, or holds a question
+        that is not a non-empty string; the message begins ``file:line:`` where a line is at
+        fault.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -56,6 +84,7 @@ def read_questions(path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ServeConfigError("questions", f"cannot read: {exc}", source=path) from None
     suffix = p.suffix.lower()
+    line_of = None                                 # question index -> 1-based line of the file
     if suffix == ".json":
         try:
             data = json.loads(text)
@@ -65,8 +94,8 @@ def read_questions(path: str) -> list[str]:
             raise ServeConfigError("questions", "must be a JSON list of strings", source=path)
         out = data
     elif suffix in (".jsonl", ".ndjson"):
-        out = []
-        for ln, line in enumerate(text.splitlines(), 1):
+        out, lines = [], []
+        for ln, line in enumerate(_lines(text), 1):
             if not line.strip():
                 continue
             try:
@@ -78,20 +107,40 @@ def read_questions(path: str) -> list[str]:
                     raise ServeConfigError(f"line {ln}", "an object needs a `question` key", source=path)
                 v = v["question"]
             out.append(v)
+            lines.append(ln)
+        line_of = lines.__getitem__
     elif suffix in (".txt", ""):
-        out = text.splitlines()
+        out = _lines(text)
         if out and not out[-1].strip():
             out = out[:-1]
+        line_of = (lambda i: i + 1)
     else:
         raise ServeConfigError("questions", f"unknown suffix {suffix!r}: use .txt, .json or .jsonl", source=path)
     for i, q in enumerate(out):
         if not isinstance(q, str) or not q.strip():
-            raise ServeConfigError(f"questions[{i}]", f"must be a non-empty string, got {q!r}", source=path)
+            raise ServeConfigError(f"questions[{i}]", f"must be a non-empty string, got {q!r}",
+                                   source=path if line_of is None else f"{path}:{line_of(i)}")
     return out
 
 
 def read_system_prompts(path: str) -> dict[str, str]:
-    """Task name -> system prompt from a .json or .toml file."""
+    """Task name -> system prompt from a .json or .toml file.
+
+    Parameters
+    ----------
+    path : str
+        ``.toml`` (``task = "prompt"`` lines) or JSON (``{"task": "prompt"}``).
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ServeConfigError
+        The file is missing, unreadable or malformed, or a value is not a string; the
+        message names the file.
+    """
     from .endpoints import tomllib
 
     p = Path(path)
@@ -108,6 +157,10 @@ def read_system_prompts(path: str) -> dict[str, str]:
         raise ServeConfigError("system_prompts", f"cannot parse: {exc}", source=path) from None
     if not isinstance(data, dict):
         raise ServeConfigError("system_prompts", "must map task names to strings", source=path)
+    for task, text in data.items():
+        if not isinstance(text, str):
+            raise ServeConfigError(f"system_prompts[{task!r}]", f"must be a string, got {type(text).__name__}",
+                                   source=path)
     return data
 
 
@@ -140,7 +193,7 @@ def serve_command(args, inst, plan) -> int:
         import httpx  # noqa: F401
     except ImportError:
         raise ServeConfigError("serve", "needs httpx: pip install 'robatch_opt[serve]'") from None
-    from .endpoints import load_endpoints
+    from .endpoints import check_keys, load_endpoints
     from .executor import _validate, run
 
     questions = read_questions(args.questions)
@@ -148,9 +201,15 @@ def serve_command(args, inst, plan) -> int:
         raise ServeConfigError("questions", f"must hold one question per query ({inst.n_queries:,}), got "
                                             f"{len(questions):,}", source=args.questions)
     prompts = read_system_prompts(args.system_prompts) if args.system_prompts else None
-    _validate(plan, inst, questions, prompts)     # a plan of another instance is named as such first
+    try:
+        _validate(plan, inst, questions, prompts)     # a plan of another instance is named as such first
+    except ServeConfigError as exc:
+        if exc.source is None and exc.field.startswith("system_prompts") and args.system_prompts:
+            raise ServeConfigError(exc.field, exc.detail, source=args.system_prompts) from None
+        raise
     used = sorted({plan.model_names[int(k)] for k in set(plan.model.tolist())})
     endpoints = load_endpoints(args.endpoints, model_names=used)
+    check_keys({m: endpoints[m] for m in used}, source=args.endpoints)
     journal = Path(args.journal)
     inputs = [p for p in (args.instance, args.plan, args.questions, args.endpoints, args.system_prompts) if p]
     if journal.is_dir():

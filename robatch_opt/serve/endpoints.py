@@ -39,7 +39,7 @@ try:
 except ImportError:                     # Python 3.10: the same parser, as the `tomli` package
     import tomli as tomllib
 
-__all__ = ["Endpoint", "load_endpoints", "API_KINDS"]
+__all__ = ["Endpoint", "load_endpoints", "check_keys", "API_KINDS"]
 
 #: API kinds and the path each one posts to (relative to the base URL).
 #: An environment variable's name (POSIX): what ``api_key_env`` must be.
@@ -106,7 +106,9 @@ _FIELDS = {f.name for f in fields(Endpoint)}
 def _endpoint(name: str, spec: Any, source: str | None) -> Endpoint:
     where = f"endpoints[{name!r}]"
     if isinstance(spec, Endpoint):
-        return spec
+        # The same checks as a table of settings (an Endpoint built by hand skipped them all:
+        # an unknown api failed mid-run with a bare KeyError, a pasted key was echoed).
+        spec = {f.name: getattr(spec, f.name) for f in fields(Endpoint)}
     if not isinstance(spec, Mapping):
         raise ServeConfigError(where, f"must be a table of settings, got {type(spec).__name__}", source=source)
     unknown = sorted(set(spec) - _FIELDS)
@@ -120,12 +122,13 @@ def _endpoint(name: str, spec: Any, source: str | None) -> Endpoint:
     for key in ("base_url", "model"):
         if not isinstance(d[key], str) or not d[key].strip():
             raise ServeConfigError(f"{where}.{key}", f"must be a non-empty string, got {d[key]!r}", source=source)
+    d["base_url"] = d["base_url"].strip()
     url = urlparse(d["base_url"])
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ServeConfigError(f"{where}.base_url", f"must be an http(s) URL, got {d['base_url']!r}",
                                source=source)
     api = d.get("api", "chat")
-    if api not in API_KINDS:
+    if not isinstance(api, str) or api not in API_KINDS:
         raise ServeConfigError(f"{where}.api", f"must be one of {sorted(API_KINDS)}, got {api!r}", source=source)
     env = d.get("api_key_env")
     if env is not None and (not isinstance(env, str) or not _ENV_NAME.fullmatch(env)):
@@ -149,9 +152,30 @@ def _endpoint(name: str, spec: Any, source: str | None) -> Endpoint:
     temp = d.get("temperature", 0.0)
     if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp) or temp < 0:
         raise ServeConfigError(f"{where}.temperature", f"must be a number >= 0, got {temp!r}", source=source)
-    return Endpoint(base_url=d["base_url"].strip(), model=d["model"], api=api, api_key_env=env,
+    return Endpoint(base_url=d["base_url"], model=d["model"], api=api, api_key_env=env,
                     max_concurrency=conc, requests_per_s=None if rate is None else float(rate),
                     max_tokens_per_answer=mt, temperature=float(temp))
+
+
+def check_keys(endpoints: Mapping[str, Endpoint], *, source: str | None = None) -> None:
+    """Every endpoint's key variable is set (before anything is sent).
+
+    Parameters
+    ----------
+    endpoints : mapping of str to Endpoint
+    source : str, optional
+        The endpoints file, named in the error.
+
+    Raises
+    ------
+    MissingKeyError
+        Naming ``endpoints[model].api_key_env`` (and the file), never the key's value.
+    """
+    for name, ep in endpoints.items():
+        try:
+            ep.api_key()
+        except MissingKeyError as exc:
+            raise MissingKeyError(f"endpoints[{name!r}].api_key_env", exc.detail, source=source) from None
 
 
 def load_endpoints(endpoints, model_names=None) -> dict[str, Endpoint]:

@@ -27,8 +27,8 @@ from .._validate import did_you_mean
 from ..evaluate import evaluate
 from ..instance import Instance
 from ..plan import Plan
-from .endpoints import Endpoint, load_endpoints
-from .errors import EndpointUnreachableError, JournalError, MissingKeyError, ServeConfigError
+from .endpoints import Endpoint, check_keys, load_endpoints
+from .errors import EndpointUnreachableError, JournalError, ServeConfigError
 from .formats import BatchFormat, get_format
 from .journal import Journal, fingerprint
 from .result import CallRecord, QueryFailure, ServeResult
@@ -235,7 +235,16 @@ async def check_endpoints(endpoints: Mapping[str, Endpoint], *, timeout_s: float
                                                                  f"(it lists {listed[:10]})")
 
     async with httpx.AsyncClient(trust_env=False, verify=_tls(endpoints)) as client:
-        await asyncio.gather(*(one(n, ep, client) for n, ep in endpoints.items()))
+        tasks = [asyncio.ensure_future(one(n, ep, client)) for n, ep in endpoints.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # gather() returns at the first failure with the other checks still running: end
+            # them before the client closes under them (their half-open connections warned
+            # "coroutine ... was never awaited" on stderr after the one-line error).
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Runner:
@@ -487,11 +496,7 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     used = sorted({s.model for s in specs})
     eps = load_endpoints(endpoints, used)
     eps = {m: eps[m] for m in used}
-    for name, ep in eps.items():
-        try:
-            ep.api_key()
-        except MissingKeyError as exc:
-            raise MissingKeyError(f"endpoints[{name!r}].api_key_env", exc.detail) from None
+    check_keys(eps, source=str(endpoints) if isinstance(endpoints, (str, os.PathLike)) else None)
     fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
                       [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
                       list(questions), prompts])

@@ -55,6 +55,17 @@ def _read_lines(path: Path) -> tuple[list[dict], int]:
     return out, good_end
 
 
+def _header_start() -> bytes:
+    """How every header line begins (:meth:`Journal._line` of the header dict)."""
+    return json.dumps({"kind": "header", "format": JOURNAL_FORMAT}, ensure_ascii=False).encode("utf-8")[:-1]
+
+
+def _torn_header(data: bytes) -> bool:
+    """Whether ``data`` (a file without a whole line) can be a header line cut short."""
+    start = _header_start()
+    return data.startswith(start) or start.startswith(data)
+
+
 def _records(path: Path, lines: list[dict]) -> list[CallRecord]:
     """The call records of a journal's lines (after the header); JournalError naming the line
     and the field of the first bad one."""
@@ -117,6 +128,11 @@ class Journal:
         if self.path.exists() and self.path.stat().st_size > 0:
             lines, good_end = _read_lines(self.path)
             if not lines:
+                # No whole line: a header torn by a kill is cut off and written again; any
+                # other one-line file (notes without a final newline, a plan) is not ours.
+                if not _torn_header(self.path.read_bytes()):
+                    raise JournalError(f"{self.path}: not a robatch_opt serve journal "
+                                       f"(expected format {JOURNAL_FORMAT!r}); use a new journal file")
                 hdr = None
             else:
                 hdr = lines[0]

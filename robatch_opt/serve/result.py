@@ -150,12 +150,37 @@ def _norm(text: str) -> str:
     return " ".join(str(text).strip().strip(".").casefold().split())
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def exact_match(expected: Sequence) -> Grader:
     """Grader: 1.0 if the answer equals ``expected[i]`` (case, spaces and a final '.' ignored).
 
-    ``expected[i]`` may be a string or a sequence of accepted strings.
+    Parameters
+    ----------
+    expected : sequence
+        Per query a string, a number (compared as its text: ``42`` accepts "42") or a
+        sequence of accepted strings and numbers.
+
+    Returns
+    -------
+    callable
+        ``grade(answer, i) -> float`` (1.0 or 0.0).
+
+    Raises
+    ------
+    ValueError
+        Naming ``expected[i]`` when it is none of the above.
     """
-    exp = [{_norm(e)} if isinstance(e, str) else {_norm(x) for x in e} for e in expected]
+    def accepted(e, i):
+        if isinstance(e, str) or _is_number(e):
+            return {_norm(e)}
+        if isinstance(e, (list, tuple, set, frozenset)) and e and all(isinstance(x, str) or _is_number(x) for x in e):
+            return {_norm(x) for x in e}
+        raise ValueError(f"`expected[{i}]`: must be a string, a number or a non-empty list of them, got {e!r}")
+
+    exp = [accepted(e, i) for i, e in enumerate(expected)]
     return lambda answer, i: float(_norm(answer) in exp[i])
 
 
@@ -163,8 +188,34 @@ _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)
 
 
 def number(expected: Sequence[float], *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> Grader:
-    """Grader: 1.0 if the first number in the answer equals ``expected[i]`` (within tolerance)."""
-    exp = [float(e) for e in expected]
+    """Grader: 1.0 if the first number in the answer equals ``expected[i]`` (within tolerance).
+
+    Parameters
+    ----------
+    expected : sequence of float
+        Per query a finite number (or its text, e.g. ``"42"``).
+    rel_tol, abs_tol : float
+        As :func:`math.isclose`.
+
+    Returns
+    -------
+    callable
+        ``grade(answer, i) -> float`` (1.0 or 0.0).
+
+    Raises
+    ------
+    ValueError
+        Naming ``expected[i]`` when it is not a finite number.
+    """
+    exp = []
+    for i, e in enumerate(expected):
+        try:
+            x = float(e) if not isinstance(e, (bool, np.bool_)) else math.nan
+        except (TypeError, ValueError):
+            x = math.nan
+        if not math.isfinite(x):
+            raise ValueError(f"`expected[{i}]`: must be a finite number, got {e!r}")
+        exp.append(x)
 
     def grade(answer: str, i: int) -> float:
         m = _NUMBER.search(answer)
@@ -178,8 +229,29 @@ _CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Za-z])\)?(?![A-Za-z])")
 
 
 def choice(expected: Sequence[str]) -> Grader:
-    """Grader: 1.0 if the answer's first stand-alone letter (``B``, ``(b)``, ``B)``) is ``expected[i]``."""
-    exp = [str(e).strip().upper() for e in expected]
+    """Grader: 1.0 if the answer's first stand-alone letter (``B``, ``(b)``, ``B)``) is ``expected[i]``.
+
+    Parameters
+    ----------
+    expected : sequence of str
+        Per query one letter (either case).
+
+    Returns
+    -------
+    callable
+        ``grade(answer, i) -> float`` (1.0 or 0.0).
+
+    Raises
+    ------
+    ValueError
+        Naming ``expected[i]`` when it is not one letter (``"AB"`` could never score).
+    """
+    exp = []
+    for i, e in enumerate(expected):
+        letter = e.strip().upper() if isinstance(e, str) else ""
+        if len(letter) != 1 or not ("A" <= letter <= "Z"):
+            raise ValueError(f"`expected[{i}]`: must be one letter A-Z, got {e!r}")
+        exp.append(letter)
 
     def grade(answer: str, i: int) -> float:
         m = _CHOICE.search(answer)

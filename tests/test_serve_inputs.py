@@ -1,0 +1,170 @@
+"""Serving inputs read before anything is sent: question and system-prompt files, endpoints
+given as objects, the built-in graders' expected answers (new-user audit of serve)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("httpx")
+
+import robatch_opt as ro  # noqa: E402
+from robatch_opt import serve  # noqa: E402
+from robatch_opt.cli import main  # noqa: E402
+from robatch_opt.serve.command import read_questions, read_system_prompts  # noqa: E402
+
+from serve_plans import two_model_plan  # noqa: E402
+
+
+# --------------------------------------------------------------------------- questions
+@pytest.mark.parametrize("sep", ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_questions_split_at_newlines_only(tmp_path, sep):
+    """str.splitlines also splits at these: a .txt of 3 questions read as 4 (every later query
+    got the wrong question), and valid JSON Lines failed to parse."""
+    qs = ["What is 2 + 2?", f"Capital of Sweden?{sep}Answer briefly.", "Largest planet?"]
+    txt = tmp_path / "q.txt"
+    txt.write_text("\n".join(qs) + "\n", encoding="utf-8")
+    assert read_questions(str(txt)) == qs
+    jl = tmp_path / "q.jsonl"
+    jl.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in qs), encoding="utf-8")
+    assert read_questions(str(jl)) == qs
+
+
+def test_questions_file_conventions(tmp_path):
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"a?\r\nb?\r\n")
+    assert read_questions(str(crlf)) == ["a?", "b?"]
+    blank_end = tmp_path / "blank_end.txt"
+    blank_end.write_text("a?\nb?\n\n")                  # one blank last line is ignored, as before
+    assert read_questions(str(blank_end)) == ["a?", "b?"]
+    no_newline = tmp_path / "no_newline.txt"
+    no_newline.write_text("a?\nb?")
+    assert read_questions(str(no_newline)) == ["a?", "b?"]
+
+
+def test_a_bad_question_is_named_by_its_line(tmp_path):
+    """The error gave the question's index; blank lines (skipped in JSON Lines) made it differ
+    from the line an editor shows."""
+    jl = tmp_path / "q.jsonl"
+    jl.write_text('"a?"\n\n"b?"\n{"question": 5}\n')
+    with pytest.raises(serve.ServeConfigError, match=r"q\.jsonl:4: `questions\[2\]`: must be a non-empty string"):
+        read_questions(str(jl))
+    txt = tmp_path / "q.txt"
+    txt.write_text("a?\n   \nb?\n")
+    with pytest.raises(serve.ServeConfigError, match=r"q\.txt:2: `questions\[1\]`"):
+        read_questions(str(txt))
+
+
+def test_system_prompt_values_must_be_strings(tmp_path):
+    sp = tmp_path / "sp.json"
+    sp.write_text('{"solo": 3}')
+    with pytest.raises(serve.ServeConfigError, match=r"sp\.json: `system_prompts\['solo'\]`: must be a string"):
+        read_system_prompts(str(sp))
+
+
+def _cli_files(tmp_path, endpoints_toml: str, system_prompts: str | None = None):
+    inst, plan = two_model_plan(8)
+    ro.save(inst, tmp_path / "inst.json")
+    plan.save(tmp_path / "plan.json")
+    (tmp_path / "q.txt").write_text("".join(f"Question {i}?\n" for i in range(8)))
+    (tmp_path / "ep.toml").write_text(endpoints_toml)
+    args = ["serve", str(tmp_path / "inst.json"), str(tmp_path / "plan.json"), "--questions",
+            str(tmp_path / "q.txt"), "--endpoints", str(tmp_path / "ep.toml"), "--journal", str(tmp_path / "j.jsonl")]
+    if system_prompts is not None:
+        (tmp_path / "sp.json").write_text(system_prompts)
+        args += ["--system-prompts", str(tmp_path / "sp.json")]
+    return args
+
+
+def test_cli_names_the_endpoints_and_system_prompts_files(tmp_path, capsys, monkeypatch):
+    """A missing key variable and a system prompt for an unknown task named no file."""
+    monkeypatch.delenv("ROBATCH_TEST_NO_SUCH_KEY", raising=False)
+    toml = ('["model-a"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "a"\n'
+            '["model-b"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "b"\napi_key_env = "ROBATCH_TEST_NO_SUCH_KEY"\n')
+    assert main(_cli_files(tmp_path, toml)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ep.toml: `endpoints['model-b'].api_key_env`: environment variable" in err
+    ok = '["model-a"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "a"\n["model-b"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "b"\n'
+    assert main(_cli_files(tmp_path, ok, '{"GSM8K": "Be terse."}')) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sp.json: `system_prompts['GSM8K']`" in err
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+# --------------------------------------------------------------------------- endpoints
+@pytest.mark.parametrize("bad, where, shown", [
+    (dict(api="responses"), r"`endpoints\['m'\]\.api`: must be one of", "responses"),
+    (dict(api_key_env="sk-proj-SECRET123"), r"`endpoints\['m'\]\.api_key_env`: must be the name", None),
+    (dict(temperature=-1.0), r"`endpoints\['m'\]\.temperature`: must be a number >= 0", "-1.0"),
+    (dict(max_concurrency=0), r"`endpoints\['m'\]\.max_concurrency`: must be an integer >= 1", "0"),
+    (dict(base_url="localhost:8080"), r"`endpoints\['m'\]\.base_url`: must be an http\(s\) URL", "localhost"),
+])
+def test_endpoint_objects_get_the_checks_of_a_table(bad, where, shown):
+    """An Endpoint built by hand skipped every check: an unknown api failed mid-run with a bare
+    KeyError (after the journal was created), and a pasted key was echoed in the message."""
+    ep = serve.Endpoint(**{"base_url": "http://127.0.0.1:9/v1", "model": "m", **bad})
+    with pytest.raises(serve.ServeConfigError, match=where) as info:
+        serve.load_endpoints({"m": ep})
+    if shown is None:
+        assert "SECRET" not in str(info.value)
+    else:
+        assert shown in str(info.value)
+
+
+def test_endpoint_base_url_is_stripped_before_it_is_checked():
+    eps = serve.load_endpoints({"m": {"base_url": "  http://127.0.0.1:9/v1 ", "model": "m"}})
+    assert eps["m"].base_url == "http://127.0.0.1:9/v1"
+    assert serve.load_endpoints({"m": eps["m"]}) == eps
+
+
+def test_a_missing_key_names_the_field_not_the_key(monkeypatch):
+    monkeypatch.delenv("ROBATCH_TEST_NO_SUCH_KEY", raising=False)
+    eps = serve.load_endpoints({"m": {"base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                      "api_key_env": "ROBATCH_TEST_NO_SUCH_KEY"}})
+    with pytest.raises(serve.MissingKeyError, match=r"f\.toml: `endpoints\['m'\]\.api_key_env`: .* is not set"):
+        serve.check_keys(eps, source="f.toml")
+    monkeypatch.setenv("ROBATCH_TEST_NO_SUCH_KEY", "sk-abc")
+    serve.check_keys(eps)
+
+
+# ----------------------------------------------------------------------------- graders
+def test_graders_name_a_bad_expected_answer():
+    """Bad expected answers raised bare errors ('int' object is not iterable; could not convert
+    string to float) naming no index; 'exact' now takes numbers, as its message said."""
+    grade = serve.exact_match(["Paris", 42, ["4", 4.5]])
+    assert (grade("paris.", 0), grade("42", 1), grade("4.5", 2), grade("5", 2)) == (1.0, 1.0, 1.0, 0.0)
+    for bad in ([["a", None]], [[]], [{"a": 1}]):
+        with pytest.raises(ValueError, match=r"`expected\[0\]`: must be a string, a number"):
+            serve.exact_match(bad)
+    with pytest.raises(ValueError, match=r"`expected\[1\]`: must be a finite number, got 'Paris'"):
+        serve.number([3, "Paris"])
+    with pytest.raises(ValueError, match=r"`expected\[0\]`: must be a finite number"):
+        serve.number([float("nan")])
+    assert serve.number(["12"])("It is 12.", 0) == 1.0
+    with pytest.raises(ValueError, match=r"`expected\[0\]`: must be one letter A-Z, got 'AB'"):
+        serve.choice(["AB"])
+    assert serve.choice([" b "])("(B) because", 0) == 1.0
+
+
+# ------------------------------------------------------------------------------ README
+def test_readme_serve_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's "Serve a plan" example, against the fault server's fake model instead of a
+    vLLM endpoint (its answers are hashes, so every grade is 0 and fit_degradation says why)."""
+    from pathlib import Path
+
+    from fault_server import FaultServer
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Serve a plan"):]
+    code = section[section.index("```python\n") + 10:]
+    code = code[:code.index("```")]
+    assert "http://127.0.0.1:8000/v1" in code and code.rstrip().endswith("rows)")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VLLM_KEY", "not-a-real-key")
+    with FaultServer(models=("Qwen/Qwen3-8B",)) as srv:
+        ns: dict = {}
+        with pytest.raises(ro.proxy.DegradationError, match="no .model, task. that also has unbatched rows"):
+            exec(code.replace("http://127.0.0.1:8000/v1", srv.base_url), ns)
+    assert sorted(set(ns["plan"].batch_size.tolist())) == [1, 4]
+    assert len(ns["res"].answers) == 40 and not ns["res"].failures
+    assert ns["log"].n_rows == 40 and (tmp_path / "run.jsonl").exists()
