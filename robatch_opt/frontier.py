@@ -517,7 +517,7 @@ def _greedy_sweep_body(inst: Instance, budgets: np.ndarray, solve_kwargs: dict) 
 
     t_shared = time.perf_counter()
     table = compile_options(inst)
-    n, K = table.n_queries, inst.n_models
+    n = table.n_queries
     tl = float(solve_kwargs.get("time_limit_s", 60.0))
     seed = int(solve_kwargs.get("seed", 0))
     extra = {k: v for k, v in solve_kwargs.items() if k not in ("time_limit_s", "seed", "max_queries_per_model")}

@@ -520,7 +520,6 @@ def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:
     """Expected calibration error: bin-size-weighted ``|mean outcome - mean prob|`` over equal-width bins."""
     p, y = _metric_inputs(prob, outcome)
     idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    cnt = np.bincount(idx, minlength=n_bins)
     sp = np.bincount(idx, weights=p, minlength=n_bins)
     sy = np.bincount(idx, weights=y, minlength=n_bins)
     return float(np.abs(sy - sp).sum() / max(p.shape[0], 1))

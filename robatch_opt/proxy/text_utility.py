@@ -17,7 +17,6 @@ predictor has to beat.
 from __future__ import annotations
 
 from numbers import Real
-from typing import Sequence
 
 import numpy as np
 

@@ -373,7 +373,7 @@ def _greedy_plan(problem: Problem) -> SolverResult:
     t_all = time.perf_counter()
     table = problem.table
     inst = problem.instance
-    n, J, K = table.n_queries, table.n_options, inst.n_models
+    n, K = table.n_queries, inst.n_models
     if n == 0:
         return SolverResult(np.zeros(0, np.int64), Status.OPTIMAL, 0.0, {"engine": "greedy"})
     arr = _arrays(table)
@@ -708,7 +708,7 @@ def _capacitated(problem: Problem, arr, capacity, cheapest, budget_form: bool, l
         return None
     st = _State(arr, K, start.copy())
     hulls = hull_arrays(cost, util, start)
-    hull_opt, hull_len = hulls.opt, hulls.length
+    hull_opt = hulls.opt
     start_amort, start_util = st.amortized, st.utility
     walk = _SortedWalk(cost, util, hulls, arr["option_model"], K, start)
     if budget_form:

@@ -384,7 +384,6 @@ class LNSBackend:
         g = greedy.solve(dataclasses.replace(problem, options={}))
         g = best_of_restrictions(dataclasses.replace(problem, options={}), greedy, g, deadline)
         info: dict[str, Any] = {"engine": f"lns+{engine}", "start": g.info.get("restriction", "joint")}
-        budget_form = problem.budget_usd is not None
         bound = float(g.bound)
         if g.option is None:
             return SolverResult(None, g.status, bound, {**info, **{k: v for k, v in g.info.items()
