@@ -15,9 +15,9 @@ stopped, its child processes killed, its temporary files removed, and no output 
 written. Run with ``--traceback`` to see the Python traceback instead.
 
 Exit status: 0 success; 1 ``evaluate`` found that a plan's claims do not match its grading,
-or ``serve`` left a query unanswered (or an internal error); 2 an error as above; 130
-interrupted (SIGINT); 141 standard output was closed early (e.g. piped into ``head``: the
-command stops quietly); 143 terminated (SIGTERM).
+or ``serve`` left a query unanswered; 2 an error as above; 70 an internal error (a bug: one
+line, ``--traceback`` for more); 130 interrupted (SIGINT); 141 standard output was closed
+early (e.g. piped into ``head``: the command stops quietly); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ DEFAULT_BUDGET_FRACTION = 0.5
 #: Relative tolerance of ``evaluate``'s comparison of a plan's claims with its grading.
 CLAIM_RTOL = 1e-9
 
-EXIT_OK, EXIT_MISMATCH, EXIT_INTERNAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 1, 2, 130
+# An internal error (a bug) has its own status, 70 (sysexits' EX_SOFTWARE): with 1 a script
+# could not tell it from `serve`'s "queries left unanswered", which --resume is for.
+EXIT_OK, EXIT_MISMATCH, EXIT_INTERNAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 70, 2, 130
 EXIT_BROKEN_PIPE, EXIT_TERMINATED = 141, 143
 
 #: What the output's terms mean (``--help`` and the README say the same).
@@ -1126,10 +1128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success, 1 ``evaluate`` found a mismatch or ``serve`` left a query unanswered (or an
-        internal error), 2 an error
-        (one line on stderr), 130 interrupted (SIGINT), 141 stdout closed early, 143
-        terminated (SIGTERM).
+        0 success, 1 ``evaluate`` found a mismatch or ``serve`` left a query unanswered, 2 an
+        error (one line on stderr), 70 an internal error (a bug), 130 interrupted (SIGINT),
+        141 stdout closed early, 143 terminated (SIGTERM).
     """
     as_program = argv is None                # the console script and ``python -m robatch_opt``
     argv = list(sys.argv[1:] if argv is None else argv)
