@@ -81,11 +81,39 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        """The URL a call is posted to."""
+        """The URL a call is posted to.
+
+        Returns
+        -------
+        str
+            :attr:`base_url` without its trailing ``/``, followed by the path of :attr:`api`
+            in :data:`API_KINDS` (``/chat/completions`` or ``/completions``).
+
+        Raises
+        ------
+        KeyError
+            :attr:`api` is not a kind of :data:`API_KINDS` (an Endpoint built by hand;
+            :func:`load_endpoints` refuses it).
+        """
         return self.base_url.rstrip("/") + API_KINDS[self.api]
 
     def api_key(self) -> str | None:
-        """The key from the environment (MissingKeyError if the variable is unset or empty)."""
+        """The key from the environment (MissingKeyError if the variable is unset or empty).
+
+        Read at each call, never stored: the key stays out of the endpoint's repr and files.
+
+        Returns
+        -------
+        str or None
+            The value of the variable :attr:`api_key_env`; None when no variable is named
+            (no ``Authorization`` header is sent).
+
+        Raises
+        ------
+        MissingKeyError
+            The variable is not set, or set but empty. The error names the variable and the
+            base URL, never a key.
+        """
         if self.api_key_env is None:
             return None
         key = os.environ.get(self.api_key_env)
@@ -96,7 +124,19 @@ class Endpoint:
         return key
 
     def max_tokens(self, n_questions: int) -> int:
-        """``max_tokens`` of a call of ``n_questions`` questions."""
+        """``max_tokens`` of a call of ``n_questions`` questions.
+
+        Parameters
+        ----------
+        n_questions : int
+            Questions in the call.
+
+        Returns
+        -------
+        int
+            ``n_questions * max_tokens_per_answer + 8`` tokens, sent as the request's
+            ``max_tokens``.
+        """
         return int(n_questions) * self.max_tokens_per_answer + 8
 
 

@@ -41,7 +41,25 @@ MAX_RETRY_AFTER_S = 300.0
 
 @dataclass(frozen=True)
 class Progress:
-    """A snapshot handed to ``progress`` after every finished call."""
+    """A snapshot handed to ``progress`` after every finished call.
+
+    Attributes
+    ----------
+    calls_done : int
+        Calls finished so far, calls read back from the journal and queries asked again
+        alone included.
+    calls_total : int
+        Calls known so far: the plan's calls plus the queries asked again alone, which are
+        added as batches leave them unanswered (the total grows during a run).
+    answers : int
+        Queries answered so far.
+    failures : int
+        Queries that will stay without an answer (a query left unanswered by its batch is
+        not counted while it is still to be asked again alone).
+    cost_usd : float
+        Cost so far, in USD, of the finished calls, plus on resume what earlier runs spent on
+        the calls started so far.
+    """
 
     calls_done: int
     calls_total: int
@@ -196,12 +214,27 @@ def _call_specs(plan: Plan, instance: Instance) -> list[_CallSpec]:
 async def check_endpoints(endpoints: Mapping[str, Endpoint], *, timeout_s: float = 10.0) -> None:
     """``GET {base_url}/models`` on every endpoint: reachable, and serving its model.
 
+    A coroutine. The endpoints are checked concurrently; the first failure is raised and the
+    other checks are cancelled. A reply that is JSON but not an OpenAI-style model list
+    (``{"data": [{"id": ...}, ...]}``), or an empty list, passes unchecked.
+
+    Parameters
+    ----------
+    endpoints : mapping of str to Endpoint
+        Model name (as named in errors) -> its endpoint, e.g. from :func:`load_endpoints`.
+    timeout_s : float
+        Timeout of each ``GET``, in seconds.
+
     Raises
     ------
     EndpointUnreachableError
-        An endpoint did not answer, or answered with an error status.
+        An endpoint did not answer, or answered with an error status, or with a 200 whose
+        body is not JSON (a web page: ``base_url`` is likely wrong).
     ServeConfigError
         An endpoint answered but does not list the configured model.
+    MissingKeyError
+        An endpoint's key variable is unset or empty. Its field is ``api_key_env``, without
+        the model: :func:`check_keys`, called first, names the model.
     """
     import httpx
 
@@ -472,7 +505,30 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
                     retries: int = 3, timeout_s: float = 60.0, format=None, backoff_s: float = 0.5,
                     max_backoff_s: float = 30.0, check: bool = True, ask_alone: bool = True,
                     progress: Callable[[Progress], None] | None = None, fsync: bool = True) -> ServeResult:
-    """The coroutine behind :func:`run` (for callers that already run an event loop)."""
+    """The coroutine behind :func:`run` (for callers that already run an event loop).
+
+    Takes the same arguments as :func:`run`, with the same defaults and meaning, and returns
+    and raises the same; see :func:`run` for each. The options that :func:`run` takes as
+    ``**options`` are keyword arguments of their own here, so an unknown one is a
+    ``TypeError`` (:func:`run` names it in a :class:`ServeConfigError`).
+
+    Parameters
+    ----------
+    plan, instance, questions, endpoints, system_prompts, journal, max_concurrency, retries, timeout_s
+        As :func:`run`.
+    format, backoff_s, max_backoff_s, check, ask_alone, progress, fsync
+        The ``**options`` of :func:`run`.
+
+    Returns
+    -------
+    ServeResult
+        As :func:`run`.
+
+    Raises
+    ------
+    ServeConfigError, EndpointUnreachableError, JournalError
+        As :func:`run`.
+    """
     t0 = time.perf_counter()
     prompts = _validate(plan, instance, questions, system_prompts)
     for name, value, lo in (("max_concurrency", max_concurrency, 1), ("retries", retries, 0)):
@@ -575,7 +631,8 @@ def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
     ------
     ServeConfigError
         Bad questions, system prompts, endpoints (file or mapping) or format; a missing key
-        variable (:class:`MissingKeyError`). Raised before any request.
+        variable (:class:`MissingKeyError`). Raised before any request, except for a
+        format whose ``parse`` returns a list of the wrong length: found at its first reply.
     EndpointUnreachableError
         An endpoint failed its ``/models`` check (before any call is sent).
     JournalError

@@ -50,11 +50,32 @@ class BatchFormat(abc.ABC):
 
     @abc.abstractmethod
     def messages(self, system_prompt: str, questions: Sequence[str]) -> list[dict]:
-        """Chat messages (``/v1/chat/completions``) asking ``questions`` in one call."""
+        """Chat messages (``/v1/chat/completions``) asking ``questions`` in one call.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt (instructions, few-shot examples); may be empty.
+        questions : sequence of str
+            The call's questions, in the order their answers must come back.
+
+        Returns
+        -------
+        list of dict
+            OpenAI chat messages (``{"role": ..., "content": ...}``), sent as the request's
+            ``messages``.
+        """
 
     @abc.abstractmethod
     def prompt(self, system_prompt: str, questions: Sequence[str]) -> tuple[str, str]:
         """Completion prompt (``/v1/completions``) and the reply prefix it ends with.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt (instructions, few-shot examples); may be empty.
+        questions : sequence of str
+            The call's questions, in the order their answers must come back.
 
         Returns
         -------
@@ -66,7 +87,19 @@ class BatchFormat(abc.ABC):
         """
 
     def stop(self, n_questions: int) -> list[str]:
-        """Stop sequences for a completion endpoint (may be empty)."""
+        """Stop sequences for a completion endpoint (may be empty).
+
+        Parameters
+        ----------
+        n_questions : int
+            Questions in the call.
+
+        Returns
+        -------
+        list of str
+            Sent as the request's ``stop`` (completion endpoints only; an empty list sends
+            none). This default returns ``[]``.
+        """
         return []
 
     @abc.abstractmethod
@@ -76,10 +109,21 @@ class BatchFormat(abc.ABC):
         Parameters
         ----------
         reply : str
+            The reply text; for a completion, the ``prefix`` of :meth:`prompt` followed by the
+            completion.
         n_questions : int
+            Questions asked in the call.
         truncated : bool
             The reply was cut off (``finish_reason == "length"``): its last, unfinished item
             is not trusted.
+
+        Returns
+        -------
+        list of (str or None)
+            Exactly ``n_questions`` items, the i-th the answer to the i-th question; None
+            where the reply holds no answer that can be attributed (that question is asked
+            again alone). A list of another length stops the run with a
+            :class:`ServeConfigError`.
         """
 
 
@@ -200,6 +244,23 @@ class NumberedFormat(BatchFormat):
         return "\n\n".join(parts)
 
     def messages(self, system_prompt, questions):
+        """Chat messages: the instructions and the system prompt, then the questions.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt, placed after the instructions; may be empty.
+        questions : sequence of str
+            One ``Q<j>: ...`` line each, numbered from 1; a question's line breaks and runs of
+            whitespace become single spaces, so that it stays on its own line.
+
+        Returns
+        -------
+        list of dict
+            A ``system`` message (the instructions for ``len(questions)`` questions, a blank
+            line, the system prompt; left out when both are empty), then a ``user`` message
+            holding the ``Q<j>:`` lines.
+        """
         msgs = []
         head = self._head(system_prompt, len(questions))
         if head:
@@ -208,16 +269,64 @@ class NumberedFormat(BatchFormat):
         return msgs
 
     def prompt(self, system_prompt, questions):
+        """Completion prompt: the text of :meth:`messages` in one piece, ending with ``A1:``.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt, placed after the instructions; may be empty.
+        questions : sequence of str
+            One ``Q<j>: ...`` line each, as in :meth:`messages`.
+
+        Returns
+        -------
+        prompt : str
+            The system message's text and a blank line (when there is one), the ``Q<j>:``
+            lines, then ``"\\nA1:"``: the model only has to continue the first answer.
+        prefix : str
+            ``"A1:"``.
+        """
         head = self._head(system_prompt, len(questions))
         text = (head + "\n\n" if head else "") + self._body(questions) + "\nA1:"
         return text, "A1:"
 
     def stop(self, n_questions):
+        """Stop sequences: a blank line, a new question, or a label past the last question.
+
+        Parameters
+        ----------
+        n_questions : int
+            Questions in the call.
+
+        Returns
+        -------
+        list of str
+            ``["\\n\\n", "\\nQ", "A<n_questions + 1>:"]``.
+        """
         # A base model continues the few-shot pattern: a blank line or a new question ends
         # the answers; a label past the last question means it is inventing more.
         return ["\n\n", "\nQ", f"A{n_questions + 1}:"]
 
     def parse(self, reply, n_questions, *, truncated=False):
+        """Split a reply into ``n_questions`` answers by their labels (see the class's Notes).
+
+        Parameters
+        ----------
+        reply : str
+            The reply text (for a completion, ``"A1:"`` followed by the completion); anything
+            but a str is read as an empty reply.
+        n_questions : int
+            Questions asked in the call.
+        truncated : bool
+            The reply was cut off: unless it ends with a newline its last line is dropped, as
+            an answer on it may be incomplete.
+
+        Returns
+        -------
+        list of (str or None)
+            ``n_questions`` answers in question order; None where the reply has no answer,
+            two different answers, or only the placeholder for a question.
+        """
         n = int(n_questions)
         text = reply if isinstance(reply, str) else ""
         if truncated and not text.endswith("\n"):
@@ -292,6 +401,13 @@ class JsonArrayFormat(BatchFormat):
     keeps its complete items. An answer that is the instructions' placeholder (``...``) is
     no answer.
 
+    Parameters
+    ----------
+    instructions : str
+        Sentence placed before the system prompt. ``{n}`` is replaced by the number of
+        questions (with one question, "each of the {n} questions" becomes "the question" and
+        "{n} objects" "1 object").
+
     Examples
     --------
     >>> JsonArrayFormat().parse('```json\\n[{"id": 2, "answer": "Paris"}, {"id": 1, "answer": 7}]\\n```', 3)
@@ -313,6 +429,22 @@ class JsonArrayFormat(BatchFormat):
         return "\n\n".join(parts)
 
     def messages(self, system_prompt, questions):
+        """Chat messages: the instructions and the system prompt, then the questions as JSON.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt, placed after the instructions; may be empty.
+        questions : sequence of str
+            Written as ``[{"id": 1, "question": "..."}, ...]``, ids from 1 in order.
+
+        Returns
+        -------
+        list of dict
+            A ``system`` message (the instructions for ``len(questions)`` questions, a blank
+            line, the system prompt; left out when both are empty), then a ``user`` message
+            holding the JSON array of the questions (non-ASCII text kept as is).
+        """
         msgs = []
         head = self._head(system_prompt, len(questions))
         if head:
@@ -321,14 +453,67 @@ class JsonArrayFormat(BatchFormat):
         return msgs
 
     def prompt(self, system_prompt, questions):
+        """Completion prompt: the text of :meth:`messages` in one piece, ending with ``Answers: [``.
+
+        Parameters
+        ----------
+        system_prompt : str
+            The task's system prompt, placed after the instructions; may be empty.
+        questions : sequence of str
+            Written as a JSON array, as in :meth:`messages`.
+
+        Returns
+        -------
+        prompt : str
+            The system message's text and a blank line (when there is one), ``"Questions: "``
+            and the JSON array, then ``"\\nAnswers: ["``: the model only has to continue
+            the array.
+        prefix : str
+            ``"["``.
+        """
         head = self._head(system_prompt, len(questions))
         text = (head + "\n\n" if head else "") + "Questions: " + self._body(questions) + "\nAnswers: ["
         return text, "["
 
     def stop(self, n_questions):
+        """Stop sequence: the completion ends at its first blank line.
+
+        Parameters
+        ----------
+        n_questions : int
+            Questions in the call; not used (the stop does not depend on it).
+
+        Returns
+        -------
+        list of str
+            ``["\\n\\n"]``.
+        """
         return ["\n\n"]
 
     def parse(self, reply, n_questions, *, truncated=False):
+        """Split a reply into ``n_questions`` answers from its first JSON array (see the class).
+
+        Parameters
+        ----------
+        reply : str
+            The reply text (for a completion, ``"["`` followed by the completion); code
+            fences are removed first; anything but a str is read as an empty reply.
+        n_questions : int
+            Questions asked in the call.
+        truncated : bool
+            Not used: only items that decode as whole JSON values are read, cut off or not.
+            A number cut at the very end of the reply still decodes (``[1, 2, 12`` cut from
+            ``[1, 2, 123]`` gives ``"12"``).
+
+        Returns
+        -------
+        list of (str or None)
+            ``n_questions`` answers in question order, as text (``7.0`` as ``"7"``, booleans
+            as ``"true"`` / ``"false"``); None where there is none, where two items give
+            different answers for one id, where the answer is null, an object, an array or
+            the placeholder, and for all when the array mixes objects and plain values or
+            (plain values) cannot be placed by position.
+        """
         n = int(n_questions)
         text = _FENCE.sub("", reply if isinstance(reply, str) else "")
         items, closed = _json_items(text)
@@ -361,7 +546,27 @@ FORMATS = {"numbered": NumberedFormat, "json": JsonArrayFormat}
 
 
 def get_format(fmt) -> BatchFormat:
-    """A format object from a name (``"numbered"``, ``"json"``), a format, or None (default)."""
+    """A format object from a name (``"numbered"``, ``"json"``), a format, or None (default).
+
+    Parameters
+    ----------
+    fmt : str, format object or None
+        None: a new :class:`NumberedFormat`. A name of :data:`FORMATS`: a new instance of
+        that class with its default instructions. Any other object is returned as is if it
+        has callable ``messages``, ``prompt``, ``stop`` and ``parse`` (it need not subclass
+        :class:`BatchFormat`). Pass an instance: a format class itself passes this check but
+        fails at its first call.
+
+    Returns
+    -------
+    BatchFormat
+        Or the duck-typed object given.
+
+    Raises
+    ------
+    ServeConfigError
+        ``fmt`` is an unknown name, or an object without one of the four methods.
+    """
     from .errors import ServeConfigError
 
     if fmt is None:

@@ -79,7 +79,32 @@ def _records(path: Path, lines: list[dict]) -> list[CallRecord]:
 
 
 def read_journal(path) -> tuple[dict, list[CallRecord]]:
-    """Header and finished calls of a journal file (for inspection; :class:`Journal` resumes)."""
+    """Header and finished calls of a journal file (for inspection; :class:`Journal` resumes).
+
+    The file is only read: a torn last line (a run killed mid-write) is ignored, not cut off.
+
+    Parameters
+    ----------
+    path : str or path
+        The journal file.
+
+    Returns
+    -------
+    header : dict
+        The first line: ``kind``, ``format``, ``fingerprint`` and the run's extra fields
+        (``n_queries`` and ``n_calls`` for a journal of :func:`run`).
+    records : list of CallRecord
+        Every call line in file order; a call sent again by a resumed run has one record per
+        run (the newest last).
+
+    Raises
+    ------
+    JournalError
+        The file holds no whole line, its first line is not a robatch_opt serve journal
+        header, or a whole line is not a JSON object or not a valid call record.
+    OSError
+        The file cannot be read (``FileNotFoundError`` when it does not exist).
+    """
     path = Path(path)
     lines, _ = _read_lines(path)
     if not lines or lines[0].get("format") != JOURNAL_FORMAT:
@@ -110,6 +135,13 @@ class Journal:
         oldest first: a call that failed in one run and was sent again in the next has both,
         and both runs' attempts and spending stay accounted for. Records this run appends
         are not added.
+
+    Raises
+    ------
+    JournalError
+        ``path`` is a folder, or its directory does not exist or is not a directory; the file
+        is not a robatch_opt serve journal (a header torn by a kill is accepted and written
+        again), belongs to another run (its fingerprint differs), or has a corrupt line.
     """
 
     def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
@@ -170,7 +202,23 @@ class Journal:
         self._write_bytes(self._line(obj))
 
     def append(self, record: CallRecord) -> None:
-        """Write one finished call (a whole line, flushed and fsynced)."""
+        """Write one finished call (a whole line, flushed and fsynced).
+
+        The record is added to :attr:`finished` once it is written, not to :attr:`history`.
+
+        Parameters
+        ----------
+        record : CallRecord
+            The finished call; written as :meth:`CallRecord.to_dict`.
+
+        Raises
+        ------
+        ValueError
+            A float of ``record`` is NaN or infinite (JSON has no such number); nothing is
+            written. Also when the journal is closed.
+        OSError
+            The write, flush or fsync failed.
+        """
         self._write(record.to_dict())
         self.finished[record.key] = record
 
@@ -180,6 +228,20 @@ class Journal:
         The write and fsync run in a worker thread, so other calls go on meanwhile, and the
         records that finish while one fsync runs are written together by the next (group
         commit: one fsync for many calls when many are in flight).
+
+        Parameters
+        ----------
+        record : CallRecord
+            The finished call; written as :meth:`CallRecord.to_dict`, added to
+            :attr:`finished` once durable. Its floats must be finite (JSON has no NaN).
+
+        Raises
+        ------
+        OSError
+            The write, flush or fsync failed; raised to every caller whose record was in
+            that write.
+        ValueError
+            The journal is closed.
         """
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((record, fut))
@@ -218,6 +280,12 @@ class Journal:
         self.close()
 
     def close(self) -> None:
+        """Close the file (again: a no-op).
+
+        Every line written so far was already flushed (and fsynced unless ``fsync=False``), so
+        closing loses nothing. Lines still queued by :meth:`append_async` are not waited for:
+        from a coroutine, use :meth:`aclose`.
+        """
         self._fh.close()
 
     def __enter__(self):

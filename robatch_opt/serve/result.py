@@ -65,14 +65,38 @@ class CallRecord:
 
     @property
     def n_questions(self) -> int:
+        """Number of questions actually asked in the call's prompt.
+
+        The last call of a group can hold fewer queries than its nominal :attr:`batch_size`;
+        this count (``len(query_ids)``) is the batch size a reply was really given.
+
+        Returns
+        -------
+        int
+        """
         return len(self.query_ids)
 
     @property
     def is_single(self) -> bool:
-        """A query asked again alone after its batch left it unanswered."""
+        """A query asked again alone after its batch left it unanswered.
+
+        Returns
+        -------
+        bool
+            True when :attr:`key` is of the form ``"c<index>.q<query>"``.
+        """
         return ".q" in self.key
 
     def to_dict(self) -> dict:
+        """The record as its journal line: a JSON-ready dict that :meth:`from_dict` reads back.
+
+        Returns
+        -------
+        dict
+            ``{"kind": "call"}`` and every field of the record under its own name;
+            ``query_ids`` and ``answers`` as lists, counts as ``int`` and amounts as ``float``
+            (numpy scalars are converted, since ``json`` cannot write them).
+        """
         return {"kind": "call", "key": self.key, "model": self.model, "task": self.task,
                 "query_ids": [int(q) for q in self.query_ids], "batch_size": int(self.batch_size),
                 "answers": list(self.answers), "prompt_tokens": int(self.prompt_tokens),
@@ -83,7 +107,31 @@ class CallRecord:
     @classmethod
     def from_dict(cls, d: Mapping) -> "CallRecord":
         """A record from its journal line; ValueError naming the field that is missing or bad
-        (counts and costs must be non-negative, query ids integers >= 0)."""
+        (counts and costs must be non-negative, query ids integers >= 0).
+
+        Parameters
+        ----------
+        d : mapping
+            One parsed journal line, as written by :meth:`to_dict`. ``key``, ``model``,
+            ``task``, ``query_ids``, ``batch_size``, ``answers``, ``prompt_tokens``,
+            ``completion_tokens``, ``cost_usd``, ``attempts``, ``seconds`` and ``status`` are
+            required; ``error``, ``finish_reason`` and ``reply`` are optional; ``kind`` is not
+            read.
+
+        Returns
+        -------
+        CallRecord
+            ``key``, ``model``, ``task`` and ``status`` as text, each answer as text or None.
+
+        Raises
+        ------
+        ValueError
+            Naming the field: a required field is missing; a count (``batch_size``,
+            ``prompt_tokens``, ``completion_tokens``, ``attempts``) is not an integer >= 0 (a
+            bool is refused); ``cost_usd`` or ``seconds`` is not a finite number >= 0;
+            ``query_ids`` is not a list of integers >= 0; ``answers`` is not a list, or its
+            length differs from that of ``query_ids``; ``status`` is not ``"ok"`` or ``"failed"``.
+        """
         def field(name):
             if name not in d:
                 raise ValueError(f"field `{name}` is missing")
@@ -312,19 +360,49 @@ class ServeResult:
 
     @property
     def n_queries(self) -> int:
+        """Number of queries of the plan (answered or not).
+
+        Returns
+        -------
+        int
+            ``len(answers)``.
+        """
         return len(self.answers)
 
     @property
     def n_answered(self) -> int:
+        """Number of queries with an answer (by their batch or asked again alone).
+
+        Returns
+        -------
+        int
+            The queries whose entry of :attr:`answers` is not None; the others are in
+            :attr:`failures`.
+        """
         return sum(a is not None for a in self.answers)
 
     @property
     def attempts(self) -> int:
-        """HTTP requests sent over all calls."""
+        """HTTP requests sent over all calls.
+
+        Returns
+        -------
+        int
+            The sum of :attr:`CallRecord.attempts` over :attr:`calls`, the earlier runs'
+            attempts of a resumed run included.
+        """
         return sum(c.attempts for c in self.calls)
 
     def summary(self) -> str:
-        """A few readable lines."""
+        """A few readable lines.
+
+        Returns
+        -------
+        str
+            Queries answered and failed, calls planned and asked again alone, requests, tokens,
+            realized and predicted cost, wall time, then the calls of unknown cost and the five
+            most frequent failure reasons, if any; lines joined by ``"\\n"``, no final newline.
+        """
         # A call that failed in an earlier run and was sent again on resume has two records.
         keys = {c.key: c.is_single for c in self.calls}
         n_single = sum(keys.values())
@@ -348,10 +426,27 @@ class ServeResult:
 
     @property
     def n_calls_without_usage(self) -> int:
-        """Answered calls whose reply had no valid token usage: their cost is unknown (counted as $0)."""
+        """Answered calls whose reply had no valid token usage: their cost is unknown (counted as $0).
+
+        Returns
+        -------
+        int
+            Calls of :attr:`calls` with status ``"ok"`` whose ``error`` mentions the usage.
+        """
         return sum(c.status == "ok" and c.error is not None and "usage" in c.error for c in self.calls)
 
     def summary_dict(self) -> dict:
+        """The numbers of :meth:`summary` as a JSON-ready dict (``robatch-opt serve --json``).
+
+        Returns
+        -------
+        dict
+            ``n_queries``, ``n_answered``, ``n_failed`` (queries in :attr:`failures`),
+            ``n_calls`` (distinct call keys: a call sent again on resume counts once, queries
+            asked again alone count), ``n_requests`` (:attr:`attempts`), ``n_resumed``,
+            ``n_calls_without_usage``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd``
+            and ``predicted_cost_usd`` (USD), ``wall_time_s`` (seconds).
+        """
         return {"n_queries": self.n_queries, "n_answered": self.n_answered, "n_failed": len(self.failures),
                 "n_calls": len({c.key for c in self.calls}), "n_requests": self.attempts,
                 "n_resumed": self.n_resumed, "n_calls_without_usage": self.n_calls_without_usage,
@@ -382,6 +477,14 @@ class ServeResult:
         Returns
         -------
         ObservationLog
+
+        Raises
+        ------
+        ValueError
+            ``grader`` is neither a known name nor a callable; a named grader without
+            ``expected``, or with ``expected`` that is not a sequence of one answer per query
+            (a None answer included) or that the grader refuses; or ``grader`` returned
+            something other than a number in [0, 1] or a bool.
         """
         from ..proxy.logs import ObservationLog
 

@@ -49,7 +49,17 @@ class TaskSet:
 
     def grader(self):
         """A grader ``(answer, i) -> 0.0 or 1.0``: exact match against any accepted spelling
-        (case, spaces and a final period ignored); for arithmetic, the first number."""
+        (case, spaces and a final period ignored); for arithmetic, the first number.
+
+        Returns
+        -------
+        callable
+            ``grade(answer, i) -> float``, ``i`` the index of the question in
+            :attr:`questions`: :func:`number` of the answers for the task ``"arithmetic"``,
+            else :func:`exact_match` of :attr:`accepted` (of :attr:`answers` when
+            ``accepted`` is empty). Fit for :meth:`ServeResult.to_log` when the run's queries
+            are these questions in order.
+        """
         if self.name == "arithmetic":
             return number([float(a) for a in self.answers])
         return exact_match(self.accepted or self.answers)
@@ -71,9 +81,24 @@ def arithmetic(n: int, *, seed: int = 0, max_operand: int = 20, ops: str = "+-")
     n : int
         Number of questions, >= 1.
     seed : int
+        Seed of the questions' random draws (the few-shot examples use streams derived from
+        it).
     max_operand : int
+        Largest operand (inclusive).
     ops : str
         Operators to draw from, a subset of ``"+-"``.
+
+    Returns
+    -------
+    TaskSet
+        Named ``"arithmetic"``; each answer is the result as text (e.g. ``"7"``), its only
+        accepted spelling.
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not an integer >= 1, or ``ops`` is empty or holds something other than
+        ``+`` and ``-``.
 
     Examples
     --------
@@ -128,8 +153,20 @@ def facts(task: str = "capitals", n: int | None = None, *, seed: int = 0, n_exam
         Number of questions (default: all but the few-shot examples), drawn without
         replacement in a seeded order.
     seed : int
+        Seed of the order in which the items are drawn (examples first, then questions).
     n_examples : int
         Items set aside for the few-shot system prompt (never asked), >= 2.
+
+    Returns
+    -------
+    TaskSet
+        Named ``task``, with each answer's accepted spellings and the task's source.
+
+    Raises
+    ------
+    ValueError
+        ``task`` is not one of :data:`FACT_TASKS`, ``n_examples`` is not an integer >= 2, or
+        ``n`` is not an integer from 1 to the number of items left after the examples.
 
     Examples
     --------
