@@ -626,3 +626,50 @@ def test_one_unreachable_endpoint_stops_the_other_checks(plan40, tmp_path):
                     asyncio.run(serve.check_endpoints(eps, timeout_s=5.0))
             gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_a_resume_names_what_differs_and_refuses_another_served_model(plan40, tmp_path):
+    """Resuming against an endpoint that now serves another model mixed two models' answers
+    under one name; and the refusal did not say what differed (serve audit)."""
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+    with FaultServer() as srv:
+        serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)
+        eps = _endpoints(srv)
+        eps["model-a"]["model"] = "fake-b"
+        with pytest.raises(serve.JournalError, match="other endpoints' served model"):
+            serve.run(plan, inst, QUESTIONS, eps, journal=journal, **FAST)
+        with pytest.raises(serve.JournalError, match=r"another run \(other batch format\)"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, format="json", **FAST)
+        eps = _endpoints(srv)
+        eps["model-a"]["base_url"] = srv.base_url + "/"          # a moved server is the same run
+        n = len(srv.log)
+        assert serve.run(plan, inst, QUESTIONS, eps, journal=journal, **FAST).answers == _expected()
+        assert len(srv.log) == n
+
+
+class _BrokenFormat(serve.NumberedFormat):
+    def parse(self, reply, n_questions, *, truncated=False):
+        raise RuntimeError("my parser's bug")
+
+
+def test_a_format_that_fails_keeps_the_paid_reply(plan40, tmp_path):
+    """A user's format that raised (or returned the wrong count) stopped the run with the
+    reply it had just paid for unrecorded (serve audit)."""
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+    with FaultServer() as srv:
+        with pytest.raises(serve.ServeConfigError, match=r"_BrokenFormat\.parse raised RuntimeError: my parser's "
+                                                         r"bug \(call .*its reply is in the journal\)"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, format=_BrokenFormat(),
+                      max_concurrency=1, **FAST)
+    _, records = serve.read_journal(journal)
+    assert records and all(r.status == "failed" and r.error.startswith("format: ") for r in records)
+    assert all(r.reply and r.completion_tokens > 0 and r.cost_usd > 0 for r in records)
+
+
+def test_journal_paths_that_cannot_be_written_are_named(tmp_path):
+    with pytest.raises(serve.JournalError, match="`journal`: is empty"):
+        serve.Journal("", "fp")
+    with pytest.raises(serve.JournalError, match=r"/proc/robatch-journal\.jsonl: cannot write the journal"):
+        serve.Journal("/proc/robatch-journal.jsonl", "fp")

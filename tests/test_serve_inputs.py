@@ -168,3 +168,47 @@ def test_readme_serve_example_runs_as_written(tmp_path, monkeypatch):
     assert sorted(set(ns["plan"].batch_size.tolist())) == [1, 4]
     assert len(ns["res"].answers) == 40 and not ns["res"].failures
     assert ns["log"].n_rows == 40 and (tmp_path / "run.jsonl").exists()
+
+
+# ------------------------------------------------------------------- formats and journal
+def test_json_format_does_not_read_a_number_the_reply_may_have_cut():
+    """'[1, 2, 12' may be '[1, 2, 123]' cut short: the 12 was read as the third answer."""
+    f = serve.JsonArrayFormat()
+    assert f.parse("[1, 2, 12", 3, truncated=True) == ["1", "2", None]
+    assert f.parse("[1, 2, 12]", 3) == ["1", "2", "12"]
+    assert f.parse('["a", "b"', 3) == ["a", "b", None]               # strings end with their quote
+
+
+def test_a_format_class_is_refused_for_an_instance():
+    with pytest.raises(serve.ServeConfigError, match=r"pass an instance, e\.g\. NumberedFormat\(\)"):
+        serve.get_format(serve.NumberedFormat)
+
+
+def test_a_record_json_cannot_hold_fails_its_caller_at_once(tmp_path):
+    """A NaN in a record failed inside the journal's drainer, outside its error handling: every
+    caller waiting on that write hung."""
+    import asyncio
+    import dataclasses
+
+    jr = serve.Journal(tmp_path / "j.jsonl", "fp")
+    good = serve.CallRecord(key="k", model="m", task="t", query_ids=(0,), batch_size=1, answers=("a",))
+    bad = dataclasses.replace(good, key="k2", cost_usd=float("nan"))
+
+    async def both():
+        return await asyncio.wait_for(asyncio.gather(jr.append_async(bad), jr.append_async(good),
+                                                     return_exceptions=True), timeout=10)
+
+    res = asyncio.run(both())
+    jr.close()
+    assert isinstance(res[0], ValueError) and res[1] is None
+    header, records = serve.read_journal(tmp_path / "j.jsonl")
+    assert [r.key for r in records] == ["k"]
+
+
+def test_cli_refuses_an_empty_journal_name(tmp_path, capsys):
+    """`--journal ''` was reported as 'is a folder' (Path('') is '.')."""
+    ok = '["model-a"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "a"\n["model-b"]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "b"\n'
+    args = _cli_files(tmp_path, ok)
+    args[args.index("--journal") + 1] = ""
+    assert main(args) == 2
+    assert capsys.readouterr().err == "robatch-opt: error: `journal`: is empty; pass a file name (e.g. run.jsonl)\n"

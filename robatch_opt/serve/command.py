@@ -212,6 +212,8 @@ def serve_command(args, inst, plan) -> int:
     check_keys({m: endpoints[m] for m in used}, source=args.endpoints)
     journal = Path(args.journal)
     inputs = [p for p in (args.instance, args.plan, args.questions, args.endpoints, args.system_prompts) if p]
+    if not args.journal.strip():
+        raise ServeConfigError("journal", "is empty; pass a file name (e.g. run.jsonl)")
     if journal.is_dir():
         raise ServeConfigError("journal", "is a folder; pass a file name", source=args.journal)
     if not journal.resolve().parent.is_dir():

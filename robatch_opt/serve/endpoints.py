@@ -41,10 +41,10 @@ except ImportError:                     # Python 3.10: the same parser, as the `
 
 __all__ = ["Endpoint", "load_endpoints", "check_keys", "API_KINDS"]
 
-#: API kinds and the path each one posts to (relative to the base URL).
 #: An environment variable's name (POSIX): what ``api_key_env`` must be.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+#: API kinds and the path each one posts to (relative to the base URL).
 API_KINDS = {"chat": "/chat/completions", "completions": "/completions"}
 
 

@@ -389,17 +389,27 @@ class _Runner:
                 await asyncio.sleep(delay)
                 continue
             reply = prefix + text
-            answers = tuple(self.fmt.parse(reply, n, truncated=finish == "length"))
-            if len(answers) != n:
-                raise ServeConfigError("format", f"{type(self.fmt).__name__}.parse returned {len(answers)} "
-                                                 f"answers for {n} questions")
             p_tok, c_tok, usage_error = _usage_tokens(usage)
             p_in, p_out = self.prices[spec.model]
-            return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
-                              batch_size=spec.batch_size, answers=answers, prompt_tokens=p_tok,
-                              completion_tokens=c_tok, cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6,
-                              attempts=attempts, seconds=time.perf_counter() - started[0], status="ok",
-                              error=usage_error, finish_reason=finish, reply=reply)
+            paid = dict(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
+                        batch_size=spec.batch_size, prompt_tokens=p_tok, completion_tokens=c_tok,
+                        cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6, attempts=attempts,
+                        seconds=time.perf_counter() - started[0], finish_reason=finish, reply=reply)
+            try:
+                answers = tuple(self.fmt.parse(reply, n, truncated=finish == "length"))
+                broken = None if len(answers) == n else f"returned {len(answers)} answers for {n} questions"
+            except Exception as exc:             # a user's format: its bug, named below
+                broken = f"raised {type(exc).__name__}: {_short(exc)}"
+            if broken is not None:
+                # The reply was paid for: journal it (failed, with its usage and text) before the
+                # run stops, so that nothing spent goes unaccounted and the text can be re-parsed.
+                what = f"{type(self.fmt).__name__}.parse {broken}"
+                if self.journal is not None:
+                    await self.journal.append_async(CallRecord(**paid, answers=(None,) * n, status="failed",
+                                                               error=f"format: {what}"))
+                raise ServeConfigError("format", f"{what} (call {spec.key}; its reply is in the journal)"
+                                       if self.journal is not None else f"{what} (call {spec.key})")
+            return CallRecord(**paid, answers=answers, status="ok", error=usage_error)
         return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                           batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
                           seconds=time.perf_counter() - started[0], status="failed", error=error)
@@ -553,9 +563,15 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     eps = load_endpoints(endpoints, used)
     eps = {m: eps[m] for m in used}
     check_keys(eps, source=str(endpoints) if isinstance(endpoints, (str, os.PathLike)) else None)
-    fp = fingerprint([getattr(fmt, "name", type(fmt).__name__), bool(ask_alone),
-                      [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
-                      list(questions), prompts])
+    # What a resumed run must share with the journal's. The endpoints' served model, api,
+    # temperature and answer length too: resuming against another model mixed two models'
+    # answers under one name. Not base_url (a server may move) nor prices (each call is
+    # billed at the prices of its own run).
+    parts = {"format": getattr(fmt, "name", type(fmt).__name__), "ask_alone": bool(ask_alone),
+             "calls": [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
+             "questions": list(questions), "system_prompts": prompts,
+             "endpoints": [[m, ep.model, ep.api, ep.temperature, ep.max_tokens_per_answer] for m, ep in eps.items()]}
+    fp = fingerprint(parts.values())
     check_s = min(timeout_s, 10.0)
     jr = None
     if journal is not None:
@@ -564,7 +580,8 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
             # Before the journal file exists: a run that cannot start leaves no file behind.
             await check_endpoints(eps, timeout_s=check_s)
             check = False
-        jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs)}, fsync=fsync)
+        jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs),
+                                   "parts": {k: fingerprint([v]) for k, v in parts.items()}}, fsync=fsync)
     try:
         finished = jr.finished if jr is not None else {}
         _check_resumed(specs, finished, journal)

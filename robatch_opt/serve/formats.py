@@ -377,6 +377,8 @@ def _json_items(text: str) -> tuple[list, bool]:
             value, i = dec.raw_decode(text, i)
         except json.JSONDecodeError:
             break                        # cut off (or garbage) inside an item: stop there
+        if i >= n and isinstance(value, (int, float)) and not isinstance(value, bool):
+            break                        # a number at the very end may be cut ("12" of "123")
         items.append(value)
     return items, False
 
@@ -501,9 +503,9 @@ class JsonArrayFormat(BatchFormat):
         n_questions : int
             Questions asked in the call.
         truncated : bool
-            Not used: only items that decode as whole JSON values are read, cut off or not.
-            A number cut at the very end of the reply still decodes (``[1, 2, 12`` cut from
-            ``[1, 2, 123]`` gives ``"12"``).
+            Not used: only items that decode as whole JSON values are read, cut off or not;
+            a number that ends the reply of an unclosed array is not read (``[1, 2, 12``
+            may be ``[1, 2, 123]`` cut short).
 
         Returns
         -------
@@ -554,8 +556,7 @@ def get_format(fmt) -> BatchFormat:
         None: a new :class:`NumberedFormat`. A name of :data:`FORMATS`: a new instance of
         that class with its default instructions. Any other object is returned as is if it
         has callable ``messages``, ``prompt``, ``stop`` and ``parse`` (it need not subclass
-        :class:`BatchFormat`). Pass an instance: a format class itself passes this check but
-        fails at its first call.
+        :class:`BatchFormat`). A class (not an instance) is refused.
 
     Returns
     -------
@@ -565,7 +566,8 @@ def get_format(fmt) -> BatchFormat:
     Raises
     ------
     ServeConfigError
-        ``fmt`` is an unknown name, or an object without one of the four methods.
+        ``fmt`` is an unknown name, a class instead of an instance, or an object without one
+        of the four methods.
     """
     from .errors import ServeConfigError
 
@@ -575,6 +577,10 @@ def get_format(fmt) -> BatchFormat:
         if fmt not in FORMATS:
             raise ServeConfigError("format", f"unknown format {fmt!r}; known: {sorted(FORMATS)}")
         return FORMATS[fmt]()
+    if isinstance(fmt, type):
+        # Its methods are unbound functions: it passed the check below and failed at the first
+        # call (after the journal was opened) with a TypeError about `self`.
+        raise ServeConfigError("format", f"pass an instance, e.g. {fmt.__name__}(), not the class")
     for meth in ("messages", "prompt", "stop", "parse"):
         if not callable(getattr(fmt, meth, None)):
             raise ServeConfigError("format", f"a format needs a `{meth}` method; got {type(fmt).__name__}")

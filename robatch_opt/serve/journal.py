@@ -66,6 +66,22 @@ def _torn_header(data: bytes) -> bool:
     return data.startswith(start) or start.startswith(data)
 
 
+#: What each part of a run's fingerprint stands for, as a refusal names it.
+PART_NAMES = {"calls": "the plan's calls", "questions": "the questions", "system_prompts": "the system prompts",
+              "format": "the batch format", "ask_alone": "the ask_alone setting",
+              "endpoints": "the endpoints' served model, api, temperature or max_tokens_per_answer"}
+
+
+def _what_differs(old: dict, new: dict | None) -> str:
+    """The parts of a run that differ between a journal's header and this run's, in words."""
+    a, b = old.get("parts"), (new or {}).get("parts")
+    if isinstance(a, dict) and isinstance(b, dict):
+        differ = [PART_NAMES.get(k, k) for k in b if a.get(k) != b[k]]
+        if differ:
+            return "other " + ", ".join(d.removeprefix("the ") for d in differ)
+    return "other plan, questions, system prompts, format or endpoint settings"
+
+
 def _records(path: Path, lines: list[dict]) -> list[CallRecord]:
     """The call records of a journal's lines (after the header); JournalError naming the line
     and the field of the first bad one."""
@@ -121,7 +137,8 @@ class Journal:
     run_fingerprint : str
         What this run is; an existing journal of another run is refused.
     header : dict
-        Extra header fields written when the file is new.
+        Extra header fields written when the file is new. A ``"parts"`` entry (part name ->
+        fingerprint of that part of the run) lets a refusal name what differs.
     fsync : bool
         fsync after every line (default). Without it a power loss may lose the last lines
         (a killed process loses nothing: the data is in the kernel).
@@ -145,6 +162,8 @@ class Journal:
     """
 
     def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
+        if not str(os.fspath(path)).strip():            # Path("") is ".", a folder
+            raise JournalError("`journal`: is empty; pass a file name (e.g. run.jsonl)")
         self.path = Path(path)
         if self.path.is_dir():
             raise JournalError(f"{self.path}: the journal is a folder; pass a file name")
@@ -172,21 +191,27 @@ class Journal:
                     raise JournalError(f"{self.path}: not a robatch_opt serve journal "
                                        f"(expected format {JOURNAL_FORMAT!r})")
                 if hdr.get("fingerprint") != run_fingerprint:
-                    raise JournalError(f"{self.path}: the journal belongs to another run (other plan, questions, "
-                                       "system prompts or format); use a new journal file")
+                    raise JournalError(f"{self.path}: the journal belongs to another run "
+                                       f"({_what_differs(hdr, header)}); use a new journal file")
             for rec in _records(self.path, lines):
                 self.finished[rec.key] = rec
                 self.history.setdefault(rec.key, []).append(rec)
             if good_end < self.path.stat().st_size:
                 os.truncate(self.path, good_end)       # drop the torn tail before appending
-            self._fh = open(self.path, "ab")
+            self._fh = self._open()
             if hdr is None:
                 self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
                              **(header or {})})
         else:
-            self._fh = open(self.path, "ab")
+            self._fh = self._open()
             self._write({"kind": "header", "format": JOURNAL_FORMAT, "fingerprint": run_fingerprint,
                          **(header or {})})
+
+    def _open(self):
+        try:
+            return open(self.path, "ab")
+        except OSError as exc:                 # the OS's words alone named no journal
+            raise JournalError(f"{self.path}: cannot write the journal: {exc.strerror or exc}") from None
 
     @staticmethod
     def _line(obj: dict) -> bytes:
@@ -241,10 +266,14 @@ class Journal:
             The write, flush or fsync failed; raised to every caller whose record was in
             that write.
         ValueError
-            The journal is closed.
+            The record holds a float that is not finite (at once, nothing written), or the
+            journal is closed.
         """
+        # Serialised here, so that a record JSON cannot hold fails its own caller at once: in
+        # the drainer it failed outside the write's error handling and every waiter hung.
+        line = self._line(record.to_dict())
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append((record, fut))
+        self._queue.append((record, line, fut))
         if not self._draining:
             self._draining = True
             self._drainer = asyncio.ensure_future(self._drain())
@@ -254,15 +283,15 @@ class Journal:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                data = b"".join(self._line(rec.to_dict()) for rec, _ in batch)
+                data = b"".join(line for _, line, _ in batch)
                 try:
                     await asyncio.to_thread(self._write_bytes, data)
                 except BaseException as exc:
-                    for _, fut in batch:
+                    for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     raise
-                for rec, fut in batch:
+                for rec, _, fut in batch:
                     self.finished[rec.key] = rec
                     if not fut.done():
                         fut.set_result(None)
