@@ -238,7 +238,8 @@ def test_routerbench_unknown_price_and_duplicates(tmp_path):
     path = _rb_file(tmp_path, [_rb_row(0), _rb_row(1, qid="q0")])
     with pytest.raises(ds.UnknownPriceError, match="'m2'"):
         ro.datasets.load_routerbench(path, prices={"m1": (1, 2)})
-    with pytest.raises(ds.DuplicateQueryError, match="row 1, column `sample_id`"):
+    with pytest.raises(ds.DuplicateQueryError, match=r"rb\.csv:3: row 1, column `sample_id`: duplicates .*rb\.csv:2 "
+                                                     r"\(row 0, 'q0'\)"):
         ro.datasets.load_routerbench(path, prices=PRICES, duplicates="raise")
     data = ro.datasets.load_routerbench(path, prices=PRICES)           # default: kept, renamed, counted
     assert data.query_id.tolist() == ["q0", "q0#2"] and data.notes["duplicate_ids_renamed"] == 1

@@ -319,6 +319,7 @@ def test_replay_names_a_router_that_is_not_one(stream):
         on.replay(stream, "x")
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
 def test_replay_of_empty_routing_data_and_read_only_results():
     # New-user audit: an empty RoutingData stream raised StopIteration from scikit-learn, and
     # a (frozen) result's arrays could be written.
@@ -642,6 +643,7 @@ def test_online_logistic_of_another_shape_is_refused(stream, shape):
             r.bind(stream)
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
 def test_routerbench_split_refuses_bad_fold_seed_and_too_few_rows(tmp_path, capsys):
     # New-user audit: fold=2 was an IndexError, seed=-1 NumPy's ValueError, and a one-row log
     # "internal error: StopIteration" from the text features of an empty training half.
@@ -664,6 +666,7 @@ def test_replay_refuses_a_bad_seed(stream):
             on.replay(stream, on.MessPlusRouter(stream.model_names, alpha=0.8), seed=seed)
 
 
+@pytest.mark.skipif(not ROUTERBENCH.is_dir(), reason="RouterBench data not present")
 def test_cli_online_window_solver_needs_max_wait_and_traceback_goes_anywhere(tmp_path, capsys):
     assert main(["online", "--n", "100", "--alpha", "0.8", "--window-solver", "exact"]) == 2
     err = capsys.readouterr().err
@@ -812,12 +815,11 @@ def test_equilibrium_queue_leaves_out_requests_no_router_model_fits():
 
 
 def test_llm_split_never_trains_on_another_splits_stream():
-    """The training workload of seed s was the stream of seed s + 1000: a sweep over seeds
-    0..1000 tested one split on another's training data."""
-    a = on.llm_split("qwen3", n=40, seed=1000)
-    b = on.llm_split("qwen3", n=40, seed=0)
-    assert not np.array_equal(a.stream.instance.input_tokens, b.train.instance.input_tokens[:40])
-    w = ro.workloads.llm_truth("qwen3", n=1000, seed=on.TRAIN_SEED_OFFSET)
-    assert np.array_equal(b.train.instance.input_tokens, w.instance.input_tokens)
+    """The training workload of seed s was the stream of seed s + 1000 (at n >= 1000, where
+    both have n queries): a sweep over seeds 0..1000 tested one split on another's training
+    data."""
+    a = on.llm_split("qwen3", n=1000, seed=1000)
+    b = on.llm_split("qwen3", n=1000, seed=0)
+    assert not np.array_equal(a.stream.instance.input_tokens, b.train.instance.input_tokens)
     with pytest.raises(ro.InstanceError, match="`seed`.*below 2\\*\\*31"):
         on.llm_split("qwen3", n=40, seed=on.TRAIN_SEED_OFFSET)

@@ -668,6 +668,31 @@ def test_a_format_that_fails_keeps_the_paid_reply(plan40, tmp_path):
     assert all(r.reply and r.completion_tokens > 0 and r.cost_usd > 0 for r in records)
 
 
+def test_a_failing_format_with_calls_in_flight_journals_every_paid_reply(plan40, tmp_path):
+    """Review: with several calls in flight, the first failure closed the clients and the
+    journal under the others: under serve.run their paid replies went unrecorded (8 requests
+    served, 4 journaled), under run_async in the caller's loop 6 tasks ran on and failed on a
+    closed journal. Now no new request starts and those in flight finish and are journaled."""
+    import asyncio
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+
+    async def caller():
+        with pytest.raises(serve.ServeConfigError, match=r"_BrokenFormat\.parse raised"):
+            await serve.run_async(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, format=_BrokenFormat(),
+                                  max_concurrency=4, **FAST)
+        await asyncio.sleep(0.3)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    with FaultServer(delay_s=0.2) as srv:
+        left = asyncio.run(caller())
+        served = len(srv.log)
+    assert left == []                                        # nothing runs on after the error
+    _, records = serve.read_journal(journal)
+    assert 1 < served == len(records) <= 4                   # every request sent was journaled; no new one started
+    assert all(r.status == "failed" and r.cost_usd > 0 for r in records)
+
+
 def test_journal_paths_that_cannot_be_written_are_named(tmp_path):
     with pytest.raises(serve.JournalError, match="`journal`: is empty"):
         serve.Journal("", "fp")

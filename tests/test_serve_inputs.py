@@ -212,3 +212,56 @@ def test_cli_refuses_an_empty_journal_name(tmp_path, capsys):
     args[args.index("--journal") + 1] = ""
     assert main(args) == 2
     assert capsys.readouterr().err == "robatch-opt: error: `journal`: is empty; pass a file name (e.g. run.jsonl)\n"
+
+
+def test_more_cut_numbers_and_lone_carriage_returns(tmp_path):
+    """Review: a cut inside a fraction or an exponent was still read ('1.' of 1.5); a lone \\r
+    was turned into a line end by read_text, splitting a question in two."""
+    f = serve.JsonArrayFormat()
+    for cut in ("[1, 2, 1.", "[1, 2, 12e", "[1, 2, 1.5E-", "[1, 2, 12 "):
+        assert f.parse(cut, 3, truncated=True) == ["1", "2", None], cut
+    assert f.parse("[1, 2, 1.5 ]", 3) == ["1", "2", "1.5"]
+    txt = tmp_path / "q.txt"
+    txt.write_bytes(b"first q\rstill first\nsecond\x0cq\n")
+    assert read_questions(str(txt)) == ["first q\rstill first", "second\x0cq"]
+
+
+def test_a_lone_surrogate_is_named():
+    """A question holding a lone surrogate (a JSON escape "\\ud800") failed in the run's
+    fingerprint with a UnicodeEncodeError naming no field."""
+    inst, plan = two_model_plan(8)
+    qs = [f"Question {i}?" for i in range(8)]
+    qs[3] = "Bad \ud800 escape?"
+    with pytest.raises(serve.ServeConfigError, match=r"`questions\[3\]`: holds '\\ud800' at character 4"):
+        serve.run(plan, inst, qs, {"model-a": {"base_url": "http://127.0.0.1:9/v1", "model": "a"},
+                                   "model-b": {"base_url": "http://127.0.0.1:9/v1", "model": "b"}})
+
+
+def test_graders_and_endpoints_take_numpy_values():
+    """Review: exact_match([7.0]) refused "7"; an array of spellings and NumPy settings in an
+    Endpoint, accepted before the checks, were refused."""
+    import numpy as np
+
+    grade = serve.exact_match([7.0, np.array(["Paris", "paris, france"]), 2.5])
+    assert (grade("7", 0), grade("Paris, France", 1), grade("2.5", 2)) == (1.0, 1.0, 1.0)
+    ep = serve.Endpoint(base_url="http://127.0.0.1:9/v1", model="m", max_tokens_per_answer=np.int64(32),
+                        temperature=np.float32(0.5), max_concurrency=np.int32(2))
+    got = serve.load_endpoints({"m": ep})["m"]
+    assert (got.max_tokens_per_answer, got.temperature, got.max_concurrency) == (32, 0.5, 2)
+    assert type(got.max_tokens_per_answer) is int and type(got.max_concurrency) is int
+
+
+def test_a_journal_of_the_same_run_from_before_the_parts_is_resumed(tmp_path):
+    """Journals written before the fingerprint covered the endpoints (no "parts" in their
+    header) are the same run when the earlier definition agrees: an upgrade mid-run must not
+    make the user pay for every call again."""
+    path = tmp_path / "old.jsonl"
+    path.write_text('{"kind": "header", "format": "robatch_opt.serve.journal/1", "fingerprint": "old-def"}\n')
+    jr = serve.Journal(path, "new-def", {"parts": {"calls": "x"}}, legacy_fingerprints=("old-def",))
+    jr.close()
+    with pytest.raises(serve.JournalError, match="another run"):
+        serve.Journal(path, "new-def", {"parts": {"calls": "x"}}, legacy_fingerprints=("other",))
+    path.write_text('{"kind": "header", "format": "robatch_opt.serve.journal/1", "fingerprint": "old-def", '
+                    '"parts": {"calls": "y"}}\n')
+    with pytest.raises(serve.JournalError, match=r"another run \(other plan's calls\)"):
+        serve.Journal(path, "new-def", {"parts": {"calls": "x"}}, legacy_fingerprints=("old-def",))

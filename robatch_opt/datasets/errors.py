@@ -49,7 +49,18 @@ class DatasetError(FormatError):
         super().__init__(prefix + message)
 
     def at_line(self, line: int) -> "DatasetError":
-        """The same error (same class) with the file's line number added."""
+        """The same error (same class) with the file's line number added.
+
+        Parameters
+        ----------
+        line : int
+            1-based line of :attr:`source` where the row starts.
+
+        Returns
+        -------
+        DatasetError
+            A new error of this class; its message begins ``source:line:``.
+        """
         return type(self)(self.detail, source=self.source, row=self.row, column=self.column, line=line)
 
 

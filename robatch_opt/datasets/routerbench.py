@@ -180,15 +180,15 @@ def load_routerbench(paths: PathLike | Sequence[PathLike], *, prices: dict | Non
                 if not qid:
                     raise EmptyFieldError("empty query id", source=path, row=row, column="sample_id")
                 if qid in where:
-                    f0, r0 = where[qid][0]
+                    f0, r0, l0 = where[qid][0]
                     if duplicates == "raise":
-                        raise DuplicateQueryError(f"duplicates {f0} row {r0} ({qid!r})", source=path, row=row,
+                        raise DuplicateQueryError(f"duplicates {f0}:{l0} (row {r0}, {qid!r})", source=path, row=row,
                                                   column="sample_id")
-                    where[qid].append((path, row))
+                    where[qid].append((path, row, lines[row]))
                     renamed += 1
                     qid = f"{qid}#{len(where[qid])}"
                 else:
-                    where[qid] = [(path, row)]
+                    where[qid] = [(path, row, lines[row])]
                 name = cells[col["eval_name"]]
                 if not name:
                     raise EmptyFieldError("empty task name", source=path, row=row, column="eval_name")

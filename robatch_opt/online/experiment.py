@@ -136,9 +136,9 @@ def llm_split(pool: str = "qwen3", n: int = 2000, *, tasks=None, seed: int = 0) 
         Bad ``pool``, ``n``, ``tasks`` or ``seed`` (see :func:`robatch_opt.workloads.llm_truth`).
     """
     from ..workloads import llm_truth
-    w = llm_truth(pool, n=n, tasks=tasks, seed=seed)
-    if not seed < TRAIN_SEED_OFFSET:
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and not seed < TRAIN_SEED_OFFSET:
         raise InstanceError("seed", f"must be below 2**31 (training workloads use the seeds above), got {seed}")
+    w = llm_truth(pool, n=n, tasks=tasks, seed=seed)      # checks seed's type and sign
     ts = TRAIN_SEED_OFFSET + int(seed)
     wt = llm_truth(pool, n=max(n, 1000), tasks=tasks, seed=ts)
     s, tr = stream_from_llm(w, seed=seed), stream_from_llm(wt, seed=ts)

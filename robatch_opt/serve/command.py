@@ -78,7 +78,9 @@ def read_questions(path: str) -> list[str]:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        # Bytes, then text: read_text translates a lone \r into a line end, which split a
+        # question in two (lines end at \n only).
+        text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ServeConfigError("questions", "file not found", source=path) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -26,6 +26,7 @@ As TOML (``robatch-opt serve --endpoints FILE``), one table per model of the ins
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, fields
@@ -178,23 +179,25 @@ def _endpoint(name: str, spec: Any, source: str | None) -> Endpoint:
         raise ServeConfigError(f"{where}.api_key_env", f"must be the name of an environment variable (letters, "
                                                        f"digits and _; the variable holds the key), got {shown}",
                                source=source)
+    # numbers.Integral / Real: NumPy scalars (an Endpoint built from an array's values) count.
     conc = d.get("max_concurrency")
-    if conc is not None and (isinstance(conc, bool) or not isinstance(conc, int) or conc < 1):
+    if conc is not None and (isinstance(conc, bool) or not isinstance(conc, numbers.Integral) or conc < 1):
         raise ServeConfigError(f"{where}.max_concurrency", f"must be an integer >= 1, got {conc!r}", source=source)
     rate = d.get("requests_per_s")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
                              or not math.isfinite(rate) or rate <= 0):
         raise ServeConfigError(f"{where}.requests_per_s", f"must be a number > 0, got {rate!r}", source=source)
     mt = d.get("max_tokens_per_answer", 64)
-    if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
+    if isinstance(mt, bool) or not isinstance(mt, numbers.Integral) or mt < 1:
         raise ServeConfigError(f"{where}.max_tokens_per_answer", f"must be an integer >= 1, got {mt!r}",
                                source=source)
     temp = d.get("temperature", 0.0)
-    if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp) or temp < 0:
+    if isinstance(temp, bool) or not isinstance(temp, numbers.Real) or not math.isfinite(temp) or temp < 0:
         raise ServeConfigError(f"{where}.temperature", f"must be a number >= 0, got {temp!r}", source=source)
     return Endpoint(base_url=d["base_url"], model=d["model"], api=api, api_key_env=env,
-                    max_concurrency=conc, requests_per_s=None if rate is None else float(rate),
-                    max_tokens_per_answer=mt, temperature=float(temp))
+                    max_concurrency=None if conc is None else int(conc),
+                    requests_per_s=None if rate is None else float(rate),
+                    max_tokens_per_answer=int(mt), temperature=float(temp))
 
 
 def check_keys(endpoints: Mapping[str, Endpoint], *, source: str | None = None) -> None:

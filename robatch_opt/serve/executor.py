@@ -81,6 +81,10 @@ class _Fatal(Exception):
     """A reply that retrying will not fix (a 4xx other than 429)."""
 
 
+class _NotSent(Exception):
+    """The run is ending (another call failed it): this call is not sent."""
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after_s: float | None = None):
         super().__init__(reason)
@@ -169,6 +173,7 @@ def _validate(plan, instance, questions, system_prompts):
     for i, q in enumerate(questions):
         if not isinstance(q, str) or not q.strip():
             raise ServeConfigError(f"questions[{i}]", f"must be a non-empty string, got {q!r}")
+        _check_text(q, f"questions[{i}]")
     tasks = [t.name for t in instance.tasks]
     prompts = {t: "" for t in tasks}
     if system_prompts is not None:
@@ -180,8 +185,20 @@ def _validate(plan, instance, questions, system_prompts):
                 raise ServeConfigError(f"system_prompts[{name!r}]", f"is not a task of the instance; tasks: {tasks}")
             if not isinstance(text, str):
                 raise ServeConfigError(f"system_prompts[{name!r}]", f"must be a string, got {type(text).__name__}")
+            _check_text(text, f"system_prompts[{name!r}]")
             prompts[name] = text
     return prompts
+
+
+def _check_text(text: str, field: str) -> None:
+    """Text that UTF-8 can carry: a lone surrogate (a JSON escape such as "\\ud800" decodes to
+    one) cannot be sent, and failed in the run's fingerprint with a UnicodeEncodeError that
+    named no field."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ServeConfigError(field, f"holds {text[exc.start:exc.end]!r} at character {exc.start}, a lone "
+                                      f"surrogate that is not text (fix the escape in its source)") from None
 
 
 def _check_resumed(specs: list[_CallSpec], finished: Mapping[str, CallRecord], journal) -> None:
@@ -291,6 +308,7 @@ class _Runner:
         self.prices = {m.name: (m.price_in, m.price_out) for m in instance.models}
         self.endpoints, self.prompts, self.questions, self.fmt = endpoints, prompts, questions, fmt
         self.journal = journal
+        self.stopping = False                      # set when a failure ends the run (see run_async)
         self.retries, self.timeout_s = retries, timeout_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.global_sem = asyncio.Semaphore(max_concurrency)
@@ -338,6 +356,8 @@ class _Runner:
         httpx = self.httpx
         async with self.ep_sem[spec.model], self.global_sem:
             await self.limiter[spec.model].wait()
+            if self.stopping:                     # the run ended while this call waited
+                raise _NotSent()
             if not started:
                 started.append(time.perf_counter())
             try:
@@ -373,6 +393,8 @@ class _Runner:
         attempts, error = 0, None
         n = len(spec.query_ids)
         for attempt in range(self.retries + 1):
+            if self.stopping:
+                raise _NotSent()
             attempts += 1
             try:
                 text, finish, usage = await self._post(spec, ep, body, started)
@@ -401,8 +423,10 @@ class _Runner:
             except Exception as exc:             # a user's format: its bug, named below
                 broken = f"raised {type(exc).__name__}: {_short(exc)}"
             if broken is not None:
+                # No request starts from now on (set before the journal's await lets others run).
                 # The reply was paid for: journal it (failed, with its usage and text) before the
-                # run stops, so that nothing spent goes unaccounted and the text can be re-parsed.
+                # run stops, so that nothing spent goes unaccounted.
+                self.stopping = True
                 what = f"{type(self.fmt).__name__}.parse {broken}"
                 if self.journal is not None:
                     await self.journal.append_async(CallRecord(**paid, answers=(None,) * n, status="failed",
@@ -563,15 +587,18 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
     eps = load_endpoints(endpoints, used)
     eps = {m: eps[m] for m in used}
     check_keys(eps, source=str(endpoints) if isinstance(endpoints, (str, os.PathLike)) else None)
-    # What a resumed run must share with the journal's. The endpoints' served model, api,
-    # temperature and answer length too: resuming against another model mixed two models'
-    # answers under one name. Not base_url (a server may move) nor prices (each call is
-    # billed at the prices of its own run).
+    # What a resumed run must share with the journal's: also each endpoint's served model and
+    # api (resuming against another model mixed two models' answers under one name). Not
+    # base_url (a server may move), prices (each call is billed at its own run's prices),
+    # temperature or max_tokens_per_answer (raising it is how cut-off answers are fixed).
     parts = {"format": getattr(fmt, "name", type(fmt).__name__), "ask_alone": bool(ask_alone),
              "calls": [[s.task, s.model, s.batch_size, list(s.query_ids)] for s in specs],
              "questions": list(questions), "system_prompts": prompts,
-             "endpoints": [[m, ep.model, ep.api, ep.temperature, ep.max_tokens_per_answer] for m, ep in eps.items()]}
+             "endpoints": [[m, ep.model, ep.api] for m, ep in eps.items()]}
     fp = fingerprint(parts.values())
+    # Journals written before the endpoints were part of a run (robatch_opt <= 0.x of
+    # 2026-12-04): the same run if the other five parts agree (their header has no "parts").
+    legacy_fp = fingerprint(list(parts.values())[:5])
     check_s = min(timeout_s, 10.0)
     jr = None
     if journal is not None:
@@ -581,7 +608,8 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
             await check_endpoints(eps, timeout_s=check_s)
             check = False
         jr = Journal(journal, fp, {"n_queries": instance.n_queries, "n_calls": len(specs),
-                                   "parts": {k: fingerprint([v]) for k, v in parts.items()}}, fsync=fsync)
+                                   "parts": {k: fingerprint([v]) for k, v in parts.items()}}, fsync=fsync,
+                     legacy_fingerprints=(legacy_fp,))
     try:
         finished = jr.finished if jr is not None else {}
         _check_resumed(specs, finished, journal)
@@ -594,8 +622,22 @@ async def run_async(plan: Plan, instance: Instance, questions: Sequence[str], en
                          journal=jr, max_concurrency=max_concurrency, retries=retries, timeout_s=timeout_s,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s, progress=progress, n_calls=len(specs),
                          ask_alone=ask_alone)
+        tasks = [asyncio.ensure_future(runner.one(s)) for s in specs]
         try:
-            per_call = await asyncio.gather(*(runner.one(s) for s in specs))
+            per_call = await asyncio.gather(*tasks)
+        except Exception as first:
+            # A call failed in a way that ends the run (a broken format, a journal that cannot
+            # be written). The others must not run on against closed clients and a closed
+            # journal, and the requests in flight were paid for: start no new request, let
+            # those in flight finish and be journaled, then raise the failure (not the
+            # _NotSent of a call that saw the run ending first).
+            runner.stopping = True
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(first, _NotSent):
+                failures = [r for r in results if isinstance(r, Exception) and not isinstance(r, _NotSent)]
+                if failures:
+                    raise failures[0] from None
+            raise
         finally:
             await runner.aclose()
     finally:
@@ -649,7 +691,9 @@ def run(plan: Plan, instance: Instance, questions: Sequence[str], endpoints, *,
     ServeConfigError
         Bad questions, system prompts, endpoints (file or mapping) or format; a missing key
         variable (:class:`MissingKeyError`). Raised before any request, except for a
-        format whose ``parse`` returns a list of the wrong length: found at its first reply.
+        format whose ``parse`` raises or returns a list of the wrong length: found at its
+        first reply, which is journaled (failed, with its usage and text); no new request
+        starts, those in flight finish and are journaled, then the error is raised.
     EndpointUnreachableError
         An endpoint failed its ``/models`` check (before any call is sent).
     JournalError

@@ -377,8 +377,12 @@ def _json_items(text: str) -> tuple[list, bool]:
             value, i = dec.raw_decode(text, i)
         except json.JSONDecodeError:
             break                        # cut off (or garbage) inside an item: stop there
-        if i >= n and isinstance(value, (int, float)) and not isinstance(value, bool):
-            break                        # a number at the very end may be cut ("12" of "123")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            j = i
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j >= n or text[j] not in ",]":
+                break                    # a number may be cut: "12" of "123", "1." of "1.5", "12e" of "12e3"
         items.append(value)
     return items, False
 
@@ -504,8 +508,8 @@ class JsonArrayFormat(BatchFormat):
             Questions asked in the call.
         truncated : bool
             Not used: only items that decode as whole JSON values are read, cut off or not;
-            a number that ends the reply of an unclosed array is not read (``[1, 2, 12``
-            may be ``[1, 2, 123]`` cut short).
+            a number that no ``,`` or ``]`` follows is not read (``[1, 2, 12`` may be
+            ``[1, 2, 123]`` cut short, ``[1, 2, 1.`` a cut ``1.5``).
 
         Returns
         -------

@@ -1,11 +1,13 @@
 """The run journal: an append-only JSON Lines file, one line per finished call.
 
 Line 1 is a header naming the run (a fingerprint of the plan's calls, the questions, the
-system prompts and the format); every further line is one finished call
+system prompts, the format, ``ask_alone`` and each endpoint's served model and api, and one
+fingerprint per part, so that a refusal names what differs); every further line is one
+finished call
 (:meth:`CallRecord.to_dict`), written, flushed and fsynced before anything depends on it
 (records finishing together share one fsync). A run
 killed at any moment therefore leaves whole lines plus at most one torn last line, which
-:meth:`Journal.open` cuts off. Resuming reads the finished calls back, and they are never
+opening a :class:`Journal` cuts off. Resuming reads the finished calls back, and they are never
 sent again.
 """
 
@@ -69,7 +71,7 @@ def _torn_header(data: bytes) -> bool:
 #: What each part of a run's fingerprint stands for, as a refusal names it.
 PART_NAMES = {"calls": "the plan's calls", "questions": "the questions", "system_prompts": "the system prompts",
               "format": "the batch format", "ask_alone": "the ask_alone setting",
-              "endpoints": "the endpoints' served model, api, temperature or max_tokens_per_answer"}
+              "endpoints": "the endpoints' served model or api"}
 
 
 def _what_differs(old: dict, new: dict | None) -> str:
@@ -79,7 +81,7 @@ def _what_differs(old: dict, new: dict | None) -> str:
         differ = [PART_NAMES.get(k, k) for k in b if a.get(k) != b[k]]
         if differ:
             return "other " + ", ".join(d.removeprefix("the ") for d in differ)
-    return "other plan, questions, system prompts, format or endpoint settings"
+    return "other plan, questions, system prompts, format, ask_alone or endpoints' served model or api"
 
 
 def _records(path: Path, lines: list[dict]) -> list[CallRecord]:
@@ -108,7 +110,8 @@ def read_journal(path) -> tuple[dict, list[CallRecord]]:
     -------
     header : dict
         The first line: ``kind``, ``format``, ``fingerprint`` and the run's extra fields
-        (``n_queries`` and ``n_calls`` for a journal of :func:`run`).
+        (``n_queries``, ``n_calls`` and ``parts``, the fingerprint of each part of the run,
+        for a journal of :func:`run`).
     records : list of CallRecord
         Every call line in file order; a call sent again by a resumed run has one record per
         run (the newest last).
@@ -142,6 +145,9 @@ class Journal:
     fsync : bool
         fsync after every line (default). Without it a power loss may lose the last lines
         (a killed process loses nothing: the data is in the kernel).
+    legacy_fingerprints : iterable of str
+        What the same run's fingerprint was under an earlier definition: a journal whose
+        header has one of these (and no ``"parts"``, so it predates them) is resumed too.
 
     Attributes
     ----------
@@ -161,7 +167,8 @@ class Journal:
         again), belongs to another run (its fingerprint differs), or has a corrupt line.
     """
 
-    def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True):
+    def __init__(self, path, run_fingerprint: str, header: dict | None = None, *, fsync: bool = True,
+                 legacy_fingerprints: Iterable[str] = ()):
         if not str(os.fspath(path)).strip():            # Path("") is ".", a folder
             raise JournalError("`journal`: is empty; pass a file name (e.g. run.jsonl)")
         self.path = Path(path)
@@ -190,7 +197,8 @@ class Journal:
                 if hdr.get("format") != JOURNAL_FORMAT:
                     raise JournalError(f"{self.path}: not a robatch_opt serve journal "
                                        f"(expected format {JOURNAL_FORMAT!r})")
-                if hdr.get("fingerprint") != run_fingerprint:
+                legacy = "parts" not in hdr and hdr.get("fingerprint") in set(legacy_fingerprints)
+                if hdr.get("fingerprint") != run_fingerprint and not legacy:
                     raise JournalError(f"{self.path}: the journal belongs to another run "
                                        f"({_what_differs(hdr, header)}); use a new journal file")
             for rec in _records(self.path, lines):

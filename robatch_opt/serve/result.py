@@ -208,8 +208,8 @@ def exact_match(expected: Sequence) -> Grader:
     Parameters
     ----------
     expected : sequence
-        Per query a string, a number (compared as its text: ``42`` accepts "42") or a
-        sequence of accepted strings and numbers.
+        Per query a string, a number (compared as its text: ``42`` and ``42.0`` accept
+        "42") or a list, tuple, set or 1-D array of accepted strings and numbers.
 
     Returns
     -------
@@ -221,11 +221,16 @@ def exact_match(expected: Sequence) -> Grader:
     ValueError
         Naming ``expected[i]`` when it is none of the above.
     """
+    def text(x):
+        # A number as it is written: 7.0 as "7" (as a model answers it), 2.5 as "2.5".
+        return _norm(int(x) if _is_number(x) and float(x).is_integer() else x)
+
     def accepted(e, i):
         if isinstance(e, str) or _is_number(e):
-            return {_norm(e)}
-        if isinstance(e, (list, tuple, set, frozenset)) and e and all(isinstance(x, str) or _is_number(x) for x in e):
-            return {_norm(x) for x in e}
+            return {text(e)}
+        items = list(e) if isinstance(e, (list, tuple, set, frozenset, np.ndarray)) and np.ndim(e) == 1 else None
+        if items and all(isinstance(x, str) or _is_number(x) for x in items):
+            return {text(x) for x in items}
         raise ValueError(f"`expected[{i}]`: must be a string, a number or a non-empty list of them, got {e!r}")
 
     exp = [accepted(e, i) for i, e in enumerate(expected)]
