@@ -799,7 +799,7 @@ def equilibrium_queue(router: _OnlineRouter, calibration: RequestStream, *, tol:
     rows = np.flatnonzero(allowed.any(axis=1))
     if rows.size == 0:
         raise OnlineError("calibration", "has no request that fits an available model unbatched")
-    p = router._predict(np.arange(n))[rows]
+    p = router._predict(rows)                      # only the requests counted
     allowed = allowed[rows]
     vc = router.V_resolved * router._reference_cost()[rows]
     rows = np.arange(rows.size)

@@ -62,10 +62,13 @@ def _header_start() -> bytes:
     return json.dumps({"kind": "header", "format": JOURNAL_FORMAT}, ensure_ascii=False).encode("utf-8")[:-1]
 
 
-def _torn_header(data: bytes) -> bool:
-    """Whether ``data`` (a file without a whole line) can be a header line cut short."""
+def _torn_header(path: Path) -> bool:
+    """Whether ``path`` (a file without a whole line) can hold a header line cut short; reads
+    only as many bytes as a header's start (the file may be a large one-line foreign file)."""
     start = _header_start()
-    return data.startswith(start) or start.startswith(data)
+    with open(path, "rb") as fh:
+        head = fh.read(len(start))
+    return head == start if len(head) == len(start) else start.startswith(head)
 
 
 #: What each part of a run's fingerprint stands for, as a refusal names it.
@@ -188,7 +191,7 @@ class Journal:
             if not lines:
                 # No whole line: a header torn by a kill is cut off and written again; any
                 # other one-line file (notes without a final newline, a plan) is not ours.
-                if not _torn_header(self.path.read_bytes()):
+                if not _torn_header(self.path):
                     raise JournalError(f"{self.path}: not a robatch_opt serve journal "
                                        f"(expected format {JOURNAL_FORMAT!r}); use a new journal file")
                 hdr = None
