@@ -284,9 +284,11 @@ def evaluate(inst: Instance, option) -> Evaluation:
     input_usd = sum_of_products(inst.input_tokens, inst.price_in[k]) / 1e6
     out_tokens = np.ascontiguousarray(inst.output_tokens).ravel().take(_flat_index(k, inst.n_models))
     output_usd = sum_of_products(out_tokens, inst.price_out[k]) / 1e6
-    idx = _flat_index(opt, J)
-    utility = float(table.utility.ravel().take(idx).sum())
-    amortized = float(table.cost.ravel().take(idx).sum())
+    utility = float(table.utility.ravel().take(_flat_index(opt, J)).sum())
+    # sum_i c[i, j(i)] without gathering the (n, J) costs (a cache line per query): each
+    # query pays its tokens and 1/b of its call, so the group counts give the second part.
+    seats = sum_of_products(counts, table.group_fixed_cost / table.group_batch)
+    amortized = seats + input_usd + output_usd
     counts.flags.writeable = False
     return Evaluation(
         option=opt,

@@ -11,7 +11,7 @@ import robatch_opt as ro
 from robatch_opt.evaluate import within_budget
 from robatch_opt.kernels import greedy_kernels as gk
 from robatch_opt.solvers.base import Problem
-from robatch_opt.solvers.greedy import _State, greedy_plan, hull_arrays, lp_threshold
+from robatch_opt.solvers.greedy import _arrays, _State, greedy_plan, hull_arrays, lp_threshold
 
 
 # ------------------------------------------------------------------ references
@@ -325,15 +325,49 @@ def test_free_seat_is_filled_at_no_call_cost():
                        tasks=[ro.Task("t", 1000)], query_task=[0, 0], input_tokens=[10, 10],
                        output_tokens=[[0, 0], [0, 0]], utility=[[0.2, 0.9], [0.3, 0.8]])
     table = ro.compile_options(inst)
-    arr = {k: np.ascontiguousarray(v) for k, v in dict(
-        cost=table.cost, util=table.utility, var_cost=table.variable_cost, query_task=table.query_task,
-        option_model=table.option_model, option_batch=table.option_batch,
-        group_fixed=table.group_fixed_cost, group_batch=table.group_batch).items()}
-    st = _State(arr, 2, np.array([1, 0], np.int64))
+    st = _State(_arrays(table), 2, np.array([1, 0], np.int64))
     before = st.exact
     moved = st.local_moves(gk.MODE_UPGRADE, np.full(2, 2, np.int64), limit_usd=before)
     assert moved == 1 and st.opt.tolist() == [1, 1]
     assert st.exact < before and st.exact == pytest.approx(ro.evaluate(inst, st.opt).cost_usd)
+
+
+@pytest.mark.parametrize("family", ["llm_like", "uncorrelated"])
+def test_seat_plus_tokens_is_the_tables_cost_bit_for_bit(family):
+    # The totals kernel sums seat_cost[g] + var_cost[i, k] instead of reading cost[i, j]:
+    # the same number in every admissible cell, so the amortized total is unchanged.
+    inst = ro.workloads.synthetic(n=300, family=family, seed=3)
+    table = ro.compile_options(inst)
+    a = _arrays(table)
+    J = inst.n_options
+    g = a["query_task"][:, None] * J + np.arange(J)[None, :]
+    rebuilt = a["seat_cost"][g] + a["var_cost"][:, a["option_model"]]
+    assert np.array_equal(rebuilt[table.admissible], table.cost[table.admissible])
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("slack", [1e-4, 0.5])
+def test_totals_after_moves_agree_with_a_full_pass(seed, slack):
+    # After local moves the totals are brought up to date from the moved queries alone
+    # (_State.sync; many moves take a full pass); a fresh pass over every query must agree
+    # to rounding, and the grader too.
+    inst = ro.workloads.synthetic(n=2_000, family="llm_like", seed=seed)
+    table = ro.compile_options(inst)
+    a = _arrays(table)
+    st = _State(a, inst.n_models, np.array(table.cheapest_option, np.int64))
+    limit = st.exact * (1 + slack)
+    moved = st.local_moves(gk.MODE_UPGRADE, np.full(inst.n_models, 2_000, np.int64), limit_usd=limit)
+    assert moved > 0
+    if slack < 1e-3:
+        assert moved * 64 <= 2_000          # the incremental path, not the full-pass fallback
+    assert st.exact <= limit
+    fresh = _State(a, inst.n_models, st.opt.copy())
+    assert st.counts.tolist() == fresh.counts.tolist()
+    for name in ("exact", "amortized", "utility"):
+        assert getattr(st, name) == pytest.approx(getattr(fresh, name), rel=1e-14), name
+    ev = ro.evaluate(inst, st.opt)
+    assert st.exact == pytest.approx(ev.cost_usd, rel=1e-13)
+    assert ev.amortized_cost_usd == pytest.approx(math.fsum(table.cost[np.arange(2_000), st.opt]), rel=1e-13)
 
 
 def test_quality_form_reaches_target_with_cost_above_bound():

@@ -162,7 +162,7 @@ class _Chunk:
         those need the global counts)."""
         a = self.arr
         counts, mc, var, amort, util = gk._plan_totals(
-            opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
+            opt, a["seat_cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
             g._ro(np.zeros_like(a["group_fixed"]), np.float64), a["group_batch"], self.inst.n_models,
             g._n_chunks(self.n))
         return {"counts": counts, "model_count": mc, "var_usd": float(var), "amortized_usd": float(amort),

@@ -539,12 +539,14 @@ def _options_from_positions(hull_opt, pos, opt):
 
 
 @njit(cache=True, error_model="numpy")
-def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
+def _plan_totals(opt, seat_cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
                  n_models, n_chunks):
     """Group counts, model counts, exact cost, amortized cost and utility of an assignment.
 
     Sums are compensated (Kahan) per chunk, so the exact cost agrees with the shared
-    evaluator to rounding. :func:`_plan_totals_parallel` is the same on several threads
+    evaluator to rounding. A query's amortized cost is ``seat_cost[g] + var_cost[i, k]``
+    (``seat_cost = group_fixed / group_batch``, shape (G,)): bit for bit the option table's
+    ``cost[i, j]`` (the same two terms, added once), without reading that (n, J) array. :func:`_plan_totals_parallel` is the same on several threads
     (same chunks, same result).
 
     Returns
@@ -553,33 +555,32 @@ def _plan_totals(opt, cost, util, var_cost, query_task, option_model, group_fixe
     model_count : ndarray, shape (K,)
     exact_usd, amortized_usd, utility : float
     """
-    n, J = cost.shape
     G = group_fixed.shape[0]
     cnt_c = np.zeros((n_chunks, G), np.int64)
     mc_c = np.zeros((n_chunks, n_models), np.int64)
     sums = np.zeros((n_chunks, 3))
     for c in range(n_chunks):
-        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+        _totals_chunk(c, n_chunks, opt, seat_cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
     return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _plan_totals_parallel(opt, cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
+def _plan_totals_parallel(opt, seat_cost, util, var_cost, query_task, option_model, group_fixed, group_batch,
                           n_models, n_chunks):
-    n, J = cost.shape
     G = group_fixed.shape[0]
     cnt_c = np.zeros((n_chunks, G), np.int64)
     mc_c = np.zeros((n_chunks, n_models), np.int64)
     sums = np.zeros((n_chunks, 3))
     for c in prange(n_chunks):
-        _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
+        _totals_chunk(c, n_chunks, opt, seat_cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums)
     return _merge_totals(cnt_c, mc_c, sums, group_fixed, group_batch)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums):
+def _totals_chunk(c, n_chunks, opt, seat_cost, util, var_cost, query_task, option_model, cnt_c, mc_c, sums):
     """Counts and compensated sums of chunk ``c`` into row ``c`` of ``cnt_c``, ``mc_c``, ``sums``."""
-    n, J = cost.shape
+    n = opt.shape[0]
+    J = option_model.shape[0]
     G = cnt_c.shape[1]
     n_models = mc_c.shape[1]
     # Thread-local counters: neighbouring rows of a shared array would share cache lines.
@@ -594,13 +595,15 @@ def _totals_chunk(c, n_chunks, opt, cost, util, var_cost, query_task, option_mod
     for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
         j = opt[i]
         k = option_model[j]
-        cnt[query_task[i] * J + j] += 1
+        g = query_task[i] * J + j
+        cnt[g] += 1
         mc[k] += 1
-        y = var_cost[i, k] - ev
+        v = var_cost[i, k]
+        y = v - ev
         t = sv + y
         ev = (t - sv) - y
         sv = t
-        y = cost[i, j] - ea
+        y = (seat_cost[g] + v) - ea
         t = sa + y
         ea = (t - sa) - y
         sa = t

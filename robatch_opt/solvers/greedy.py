@@ -98,6 +98,9 @@ def _arrays(table) -> dict[str, Any]:
         option_batch=c(table.option_batch, dtype=np.int64),
         group_fixed=c(table.group_fixed_cost, dtype=np.float64),
         group_batch=c(table.group_batch, dtype=np.int64),
+        # A query's share of its call: cost[i, j] = seat_cost[g] + var_cost[i, k] bit for bit
+        # (the table adds the same two terms), so totals need not read the (n, J) costs.
+        seat_cost=c(table.group_fixed_cost / table.group_batch, dtype=np.float64),
     )
 
 
@@ -266,21 +269,52 @@ class _State:
 
     def refresh(self) -> None:
         """Re-derive counts and totals from the assignment (one O(n) pass)."""
-        self.stale = False
         a = self.arr
         # Same chunks, same sums on any thread count; the parallel variant is compiled only
         # when it first runs on more than one thread.
         totals = gk._plan_totals_parallel if numba.get_num_threads() > 1 else gk._plan_totals
         self.counts, self.model_count, self.exact, self.amortized, self.utility = totals(
-            self.opt, a["cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
+            self.opt, a["seat_cost"], a["util"], a["var_cost"], a["query_task"], a["option_model"],
             a["group_fixed"], a["group_batch"], self.n_models, _n_chunks(self.opt.shape[0]))
+        self._system = self._system_usd()
+
+    def _system_usd(self) -> float:
+        """USD of the calls' system prompts at the current counts (G terms)."""
+        a = self.arr
+        return float(np.dot(-(-self.counts // a["group_batch"]), a["group_fixed"]))
+
+    def sync(self, before: np.ndarray) -> None:
+        """Bring the totals up to date after moves from assignment ``before``.
+
+        The counts were kept exactly by the moves; the money and utility totals are updated
+        by the moved queries alone, each sum rounded once (:func:`math.fsum`), so they agree
+        with a full :meth:`refresh` to rounding at a fraction of its O(n) pass. Many moves
+        (more than one query in 64) take the full pass instead.
+        """
+        moved = np.flatnonzero(self.opt != before)
+        if moved.shape[0] * 64 > self.opt.shape[0]:
+            self.refresh()
+            return
+        a = self.arr
+        new, old = self.opt[moved], before[moved]
+        J = a["option_model"].shape[0]
+        var_new = a["var_cost"][moved, a["option_model"][new]]
+        var_old = a["var_cost"][moved, a["option_model"][old]]
+        g = a["query_task"][moved] * J
+        seat_new, seat_old = a["seat_cost"][g + new], a["seat_cost"][g + old]
+        system = self._system_usd()
+        var = math.fsum(np.concatenate([[self.exact - self._system], var_new, -var_old]))
+        self.exact, self._system = system + var, system
+        self.amortized = math.fsum(np.concatenate([[self.amortized], seat_new + var_new, -(seat_old + var_old)]))
+        self.utility = math.fsum(np.concatenate([[self.utility], a["util"][moved, new], -a["util"][moved, old]]))
 
     def local_moves(self, mode: int, capacity: np.ndarray, *, limit_usd: float = math.inf,
                     target_utility: float = -math.inf) -> int:
         """Rounds of best-single-move improvement; returns the number of moves applied.
 
         Group and model counts are integers kept exactly by every move; the money and
-        utility totals are updated incrementally and re-derived from scratch at the end.
+        utility totals are updated incrementally and brought up to date at the end from
+        the moved queries (:meth:`sync`).
         If rounding drift put an upgraded plan over the limit, all upgrades are undone.
         """
         a = self.arr
@@ -290,7 +324,7 @@ class _State:
         best_score = np.empty(n, np.float64)
         best_gain = np.empty(n, np.float64)
         best_dvar = np.empty(n, np.float64)
-        snapshot = self.opt.copy() if mode == gk.MODE_UPGRADE else None
+        before = self.opt.copy()
         # Improvements are optional and capped per round; repairs are needed for a valid
         # plan, so they consider every proposed move and run every round.
         optional = mode in (gk.MODE_UPGRADE, gk.MODE_TRIM)
@@ -321,12 +355,13 @@ class _State:
             # stop once a round moves at most one query in 4096.
             if moved == 0 or (optional and moved <= n >> 12):
                 break
-        if total or self.stale:
+        if total:
+            self.sync(before)
+        if total and mode == gk.MODE_UPGRADE and self.exact > limit_usd:
+            # Rounding drift put the upgraded plan over the limit: undo every upgrade.
+            self.opt[:] = before
             self.refresh()
-            if snapshot is not None and self.exact > limit_usd:
-                self.opt[:] = snapshot
-                self.refresh()
-                total = 0
+            total = 0
         return total
 
 
@@ -437,13 +472,13 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         # The partial calls pushed the exact cost over: undo the walk's tail (the crossing
         # bin's taken increments, lowest ratio first) with exact accounting.
         state = np.array([st.exact, st.utility])
+        before = opt.copy()
         iq, ip = lp["bin_items"]
         shed = gk._shed_walk(lp["bin_order"], lp["bin_taken"], iq, ip, hull_opt, lp["pos"], opt, util,
                              arr["var_cost"], arr["query_task"], arr["option_model"], arr["option_batch"],
                              arr["group_fixed"], st.counts, st.model_count, state, limit)
         if shed >= 0:
-            # Counts were kept exactly by the kernel; the amortized total is re-derived later.
-            st.exact, st.utility, st.stale = float(state[0]), float(state[1]), True
+            st.sync(before)         # counts were kept exactly by the kernel
         else:
             st.refresh()
         upgrades = int(lp["pos"].sum())
@@ -520,8 +555,6 @@ def _greedy_plan(problem: Problem) -> SolverResult:
         moves += st.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
     else:
         moves += st.local_moves(gk.MODE_TRIM, capacity, target_utility=target_int)
-    if st.stale:
-        st.refresh()
     timings["local_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
 
@@ -591,8 +624,6 @@ def finish_from_positions(problem: Problem, options_at, *, floor_option: np.ndar
         if floor.exact <= limit and floor.utility > st.utility:
             floor.local_moves(gk.MODE_UPGRADE, capacity, limit_usd=limit)
             st = floor
-    if st.stale:
-        st.refresh()
     return st.opt
 
 
