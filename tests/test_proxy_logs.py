@@ -76,6 +76,10 @@ def test_unknown_model(tmp_path):
     with pytest.raises(P.UnknownModelError) as exc:
         P.load_logs(_write(tmp_path, rows))
     assert exc.value.row == 3 and "Qwen3-9000B" in str(exc.value) and "log.csv:5" in str(exc.value)
+    assert "pass `models=`" in str(exc.value)         # the default pools: say how to name others
+    with pytest.raises(P.UnknownModelError) as exc:
+        P.load_logs(_write(tmp_path, rows), models=["Qwen3-8B", "Qwen3-4B"])
+    assert "pass `models=`" not in str(exc.value)     # the caller's own list: a plain typo
     # The same row is fine when the caller names its own pool.
     log = P.load_logs(_write(tmp_path, rows), models=["Qwen3-8B", "Qwen3-4B", "Qwen3-9000B"])
     assert log.n_rows == 4

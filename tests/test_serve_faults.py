@@ -668,6 +668,33 @@ def test_a_format_that_fails_keeps_the_paid_reply(plan40, tmp_path):
     assert all(r.reply and r.completion_tokens > 0 and r.cost_usd > 0 for r in records)
 
 
+def test_a_resume_parses_the_paid_reply_again_instead_of_buying_it(plan40, tmp_path):
+    """The reply a failing format could not parse was journaled, but a resume sent the call
+    again and paid for it twice (serve review). Now it is parsed again with the resumed
+    run's format; a format that still fails stops the run again, still without a request."""
+    from robatch_opt.serve.executor import REPARSED
+    inst, plan = plan40
+    journal = tmp_path / "run.jsonl"
+    with FaultServer() as srv:
+        with pytest.raises(serve.ServeConfigError, match=r"_BrokenFormat\.parse raised"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, format=_BrokenFormat(),
+                      max_concurrency=1, **FAST)
+        _, failed = serve.read_journal(journal)
+        assert len(failed) == len(srv.log) == 1
+        with pytest.raises(serve.ServeConfigError, match="read from the journal, not bought again"):
+            serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, format=_BrokenFormat(),
+                      max_concurrency=1, **FAST)
+        assert len(srv.log) == 1
+        res = serve.run(plan, inst, QUESTIONS, _endpoints(srv), journal=journal, **FAST)   # the format, fixed
+        assert len(srv.log) == len(plan.calls)               # every call bought once, the failed one included
+    assert res.answers == _expected()
+    again = [c for c in res.calls if c.key == failed[0].key]
+    assert [c.status for c in again] == ["failed", "ok"] and again[1].error == REPARSED
+    assert again[1].cost_usd == 0 and again[1].attempts == 0 and again[1].reply == failed[0].reply
+    assert res.cost_usd == pytest.approx(sum(c.cost_usd for c in res.calls))
+    assert failed[0].cost_usd > 0 and res.cost_usd >= failed[0].cost_usd
+
+
 def test_a_failing_format_with_calls_in_flight_journals_every_paid_reply(plan40, tmp_path):
     """Review: with several calls in flight, the first failure closed the clients and the
     journal under the others: under serve.run their paid replies went unrecorded (8 requests

@@ -292,7 +292,10 @@ class ObservationLog:
         unknown = ~np.isin(model, np.array(known, dtype=str)) if n else np.zeros(0, bool)
         if unknown.any():
             i = int(np.argmax(unknown))
-            raise UnknownModelError("model", f"unknown model {str(model[i])!r}; known: {list(known)}", row=i)
+            # With the default, the user's own models are not errors but a missing argument.
+            hint = ("; for models outside the bundled pools pass `models=` (their names, or the Instance)"
+                    if self.models is None else "")
+            raise UnknownModelError("model", f"unknown model {str(model[i])!r}; known: {list(known)}{hint}", row=i)
         batch = _int_array(self.batch_size, "batch_size", n, lo=1)
         outcome = _float_array(self.outcome, "outcome", n)
         bad = (outcome < 0.0) | (outcome > 1.0)
@@ -732,8 +735,11 @@ def load_logs(path: PathLike, *, models=None, format: str | None = None) -> Obse
     """
     path_s = os.fspath(path)
     fmt = _format_of(path_s, format)
-    names = _model_names(models)
-    return _read_csv(path_s, names) if fmt == "csv" else _read_jsonl(path_s, names)
+    # Passed on as given (None: the bundled pools), so that an unknown model's error can say
+    # whether the caller named the models or left the default.
+    if models is not None and not isinstance(models, (Instance, str)):
+        models = tuple(models)                  # a generator is read once, here
+    return _read_csv(path_s, models) if fmt == "csv" else _read_jsonl(path_s, models)
 
 
 def save_logs(log: ObservationLog, path: PathLike, *, format: str | None = None) -> None:

@@ -38,6 +38,13 @@ __all__ = ["run", "run_async", "Progress", "check_endpoints"]
 #: Longest wait a ``Retry-After`` header can impose (seconds); longer values are capped.
 MAX_RETRY_AFTER_S = 300.0
 
+#: ``CallRecord.error`` of a paid reply the format could not parse (the run stopped there).
+FORMAT_FAILURE = "format: "
+
+#: ``CallRecord.error`` (a note: the call is ``ok``) of answers read on resume from a reply an
+#: earlier run paid for but could not parse; the record itself costs nothing.
+REPARSED = "answers parsed from the reply an earlier run paid for (journal); not sent again"
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -417,26 +424,47 @@ class _Runner:
                         batch_size=spec.batch_size, prompt_tokens=p_tok, completion_tokens=c_tok,
                         cost_usd=(p_tok * p_in + c_tok * p_out) / 1e6, attempts=attempts,
                         seconds=time.perf_counter() - started[0], finish_reason=finish, reply=reply)
-            try:
-                answers = tuple(self.fmt.parse(reply, n, truncated=finish == "length"))
-                broken = None if len(answers) == n else f"returned {len(answers)} answers for {n} questions"
-            except Exception as exc:             # a user's format: its bug, named below
-                broken = f"raised {type(exc).__name__}: {_short(exc)}"
-            if broken is not None:
+            answers, what = self._parse(reply, n, finish)
+            if what is not None:
                 # No request starts from now on (set before the journal's await lets others run).
                 # The reply was paid for: journal it (failed, with its usage and text) before the
-                # run stops, so that nothing spent goes unaccounted.
+                # run stops, so that nothing spent goes unaccounted; a resume parses it again
+                # rather than buying it again (_resumed_or_sent).
                 self.stopping = True
-                what = f"{type(self.fmt).__name__}.parse {broken}"
                 if self.journal is not None:
                     await self.journal.append_async(CallRecord(**paid, answers=(None,) * n, status="failed",
-                                                               error=f"format: {what}"))
+                                                               error=f"{FORMAT_FAILURE}{what}"))
                 raise ServeConfigError("format", f"{what} (call {spec.key}; its reply is in the journal)"
                                        if self.journal is not None else f"{what} (call {spec.key})")
             return CallRecord(**paid, answers=answers, status="ok", error=usage_error)
         return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
                           batch_size=spec.batch_size, answers=(None,) * n, attempts=attempts,
                           seconds=time.perf_counter() - started[0], status="failed", error=error)
+
+    def _parse(self, reply: str, n: int, finish) -> tuple[tuple, str | None]:
+        """``(answers, None)``, or ``((), what went wrong)`` when the format raised or returned
+        another number of answers than ``n`` (a user's format: its bug, named)."""
+        try:
+            answers = tuple(self.fmt.parse(reply, n, truncated=finish == "length"))
+        except Exception as exc:
+            return (), f"{type(self.fmt).__name__}.parse raised {type(exc).__name__}: {_short(exc)}"
+        if len(answers) != n:
+            return (), f"{type(self.fmt).__name__}.parse returned {len(answers)} answers for {n} questions"
+        return answers, None
+
+    def _reparsed(self, spec: _CallSpec, paid: CallRecord) -> CallRecord:
+        """The answers of a reply an earlier run paid for and could not parse (its format
+        failed), read again with this run's format: nothing is sent, nothing is paid again
+        (the earlier record keeps the cost). The format still failing stops the run again."""
+        n = len(spec.query_ids)
+        answers, what = self._parse(paid.reply, n, paid.finish_reason)
+        if what is not None:
+            self.stopping = True
+            raise ServeConfigError("format", f"{what} (call {spec.key}; the reply an earlier run paid for, "
+                                             f"read from the journal, not bought again)")
+        return CallRecord(key=spec.key, model=spec.model, task=spec.task, query_ids=spec.query_ids,
+                          batch_size=spec.batch_size, answers=answers, attempts=0, status="ok",
+                          error=REPARSED, finish_reason=paid.finish_reason, reply=paid.reply)
 
     async def _finished(self, rec: CallRecord, fresh: bool, final: Sequence[bool]) -> None:
         if fresh and self.journal is not None:
@@ -454,7 +482,8 @@ class _Runner:
     async def _resumed_or_sent(self, spec: _CallSpec) -> tuple[list[CallRecord], CallRecord, bool]:
         """``(earlier, record, fresh)``: the journal's record of ``spec`` when it finished
         well; else a new attempt. A call that failed in an earlier run (an outage, a time-out)
-        is sent again on resume (resume re-sent nothing that had failed: new-user audit).
+        is sent again on resume (resume re-sent nothing that had failed: new-user audit),
+        except a reply whose format failed: it was paid for, and is parsed again instead.
         Every earlier record of the call -- each run's failed attempt, before the one that
         answered -- is in ``earlier`` and in the running cost, so what it spent and how often
         it was tried are still accounted for however many times the run is resumed."""
@@ -464,6 +493,9 @@ class _Runner:
         self.cost += sum(r.cost_usd for r in earlier)
         if ok:
             return earlier, history[-1], False
+        last = history[-1] if history else None
+        if last is not None and last.reply and (last.error or "").startswith(FORMAT_FAILURE):
+            return earlier, self._reparsed(spec, last), True
         return earlier, await self.send(spec), True
 
     async def one(self, spec: _CallSpec) -> list[CallRecord]:
