@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -159,7 +160,19 @@ def check_output_store(path: PathLike, *, what: str = "output") -> Path:
         raise OutputPathError(f"{what}: {text} exists and is not a directory store")
     if target.is_dir() and any(target.iterdir()) and not (target / "zarr.json").exists():
         raise OutputPathError(f"{what}: {text} is a folder that holds no zarr store; it would be replaced")
+    if (target / "zarr.json").is_file() and not _written_by_us(target / "zarr.json"):
+        raise OutputPathError(f"{what}: {text} holds a zarr store robatch_opt did not write; it would be replaced")
     return target
+
+
+def _written_by_us(meta: Path) -> bool:
+    """Whether a store's ``zarr.json`` is a robatch_opt store's (its ``format`` attribute):
+    only those are replaced by a new one; another program's data never is."""
+    try:
+        attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(attrs, dict) and str(attrs.get("format", "")).startswith("robatch_opt.")
 
 
 def _named(exc: OSError, path: Path) -> OSError:

@@ -208,6 +208,33 @@ def test_bad_chunk_sizes_and_addresses_fail_before_any_work(tmp_path):
         ro.distributed.budget_from_fraction(inst, 0.3, None)
 
 
+def test_stores_that_are_not_ours_and_bad_plan_paths_are_refused_before_any_work(tmp_path):
+    """Audit: plan_path equal to the instance's store replaced the instance with the plan;
+    `generate` replaced a zarr store another program wrote; timeout_s=-1 and plan_path=123
+    failed deep inside with errors that named neither."""
+    import zarr
+    from robatch_opt._files import OutputPathError
+    store = tmp_path / "a.zarr"
+    ro.workloads.llm("gemma3", n=60, seed=0, out=store, chunk_queries=30)
+    ro.workloads.llm("gemma3", n=60, seed=1, out=store, chunk_queries=30)     # ours: replaced
+    ci = ro.load(store)
+    for same in (store, f"{store}/", tmp_path / "." / "a.zarr"):
+        with pytest.raises(OutputPathError, match="`plan_path`: .* the instance's own store"):
+            ro.solve(ci, budget=1.0, client="tcp://127.0.0.1:1", plan_path=same)
+    with pytest.raises(OutputPathError, match="`plan_path`: must be a path"):
+        ro.solve(ci, budget=1.0, client="tcp://127.0.0.1:1", plan_path=123)
+    for bad in (-1, 0, float("nan"), "abc", True):
+        with pytest.raises(ro.InstanceError, match="`timeout_s`"):
+            ro.solve(ci, budget=1.0, client="tcp://127.0.0.1:1", timeout_s=bad)
+    assert ro.load(store).n_queries == 60                     # untouched
+    other = tmp_path / "other.zarr"
+    zarr.open_group(str(other), mode="w").create_array("x", shape=(3,), dtype="f8")
+    with pytest.raises(OutputPathError, match="robatch_opt did not write"):
+        ro.workloads.llm("gemma3", n=60, seed=0, out=other, chunk_queries=30)
+    assert cli_main(["generate", "llm", "--n", "60", "--chunk-queries", "30", str(other)]) == 2
+    assert "x" in zarr.open_group(str(other), mode="r")
+
+
 def test_a_scheduler_without_workers_is_named(monkeypatch):
     # The audit's --budget-fraction with a bare scheduler waited forever; solve said the
     # scheduler "cannot be reached" when it had no worker.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -39,7 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._files import check_output_store
+from .._files import OutputPathError, check_output_store
 from .._validate import nonnegative
 from ..errors import InfeasibleBudgetError, InstanceError, SolverError
 from ..evaluate import CostBreakdown, within_budget
@@ -371,6 +372,9 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
         raise InstanceError("budget", f"must be a number of USD, got {budget!r}") from exc
     if not math.isfinite(budget_usd) or budget_usd < 0:
         raise InstanceError("budget", f"must be a finite number >= 0 USD, got {budget!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or \
+            not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise InstanceError("timeout_s", f"must be a finite number of seconds > 0, got {timeout_s!r}")
     _plan_path(instance, plan_path)             # an unwritable plan store fails before any work
     if chunk_queries is not None:
         _check_chunk_queries(chunk_queries)
@@ -683,8 +687,15 @@ def _plan_path(instance, plan_path) -> Path | None:
         if not isinstance(instance, ChunkedInstance):
             return None
         plan_path = instance.path.with_name(instance.path.name[:-len(".zarr")] + ".plan.zarr")
+    if not isinstance(plan_path, (str, os.PathLike)):
+        raise OutputPathError(f"`plan_path`: must be a path (str or os.PathLike), got {type(plan_path).__name__}")
     # Absolute: the workers write its chunks from their own working directories.
-    return Path(os.path.abspath(check_output_store(plan_path, what="`plan_path`")))
+    final = Path(os.path.abspath(check_output_store(plan_path, what="`plan_path`")))
+    if isinstance(instance, ChunkedInstance) and os.path.realpath(final) == os.path.realpath(instance.path):
+        # The plan store replaces its path: that would destroy the instance being solved.
+        raise OutputPathError(f"`plan_path`: {os.fspath(plan_path)} is the instance's own store; "
+                              f"give another path")
+    return final
 
 
 def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path] | None:
