@@ -462,7 +462,7 @@ def _baselines(inst: Instance, plan: Plan, args, options: dict, display: "_Displ
 
 
 def _cmd_solve(args) -> int:
-    if args.scheduler is not None or (args.instance or "").lower().endswith(".zarr"):
+    if args.scheduler is not None or (args.instance or "").rstrip("/").lower().endswith(".zarr"):
         return _cmd_solve_distributed(args)       # a Dask cluster (robatch_opt.distributed)
     if args.out is not None:               # first: a bad path must not cost a solve (or an import)
         check_output_path(args.out, inputs=[args.instance] if args.instance else [], what="--out")

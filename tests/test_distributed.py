@@ -235,6 +235,16 @@ def test_stores_that_are_not_ours_and_bad_plan_paths_are_refused_before_any_work
     assert "x" in zarr.open_group(str(other), mode="r")
 
 
+def test_a_store_named_with_a_trailing_slash_is_a_store(tmp_path, capsys):
+    # Shell completion adds the slash; the CLI then called the store "a directory, not an
+    # instance file" instead of asking for a scheduler (audit).
+    store = tmp_path / "a.zarr"
+    ro.workloads.llm("gemma3", n=60, seed=0, out=store, chunk_queries=30)
+    capsys.readouterr()
+    assert cli_main(["solve", f"{store}/", "--budget", "0.5"]) == 2
+    assert "give --scheduler" in capsys.readouterr().err
+
+
 def test_a_scheduler_without_workers_is_named(monkeypatch):
     # The audit's --budget-fraction with a bare scheduler waited forever; solve said the
     # scheduler "cannot be reached" when it had no worker.
