@@ -48,6 +48,7 @@ from ..instance import Instance
 from ..kernels import greedy_kernels as gk
 from ..plan import Plan, Status
 from ..solvers import greedy as g
+from ..solve import _g                       # the front door's figures, in full where they tie
 from . import _chunk_tasks as tasks
 from .errors import ClusterSetupError, DistributedUnsupportedError, NoWorkersError, SchedulerUnreachableError
 from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries
@@ -437,8 +438,8 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
     timings["stats_s"] = time.perf_counter() - t
     if not within_budget(c0, budget):
         raise InfeasibleBudgetError(
-            f"`budget`: ${budget:.6g} is below the cost of every plan (lower bound ${c0:.6g}; "
-            f"cheapest plan found ${cheapest_usd:.6g})",
+            f"`budget`: ${budget:.6g} is below the cost of every plan (lower bound ${_g(c0, budget)}; "
+            f"cheapest plan found ${_g(cheapest_usd, budget)})",
             budget_usd=budget, cheapest_cost_usd=cheapest_usd, lower_bound_usd=c0, proven=True)
 
     # ------------------------------------------------ 2. LP threshold and the walk of its bin
@@ -625,7 +626,7 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
         if totals.exact > limit:
             raise InfeasibleBudgetError(
                 f"`budget`: no plan meets budget ${budget:.6g} (greedy found none; cheapest plan found "
-                f"${totals.exact:.6g}, lower bound ${c0:.6g})",
+                f"${_g(totals.exact, budget)}, lower bound ${_g(c0, budget)})",
                 budget_usd=budget, cheapest_cost_usd=float(totals.exact), lower_bound_usd=c0, proven=False)
     snapshot = (plan["mrows"], plan["mopt"])
     upgraded = local_moves(gk.MODE_UPGRADE, last=True)
