@@ -53,6 +53,8 @@ DEFAULT_WORKLOAD = {"pool": "qwen3", "n": 2000, "seed": 0}
 
 #: Budget used when neither ``--budget``, ``--budget-fraction`` nor ``--min-mean-utility`` is given.
 DEFAULT_BUDGET_FRACTION = 0.5
+#: Seconds per solve when `--time-limit` is not given (the distributed greedy takes none).
+DEFAULT_TIME_LIMIT_S = 60.0
 
 #: Relative tolerance of ``evaluate``'s comparison of a plan's claims with its grading.
 CLAIM_RTOL = 1e-9
@@ -150,7 +152,9 @@ def _parser() -> _Parser:
                         "instances, lns (the greedy, then neighbourhood search) otherwise)")
     s.add_argument("--solver", choices=("highs", "cbc"), metavar="ENGINE",
                    help="MILP engine: highs (default) or cbc; implies --method milp")
-    s.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+    # Default None (60 s, set in _cmd_solve): the distributed greedy has no time limit and
+    # refuses one given explicitly, which a default of 60 would hide.
+    s.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="time limit of each solve in seconds, model building included (default 60); "
                         "the baselines are up to K + 1 further solves, one per restriction")
     s.add_argument("--seed", type=_seed, default=0, metavar="N", help="solver seed (default 0)")
@@ -464,6 +468,8 @@ def _baselines(inst: Instance, plan: Plan, args, options: dict, display: "_Displ
 def _cmd_solve(args) -> int:
     if args.scheduler is not None or (args.instance or "").rstrip("/").lower().endswith(".zarr"):
         return _cmd_solve_distributed(args)       # a Dask cluster (robatch_opt.distributed)
+    if args.time_limit is None:
+        args.time_limit = DEFAULT_TIME_LIMIT_S
     if args.out is not None:               # first: a bad path must not cost a solve (or an import)
         check_output_path(args.out, inputs=[args.instance] if args.instance else [], what="--out")
     method, options = args.method, {}
@@ -578,6 +584,13 @@ def _cmd_solve_distributed(args) -> int:
         raise _UsageError("argument --min-mean-utility: the distributed greedy solves the budget form only")
     if args.method not in (AUTO, "greedy"):
         raise _UsageError(f"argument --method: the distributed solver runs the greedy only, got {args.method!r}")
+    # Options the distributed greedy has no use for are refused, not silently ignored (audit).
+    if args.solver is not None:
+        raise _UsageError("argument --solver: picks a MILP engine; the distributed solver runs the greedy only")
+    if args.time_limit is not None:
+        raise _UsageError("argument --time-limit: the distributed greedy runs to the end (it has no time limit)")
+    if args.timings and args.out is None:
+        raise _UsageError("argument --timings: applies to the plan file, give --out too")
     if args.out is not None:
         check_output_path(args.out, inputs=[args.instance], what="--out")
     from . import distributed

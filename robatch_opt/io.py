@@ -43,7 +43,7 @@ import numpy as np
 from ._files import open_atomic
 from ._validate import (ErrorFactory, describe, did_you_mean, format_errors, integer, no_unknown_keys, number, numeric_array,
                         string)
-from .errors import FormatError, InstanceError
+from .errors import FormatError, InstanceError, UnknownOptionError
 from .instance import Instance, Model, Task
 
 __all__ = ["save", "load", "format_of", "instance_to_json", "instance_from_json", "INSTANCE_FORMAT",
@@ -66,6 +66,10 @@ _JSON_KEYS = ("format", "models", "tasks", "options", "n_queries", *_NPZ_ARRAYS)
 
 
 # ---------------------------------------------------------------------------- front doors
+#: Keywords of :func:`save` for a ``.zarr`` store (those of ``distributed.save_zarr``).
+ZARR_OPTIONS = ("chunk_queries",)
+
+
 def save(inst: Instance, path: PathLike, *, format: str | None = None, compress: bool = False,
          **zarr_options) -> Path:
     """Write an instance to ``path`` (``.json``, ``.npz`` or a ``.zarr`` store).
@@ -109,9 +113,17 @@ def save(inst: Instance, path: PathLike, *, format: str | None = None, compress:
     >>> back.models == inst.models and bool((back.utility == inst.utility).all())
     True
     """
+    # Unknown keywords and store-only ones given for a file were ignored (new-user audit).
+    unknown = sorted(set(zarr_options) - set(ZARR_OPTIONS))
+    if unknown:
+        raise UnknownOptionError(f"`save`: unknown option {unknown[0]!r}{did_you_mean(unknown[0], ZARR_OPTIONS)}; "
+                                 f"valid: format, compress, {', '.join(ZARR_OPTIONS)}")
     if format is None and _is_zarr(path):          # chunked store: robatch_opt.distributed.store
         from .distributed.store import save_zarr
         return save_zarr(inst, path, **zarr_options)
+    if zarr_options:
+        raise InstanceError(next(iter(zarr_options)), f"applies only to a chunked .zarr store; {os.fspath(path)} "
+                                                      f"is written as one file")
     if not isinstance(inst, Instance):
         raise TypeError(f"`inst`: must be a robatch_opt.Instance, got {type(inst).__name__}")
     path = Path(path)

@@ -311,6 +311,29 @@ def test_unknown_suffix_and_format(tmp_path):
     assert os.listdir(tmp_path) == []                       # nothing half-written
 
 
+def test_save_refuses_unknown_and_misplaced_keywords(tmp_path):
+    # New-user audit: ro.save ignored `chunkqueries=` and `chunk_queries=` for a .json file.
+    inst = awkward_instance()
+    with pytest.raises(ro.UnknownOptionError, match=r"unknown option 'chunkqueries' \(did you mean `chunk_queries`"):
+        ro.save(inst, tmp_path / "x.zarr", chunkqueries=5)
+    with pytest.raises(ro.InstanceError, match=r"`chunk_queries`: applies only to a chunked .zarr store"):
+        ro.save(inst, tmp_path / "x.json", chunk_queries=5)
+    assert os.listdir(tmp_path) == []
+
+
+def test_llm_out_to_a_file_saves_the_in_memory_draw(tmp_path):
+    # New-user audit: out="x.json" wrote a chunked store directory named x.json.
+    inst = ro.workloads.llm("qwen3", n=40, seed=3, out=tmp_path / "x.json")
+    assert (tmp_path / "x.json").is_file()
+    assert_same(ro.workloads.llm("qwen3", n=40, seed=3), inst)
+    assert_same(inst, ro.load(tmp_path / "x.json"))
+    with pytest.raises(ro.InstanceError, match=r"`chunk_queries` and `client` apply only with out='x.zarr'"):
+        ro.workloads.llm("qwen3", n=40, out=tmp_path / "y.json", chunk_queries=10)
+    with pytest.raises(FormatError, match=r"unknown file suffix '.csv'"):
+        ro.workloads.llm("qwen3", n=40, out=tmp_path / "y.csv")
+    assert sorted(os.listdir(tmp_path)) == ["x.json"]
+
+
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
 def test_missing_file_is_an_os_error(tmp_path, suffix):
     with pytest.raises(FileNotFoundError):

@@ -43,8 +43,10 @@ What is assumed
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -390,6 +392,7 @@ def llm(pool: str = "qwen3", n: int = 2000, *, tasks=None, price: str = "compute
     each; by the workers of a Dask ``client`` if given) and never held whole; the store is
     returned opened lazily (:class:`robatch_opt.distributed.ChunkedInstance`). Its per-query
     draws are seeded per chunk (:mod:`.llm_chunked`), so they differ from the in-memory draw.
+    With ``out="x.json"`` or ``"x.npz"`` the in-memory instance is also saved there.
 
     Examples
     --------
@@ -397,6 +400,21 @@ def llm(pool: str = "qwen3", n: int = 2000, *, tasks=None, price: str = "compute
     >>> inst.n_queries, inst.n_models, inst.n_tasks, inst.n_options
     (100, 6, 6, 24)
     """
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise InstanceError("out", f"must be a path (str or os.PathLike), got {type(out).__name__}")
+    if out is not None and Path(out).suffix.lower() != ".zarr":
+        # A file (.json, .npz): the in-memory draw, saved. (This used to write a chunked store
+        # directory under the file's name, new-user audit.)
+        if chunk_queries is not None or client is not None:
+            raise InstanceError("out", f"`chunk_queries` and `client` apply only with out='x.zarr', got {os.fspath(out)!r}")
+        from .._files import check_output_path
+        from ..io import format_of, save
+        format_of(out)                          # an unknown suffix or a bad path fails before the draw
+        check_output_path(out, what="`out`")
+        inst = llm(pool, n, tasks=tasks, price=price, seed=seed, batch_sizes=batch_sizes,
+                   difficulty_sd=difficulty_sd, free_models=free_models)
+        save(inst, out)
+        return inst
     if out is not None:
         from .llm_chunked import write_llm
         return write_llm(out, pool, n, tasks=tasks, price=price, seed=seed, batch_sizes=batch_sizes,
