@@ -143,11 +143,12 @@ class Plan:
         """Concrete calls: per group, full calls first, then one partial call."""
         om = np.array([k for k, _ in self.options], dtype=np.int64)
         ob = np.array([b for _, b in self.options], dtype=np.int64)
-        return pack_calls(_CallView(self.query_task, om, ob, len(self.options)), self.option)
+        # np.asarray: a distributed plan's columns may be kept in its store (PlanColumn).
+        return pack_calls(_CallView(np.asarray(self.query_task), om, ob, len(self.options)), np.asarray(self.option))
 
     def usage(self) -> dict[tuple[str, int], int]:
         """Queries per (model name, batch size), options with no query omitted."""
-        counts = np.bincount(self.option, minlength=len(self.options))
+        counts = np.bincount(np.asarray(self.option), minlength=len(self.options))
         return {(self.model_names[k], b): int(c) for (k, b), c in zip(self.options, counts) if c}
 
     # ------------------------------------------------------------------ text

@@ -284,6 +284,35 @@ def test_same_plan_as_in_memory_from_a_store(tmp_path, client, batch_sizes):
     assert np.array_equal(zarr.open_group(str(plan_store), mode="r")["option"][:], q.option)
 
 
+def test_a_plan_kept_in_its_store_reads_saves_and_refuses_a_replaced_store(tmp_path, client):
+    """gather=False: the columns are read from the plan store on demand. The plan can be
+    saved and packed into calls; after a later solve replaced the store, reading the earlier
+    plan raises instead of returning the later plan's options (new-user audit)."""
+    from robatch_opt.distributed import PlanColumn, PlanStoreReplacedError
+    inst = ro.workloads.llm("gemma3", n=1500, seed=12)
+    ci = ro.load(ro.save(inst, tmp_path / "x.zarr", chunk_queries=400))
+    lo, hi = ro.budget_from_fraction(inst, 0.2), ro.budget_from_fraction(inst, 0.7)
+    want = ro.solve(inst, budget=lo, method="greedy")
+    kept = ro.solve(ci, budget=lo, method="greedy", client=client, gather=False)
+    assert isinstance(kept.option, PlanColumn) and len(kept.option) == inst.n_queries
+    assert np.array_equal(np.asarray(kept.option), want.option)
+    assert np.array_equal(kept.option[10:20], want.option[10:20])
+    assert np.array_equal(np.asarray(kept.query_task), inst.query_task)
+    assert np.array_equal(np.asarray(kept.batch_size), want.batch_size)
+    assert kept.n_calls == len(kept.calls.task) == want.n_calls
+    back = ro.Plan.from_json(kept.to_json())
+    assert np.array_equal(back.option, want.option) and back.cost_usd == kept.cost_usd
+    assert kept.usage() == want.usage()
+    later = ro.solve(ci, budget=hi, method="greedy", client=client, gather=False)      # same default store
+    with pytest.raises(PlanStoreReplacedError, match=r"x.plan.zarr: a later solve replaced this plan store"):
+        np.asarray(kept.option)
+    assert np.array_equal(np.asarray(later.option), ro.solve(inst, budget=hi, method="greedy").option)
+    import shutil
+    shutil.rmtree(tmp_path / "x.plan.zarr")
+    with pytest.raises(PlanStoreReplacedError, match=r"the plan store was removed"):
+        later.option[:5]
+
+
 def test_a_store_edited_in_place_is_read_again(tmp_path, client):
     """Workers keep chunks between solves; an array edited in place (its chunk files
     rewritten, the store's metadata not) was served from that cache, and the second solve

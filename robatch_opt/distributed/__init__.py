@@ -12,10 +12,12 @@ Needs the ``[dask]`` extra (dask, distributed, zarr); importing this package doe
 from __future__ import annotations
 
 from .errors import (ChunkError, ChunkLayoutError, ChunkValueError, ClusterSetupError, DistributedUnsupportedError,
-                     NoWorkersError, SchedulerUnreachableError)
+                     NoWorkersError, PlanStoreReplacedError, SchedulerUnreachableError)
+from .plan_column import PlanColumn
 from .store import ChunkedInstance, ChunkRef, open_zarr, save_zarr, write_chunked, is_zarr_path
 from .greedy import budget_from_fraction, connect, reference_costs, solve
 
 __all__ = ["ChunkedInstance", "ChunkRef", "open_zarr", "save_zarr", "write_chunked", "is_zarr_path",
            "solve", "connect", "reference_costs", "budget_from_fraction", "ChunkError", "ChunkLayoutError", "ChunkValueError",
-           "SchedulerUnreachableError", "DistributedUnsupportedError", "ClusterSetupError", "NoWorkersError"]
+           "SchedulerUnreachableError", "DistributedUnsupportedError", "ClusterSetupError", "NoWorkersError",
+           "PlanColumn", "PlanStoreReplacedError"]

@@ -286,7 +286,8 @@ def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> 
         import zarr
         grp = zarr.open_group(out_path, mode="r+")
         om, ob = ch.inst.option_model, ch.inst.option_batch
-        for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt])):
+        for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt]),
+                           ("query_task", ch.inst.query_task)):
             arr = grp[name]
             arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
     if gather:

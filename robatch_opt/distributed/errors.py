@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import FormatError, InstanceError, RobatchError
 
 __all__ = ["ChunkError", "ChunkLayoutError", "ChunkValueError", "SchedulerUnreachableError",
-           "DistributedUnsupportedError", "ClusterSetupError", "NoWorkersError"]
+           "DistributedUnsupportedError", "ClusterSetupError", "NoWorkersError", "PlanStoreReplacedError"]
 
 
 class ChunkError(FormatError):
@@ -32,6 +32,25 @@ class ChunkError(FormatError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.array, self.chunk, self._message))
+
+
+class PlanStoreReplacedError(FormatError):
+    """A plan kept in its store (``gather=False``) is read after a later solve replaced or
+    removed that store: its options are gone, and reading the other plan's would be wrong.
+
+    Attributes
+    ----------
+    path : str
+        The plan store.
+    """
+
+    def __init__(self, path: str, message: str):
+        self.path = str(path)
+        self._message = message
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self._message))
 
 
 class ChunkLayoutError(FormatError):

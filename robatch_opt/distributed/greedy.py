@@ -56,7 +56,7 @@ from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chun
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
 #: Plans of at most this many queries come back as in-memory arrays; larger ones stay in
-#: the plan store and ``plan.option`` reads it (a zarr array).
+#: the plan store and ``plan.option`` reads it (a :class:`~.plan_column.PlanColumn`).
 GATHER_MAX_QUERIES = 1 << 25
 
 #: Most move candidates one chunk sends at once; beyond it (many ties at the cut, e.g. free
@@ -318,8 +318,10 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
         In-memory instances only: queries per chunk.
     gather : bool, optional
         Return the options as in-memory arrays (default: when n <= ``GATHER_MAX_QUERIES``);
-        otherwise ``plan.option`` (and ``model``, ``batch_size``, ``query_task``) are zarr
-        arrays read from storage.
+        otherwise ``plan.option`` (and ``model``, ``batch_size``, ``query_task``) are
+        :class:`~.plan_column.PlanColumn` s read from the plan store on demand. A later solve
+        to the same ``plan_path`` replaces the store; the earlier plan's columns then raise
+        :class:`~.errors.PlanStoreReplacedError` (give each plan its own ``plan_path``).
     progress : bool, optional
         Dask's progress bar for every pass and the dashboard link (default: on a terminal).
     timeout_s : float
@@ -711,12 +713,16 @@ def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         grp = zarr.open_group(str(tmp), mode="w")
+        T = instance.n_tasks
         dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
-              "batch_size": "int64"}
+              "batch_size": "int64", "query_task": "int16" if T < 32767 else "int32"}
         for name, dtype in dt.items():
             grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()],
                              fill_value=-1)
-        grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False})
+        # `plan_id`: a plan kept in the store (gather=False) checks it on every read, so a
+        # later solve that replaces the store cannot hand it another plan's options.
+        grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False,
+                          "plan_id": uuid.uuid4().hex})
     except BaseException:                  # an interrupt while it is made: no folder left behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -756,9 +762,9 @@ def _columns(instance, parts, out_path, gather: bool, om, ob):
             qt = instance.query_task
         return option, _ro(om[option]), _ro(ob[option]), _ro(qt)
     import zarr
-    grp = zarr.open_group(str(out_path), mode="r")
-    qt = zarr.open_group(str(instance.path), mode="r")["query_task"]
-    return grp["option"], grp["model"], grp["batch_size"], qt
+    from .plan_column import PlanColumn
+    plan_id = zarr.open_group(str(out_path), mode="r").attrs["plan_id"]
+    return tuple(PlanColumn(str(out_path), name, plan_id) for name in ("option", "model", "batch_size", "query_task"))
 
 
 def reference_costs(instance, client) -> tuple[float, float]:
