@@ -548,6 +548,41 @@ def test_ctrl_c_during_a_cluster_solve_leaves_one_line_and_no_store(client, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["day.zarr"]
 
 
+def test_removing_a_temporary_store_waits_for_the_chunk_being_written(tmp_path):
+    """An interrupt late in a solve removed the plan's temporary store while a worker was
+    still writing a chunk, which re-created part of it (audit: 3 of 8 runs left a
+    `.x.plan.zarr.*.tmp` folder). The removal now waits for writers, and a writer that
+    comes after it writes nothing."""
+    import zarr
+
+    from robatch_opt.distributed.store import remove_temporary, writing_into
+
+    tmp = tmp_path / ".x.plan.zarr.abc.tmp"
+    zarr.open_group(str(tmp), mode="w")
+    entered, release = threading.Event(), threading.Event()
+
+    def writer():
+        with writing_into(str(tmp)):
+            entered.set()
+            release.wait(30)
+            os.makedirs(tmp / "option" / "c", exist_ok=True)     # as zarr writes a chunk
+
+    w = threading.Thread(target=writer)
+    w.start()
+    assert entered.wait(30)
+    remover = threading.Thread(target=remove_temporary, args=(tmp,))
+    remover.start()
+    remover.join(0.5)                      # (the removal waits for the writer, however long)
+    release.set()
+    w.join(30)
+    remover.join(30)
+    assert not tmp.exists()
+    with pytest.raises(FileNotFoundError, match="the temporary store was removed"):
+        with writing_into(str(tmp)):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypatch, tmp_path, capsys):
     """A scheduler whose environment lacks the package failed with Dask's "Error during
     deserialization of the task graph", reported as an internal error (new-user audit).

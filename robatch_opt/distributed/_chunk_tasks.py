@@ -284,12 +284,15 @@ def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> 
                ev_amortized_usd=ev.amortized_cost_usd)
     if out_path is not None:
         import zarr
-        grp = zarr.open_group(out_path, mode="r+")
+
+        from .store import writing_into
         om, ob = ch.inst.option_model, ch.inst.option_batch
-        for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt]),
-                           ("query_task", ch.inst.query_task)):
-            arr = grp[name]
-            arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
+        with writing_into(out_path):           # not into a store an interrupt removed
+            grp = zarr.open_group(out_path, mode="r+")
+            for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt]),
+                               ("query_task", ch.inst.query_task)):
+                arr = grp[name]
+                arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
     if gather:
         out["option"] = opt
     return out

@@ -51,7 +51,7 @@ from ..solvers import greedy as g
 from ..solve import _g                       # the front door's figures, in full where they tie
 from . import _chunk_tasks as tasks
 from .errors import ClusterSetupError, DistributedUnsupportedError, NoWorkersError, SchedulerUnreachableError
-from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries
+from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries, remove_temporary
 
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
@@ -194,7 +194,11 @@ class _Runner:
                                       key=f"robatch-{label or fn.__name__}-{c}-{uuid.uuid4().hex[:8]}")
                    for c in chunks]
         self._show(futures)
-        return self.client.gather(futures)
+        try:
+            return self.client.gather(futures)
+        except BaseException:
+            self.client.cancel(futures)        # an interrupt or a failed chunk: stop the rest
+            raise
 
     def submit(self, fn: Callable, c: int, *args):
         """One task on chunk ``c`` (a future)."""
@@ -654,7 +658,7 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
             out_path = _commit_store(*store)
     except BaseException:
         if store is not None:
-            shutil.rmtree(store[1], ignore_errors=True)
+            remove_temporary(store[1])         # after the chunks being written (store.py)
         raise
     moves += upgraded
     counts = np.sum([p["ev_counts"] for p in parts], axis=0)
@@ -724,7 +728,7 @@ def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path
         grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False,
                           "plan_id": uuid.uuid4().hex})
     except BaseException:                  # an interrupt while it is made: no folder left behind
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_temporary(tmp)
         raise
     return final, tmp
 

@@ -22,6 +22,7 @@ same path (NFS, Lustre...): Dask workers open it by path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -92,6 +93,56 @@ def _check_chunk_queries(chunk_queries) -> int:
 
 
 # ------------------------------------------------------------------------------- writing
+# ------------------------------------------------------------- temporary stores and interrupts
+# Workers write a store's chunks into its temporary folder. An interrupt (or a failure) makes
+# the client remove that folder, but a worker in the middle of a chunk went on writing and
+# re-created part of it (new-user audit: 3 of 8 interrupted solves left a `.x.plan.zarr.*.tmp`
+# folder). So a writer holds a shared lock on the folder's parent while it writes, and writes
+# only into a store that still exists; the removal takes the lock exclusively, so it waits for
+# the chunks being written and every later writer finds the store gone.
+
+@contextlib.contextmanager
+def _parent_lock(tmp, exclusive: bool):
+    """``flock`` on the parent directory of ``tmp`` (no lock where the platform or the file
+    system has none: the removal is then as before, best effort)."""
+    try:
+        import fcntl
+        fd = os.open(os.path.dirname(os.path.abspath(tmp)) or ".", os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)                       # releases the lock
+
+
+@contextlib.contextmanager
+def writing_into(tmp: str):
+    """Held by a worker while it writes chunks into the temporary store ``tmp``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The store is gone: the solve or the write that made it was interrupted or failed.
+    """
+    with _parent_lock(tmp, exclusive=False):
+        if not os.path.exists(os.path.join(tmp, "zarr.json")):
+            raise FileNotFoundError(f"{tmp}: the temporary store was removed (its solve or write was "
+                                    "interrupted or failed); nothing written")
+        yield
+
+
+def remove_temporary(tmp) -> None:
+    """Remove the temporary store ``tmp`` once no worker is writing into it."""
+    with _parent_lock(tmp, exclusive=True):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class _Writer:
     """Creates the arrays of a store in a temporary directory; :meth:`commit` renames it in place."""
 
@@ -127,7 +178,7 @@ class _Writer:
         return self.path
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_temporary(self.tmp)
 
 
 def _token_dtype(values: np.ndarray) -> str:
@@ -193,7 +244,11 @@ def write_chunked(path, models, tasks, n: int, chunk_queries: int, make_chunk: C
         else:
             futures = client.map(_write_one, [str(w.tmp)] * n_chunks, range(n_chunks), [cq] * n_chunks,
                                  [n] * n_chunks, [make_chunk] * n_chunks, pure=False)
-            client.gather(futures)
+            try:
+                client.gather(futures)
+            except BaseException:
+                client.cancel(futures)     # chunks not started are not written at all
+                raise
         w.commit()
     except BaseException:
         w.abort()
@@ -207,15 +262,16 @@ def _write_one(tmp: str, c: int, cq: int, n: int, make_chunk) -> int:
     inst = make_chunk(c, r0, r1)
     if inst.n_queries != r1 - r0:
         raise ChunkLayoutError(f"chunk {c}: the generator made {inst.n_queries} queries, expected {r1 - r0}")
-    g = zarr.open_group(tmp, mode="r+")
-    for name in ARRAYS:
-        arr = _every_chunk(g[name])
-        vals = getattr(inst, name)
-        if arr.dtype.kind == "u" and vals.size and (vals.max() >= np.iinfo(arr.dtype).max
-                                                   or np.any(vals != np.round(vals))):
-            raise ChunkValueError(f"{name}[{r0 + int(np.argmax(vals.ravel() != np.round(vals.ravel())))}]",
-                                  f"does not fit the store's {arr.dtype} column")
-        arr[r0:r1] = vals.astype(arr.dtype)
+    with writing_into(tmp):
+        g = zarr.open_group(tmp, mode="r+")
+        for name in ARRAYS:
+            arr = _every_chunk(g[name])
+            vals = getattr(inst, name)
+            if arr.dtype.kind == "u" and vals.size and (vals.max() >= np.iinfo(arr.dtype).max
+                                                       or np.any(vals != np.round(vals))):
+                raise ChunkValueError(f"{name}[{r0 + int(np.argmax(vals.ravel() != np.round(vals.ravel())))}]",
+                                      f"does not fit the store's {arr.dtype} column")
+            arr[r0:r1] = vals.astype(arr.dtype)
     return r1 - r0
 
 
