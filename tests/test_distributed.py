@@ -284,6 +284,33 @@ def test_same_plan_as_in_memory_from_a_store(tmp_path, client, batch_sizes):
     assert np.array_equal(zarr.open_group(str(plan_store), mode="r")["option"][:], q.option)
 
 
+@pytest.mark.parametrize("stored", [True, False], ids=["store", "in-memory"])
+def test_best_of_the_restrictions_as_in_memory(tmp_path, client, stored):
+    """At a budget near the cheapest plan the batching-only greedy beats the joint one; the
+    distributed greedy tried no restriction and returned 760.54 where ro.solve in memory
+    returned 760.90 (new-user audit). It now solves those the Lagrangian screen leaves, as
+    in memory, and keeps the best: the same plan, and its options in the plan store."""
+    import zarr
+    inst = ro.workloads.llm("qwen3", n=2000, seed=0)
+    src = ro.load(ro.save(inst, tmp_path / "x.zarr", chunk_queries=700)) if stored else inst
+    for fraction in (1e-5, 0.3):
+        budget = ro.budget_from_fraction(inst, fraction)
+        p = ro.solve(inst, budget=budget, method="greedy")
+        q = ro.solve(src, budget=budget, method="greedy", client=client, chunk_queries=None if stored else 700)
+        assert_same_plan(p, q)
+        assert q.info["restriction"] == p.info["restriction"]
+        assert q.upper_bound >= q.utility
+        if fraction == 1e-5:
+            assert q.info["restriction"].startswith("batching-only:")
+            assert q.utility > q.info["restriction_values"]["joint"]
+        else:
+            assert q.info["restriction"] == "joint"
+            assert len(q.info["restrictions_screened_out"]) == 13          # all: no extra solve
+        if stored:
+            assert np.array_equal(zarr.open_group(str(tmp_path / "x.plan.zarr"), mode="r")["option"][:], p.option)
+    assert sorted(x.name for x in tmp_path.iterdir()) == (["x.plan.zarr", "x.zarr"] if stored else [])
+
+
 def test_a_plan_kept_in_its_store_reads_saves_and_refuses_a_replaced_store(tmp_path, client):
     """gather=False: the columns are read from the plan store on demand. The plan can be
     saved and packed into calls; after a later solve replaced the store, reading the earlier
@@ -581,6 +608,31 @@ def test_removing_a_temporary_store_waits_for_the_chunk_being_written(tmp_path):
         with writing_into(str(tmp)):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_driver_side_write_runs_to_its_end_through_an_interrupt():
+    """zarr writes on a background loop: Ctrl-C while the driver waited for it left the write
+    running after the temporary store was removed (2 of 24 interrupted solves). The write
+    now ends before the interrupt is raised."""
+    import _thread
+
+    from robatch_opt.distributed.store import uninterrupted
+
+    wrote = []
+
+    def write():
+        time.sleep(0.5)                    # (the main thread is waiting by then)
+        _thread.interrupt_main()           # Ctrl-C, delivered to the waiting main thread
+        time.sleep(0.3)
+        wrote.append("chunk")
+        return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        uninterrupted(write)
+    assert wrote == ["chunk"]
+    assert uninterrupted(lambda: 7) == 7
+    with pytest.raises(ValueError, match="bad chunk"):
+        uninterrupted(lambda: (_ for _ in ()).throw(ValueError("bad chunk")))
 
 
 def test_a_cluster_without_robatch_opt_is_named_before_any_task(client, monkeypatch, tmp_path, capsys):

@@ -50,6 +50,12 @@ def hold(inst: Instance) -> Instance:
     return inst
 
 
+def restrict(inst: Instance, label: str) -> Instance:
+    """A held in-memory chunk restricted to ``label`` (``solvers.restrictions``), held in turn."""
+    from ..solvers.restrictions import build_restriction
+    return build_restriction(inst, label)
+
+
 def _instance(src) -> Instance:
     return src if isinstance(src, Instance) else src.load()
 
@@ -87,6 +93,18 @@ def _chunk(src) -> "_Chunk":
     evicts (a least-recently-used cache would miss on every chunk of a scan larger than it).
     Only a speed-up: a missing entry is rebuilt, so results never depend on it.
     """
+    if getattr(src, "restriction", None) is not None:
+        # A restriction's chunk is derived from the whole chunk (cached as usual); the base
+        # keeps the latest one, since restrictions are solved one after the other.
+        import dataclasses
+
+        from ..solvers.restrictions import build_restriction
+        base = _chunk(dataclasses.replace(src, restriction=None))
+        kept = base.__dict__.get("_restricted")
+        if kept is None or kept[0] != src.restriction:
+            kept = (src.restriction, _Chunk(build_restriction(base.inst, src.restriction)))
+            base.__dict__["_restricted"] = kept
+        return kept[1]
     if isinstance(src, Instance):
         ch = src.__dict__.get("_robatch_chunk")
         if ch is None:
@@ -272,11 +290,21 @@ def best_moves(src, r0: int, recipe: Recipe, mode: int, slack: float, counts: np
     return out if part != "select" else {**out, "n": np.array([n_cand])}
 
 
-def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> dict[str, Any]:
+def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool, lift: np.ndarray | None = None,
+           joint_om: np.ndarray | None = None, joint_ob: np.ndarray | None = None,
+           screen: tuple[float, np.ndarray] | None = None) -> dict[str, Any]:
     """The final plan of the chunk: solver totals, the shared evaluator's figures, and the
-    options written to the plan store (and returned if ``gather``)."""
+    options written to the plan store (and returned if ``gather``).
+
+    ``lift`` maps a restriction's options to the joint instance's (whose option model and
+    batch size are ``joint_om``, ``joint_ob``): what is written and returned is the joint
+    option. ``screen = (lam, member)``: also each restriction's Lagrangian terms at price
+    ``lam`` summed over the chunk (``member[r]`` marks restriction ``r``'s options; ``inf``
+    where one of its queries has no option in it), as ``solvers.restrictions`` screens them.
+    """
     ch = _chunk(src)
     opt = ch.options(recipe)
+    jopt = opt if lift is None else lift[opt]
     out = ch.totals(opt)
     ev = evaluate(ch.inst, opt)
     out.update(ev_counts=np.asarray(ev.group_counts), ev_input_usd=ev.breakdown.input_usd,
@@ -286,15 +314,20 @@ def finish(src, r0: int, recipe: Recipe, out_path: str | None, gather: bool) -> 
         import zarr
 
         from .store import writing_into
-        om, ob = ch.inst.option_model, ch.inst.option_batch
+        om, ob = (ch.inst.option_model, ch.inst.option_batch) if lift is None else (joint_om, joint_ob)
         with writing_into(out_path):           # not into a store an interrupt removed
             grp = zarr.open_group(out_path, mode="r+")
-            for name, vals in (("option", opt), ("model", om[opt]), ("batch_size", ob[opt]),
+            for name, vals in (("option", jopt), ("model", om[jopt]), ("batch_size", ob[jopt]),
                                ("query_task", ch.inst.query_task)):
                 arr = grp[name]
                 arr[r0:r0 + ch.n] = vals.astype(arr.dtype)
     if gather:
-        out["option"] = opt
+        out["option"] = jopt
+    if screen is not None:
+        from ..solvers.restrictions import _lagrangian_terms
+        lam, member = screen
+        rows = _lagrangian_terms(ch.table, float(lam), [np.flatnonzero(m) for m in member], 0, ch.n)
+        out["lagrangian"] = np.array([float(r.sum()) if np.isfinite(r).all() else math.inf for r in rows])
     return out
 
 

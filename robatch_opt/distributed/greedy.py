@@ -16,7 +16,11 @@ same per-chunk statistics, so the result agrees with :mod:`robatch_opt.solvers.g
    the chunk's best-scored candidates (reduced pairwise on the cluster to the global best
    ones); the driver applies them in score order with exact accounting, as in memory.
 5. Per chunk: the final options, graded by the shared evaluator and written to the plan
-   store next to the instance.
+   store next to the instance (under a temporary name), with each restriction's
+   Lagrangian terms at the LP price.
+6. The best of the restrictions, as ``ro.solve`` in memory (``solvers/restrictions.py``):
+   routing-only and batching-only, by the same steps on restricted chunks, each only where
+   the Lagrangian bound does not rule it out; the best plan's store is put in place.
 
 Chunk tasks are pure functions of the chunk and of small global values (a chunk's plan is
 rebuilt from a recipe in every task), so Dask re-runs a task lost with a killed worker and
@@ -51,7 +55,8 @@ from ..solvers import greedy as g
 from ..solve import _g                       # the front door's figures, in full where they tie
 from . import _chunk_tasks as tasks
 from .errors import ClusterSetupError, DistributedUnsupportedError, NoWorkersError, SchedulerUnreachableError
-from .store import ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries, remove_temporary
+from .store import (ChunkRef, ChunkedInstance, DEFAULT_CHUNK_QUERIES, _check_chunk_queries, remove_temporary,
+                    uninterrupted)
 
 __all__ = ["solve", "connect", "reference_costs", "budget_from_fraction", "GATHER_MAX_QUERIES"]
 
@@ -194,11 +199,10 @@ class _Runner:
                                       key=f"robatch-{label or fn.__name__}-{c}-{uuid.uuid4().hex[:8]}")
                    for c in chunks]
         self._show(futures)
-        try:
-            return self.client.gather(futures)
-        except BaseException:
-            self.client.cancel(futures)        # an interrupt or a failed chunk: stop the rest
-            raise
+        # (No explicit cancel on an interrupt: it made asyncio print "Task exception was never
+        # retrieved ... AllExit" tracebacks; the futures are released as the exception unwinds,
+        # which cancels the tasks not started.)
+        return self.client.gather(futures)
 
     def submit(self, fn: Callable, c: int, *args):
         """One task on chunk ``c`` (a future)."""
@@ -400,22 +404,155 @@ def solve(instance, budget: float | None = None, *, client=None, method: str = "
             client.close()
 
 
+def _skeleton(instance) -> Instance:
+    """A one-query instance with ``instance``'s models, tasks and options: what the
+    restrictions' labels, columns and sub-instances are computed from (no data needed)."""
+    J = instance.n_options
+    return Instance(models=instance.models, tasks=instance.tasks, query_task=[0], input_tokens=[0.0],
+                    output_tokens=[[0.0] * instance.n_models], utility=[[0.5] * J])
+
+
+def _restricted_sources(client, sources: list, label: str) -> list:
+    """Each chunk's source restricted to ``label`` (a store reference says so; a held chunk
+    is restricted by a task on the cluster)."""
+    return [dataclasses.replace(s, restriction=label) if isinstance(s, ChunkRef)
+            else client.submit(tasks.restrict, s, label, pure=False) for s in sources]
+
+
 def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, progress, t0) -> Plan:
-    n, J, K = instance.n_queries, instance.n_options, instance.n_models
+    """The joint greedy, then the best of the restrictions (as ``ro.solve`` does in memory):
+    routing-only and batching-only plans by the same greedy, each solved only where the
+    Lagrangian screen of ``solvers.restrictions`` cannot rule it out (at scale it rules out
+    every one, at no extra pass: the terms are summed in the grading pass). The winner's plan
+    store replaces ``plan_path``; the others' temporary stores are removed."""
+    from ..solvers.restrictions import build_restriction, lift_option, restriction_columns, restriction_labels
+
+    n = instance.n_queries
+    if n == 0:
+        raise InstanceError("instance", "has no queries")
+    if gather is None:
+        gather = n <= GATHER_MAX_QUERIES
+    final = _plan_path(instance, plan_path)
+    sources, bounds = _sources(instance, client, chunk_queries)
+    skeleton = _skeleton(instance)
+    labels = [label for label in restriction_labels(skeleton) if len(restriction_columns(skeleton, label))]
+    # A single model without batching is inside routing-only and its model's batching-only:
+    # the smaller of their bounds bounds it (as in memory).
+    supersets = {label: [x for x in ("routing-only", "batching-only:" + label.split(":", 1)[1]) if x in labels]
+                 for label in labels if label.startswith("single-model:")}
+    bounded = [label for label in labels if not supersets.get(label)]
+    member = np.zeros((len(bounded), instance.n_options), dtype=np.int64)
+    for r, label in enumerate(bounded):
+        member[r, restriction_columns(skeleton, label)] = 1
+    best = None
+    try:
+        best = _solve_one(instance, skeleton, None, sources, bounds, budget, client, final, gather, progress, t0,
+                          member if bounded else None)
+        # Every chunk passed validation in the joint solve: the restrictions read them without the checks.
+        sources = [dataclasses.replace(x, validated=True) if isinstance(x, ChunkRef) else x for x in sources]
+        joint_bound = best.fields["upper_bound"]
+        values: dict[str, float] = {"joint": best.fields["utility"]}
+        winner, skipped, errors = "joint", [], {}
+        t = time.perf_counter()
+        if best.fields["status"] != Status.OPTIMAL and labels:
+            # The screen of solvers/restrictions.py: L_R(lam) = lam B' + sum_i max_{j in R}
+            # (u - lam c) bounds restriction R's utility; the same margin over float noise.
+            lagr = ({} if best.lagrangian is None else
+                    {label: (best.lagrangian[1] + float(x), best.lagrangian[1])
+                     for label, x in zip(bounded, best.lagrangian[0])})
+            floor = best.fields["utility"]
+
+            def cannot_win(label: str) -> bool:
+                if supersets.get(label):
+                    return any(cannot_win(x) for x in supersets[label])
+                if label not in lagr:
+                    return False
+                b, const = lagr[label]
+                return b + 1e-9 * (abs(b) + abs(const)) < floor
+
+            for label in labels:
+                if cannot_win(label):
+                    skipped.append(label)
+                    continue
+                try:
+                    sub = build_restriction(skeleton, label)
+                    lift = g._ro(lift_option(skeleton, sub, np.arange(sub.n_options)), np.int64)
+                    out = _solve_one(instance, sub, lift, _restricted_sources(client, sources, label), bounds,
+                                     budget, client, final, gather, progress, time.perf_counter(), None)
+                except InfeasibleBudgetError:
+                    continue                   # no plan of the restriction fits: no candidate
+                except (InstanceError, SolverError) as exc:
+                    # A query the restriction cannot serve (InstanceError from its chunk): no
+                    # candidate, as in memory.
+                    errors[label] = f"{type(exc).__name__}: {exc}"
+                    continue
+                values[label] = out.fields["utility"]
+                if out.fields["utility"] > best.fields["utility"]:
+                    best.discard()
+                    best, winner = out, label
+                else:
+                    out.discard()
+        out_path = best.commit()
+    except BaseException:
+        if best is not None:
+            best.discard()
+        raise
+    f = dict(best.fields)
+    info = dict(f.pop("info"))
+    if winner != "joint":
+        ub = max(joint_bound, f["utility"])
+        gap = (ub - f["utility"]) / ub if ub > 0 else 0.0
+        f.update(upper_bound=ub, gap=float(max(gap, 0.0)),
+                 status=Status.OPTIMAL if gap <= OPTIMAL_RTOL else Status.FEASIBLE)
+        info["lp_bound"] = joint_bound
+    info.update(restriction=winner, restriction_values=values, restrictions_screened_out=skipped,
+                restrictions_s=time.perf_counter() - t, plan_path=None if out_path is None else str(out_path))
+    if errors:
+        info["restriction_errors"] = errors
     om, ob = instance.option_model, instance.option_batch
-    T = instance.n_tasks
-    sys_tokens = np.array([t.system_tokens for t in instance.tasks])
-    price_in = np.array([m.price_in for m in instance.models])
+    option, model, batch, qtask = _columns(instance, best.option, out_path, gather, om, ob)
+    return Plan(option=option, model=model, batch_size=batch, query_task=qtask, info=info,
+                wall_time_s=time.perf_counter() - t0, options=tuple(instance.options),
+                model_names=tuple(m.name for m in instance.models), **f)
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """One greedy solve (joint or a restriction), graded, its plan store not yet in place."""
+
+    fields: dict                    # the Plan's figures (cost, utility, bound, gap, status, info...)
+    option: np.ndarray | None       # gathered joint options (None: in the store only)
+    store: tuple[Path, Path] | None  # (final path, temporary store) or None
+    lagrangian: tuple | None = None  # (per screened restriction the terms' sum, lam * budget)
+
+    def commit(self) -> Path | None:
+        if self.store is None:
+            return None
+        out, self.store = _commit_store(*self.store), None
+        return out
+
+    def discard(self) -> None:
+        if self.store is not None:
+            remove_temporary(self.store[1])
+            self.store = None
+
+
+def _solve_one(instance, meta: Instance, lift, sources, bounds, budget: float, client, final, gather, progress,
+               t0, member) -> _Outcome:
+    """The greedy on ``meta``'s options (the instance's, or a restriction's, whose options
+    ``lift`` maps to the instance's), chunk by chunk. ``member``: the screened restrictions'
+    option masks, whose Lagrangian bounds the grading pass also computes."""
+    n = instance.n_queries
+    J, K = meta.n_options, meta.n_models
+    om, ob = meta.option_model, meta.option_batch
+    T = meta.n_tasks
+    sys_tokens = np.array([t.system_tokens for t in meta.tasks])
+    price_in = np.array([m.price_in for m in meta.models])
     fixed = sys_tokens[:, None] * price_in[None, :] / 1e6                      # as Instance.fixed_cost_usd
     group_fixed = g._ro(np.ascontiguousarray(fixed[:, om].ravel()), np.float64)
     group_batch = g._ro(np.tile(ob, T), np.int64)
     om_ro, ob_ro = g._ro(om, np.int64), g._ro(ob, np.int64)
     capacity = g._ro(np.full(K, n), np.int64)
-    if n == 0:
-        raise InstanceError("instance", "has no queries")
-    if gather is None:
-        gather = n <= GATHER_MAX_QUERIES
-    sources, bounds = _sources(instance, client, chunk_queries)
     run = _Runner(client, sources, bounds, progress)
     timings: dict[str, float] = {}
     totals = _Totals(group_fixed, group_batch)
@@ -641,51 +778,60 @@ def _solve(instance, budget: float, client, plan_path, chunk_queries, gather, pr
     # ------------------------------------------------ 5. grade chunk by chunk, write the plan
     t = time.perf_counter()
     store = None
-    out_path = None
+    lam = float(info["threshold_ratio"])
+    screen = (lam, member) if member is not None and math.isfinite(lam) and lam >= 0 else None
+    finishing = dict(lift=lift, joint_om=None if lift is None else instance.option_model,
+                     joint_ob=None if lift is None else instance.option_batch, screen=screen)
     try:
-        store = _plan_store(instance, plan_path, n, J, K)
-        # Written under a temporary name and renamed when complete: an interrupt or a failure
-        # leaves no partial store behind (nor touches an earlier plan at the same path).
-        parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather)
+        # Written under a temporary name, renamed by the caller when it is the plan kept: an
+        # interrupt or a failure leaves no partial store behind (nor touches an earlier plan
+        # at the same path).
+        store = _plan_store(instance, final, n)
+        parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather, finishing)
         totals.set(parts)
         if upgraded and totals.exact > limit:
             # Rounding drift put the upgraded plan over the limit: undo the upgrades, as in memory.
             plan["mrows"], plan["mopt"] = snapshot
             upgraded = 0
-            parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather)
+            parts = _finish(run, recipes(), bounds, None if store is None else store[1], gather, finishing)
             totals.set(parts)
-        if store is not None:
-            out_path = _commit_store(*store)
     except BaseException:
         if store is not None:
             remove_temporary(store[1])         # after the chunks being written (store.py)
         raise
-    moves += upgraded
-    counts = np.sum([p["ev_counts"] for p in parts], axis=0)
-    calls = -(-counts // group_batch)
-    system_usd = float(np.dot(calls, group_fixed))
-    input_usd = float(sum(p["ev_input_usd"] for p in parts))
-    output_usd = float(sum(p["ev_output_usd"] for p in parts))
-    utility = float(sum(p["ev_utility"] for p in parts))
-    cost = system_usd + input_usd + output_usd
-    timings["grade_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - t0
-    if not within_budget(cost, budget):
-        raise SolverError(f"distributed greedy exceeded the budget: exact cost ${cost!r} > ${budget!r}")
+    outcome = _Outcome({}, None, store)
+    try:
+        moves += upgraded
+        counts = np.sum([p["ev_counts"] for p in parts], axis=0)
+        calls = -(-counts // group_batch)
+        system_usd = float(np.dot(calls, group_fixed))
+        input_usd = float(sum(p["ev_input_usd"] for p in parts))
+        output_usd = float(sum(p["ev_output_usd"] for p in parts))
+        utility = float(sum(p["ev_utility"] for p in parts))
+        cost = system_usd + input_usd + output_usd
+        timings["grade_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - t0
+        if not within_budget(cost, budget):
+            raise SolverError(f"distributed greedy exceeded the budget: exact cost ${cost!r} > ${budget!r}")
+    except BaseException:
+        outcome.discard()
+        raise
     ub = max(float(bound), utility)
     gap = (ub - utility) / ub if ub > 0 else 0.0
     status = Status.OPTIMAL if gap <= OPTIMAL_RTOL else Status.FEASIBLE
     info.update(amortized_cost_usd=float(totals.amortized), exact_cost_usd=float(totals.exact),
                 coupling_overhead_usd=float(totals.exact - totals.amortized), utility=float(totals.utility),
                 n_local_moves=moves, local_rounds=rounds, candidate_cuts_fetched=fetched_in_parts, timings=timings, n_chunks=len(bounds),
-                n_passes=run.passes, n_workers=len(client.scheduler_info().get("workers", {})),
-                plan_path=None if out_path is None else str(out_path))
-    option, model, batch, qtask = _columns(instance, parts, out_path, gather, om, ob)
-    return Plan(option=option, model=model, batch_size=batch, query_task=qtask, cost_usd=cost, utility=utility,
-                upper_bound=ub, cost_lower_bound_usd=None, gap=float(max(gap, 0.0)), status=status,
-                method="greedy", wall_time_s=time.perf_counter() - t0, budget_usd=budget, min_mean_utility=None,
-                n_calls=int(calls.sum()), breakdown=CostBreakdown(system_usd, input_usd, output_usd),
-                options=tuple(instance.options), model_names=tuple(m.name for m in instance.models), info=info)
+                n_passes=run.passes, n_workers=len(client.scheduler_info().get("workers", {})))
+    outcome.fields = dict(cost_usd=cost, utility=utility, upper_bound=ub, cost_lower_bound_usd=None,
+                          gap=float(max(gap, 0.0)), status=status, method="greedy", budget_usd=budget,
+                          min_mean_utility=None, n_calls=int(calls.sum()),
+                          breakdown=CostBreakdown(system_usd, input_usd, output_usd), info=info)
+    if gather:
+        outcome.option = np.concatenate([p["option"] for p in parts])
+    if screen is not None:
+        outcome.lagrangian = (np.sum([p["lagrangian"] for p in parts], axis=0), lam * budget * (1 + 1e-12))
+    return outcome
 
 
 def _plan_path(instance, plan_path) -> Path | None:
@@ -705,21 +851,23 @@ def _plan_path(instance, plan_path) -> Path | None:
     return final
 
 
-def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path] | None:
-    """Create the plan store (option, model, batch size per query, chunked like the instance)
-    under a temporary name beside its path; ``(path, temporary)``, or None without a store."""
-    final = _plan_path(instance, plan_path)
+def _plan_store(instance, final: Path | None, n: int) -> tuple[Path, Path] | None:
+    """Create the plan store (option, model, batch size and task per query, chunked like the
+    instance) under a temporary name beside ``final``; ``(final, temporary)``, or None
+    without a store."""
     if final is None:
         return None
+    J, K = instance.n_options, instance.n_models
     import zarr
     from zarr.codecs import Crc32cCodec
     cq = instance.chunk_queries if isinstance(instance, ChunkedInstance) else max(1, min(n, 1 << 20))
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
+    T = instance.n_tasks
+    dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
+          "batch_size": "int64", "query_task": "int16" if T < 32767 else "int32"}
+
+    def create():
         grp = zarr.open_group(str(tmp), mode="w")
-        T = instance.n_tasks
-        dt = {"option": "int16" if J < 32767 else "int32", "model": "int16" if K < 32767 else "int32",
-              "batch_size": "int64", "query_task": "int16" if T < 32767 else "int32"}
         for name, dtype in dt.items():
             grp.create_array(name, shape=(n,), chunks=(cq,), dtype=dtype, compressors=[Crc32cCodec()],
                              fill_value=-1)
@@ -727,6 +875,9 @@ def _plan_store(instance, plan_path, n: int, J: int, K: int) -> tuple[Path, Path
         # later solve that replaces the store cannot hand it another plan's options.
         grp.attrs.update({"format": "robatch_opt.plan-zarr/1", "n_queries": n, "complete": False,
                           "plan_id": uuid.uuid4().hex})
+
+    try:
+        uninterrupted(create)              # zarr's I/O thread must not outlive an interrupt
     except BaseException:                  # an interrupt while it is made: no folder left behind
         remove_temporary(tmp)
         raise
@@ -741,12 +892,13 @@ def _commit_store(final: Path, tmp: Path) -> Path:
     return final
 
 
-def _finish(run: _Runner, rec: list, bounds, out_path, gather: bool) -> list[dict]:
+def _finish(run: _Runner, rec: list, bounds, out_path, gather: bool, finishing: dict) -> list[dict]:
     parts = run.map(tasks.finish, lambda c: (bounds[c][0], rec[c], None if out_path is None else str(out_path),
-                                             gather), label="finish")
+                                             gather, finishing["lift"], finishing["joint_om"], finishing["joint_ob"],
+                                             finishing["screen"]), label="finish")
     if out_path is not None:
         import zarr
-        zarr.open_group(str(out_path), mode="r+").attrs["complete"] = True
+        uninterrupted(lambda: zarr.open_group(str(out_path), mode="r+").attrs.__setitem__("complete", True))
     return parts
 
 
@@ -756,9 +908,9 @@ def _ro(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _columns(instance, parts, out_path, gather: bool, om, ob):
+def _columns(instance, option, out_path, gather: bool, om, ob):
     if gather:
-        option = _ro(np.concatenate([p["option"] for p in parts]))
+        option = _ro(option)
         if isinstance(instance, ChunkedInstance):
             import zarr
             qt = np.asarray(zarr.open_group(str(instance.path), mode="r")["query_task"][:])

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -137,6 +138,43 @@ def writing_into(tmp: str):
         yield
 
 
+def uninterrupted(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` run to its end even if the caller is interrupted meanwhile; the
+    interrupt is raised once it has ended.
+
+    zarr does its I/O on a background event loop: an interrupt while the main thread waited
+    for it left that I/O running, and it re-created files after the caller had removed the
+    temporary store (2 of 24 interrupted solves, while the empty plan store was made). For
+    the short writes of the driver (creating a store, one chunk, an attribute).
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:       # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="robatch-zarr-write", daemon=True).start()
+    pending = None
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can mark a running thread as
+    # stopped (CPython 3.11's _wait_for_tstate_lock releases the thread's own lock), and the
+    # write went on after the store was removed (2 of 24 runs).
+    while not done.is_set():
+        try:
+            done.wait()
+        except BaseException as exc:       # noqa: BLE001 - an interrupt: re-raised after the write
+            pending = pending or exc
+    if pending is not None:
+        raise pending
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def remove_temporary(tmp) -> None:
     """Remove the temporary store ``tmp`` once no worker is writing into it."""
     with _parent_lock(tmp, exclusive=True):
@@ -158,12 +196,17 @@ class _Writer:
             K = len(models)
             J = sum(len(m.batch_sizes) for m in models)
             shapes = {"query_task": (n,), "input_tokens": (n,), "output_tokens": (n, K), "utility": (n, J)}
-            g = zarr.open_group(str(self.tmp), mode="w")
-            for name, shape in shapes.items():
-                chunks = (self.chunk_queries,) + shape[1:]
-                g.create_array(name, shape=shape, chunks=chunks, dtype=dtypes[name],
-                               compressors=[Crc32cCodec()], fill_value=0)
-            g.attrs.update(_meta(models, tasks, n, chunk_queries))
+
+            def create():
+                g = zarr.open_group(str(self.tmp), mode="w")
+                for name, shape in shapes.items():
+                    chunks = (self.chunk_queries,) + shape[1:]
+                    g.create_array(name, shape=shape, chunks=chunks, dtype=dtypes[name],
+                                   compressors=[Crc32cCodec()], fill_value=0)
+                g.attrs.update(_meta(models, tasks, n, chunk_queries))
+                return g
+
+            g = uninterrupted(create)
         except BaseException:
             # An interrupt while the empty store is made (before any caller holds the writer
             # to abort it) left the temporary folder behind (new-user audit, 1 run in 24).
@@ -218,7 +261,10 @@ def save_zarr(inst: Instance, path, *, chunk_queries: int = DEFAULT_CHUNK_QUERIE
     w = _Writer(path, inst.models, inst.tasks, inst.n_queries, cq, dtypes)
     try:
         for name in ARRAYS:
-            _every_chunk(w.group[name])[:] = getattr(inst, name).astype(w.group[name].dtype)
+            arr = _every_chunk(w.group[name])
+            values = getattr(inst, name)
+            for r0 in range(0, inst.n_queries, cq):      # chunk by chunk: an interrupt waits for one
+                uninterrupted(arr.__setitem__, slice(r0, r0 + cq), values[r0:r0 + cq].astype(arr.dtype))
         return w.commit()
     except BaseException:
         w.abort()
@@ -240,15 +286,11 @@ def write_chunked(path, models, tasks, n: int, chunk_queries: int, make_chunk: C
         n_chunks = -(-n // cq)
         if client is None:
             for c in range(n_chunks):
-                _write_one(str(w.tmp), c, cq, n, make_chunk)
+                uninterrupted(_write_one, str(w.tmp), c, cq, n, make_chunk)
         else:
             futures = client.map(_write_one, [str(w.tmp)] * n_chunks, range(n_chunks), [cq] * n_chunks,
                                  [n] * n_chunks, [make_chunk] * n_chunks, pure=False)
-            try:
-                client.gather(futures)
-            except BaseException:
-                client.cancel(futures)     # chunks not started are not written at all
-                raise
+            client.gather(futures)
         w.commit()
     except BaseException:
         w.abort()
@@ -286,10 +328,16 @@ class ChunkRef:
     r1: int
     validated: bool = False
     """Set once every chunk passed validation in this solve: later reads skip the checks."""
+    restriction: str | None = None
+    """A restriction's label (``solvers.restrictions``): the chunk restricted to its options."""
 
     def load(self) -> Instance:
         """The chunk as an in-memory :class:`~robatch_opt.Instance` (validated unless it was)."""
-        return open_zarr(self.path).chunk(self.index, validate=not self.validated)
+        inst = open_zarr(self.path).chunk(self.index, validate=not self.validated)
+        if self.restriction is None:
+            return inst
+        from ..solvers.restrictions import build_restriction
+        return build_restriction(inst, self.restriction)
 
 
 def _trusted(models, tasks, options, data: dict[str, np.ndarray]) -> Instance:
